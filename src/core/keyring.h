@@ -1,0 +1,50 @@
+// Signing keys for cookies and form tokens: the first key signs, every key
+// verifies, so an administrator can rotate keys without signing anyone out.
+#pragma once
+
+#include <cstddef>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace twostep {
+
+constexpr std::size_t min_key_bytes = 32;
+
+class KeyRing {
+public:
+    // Derives the MAC key from the raw file contents (HMAC-SHA256 of a fixed
+    // label, once, at configuration time). Returns false if raw is shorter
+    // than min_key_bytes.
+    bool add(std::string_view raw);
+    bool empty() const { return keys_.empty(); }
+
+    // "<kind>.<base64url(payload)>.<base64url(HMAC-SHA256)>", signed with the
+    // first key; the MAC covers kind and payload, so a token of one kind is
+    // never accepted as another.
+    std::string sign(std::string_view kind, std::string_view payload) const;
+
+    // The payload if `token` is of `kind` and verifies under any key
+    // (constant-time comparison), else nullopt.
+    std::optional<std::string> verify(std::string_view kind,
+                                      std::string_view token) const;
+
+    // HMAC of "mac|" + `data` under the first key, base64url (for form
+    // tokens); the label keeps these from ever passing as a token MAC.
+    std::string mac(std::string_view data) const;
+    // True if `tag` equals mac(data) under any key (constant time).
+    bool mac_ok(std::string_view data, std::string_view tag) const;
+
+private:
+    std::vector<std::string> keys_;
+};
+
+// `bytes` random bytes from RAND_bytes, base64url without padding.
+// Throws std::runtime_error if the RNG fails.
+std::string random_token(std::size_t bytes);
+
+std::string base64url_encode(std::string_view bytes);
+std::optional<std::string> base64url_decode(std::string_view text);
+
+}  // namespace twostep

@@ -1,0 +1,203 @@
+// Session and pending sign-in cookies: a versioned '|'-separated payload,
+// signed by the KeyRing.
+//   session (kind "s"): 1|sid|user|method|auth_time|expires
+//   pending (kind "p"): 1|nonce|user|via|expires
+#include "session.h"
+
+#include <cstdint>
+#include <stdexcept>
+#include <vector>
+
+#include "user_store.h"
+
+namespace twostep {
+
+namespace {
+
+constexpr std::string_view session_kind = "s";
+constexpr std::string_view pending_kind = "p";
+constexpr std::string_view payload_version = "1";
+constexpr std::size_t max_id_bytes = 128;
+
+constexpr FirstFactor first_factors[] = {
+    FirstFactor::none, FirstFactor::password, FirstFactor::identity,
+    FirstFactor::session};
+
+const char *first_factor_name(FirstFactor f)
+{
+    switch (f) {
+    case FirstFactor::none:
+        return "none";
+    case FirstFactor::password:
+        return "password";
+    case FirstFactor::identity:
+        return "identity";
+    case FirstFactor::session:
+        return "session";
+    }
+    throw std::invalid_argument("unknown first factor");
+}
+
+std::optional<FirstFactor> first_factor_from_name(std::string_view name)
+{
+    for (FirstFactor f : first_factors) {
+        if (name == first_factor_name(f))
+            return f;
+    }
+    return std::nullopt;
+}
+
+// sid and nonce come from random_token(): base64url, non-empty, bounded.
+bool valid_id(std::string_view id)
+{
+    if (id.empty() || id.size() > max_id_bytes)
+        return false;
+    for (char c : id) {
+        bool ok = (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z')
+                  || (c >= '0' && c <= '9') || c == '-' || c == '_';
+        if (!ok)
+            return false;
+    }
+    return true;
+}
+
+// Plain decimal, as encoding writes it: no sign, no leading zero, in range.
+std::optional<std::int64_t> parse_time(std::string_view text)
+{
+    if (text.empty() || (text.size() > 1 && text[0] == '0'))
+        return std::nullopt;
+    std::int64_t value = 0;
+    for (char c : text) {
+        if (c < '0' || c > '9')
+            return std::nullopt;
+        if (__builtin_mul_overflow(value, 10, &value)
+            || __builtin_add_overflow(value, c - '0', &value))
+            return std::nullopt;
+    }
+    return value;
+}
+
+std::vector<std::string_view> split(std::string_view text)
+{
+    std::vector<std::string_view> fields;
+    for (;;) {
+        std::size_t bar = text.find('|');
+        fields.push_back(text.substr(0, bar));
+        if (bar == std::string_view::npos)
+            return fields;
+        text.remove_prefix(bar + 1);
+    }
+}
+
+// Fields never contain '|', so the payload splits back unambiguously.
+void append(std::string &payload, std::string_view field)
+{
+    if (field.find('|') != std::string_view::npos)
+        throw std::invalid_argument("cookie field contains '|'");
+    payload += '|';
+    payload += field;
+}
+
+void append_time(std::string &payload, std::int64_t t)
+{
+    if (t < 0)
+        throw std::invalid_argument("cookie time is negative");
+    append(payload, std::to_string(t));
+}
+
+}  // namespace
+
+std::string encode_session(const KeyRing &keys, const Session &s)
+{
+    std::string payload(payload_version);
+    append(payload, s.sid);
+    append(payload, s.user);
+    append(payload, method_name(s.method));
+    append_time(payload, s.auth_time);
+    append_time(payload, s.expires);
+    if (!valid_id(s.sid) || !valid_user_name(s.user)
+        || !method_from_name(method_name(s.method)))
+        throw std::invalid_argument("session would not decode");
+    return keys.sign(session_kind, payload);
+}
+
+std::optional<Session> decode_session(const KeyRing &keys,
+                                      std::string_view token,
+                                      std::int64_t now)
+{
+    auto payload = keys.verify(session_kind, token);
+    if (!payload)
+        return std::nullopt;
+    auto f = split(*payload);
+    if (f.size() != 6 || f[0] != payload_version)
+        return std::nullopt;
+    auto method = method_from_name(f[3]);
+    auto auth_time = parse_time(f[4]);
+    auto expires = parse_time(f[5]);
+    if (!valid_id(f[1]) || !valid_user_name(f[2]) || !method || !auth_time
+        || !expires || *expires <= now)
+        return std::nullopt;
+
+    Session s;
+    s.sid = f[1];
+    s.user = f[2];
+    s.method = *method;
+    s.auth_time = *auth_time;
+    s.expires = *expires;
+    return s;
+}
+
+std::string encode_pending(const KeyRing &keys, const PendingSignin &p)
+{
+    std::string payload(payload_version);
+    append(payload, p.nonce);
+    append(payload, p.user);
+    append(payload, first_factor_name(p.via));
+    append_time(payload, p.expires);
+    // A user name exactly when a first factor has been passed.
+    bool user_ok = p.via == FirstFactor::none ? p.user.empty()
+                                               : valid_user_name(p.user);
+    if (!valid_id(p.nonce) || !user_ok)
+        throw std::invalid_argument("pending sign-in would not decode");
+    return keys.sign(pending_kind, payload);
+}
+
+std::optional<PendingSignin> decode_pending(const KeyRing &keys,
+                                            std::string_view token,
+                                            std::int64_t now)
+{
+    auto payload = keys.verify(pending_kind, token);
+    if (!payload)
+        return std::nullopt;
+    auto f = split(*payload);
+    if (f.size() != 5 || f[0] != payload_version)
+        return std::nullopt;
+    auto via = first_factor_from_name(f[3]);
+    auto expires = parse_time(f[4]);
+    if (!valid_id(f[1]) || !via || !expires || *expires <= now)
+        return std::nullopt;
+    bool user_ok = *via == FirstFactor::none ? f[2].empty()
+                                              : valid_user_name(f[2]);
+    if (!user_ok)
+        return std::nullopt;
+
+    PendingSignin p;
+    p.nonce = f[1];
+    p.user = f[2];
+    p.via = *via;
+    p.expires = *expires;
+    return p;
+}
+
+std::string form_token(const KeyRing &keys, const PendingSignin &p)
+{
+    return keys.mac("form|" + p.nonce);
+}
+
+bool form_token_ok(const KeyRing &keys, const PendingSignin &p,
+                   std::string_view token)
+{
+    return !p.nonce.empty() && keys.mac_ok("form|" + p.nonce, token);
+}
+
+}  // namespace twostep

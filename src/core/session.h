@@ -1,0 +1,48 @@
+// The two cookies: the session (both steps done) and the pending sign-in
+// (password or identity done, second step still owed; opens nothing).
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include "keyring.h"
+#include "methods.h"
+
+namespace twostep {
+
+struct Session {
+    std::string sid;             // random id, for revocation
+    std::string user;
+    Method method = Method::totp;  // how the second step was passed
+    std::int64_t auth_time = 0;  // when the second step was passed (unix s)
+    std::int64_t expires = 0;    // absolute expiry (unix s)
+};
+
+std::string encode_session(const KeyRing &keys, const Session &s);
+// nullopt if forged, malformed, signed by an unknown key, or expired at `now`.
+std::optional<Session> decode_session(const KeyRing &keys,
+                                      std::string_view token,
+                                      std::int64_t now);
+
+enum class FirstFactor { none, password, identity, session };
+
+struct PendingSignin {
+    std::string nonce;          // random; binds the form tokens (anti-CSRF)
+    std::string user;           // empty until the first factor is passed
+    FirstFactor via = FirstFactor::none;
+    std::int64_t expires = 0;
+};
+
+std::string encode_pending(const KeyRing &keys, const PendingSignin &p);
+std::optional<PendingSignin> decode_pending(const KeyRing &keys,
+                                            std::string_view token,
+                                            std::int64_t now);
+
+// Anti-forgery token for forms, bound to the pending sign-in's nonce.
+std::string form_token(const KeyRing &keys, const PendingSignin &p);
+bool form_token_ok(const KeyRing &keys, const PendingSignin &p,
+                   std::string_view token);
+
+}  // namespace twostep

@@ -1,0 +1,198 @@
+// Second-step method names and lists, and every branch of decide().
+#include <cstdint>
+#include <string>
+
+#include "core/methods.h"
+#include "core/session.h"
+#include "unit.h"
+
+using namespace twostep;
+
+// ck_assert_str_eq keeps a pointer past the end of the full expression, so
+// a .c_str() of a temporary would dangle: compare copies instead.
+#define ck_assert_string_eq(got, want)                                      \
+    do {                                                                    \
+        const std::string got_ = (got), want_ = (want);                     \
+        ck_assert_msg(got_ == want_, "%s: got '%s', want '%s'", #got,       \
+                      got_.c_str(), want_.c_str());                         \
+    } while (0)
+
+namespace {
+
+constexpr std::int64_t now = 1700000000;
+
+Session session(Method m, std::int64_t auth_time)
+{
+    Session s;
+    s.sid = "sid";
+    s.user = "alice";
+    s.method = m;
+    s.auth_time = auth_time;
+    s.expires = INT64_MAX;  // decide() is given unexpired sessions
+    return s;
+}
+
+const char *verdict_name(Verdict v)
+{
+    switch (v) {
+    case Verdict::allow:
+        return "allow";
+    case Verdict::sign_in:
+        return "sign_in";
+    case Verdict::step_up:
+        return "step_up";
+    }
+    return "?";
+}
+
+}  // namespace
+
+#define ck_assert_verdict(got, want)                                        \
+    ck_assert_string_eq(verdict_name(got), verdict_name(want))
+
+START_TEST(method_names)
+{
+    struct Pair {
+        Method m;
+        const char *name;
+        unsigned bit;
+    };
+    const Pair pairs[] = {{Method::totp, "totp", 1}, {Method::push, "push", 2},
+                          {Method::call, "call", 4}, {Method::sms, "sms", 8}};
+    for (const Pair &p : pairs) {
+        ck_assert_string_eq(method_name(p.m), p.name);
+        auto m = method_from_name(p.name);
+        ck_assert(m.has_value());
+        ck_assert(*m == p.m);
+        ck_assert_uint_eq(static_cast<unsigned>(p.m), p.bit);
+        ck_assert(has_method(all_methods, p.m));
+        ck_assert(has_method(p.bit, p.m));
+        ck_assert(!has_method(all_methods & ~p.bit, p.m));
+    }
+    const char *unknown[] = {"", "TOTP", "Totp", "otp", "totp ", " sms",
+                             "email", "totp,sms"};
+    for (const char *name : unknown)
+        ck_assert_msg(!method_from_name(name), "accepted '%s'", name);
+    ck_assert(!method_from_name(std::string("sms\0", 4)));
+}
+END_TEST
+
+START_TEST(method_lists)
+{
+    auto parse = [](const char *list) {
+        return methods_from_list(list).value_or(0xdead);
+    };
+    ck_assert_uint_eq(parse("totp"), 1);
+    ck_assert_uint_eq(parse("sms"), 8);
+    ck_assert_uint_eq(parse("totp,sms"), 9);
+    ck_assert_uint_eq(parse("sms,totp"), 9);
+    ck_assert_uint_eq(parse("push,call"), 6);
+    ck_assert_uint_eq(parse("totp,push,call,sms"), all_methods);
+    ck_assert_uint_eq(parse("sms,sms"), 8);
+
+    const char *bad[] = {"", ",", "totp,", ",totp", "totp,,sms",
+                         "totp, sms", " totp", "totp;sms", "totp,fax",
+                         "TOTP", "totp sms"};
+    for (const char *list : bad)
+        ck_assert_msg(!methods_from_list(list), "accepted '%s'", list);
+
+    ck_assert_string_eq(methods_to_list(0), "");
+    ck_assert_string_eq(methods_to_list(1), "totp");
+    ck_assert_string_eq(methods_to_list(9), "totp,sms");
+    ck_assert_string_eq(methods_to_list(12), "call,sms");
+    ck_assert_string_eq(methods_to_list(all_methods), "totp,push,call,sms");
+    // Bits that name no method are left out.
+    ck_assert_string_eq(methods_to_list(0x10 | 2), "push");
+    for (MethodSet set = 1; set <= all_methods; set++)
+        ck_assert_uint_eq(parse(methods_to_list(set).c_str()), set);
+}
+END_TEST
+
+START_TEST(decide_no_session)
+{
+    ck_assert_verdict(decide(nullptr, all_methods, 0, now), Verdict::sign_in);
+    ck_assert_verdict(decide(nullptr, all_methods, 3600, now),
+                      Verdict::sign_in);
+}
+END_TEST
+
+START_TEST(decide_allow)
+{
+    Session s = session(Method::totp, now - 100);
+    ck_assert_verdict(decide(&s, all_methods, 0, now), Verdict::allow);
+    ck_assert_verdict(decide(&s, 1, 0, now), Verdict::allow);
+    ck_assert_verdict(decide(&s, 1, 3600, now), Verdict::allow);
+    Session sms = session(Method::sms, now);
+    ck_assert_verdict(decide(&sms, 9, 60, now), Verdict::allow);
+}
+END_TEST
+
+START_TEST(decide_method_not_allowed)
+{
+    Session s = session(Method::sms, now - 100);
+    ck_assert_verdict(decide(&s, 1, 0, now), Verdict::step_up);
+    ck_assert_verdict(decide(&s, 1 | 2 | 4, 3600, now), Verdict::step_up);
+    ck_assert_verdict(decide(&s, 0, 0, now), Verdict::step_up);
+    ck_assert_verdict(decide(&s, 8, 0, now), Verdict::allow);
+}
+END_TEST
+
+START_TEST(decide_max_age)
+{
+    Session s = session(Method::totp, now - 600);
+    ck_assert_verdict(decide(&s, 1, 599, now), Verdict::step_up);
+    ck_assert_verdict(decide(&s, 1, 600, now), Verdict::allow);  // boundary
+    ck_assert_verdict(decide(&s, 1, 601, now), Verdict::allow);
+    // max_age <= 0: no freshness rule, however old.
+    Session ancient = session(Method::totp, 0);
+    ck_assert_verdict(decide(&ancient, 1, 0, now), Verdict::allow);
+    ck_assert_verdict(decide(&ancient, 1, -5, now), Verdict::allow);
+    ck_assert_verdict(decide(&ancient, 1, 1, now), Verdict::step_up);
+}
+END_TEST
+
+START_TEST(decide_future_auth_time)
+{
+    Session skewed = session(Method::totp, now + 60);
+    ck_assert_verdict(decide(&skewed, 1, 0, now), Verdict::allow);
+    ck_assert_verdict(decide(&skewed, 1, 30, now), Verdict::allow);
+    Session future = session(Method::totp, now + 61);
+    ck_assert_verdict(decide(&future, 1, 0, now), Verdict::sign_in);
+    ck_assert_verdict(decide(&future, 1, 3600, now), Verdict::sign_in);
+    // Fails closed even when it would otherwise be a step-up.
+    Session future_sms = session(Method::sms, now + 3600);
+    ck_assert_verdict(decide(&future_sms, 1, 0, now), Verdict::sign_in);
+}
+END_TEST
+
+START_TEST(decide_extreme_values)
+{
+    Session s = session(Method::totp, INT64_MAX);
+    ck_assert_verdict(decide(&s, 1, 10, INT64_MIN), Verdict::sign_in);
+    ck_assert_verdict(decide(&s, 1, 10, INT64_MAX), Verdict::allow);
+    Session old = session(Method::totp, INT64_MIN);
+    // The age overflows int64 and saturates: older than any max_age.
+    ck_assert_verdict(decide(&old, 1, INT64_MAX - 1, INT64_MAX),
+                      Verdict::step_up);
+    ck_assert_verdict(decide(&old, 1, 0, INT64_MAX), Verdict::allow);
+}
+END_TEST
+
+int main()
+{
+    Suite *suite = suite_create("methods");
+    TCase *names = tcase_create("names");
+    tcase_add_test(names, method_names);
+    tcase_add_test(names, method_lists);
+    suite_add_tcase(suite, names);
+
+    TCase *decision = tcase_create("decide");
+    tcase_add_test(decision, decide_no_session);
+    tcase_add_test(decision, decide_allow);
+    tcase_add_test(decision, decide_method_not_allowed);
+    tcase_add_test(decision, decide_max_age);
+    tcase_add_test(decision, decide_future_auth_time);
+    tcase_add_test(decision, decide_extreme_values);
+    suite_add_tcase(suite, decision);
+    return run_suite(suite);
+}
