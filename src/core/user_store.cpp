@@ -1,0 +1,299 @@
+#include "user_store.h"
+
+#include <jansson.h>
+
+#include <cstddef>
+#include <cstdio>
+#include <utility>
+
+#include "base32.h"
+#include "password.h"
+
+namespace twostep {
+
+namespace {
+
+struct JsonDeleter {
+    void operator()(json_t *json) const { json_decref(json); }
+};
+using JsonPtr = std::unique_ptr<json_t, JsonDeleter>;
+
+// RFC 4226 section 4, requirement R6: a shared secret of at least 128 bits.
+constexpr std::size_t min_secret_bytes = 16;
+constexpr json_int_t min_period = 15;
+constexpr json_int_t max_period = 300;
+
+// `text` in double quotes, with anything unprintable as \xNN, so an
+// error message is one safe log line whatever the file holds.
+std::string quote(std::string_view text, std::size_t max_shown = 80)
+{
+    std::string out = "\"";
+    for (std::size_t i = 0; i < text.size() && i < max_shown; i++) {
+        auto c = static_cast<unsigned char>(text[i]);
+        if (c == '"' || c == '\\') {
+            out += '\\';
+            out += static_cast<char>(c);
+        } else if (c < 0x20 || c >= 0x7f) {
+            char hex[8];
+            std::snprintf(hex, sizeof hex, "\\x%02x", c);
+            out += hex;
+        } else {
+            out += static_cast<char>(c);
+        }
+    }
+    if (text.size() > max_shown) {
+        out += "...";
+    }
+    out += '"';
+    return out;
+}
+
+std::string syntax_error(const json_error_t &err)
+{
+    if (err.line < 1) {
+        return err.text;
+    }
+    return "line " + std::to_string(err.line) + ", column "
+        + std::to_string(err.column) + ": " + err.text;
+}
+
+class UserError {
+public:
+    explicit UserError(std::string_view user)
+        : prefix_("user " + quote(user) + ": ")
+    {
+    }
+    std::string member(std::string_view name, std::string_view what) const
+    {
+        return prefix_ + "\"" + std::string(name) + "\" " + std::string(what);
+    }
+    std::string whole(std::string_view what) const
+    {
+        return prefix_ + std::string(what);
+    }
+
+private:
+    std::string prefix_;
+};
+
+bool parse_secret(const json_t *value, const char *member,
+                  const UserError &err, TotpParams &totp, std::string &error)
+{
+    if (!json_is_string(value)) {
+        error = err.member(member, "must be a base32 string");
+        return false;
+    }
+    std::string_view text(json_string_value(value), json_string_length(value));
+    auto secret = base32_decode(text);
+    if (!secret) {
+        error = err.member(member, "is not valid base32 (RFC 4648)");
+        return false;
+    }
+    if (secret->size() < min_secret_bytes) {
+        error = err.member(member,
+                           "is too short: " + std::to_string(secret->size())
+                               + " bytes, but RFC 4226 (section 4, R6) "
+                                 "requires at least 16 bytes (128 bits, "
+                                 "26 base32 characters)");
+        return false;
+    }
+    totp.secret = std::move(*secret);
+    return true;
+}
+
+bool parse_totp(const json_t *value, const UserError &err, TotpParams &totp,
+                std::string &error)
+{
+    if (json_is_string(value)) {
+        return parse_secret(value, "totp", err, totp, error);
+    }
+    if (!json_is_object(value)) {
+        error = err.member("totp", "must be a base32 string or an object");
+        return false;
+    }
+
+    const json_t *secret = json_object_get(value, "secret");
+    if (secret == nullptr) {
+        error = err.member("totp.secret", "is missing");
+        return false;
+    }
+    if (!parse_secret(secret, "totp.secret", err, totp, error)) {
+        return false;
+    }
+
+    if (const json_t *alg = json_object_get(value, "algorithm")) {
+        std::optional<HashAlg> parsed;
+        if (json_is_string(alg)) {
+            parsed = hash_alg_from_name(std::string_view(
+                json_string_value(alg), json_string_length(alg)));
+        }
+        if (!parsed) {
+            error = err.member("totp.algorithm",
+                               "must be \"SHA1\", \"SHA256\" or \"SHA512\"");
+            return false;
+        }
+        totp.alg = *parsed;
+    }
+
+    if (const json_t *digits = json_object_get(value, "digits")) {
+        json_int_t n = json_is_integer(digits) ? json_integer_value(digits)
+                                               : 0;
+        if (n < 6 || n > 8) {
+            error = err.member("totp.digits", "must be 6, 7 or 8");
+            return false;
+        }
+        totp.digits = static_cast<int>(n);
+    }
+
+    if (const json_t *period = json_object_get(value, "period")) {
+        json_int_t n = json_is_integer(period) ? json_integer_value(period)
+                                               : 0;
+        if (n < min_period || n > max_period) {
+            error = err.member("totp.period",
+                               "must be a whole number of seconds from "
+                               + std::to_string(min_period) + " to "
+                               + std::to_string(max_period));
+            return false;
+        }
+        totp.period = static_cast<int>(n);
+    }
+    return true;
+}
+
+// One entry of "users"; members not named here are left for later features.
+bool parse_user(const char *name, const json_t *value, User &user,
+                std::string &error)
+{
+    if (!valid_user_name(name)) {
+        error = "user name " + quote(name)
+            + " is not valid: use 1 to 64 characters of A-Z a-z 0-9 . _ @ + -";
+        return false;
+    }
+    UserError err(name);
+    if (!json_is_object(value)) {
+        error = err.whole("must be an object");
+        return false;
+    }
+    user.name = name;
+
+    if (const json_t *password = json_object_get(value, "password")) {
+        if (!json_is_string(password)) {
+            error = err.member("password", "must be a string");
+            return false;
+        }
+        std::string_view hash(json_string_value(password),
+                              json_string_length(password));
+        // Only salted, deliberately slow schemes (OWASP ASVS 2.4.1).
+        if (!supported_password_hash(hash)) {
+            error = err.member("password",
+                               "is not a supported crypt(3) hash; use "
+                               "yescrypt ($y$, $gy$), scrypt ($7$), bcrypt "
+                               "($2b$, $2a$, $2y$), sha512crypt ($6$) or "
+                               "sha256crypt ($5$), e.g. from "
+                               "`mkpasswd -m yescrypt`");
+            return false;
+        }
+        user.password_hash = hash;
+    }
+
+    if (const json_t *totp = json_object_get(value, "totp")) {
+        TotpParams params;
+        if (!parse_totp(totp, err, params, error)) {
+            return false;
+        }
+        user.totp = std::move(params);
+    }
+    return true;
+}
+
+// The checks after JSON syntax, shared by parse() and load().
+bool read_users(json_t *root, std::map<std::string, User, std::less<>> &out,
+                std::string &error)
+{
+    json_t *users = json_is_object(root) ? json_object_get(root, "users")
+                                         : nullptr;
+    if (!json_is_object(users)) {
+        error = "the top level must be an object with an object \"users\"";
+        return false;
+    }
+    const char *name;
+    json_t *value;
+    json_object_foreach(users, name, value) {
+        User user;
+        if (!parse_user(name, value, user, error)) {
+            return false;
+        }
+        out.emplace(user.name, std::move(user));
+    }
+    return true;
+}
+
+}  // namespace
+
+MethodSet User::methods() const
+{
+    MethodSet set = 0;
+    if (totp) {
+        set |= static_cast<MethodSet>(Method::totp);
+    }
+    return set;
+}
+
+const User *UserStore::find(std::string_view name) const
+{
+    auto it = users_.find(name);
+    return it == users_.end() ? nullptr : &it->second;
+}
+
+std::shared_ptr<const UserStore> UserStore::parse(std::string_view json,
+                                                  std::string &error)
+{
+    json_error_t err;
+    // A repeated key would leave it to the parser which entry wins.
+    JsonPtr root(json_loadb(json.data(), json.size(), JSON_REJECT_DUPLICATES,
+                            &err));
+    if (!root) {
+        error = syntax_error(err);
+        return nullptr;
+    }
+    auto store = std::make_shared<UserStore>();
+    if (!read_users(root.get(), store->users_, error)) {
+        return nullptr;
+    }
+    return store;
+}
+
+std::shared_ptr<const UserStore> UserStore::load(const std::string &path,
+                                                 std::string &error)
+{
+    json_error_t err;
+    JsonPtr root(json_load_file(path.c_str(), JSON_REJECT_DUPLICATES, &err));
+    auto store = std::make_shared<UserStore>();
+    if (!root) {
+        error = quote(path, path.size()) + ": " + syntax_error(err);
+        return nullptr;
+    }
+    if (!read_users(root.get(), store->users_, error)) {
+        error = quote(path, path.size()) + ": " + error;
+        return nullptr;
+    }
+    return store;
+}
+
+bool valid_user_name(std::string_view name)
+{
+    if (name.empty() || name.size() > 64) {
+        return false;
+    }
+    for (char c : name) {
+        bool ok = (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z')
+            || (c >= '0' && c <= '9') || c == '.' || c == '_' || c == '@'
+            || c == '+' || c == '-';
+        if (!ok) {
+            return false;
+        }
+    }
+    return true;
+}
+
+}  // namespace twostep

@@ -1,0 +1,420 @@
+// The JSON user store: what it accepts, and an error naming the place for
+// everything it refuses.
+#include <cstdio>
+#include <cstdlib>
+#include <initializer_list>
+#include <string>
+#include <unistd.h>
+
+#include "core/base32.h"
+#include "core/user_store.h"
+#include "unit.h"
+
+using namespace twostep;
+
+// ck_assert_str_eq keeps a pointer past the end of the full expression, so
+// a .c_str() of a temporary would dangle: compare copies instead.
+#define ck_assert_string_eq(got, want)                                      \
+    do {                                                                    \
+        const std::string got_ = (got), want_ = (want);                     \
+        ck_assert_msg(got_ == want_, "%s: got '%s', want '%s'", #got,       \
+                      got_.c_str(), want_.c_str());                         \
+    } while (0)
+
+namespace {
+
+// mkpasswd -m yescrypt secret
+const std::string yescrypt_hash =
+    "$y$j9T$PvNvAbWZCMvTVtA0ebyWb0$BlwutcBWkjy69x.yn5ymfkzuz1tXHrs.ydUnV.L02e3";
+// 20 bytes: "Hello!\xde\xad\xbe\xef" twice.
+const std::string secret_b32 = "JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP";
+const std::string secret_raw = "Hello!\xde\xad\xbe\xefHello!\xde\xad\xbe\xef";
+
+bool contains(const std::string &text, const std::string &part)
+{
+    return text.find(part) != std::string::npos;
+}
+
+// Fails unless `json` is refused with an error containing every one of
+// `parts`.
+void parse_fails(const std::string &json,
+                 std::initializer_list<std::string> parts)
+{
+    std::string error;
+    auto store = UserStore::parse(json, error);
+    ck_assert_msg(store == nullptr, "accepted: %s", json.c_str());
+    for (const std::string &part : parts) {
+        ck_assert_msg(contains(error, part), "error '%s' lacks '%s' for %s",
+                      error.c_str(), part.c_str(), json.c_str());
+    }
+}
+
+std::shared_ptr<const UserStore> parse_ok(const std::string &json)
+{
+    std::string error;
+    auto store = UserStore::parse(json, error);
+    ck_assert_msg(store != nullptr, "refused: %s: %s", json.c_str(),
+                  error.c_str());
+    return store;
+}
+
+// {"users": {"u": <user>}}
+std::string one_user(const std::string &user)
+{
+    return R"({"users": {"u": )" + user + "}}";
+}
+
+// Loads `text` from a temporary file, removed before anything is checked
+// (a failed check ends the test at once). Sets `path` to the file's name.
+std::shared_ptr<const UserStore> load_text(const std::string &text,
+                                           std::string &path,
+                                           std::string &error)
+{
+    char name[] = "/tmp/twostep-users-XXXXXX";
+    int fd = mkstemp(name);
+    bool written = fd >= 0
+        && write(fd, text.data(), text.size())
+               == static_cast<ssize_t>(text.size());
+    if (fd >= 0) {
+        close(fd);
+    }
+    path = name;
+    auto store = written ? UserStore::load(path, error) : nullptr;
+    remove(name);
+    ck_assert_msg(written, "cannot write %s", name);
+    return store;
+}
+
+}  // namespace
+
+START_TEST(valid_store)
+{
+    auto store = parse_ok(R"({
+  "comment": "unknown top-level members are ignored",
+  "users": {
+    "alice": {"password": ")" + yescrypt_hash + R"(", "totp": ")"
+                          + secret_b32 + R"("},
+    "bob.smith@example.com": {
+      "totp": {"secret": "jbsw y3dp ehpk 3pxp jbsw y3dp ehpk 3pxp",
+               "algorithm": "SHA256", "digits": 8, "period": 60,
+               "label": "ignored"},
+      "phone": "+15551234567", "duo_username": "bob", "default": "push"
+    },
+    "carol": {},
+    "dave+x_y-z": {"password": ")" + yescrypt_hash + R"("},
+    "erin": {"totp": {"secret": ")" + secret_b32 + R"("}}
+  }
+})");
+    ck_assert_uint_eq(store->size(), 5);
+
+    const User *alice = store->find("alice");
+    ck_assert(alice != nullptr);
+    ck_assert_string_eq(alice->name, "alice");
+    ck_assert_string_eq(alice->password_hash, yescrypt_hash);
+    ck_assert(alice->totp.has_value());
+    ck_assert(alice->totp->secret == secret_raw);
+    ck_assert(alice->totp->alg == HashAlg::sha1);
+    ck_assert_int_eq(alice->totp->digits, 6);
+    ck_assert_int_eq(alice->totp->period, 30);
+
+    const User *bob = store->find("bob.smith@example.com");
+    ck_assert(bob != nullptr);
+    ck_assert(bob->password_hash.empty());
+    ck_assert(bob->totp.has_value());
+    ck_assert(bob->totp->secret == secret_raw);
+    ck_assert(bob->totp->alg == HashAlg::sha256);
+    ck_assert_int_eq(bob->totp->digits, 8);
+    ck_assert_int_eq(bob->totp->period, 60);
+
+    const User *carol = store->find("carol");
+    ck_assert(carol != nullptr);
+    ck_assert(carol->password_hash.empty());
+    ck_assert(!carol->totp.has_value());
+
+    const User *dave = store->find("dave+x_y-z");
+    ck_assert(dave != nullptr);
+    ck_assert_string_eq(dave->password_hash, yescrypt_hash);
+    ck_assert(!dave->totp.has_value());
+
+    const User *erin = store->find("erin");
+    ck_assert(erin != nullptr);
+    ck_assert(erin->totp->alg == HashAlg::sha1);
+    ck_assert_int_eq(erin->totp->digits, 6);
+    ck_assert_int_eq(erin->totp->period, 30);
+
+    ck_assert(store->find("nobody") == nullptr);
+    ck_assert(store->find("Alice") == nullptr);
+    ck_assert(store->find("") == nullptr);
+    ck_assert(store->find("alic") == nullptr);
+}
+END_TEST
+
+START_TEST(empty_store)
+{
+    ck_assert_uint_eq(parse_ok(R"({"users": {}})")->size(), 0);
+}
+END_TEST
+
+START_TEST(methods_of_user)
+{
+    auto store = parse_ok(R"({"users": {
+        "t": {"totp": ")" + secret_b32 + R"("},
+        "p": {"password": ")" + yescrypt_hash + R"("},
+        "n": {}}})");
+    MethodSet t = store->find("t")->methods();
+    ck_assert_uint_eq(t, static_cast<MethodSet>(Method::totp));
+    ck_assert(has_method(t, Method::totp));
+    ck_assert(!has_method(t, Method::sms));
+    ck_assert_uint_eq(store->find("p")->methods(), 0);
+    ck_assert_uint_eq(store->find("n")->methods(), 0);
+}
+END_TEST
+
+START_TEST(totp_boundaries)
+{
+    std::string s16 = base32_encode(std::string(16, '\x5a'));
+    std::string s15 = base32_encode(std::string(15, '\x5a'));
+    auto store = parse_ok(one_user(R"({"totp": ")" + s16 + R"("})"));
+    ck_assert_uint_eq(store->find("u")->totp->secret.size(), 16);
+    parse_fails(one_user(R"({"totp": ")" + s15 + R"("})"),
+                {R"(user "u")", R"("totp")", "too short", "15 bytes",
+                 "16 bytes", "128 bits", "RFC 4226"});
+    parse_fails(one_user(R"({"totp": {"secret": ")" + s15 + R"("}})"),
+                {R"(user "u")", R"("totp.secret")", "too short"});
+
+    for (int digits : {6, 7, 8}) {
+        store = parse_ok(one_user(R"({"totp": {"secret": ")" + secret_b32
+                                  + R"(", "digits": )"
+                                  + std::to_string(digits) + "}}"));
+        ck_assert_int_eq(store->find("u")->totp->digits, digits);
+    }
+    for (int period : {15, 30, 300}) {
+        store = parse_ok(one_user(R"({"totp": {"secret": ")" + secret_b32
+                                  + R"(", "period": )"
+                                  + std::to_string(period) + "}}"));
+        ck_assert_int_eq(store->find("u")->totp->period, period);
+    }
+    const std::pair<const char *, HashAlg> algs[] = {
+        {"SHA1", HashAlg::sha1},
+        {"SHA256", HashAlg::sha256},
+        {"SHA512", HashAlg::sha512},
+    };
+    for (const auto &[name, alg] : algs) {
+        store = parse_ok(one_user(R"({"totp": {"secret": ")" + secret_b32
+                                  + R"(", "algorithm": ")" + name + "\"}}"));
+        ck_assert(store->find("u")->totp->alg == alg);
+    }
+}
+END_TEST
+
+START_TEST(bad_totp)
+{
+    const std::string pre = R"({"totp": {"secret": ")" + secret_b32 + "\", ";
+    parse_fails(one_user(R"({"totp": 5})"),
+                {R"(user "u")", R"("totp")", "base32 string or an object"});
+    parse_fails(one_user(R"({"totp": null})"),
+                {R"(user "u")", R"("totp")", "base32 string or an object"});
+    parse_fails(one_user(R"({"totp": "not base32!"})"),
+                {R"(user "u")", R"("totp")", "not valid base32"});
+    parse_fails(one_user(R"({"totp": ""})"),
+                {R"(user "u")", R"("totp")", "too short"});
+    parse_fails(one_user(R"({"totp": {}})"),
+                {R"(user "u")", R"("totp.secret")", "missing"});
+    parse_fails(one_user(R"({"totp": {"algorithm": "SHA1"}})"),
+                {R"(user "u")", R"("totp.secret")", "missing"});
+    parse_fails(one_user(R"({"totp": {"secret": 12345}})"),
+                {R"(user "u")", R"("totp.secret")", "base32 string"});
+    parse_fails(one_user(R"({"totp": {"secret": "1111"}})"),
+                {R"(user "u")", R"("totp.secret")", "not valid base32"});
+
+    for (const char *alg : {R"("MD5")", R"("SHA-1")", R"("")", "1", "null"}) {
+        parse_fails(one_user(pre + R"("algorithm": )" + alg + "}}"),
+                    {R"(user "u")", R"("totp.algorithm")", "SHA1", "SHA256",
+                     "SHA512"});
+    }
+    for (const char *digits : {"5", "9", "0", "-6", R"("6")", "6.0", "null",
+                               "true", "4294967302"}) {
+        parse_fails(one_user(pre + R"("digits": )" + digits + "}}"),
+                    {R"(user "u")", R"("totp.digits")", "6, 7 or 8"});
+    }
+    for (const char *period : {"14", "301", "0", "-30", R"("30")", "30.5",
+                               "null", "4294967326"}) {
+        parse_fails(one_user(pre + R"("period": )" + period + "}}"),
+                    {R"(user "u")", R"("totp.period")", "15 to 300"});
+    }
+}
+END_TEST
+
+START_TEST(bad_password)
+{
+    parse_fails(one_user(R"({"password": 5})"),
+                {R"(user "u")", R"("password")", "must be a string"});
+    parse_fails(one_user(R"({"password": null})"),
+                {R"(user "u")", R"("password")", "must be a string"});
+    const char *unsupported[] = {
+        "",
+        "$1$imJj0tsl$cyyu7Y74bSlnxnjLJKpfk.",  // md5crypt
+        ".XRH5mmC0uTZQ",                      // DES
+        "plaintext",
+        "!$y$j9T$PvNvAbWZCMvTVtA0ebyWb0$BlwutcBWkjy69x.yn5ymfkzuz1tXHrs.ydUnV"
+        ".L02e3",
+    };
+    for (const char *hash : unsupported) {
+        parse_fails(one_user(R"({"password": ")" + std::string(hash)
+                             + "\"}"),
+                    {R"(user "u")", R"("password")", "not a supported",
+                     "yescrypt", "$y$", "bcrypt", "$2b$", "sha512crypt",
+                     "$6$", "scrypt", "$7$", "sha256crypt", "$5$"});
+    }
+}
+END_TEST
+
+START_TEST(bad_structure)
+{
+    parse_fails("[]", {"top level", R"("users")"});
+    parse_fails("\"users\"", {"line 1, column ", "expected"});
+    parse_fails("{}", {"top level", R"("users")"});
+    parse_fails(R"({"users": []})", {R"("users")", "object"});
+    parse_fails(R"({"users": null})", {R"("users")", "object"});
+    parse_fails(R"({"users": {"u": "x"}})",
+                {R"(user "u")", "must be an object"});
+    parse_fails(R"({"users": {"u": []}})",
+                {R"(user "u")", "must be an object"});
+    // The first bad user is named, not the first user.
+    parse_fails(R"({"users": {"good": {}, "bad": {"totp": 1}}})",
+                {R"(user "bad")", R"("totp")"});
+}
+END_TEST
+
+START_TEST(bad_user_names)
+{
+    for (const char *name : {"", "a b", "a/b", "a:b", "a\\\"b", "caf\xc3\xa9",
+                             "a\\u0001b", "a,b", "a;b", "<a>"}) {
+        parse_fails(R"({"users": {")" + std::string(name) + R"(": {}}})",
+                    {"user name", "not valid", "A-Z a-z 0-9 . _ @ + -"});
+    }
+    parse_fails(R"({"users": {")" + std::string(65, 'a') + R"(": {}}})",
+                {"user name", "not valid"});
+    ck_assert_uint_eq(
+        parse_ok(R"({"users": {")" + std::string(64, 'a') + R"(": {}}})")
+            ->size(),
+        1);
+
+    // An unprintable name is shown escaped, so the message stays one line.
+    std::string error;
+    ck_assert(!UserStore::parse(R"({"users": {"a\nb\"c": {}}})", error));
+    ck_assert_msg(contains(error, R"("a\x0ab\"c")"), "%s", error.c_str());
+    ck_assert(!contains(error, "\n"));
+}
+END_TEST
+
+START_TEST(valid_user_name_cases)
+{
+    for (const char *name : {"a", "alice", "Bob.Smith", "bob_smith",
+                             "bob-smith", "bob+tag@example.com", "0", "..",
+                             "@", "-"}) {
+        ck_assert_msg(valid_user_name(name), "%s", name);
+    }
+    ck_assert(valid_user_name(std::string(64, 'z')));
+    ck_assert(!valid_user_name(std::string(65, 'z')));
+    for (const char *name : {"", " ", "a b", "a\tb", "a/b", "a\\b", "a:b",
+                             "a=b", "a,b", "a\"b", "a'b", "a<b", "a%b",
+                             "caf\xc3\xa9", "a\x7f"}) {
+        ck_assert_msg(!valid_user_name(name), "%s", name);
+    }
+    ck_assert(!valid_user_name(std::string("a\0b", 3)));
+}
+END_TEST
+
+START_TEST(syntax_errors)
+{
+    parse_fails("{\n  \"users\": {\n    \"a\": {,}\n  }\n}",
+                {"line 3, column "});
+    parse_fails("", {"line 1, column "});
+    parse_fails("{\"users\": {}", {"line 1, column "});
+    parse_fails("{\"users\": {}} trailing", {"line 1, column "});
+    parse_fails("{\"users\": {\"a\": {\"password\": \"a\\u0000b\"}}}",
+                {"line 1, column "});
+}
+END_TEST
+
+START_TEST(duplicate_keys)
+{
+    parse_fails("{\"users\": {\n\"a\": {},\n\"a\": {}}}",
+                {"line 3, column ", "duplicate"});
+    parse_fails(one_user(R"({"password": ")" + yescrypt_hash
+                         + R"(", "password": ")" + yescrypt_hash + "\"}"),
+                {"line 1, column ", "duplicate"});
+    parse_fails(R"({"users": {}, "users": {}})", {"duplicate"});
+    parse_fails(one_user(R"({"totp": {"secret": ")" + secret_b32
+                         + R"(", "digits": 6, "digits": 8}})"),
+                {"duplicate"});
+}
+END_TEST
+
+START_TEST(load_file)
+{
+    std::string path, error;
+    auto store = load_text(R"({"users": {"alice": {"totp": ")" + secret_b32
+                               + "\"}}}\n",
+                           path, error);
+    ck_assert_msg(store != nullptr, "%s", error.c_str());
+    ck_assert_uint_eq(store->size(), 1);
+    ck_assert(store->find("alice")->totp->secret == secret_raw);
+}
+END_TEST
+
+START_TEST(load_errors_name_the_file)
+{
+    std::string path, error, prefix;
+    ck_assert(load_text("{\n  \"users\": {\n    \"a\": {\"totp\" 1}\n  }\n}\n",
+                        path, error)
+              == nullptr);
+    prefix = "\"" + path + "\": line 3, column ";
+    ck_assert_msg(error.compare(0, prefix.size(), prefix) == 0, "%s",
+                  error.c_str());
+
+    ck_assert(load_text("{\"users\": {\"a\": {},\n\"a\": {}}}", path, error)
+              == nullptr);
+    prefix = "\"" + path + "\": line 2, column ";
+    ck_assert_msg(error.compare(0, prefix.size(), prefix) == 0, "%s",
+                  error.c_str());
+    ck_assert_msg(contains(error, "duplicate"), "%s", error.c_str());
+
+    ck_assert(load_text(one_user(R"({"totp": {"secret": ")" + secret_b32
+                                 + R"(", "digits": 9}})"),
+                        path, error)
+              == nullptr);
+    ck_assert_string_eq(error, "\"" + path
+                                   + R"(": user "u": "totp.digits" must be )"
+                                     "6, 7 or 8");
+
+    std::string missing = "/nonexistent/twostep/users.json";
+    ck_assert(UserStore::load(missing, error) == nullptr);
+    prefix = "\"" + missing + "\": ";
+    ck_assert_msg(error.compare(0, prefix.size(), prefix) == 0, "%s",
+                  error.c_str());
+    ck_assert_msg(contains(error, "No such file"), "%s", error.c_str());
+}
+END_TEST
+
+int main()
+{
+    Suite *suite = suite_create("user_store");
+    TCase *tc = tcase_create("core");
+    tcase_add_test(tc, valid_store);
+    tcase_add_test(tc, empty_store);
+    tcase_add_test(tc, methods_of_user);
+    tcase_add_test(tc, totp_boundaries);
+    tcase_add_test(tc, bad_totp);
+    tcase_add_test(tc, bad_password);
+    tcase_add_test(tc, bad_structure);
+    tcase_add_test(tc, bad_user_names);
+    tcase_add_test(tc, valid_user_name_cases);
+    tcase_add_test(tc, syntax_errors);
+    tcase_add_test(tc, duplicate_keys);
+    tcase_add_test(tc, load_file);
+    tcase_add_test(tc, load_errors_name_the_file);
+    suite_add_tcase(suite, tc);
+    return run_suite(suite);
+}
