@@ -1,0 +1,263 @@
+#include "pages.h"
+
+#include "form.h"
+
+namespace twostep {
+
+namespace {
+
+// One fixed stylesheet, so a Content-Security-Policy can allow it by hash.
+constexpr std::string_view style = R"(
+*{box-sizing:border-box}
+body{margin:0;min-height:100vh;display:flex;align-items:center;
+justify-content:center;background:#f2f2f2;color:#1b1b1b;
+font:15px/1.5 system-ui,-apple-system,Segoe UI,Roboto,Helvetica,Arial,
+sans-serif}
+main{width:100%;max-width:440px;margin:24px 16px;padding:44px;
+background:#fff;box-shadow:0 2px 6px rgba(0,0,0,.2)}
+h1{margin:0 0 16px;font-size:24px;font-weight:600;line-height:1.3}
+h2{margin:32px 0 4px;font-size:15px;font-weight:600}
+p{margin:0 0 16px}
+label{display:block;margin:16px 0 2px;font-weight:600}
+.field{display:block;width:100%;padding:6px 0;border:0;
+border-bottom:1px solid #666;background:transparent;color:inherit;
+font:inherit}
+.field:focus{border-bottom:2px solid #0067b8;margin-bottom:-1px}
+.actions{margin-top:32px;text-align:right}
+button{min-width:108px;padding:6px 16px;border:1px solid #0067b8;
+background:#0067b8;color:#fff;font:inherit;cursor:pointer}
+button:hover{background:#005a9e}
+:focus-visible{outline:2px solid #1b1b1b;outline-offset:2px}
+a{color:#0067b8}
+.who{margin-bottom:8px;color:#595959}
+.alert{padding:8px 12px;border-left:4px solid #a80000;background:#fde7e9;
+color:#a80000}
+.ways{margin:0;padding:0;list-style:none}
+.ways a{display:block;padding:10px 0;border-top:1px solid #e6e6e6}
+@media (max-width:520px){body{align-items:flex-start;background:#fff}
+main{margin:0;padding:24px;box-shadow:none}}
+)";
+
+std::string layout(std::string_view title, std::string_view body)
+{
+    std::string out;
+    out.reserve(2048 + body.size());
+    out += "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n"
+           "<meta charset=\"utf-8\">\n"
+           "<meta name=\"viewport\" "
+           "content=\"width=device-width, initial-scale=1\">\n"
+           // The portal's URLs carry return_to; keep them out of Referer.
+           "<meta name=\"referrer\" content=\"no-referrer\">\n"
+           "<meta name=\"robots\" content=\"noindex, nofollow\">\n"
+           "<title>";
+    out += html_escape(title);
+    out += "</title>\n<style>";
+    out += style;
+    out += "</style>\n</head>\n<body>\n<main>\n";
+    out += body;
+    out += "</main>\n</body>\n</html>\n";
+    return out;
+}
+
+void hidden(std::string &out, std::string_view name, std::string_view value)
+{
+    out += "<input type=\"hidden\" name=\"";
+    out += html_escape(name);
+    out += "\" value=\"";
+    out += html_escape(value);
+    out += "\">\n";
+}
+
+void alert(std::string &out, std::string_view error)
+{
+    if (!error.empty()) {
+        out += "<p class=\"alert\" id=\"error\" role=\"alert\">";
+        out += html_escape(error);
+        out += "</p>\n";
+    }
+}
+
+const char *method_label(Method m)
+{
+    switch (m) {
+    case Method::totp:
+        return "Use a verification code from my authenticator app";
+    case Method::push:
+        return "Approve a request on my authenticator app";
+    case Method::call:
+        return "Call my phone";
+    case Method::sms:
+        return "Text my phone";
+    }
+    return "";
+}
+
+constexpr Method method_order[] = {Method::totp, Method::push, Method::call,
+                                   Method::sms};
+
+void other_ways(std::string &out, const CodePage &page)
+{
+    MethodSet others = page.offered & ~static_cast<unsigned>(page.method);
+    if (others == 0) {
+        return;
+    }
+    out += "<section aria-labelledby=\"other-ways\">\n"
+           "<h2 id=\"other-ways\">Sign in another way</h2>\n"
+           "<ul class=\"ways\">\n";
+    for (Method m : method_order) {
+        if (!has_method(others, m)) {
+            continue;
+        }
+        std::string href = page.paths.verify + "?method=" + method_name(m)
+            + "&return_to=" + url_encode(page.return_to)
+            + "&methods=" + url_encode(page.methods);
+        out += "<li><a href=\"";
+        out += html_escape(href);
+        out += "\">";
+        out += method_label(m);
+        out += "</a></li>\n";
+    }
+    out += "</ul>\n</section>\n";
+}
+
+}  // namespace
+
+// Output encoding for HTML text and double-quoted attributes (OWASP ASVS
+// 5.3.1).
+std::string html_escape(std::string_view text)
+{
+    std::string out;
+    out.reserve(text.size());
+    for (char c : text) {
+        switch (c) {
+        case '&':
+            out += "&amp;";
+            break;
+        case '<':
+            out += "&lt;";
+            break;
+        case '>':
+            out += "&gt;";
+            break;
+        case '"':
+            out += "&quot;";
+            break;
+        case '\'':
+            out += "&#39;";
+            break;
+        default:
+            out.push_back(c);
+        }
+    }
+    return out;
+}
+
+std::string render_signin(const SigninPage &page)
+{
+    std::string body = "<h1>Sign in</h1>\n";
+    body += "<form method=\"post\" action=\"";
+    body += html_escape(page.paths.signin);
+    body += "\">\n";
+    alert(body, page.error);
+    body += "<label for=\"username\">User name</label>\n"
+            "<input class=\"field\" id=\"username\" name=\"username\" "
+            "type=\"text\" autocomplete=\"username\" autocapitalize=\"none\" "
+            "spellcheck=\"false\" required autofocus value=\"";
+    body += html_escape(page.username);
+    body += "\">\n"
+            "<label for=\"password\">Password</label>\n"
+            "<input class=\"field\" id=\"password\" name=\"password\" "
+            "type=\"password\" autocomplete=\"current-password\" required>\n";
+    hidden(body, "return_to", page.return_to);
+    hidden(body, "methods", page.methods);
+    hidden(body, "form_token", page.form_token);
+    body += "<div class=\"actions\">"
+            "<button type=\"submit\">Sign in</button></div>\n"
+            "</form>\n";
+    return layout("Sign in", body);
+}
+
+std::string render_code(const CodePage &page)
+{
+    std::string body = "<p class=\"who\">Signed in as <strong>";
+    body += html_escape(page.user);
+    body += "</strong></p>\n";
+
+    if (page.method != Method::totp && page.method != Method::sms) {
+        body += "<h1>Verify your identity</h1>\n";
+        alert(body, page.error);
+        body += "<p>This way of signing in is not available yet.</p>\n";
+        other_ways(body, page);
+        return layout("Verify your identity", body);
+    }
+
+    body += "<h1>Enter code</h1>\n<p id=\"code-help\">";
+    body += page.method == Method::sms
+        ? "Enter the code we texted to your phone."
+        : "Enter the code displayed in the authenticator app on your mobile "
+          "device.";
+    body += "</p>\n<form method=\"post\" action=\"";
+    body += html_escape(page.paths.verify);
+    body += "\">\n";
+    alert(body, page.error);
+    body += "<label for=\"code\">Code</label>\n"
+            "<input class=\"field\" id=\"code\" name=\"code\" type=\"text\" "
+            "inputmode=\"numeric\" pattern=\"[0-9 ]*\" "
+            "autocomplete=\"one-time-code\" required autofocus "
+            "aria-describedby=\"";
+    body += page.error.empty() ? "code-help" : "code-help error";
+    body += "\">\n";
+    hidden(body, "method", method_name(page.method));
+    hidden(body, "return_to", page.return_to);
+    hidden(body, "methods", page.methods);
+    hidden(body, "form_token", page.form_token);
+    body += "<div class=\"actions\">"
+            "<button type=\"submit\">Verify</button></div>\n"
+            "</form>\n";
+    other_ways(body, page);
+    return layout("Enter code", body);
+}
+
+std::string render_message(std::string_view title, std::string_view text,
+                           std::string_view link_href,
+                           std::string_view link_text)
+{
+    std::string body = "<h1>";
+    body += html_escape(title);
+    body += "</h1>\n<p>";
+    body += html_escape(text);
+    body += "</p>\n";
+    if (!link_href.empty()) {
+        body += "<p><a href=\"";
+        body += html_escape(link_href);
+        body += "\">";
+        body += html_escape(link_text.empty() ? link_href : link_text);
+        body += "</a></p>\n";
+    }
+    return layout(title, body);
+}
+
+std::string render_signed_out(const PortalPaths &paths)
+{
+    return render_message("You have signed out", "Your session has ended.",
+                          paths.signin, "Sign in again");
+}
+
+std::string render_signout(const PortalPaths &paths, std::string_view user,
+                           std::string_view form_token)
+{
+    std::string body = "<p class=\"who\">Signed in as <strong>";
+    body += html_escape(user);
+    body += "</strong></p>\n<h1>Sign out</h1>\n"
+            "<p>Sign out of every site behind this sign-in on this "
+            "browser.</p>\n<form method=\"post\" action=\"";
+    body += html_escape(paths.logout);
+    body += "\">\n";
+    hidden(body, "form_token", form_token);
+    body += "<div class=\"actions\">"
+            "<button type=\"submit\">Sign out</button></div>\n"
+            "</form>\n";
+    return layout("Sign out", body);
+}
+
+}  // namespace twostep

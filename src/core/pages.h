@@ -1,0 +1,64 @@
+// The portal's HTML pages: small, accessible, work without JavaScript, and
+// escape everything they echo.
+#pragma once
+
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "methods.h"
+
+namespace twostep {
+
+std::string html_escape(std::string_view text);
+
+struct PortalPaths {
+    std::string signin;   // e.g. "/.twostep/signin"
+    std::string verify;   // e.g. "/.twostep/verify"
+    std::string logout;   // e.g. "/.twostep/logout"
+};
+
+struct SigninPage {
+    PortalPaths paths;
+    std::string return_to;
+    std::string methods;     // methods_to_list() of the location, carried on
+    std::string form_token;
+    std::string username;    // refilled after a failed attempt
+    std::string error;       // empty, or e.g. "Wrong user name or password."
+};
+
+// Form: POST paths.signin with fields username, password, return_to,
+// methods, form_token.
+std::string render_signin(const SigninPage &page);
+
+struct CodePage {
+    PortalPaths paths;
+    std::string user;
+    Method method = Method::totp;   // the method this page asks for
+    MethodSet offered = 0;          // all methods the user may pick from
+    std::string return_to;
+    std::string methods;
+    std::string form_token;
+    std::string error;
+};
+
+// For totp/sms: "Enter code" box (field `code`, inputmode=numeric,
+// autocomplete=one-time-code) posting to paths.verify with method,
+// return_to, methods, form_token. When `offered` has other methods, a
+// "Sign in another way" list of links (paths.verify?method=...&return_to=...)
+std::string render_code(const CodePage &page);
+
+// A plain page: a heading, a paragraph, and optionally a link.
+std::string render_message(std::string_view title, std::string_view text,
+                           std::string_view link_href = {},
+                           std::string_view link_text = {});
+
+// The signed-out confirmation with a "Sign in again" link.
+std::string render_signed_out(const PortalPaths &paths);
+
+// "Sign out" for a signed-in user: a button posting form_token to
+// paths.logout.
+std::string render_signout(const PortalPaths &paths, std::string_view user,
+                           std::string_view form_token);
+
+}  // namespace twostep
