@@ -1,5 +1,9 @@
 #include "pages.h"
 
+#include <openssl/evp.h>
+
+#include <stdexcept>
+
 #include "form.h"
 
 namespace twostep {
@@ -121,6 +125,26 @@ void other_ways(std::string &out, const CodePage &page)
 }
 
 }  // namespace
+
+const std::string &page_security_policy()
+{
+    static const std::string policy = [] {
+        unsigned char digest[EVP_MAX_MD_SIZE];
+        unsigned int digest_len = 0;
+        if (!EVP_Digest(style.data(), style.size(), digest, &digest_len,
+                        EVP_sha256(), nullptr))
+            throw std::runtime_error("SHA-256 failed");
+
+        std::string b64(4 * ((digest_len + 2) / 3) + 1, '\0');
+        int n = EVP_EncodeBlock(reinterpret_cast<unsigned char *>(b64.data()),
+                                digest, static_cast<int>(digest_len));
+        b64.resize(n);
+
+        return "default-src 'none'; style-src 'sha256-" + b64 + "'; "
+               "form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
+    }();
+    return policy;
+}
 
 // Output encoding for HTML text and double-quoted attributes (OWASP ASVS
 // 5.3.1).

@@ -12,6 +12,11 @@ namespace twostep {
 
 std::string html_escape(std::string_view text);
 
+// The Content-Security-Policy the pages are sent with: no scripts, no
+// framing, forms only to this origin, and only the pages' own stylesheet
+// (allowed by its SHA-256 hash).
+const std::string &page_security_policy();
+
 struct PortalPaths {
     std::string signin;   // e.g. "/.twostep/signin"
     std::string verify;   // e.g. "/.twostep/verify"

@@ -1,0 +1,700 @@
+// nginx-twostep: two-step verification in front of any location.
+//
+// Directives, configuration, the access check and the variables. The sign-in
+// pages live in src/ngx/ngx_http_twostep_portal.cpp, request and response
+// helpers in src/ngx/ngx_http_twostep_http.cpp, and all logic that does not
+// need nginx in src/core/.
+
+#include "ngx/ngx_http_twostep.h"
+
+#include "core/return_to.h"
+
+
+static ngx_int_t ngx_http_twostep_access_handler(ngx_http_request_t *r)
+    noexcept;
+static ngx_int_t ngx_http_twostep_variable(ngx_http_request_t *r,
+    ngx_http_variable_value_t *v, uintptr_t data) noexcept;
+static void *ngx_http_twostep_create_srv_conf(ngx_conf_t *cf);
+static char *ngx_http_twostep_merge_srv_conf(ngx_conf_t *cf, void *parent,
+    void *child);
+static void *ngx_http_twostep_create_loc_conf(ngx_conf_t *cf);
+static char *ngx_http_twostep_merge_loc_conf(ngx_conf_t *cf, void *parent,
+    void *child);
+static char *ngx_http_twostep_users(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+static char *ngx_http_twostep_cookie_key(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+static char *ngx_http_twostep_methods(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+static char *ngx_http_twostep_portal_uri(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+static ngx_int_t ngx_http_twostep_add_variables(ngx_conf_t *cf);
+static ngx_int_t ngx_http_twostep_init(ngx_conf_t *cf);
+
+
+enum ngx_http_twostep_var_e {
+    NGX_HTTP_TWOSTEP_VAR_USER,
+    NGX_HTTP_TWOSTEP_VAR_METHOD,
+    NGX_HTTP_TWOSTEP_VAR_AUTH_TIME
+};
+
+
+static ngx_command_t  ngx_http_twostep_commands[] = {
+
+    { ngx_string("twostep"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_FLAG,
+      ngx_conf_set_flag_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_twostep_loc_conf_t, enable),
+      NULL },
+
+    { ngx_string("twostep_methods"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_1MORE,
+      ngx_http_twostep_methods,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("twostep_max_age"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_sec_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_twostep_loc_conf_t, max_age),
+      NULL },
+
+    { ngx_string("twostep_identity"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_http_set_complex_value_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_twostep_loc_conf_t, identity),
+      NULL },
+
+    { ngx_string("twostep_users"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_CONF_TAKE1,
+      ngx_http_twostep_users,
+      NGX_HTTP_SRV_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("twostep_cookie_key"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_CONF_TAKE1,
+      ngx_http_twostep_cookie_key,
+      NGX_HTTP_SRV_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("twostep_session_ttl"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_sec_slot,
+      NGX_HTTP_SRV_CONF_OFFSET,
+      offsetof(ngx_http_twostep_srv_conf_t, session_ttl),
+      NULL },
+
+    { ngx_string("twostep_portal_uri"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_CONF_TAKE1,
+      ngx_http_twostep_portal_uri,
+      NGX_HTTP_SRV_CONF_OFFSET,
+      offsetof(ngx_http_twostep_srv_conf_t, portal_uri),
+      NULL },
+
+    { ngx_string("twostep_thread_pool"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_str_slot,
+      NGX_HTTP_SRV_CONF_OFFSET,
+      offsetof(ngx_http_twostep_srv_conf_t, thread_pool_name),
+      NULL },
+
+      ngx_null_command
+};
+
+
+static ngx_http_module_t  ngx_http_twostep_module_ctx = {
+    ngx_http_twostep_add_variables,        /* preconfiguration */
+    ngx_http_twostep_init,                 /* postconfiguration */
+
+    NULL,                                  /* create main configuration */
+    NULL,                                  /* init main configuration */
+
+    ngx_http_twostep_create_srv_conf,      /* create server configuration */
+    ngx_http_twostep_merge_srv_conf,       /* merge server configuration */
+
+    ngx_http_twostep_create_loc_conf,      /* create location configuration */
+    ngx_http_twostep_merge_loc_conf        /* merge location configuration */
+};
+
+
+ngx_module_t  ngx_http_twostep_module = {
+    NGX_MODULE_V1,
+    &ngx_http_twostep_module_ctx,          /* module context */
+    ngx_http_twostep_commands,             /* module directives */
+    NGX_HTTP_MODULE,                       /* module type */
+    NULL,                                  /* init master */
+    NULL,                                  /* init module */
+    NULL,                                  /* init process */
+    NULL,                                  /* init thread */
+    NULL,                                  /* exit thread */
+    NULL,                                  /* exit process */
+    NULL,                                  /* exit master */
+    NGX_MODULE_V1_PADDING
+};
+
+
+static ngx_http_variable_t  ngx_http_twostep_vars[] = {
+
+    { ngx_string("twostep_user"), NULL, ngx_http_twostep_variable,
+      NGX_HTTP_TWOSTEP_VAR_USER, NGX_HTTP_VAR_NOCACHEABLE, 0 },
+
+    { ngx_string("twostep_method"), NULL, ngx_http_twostep_variable,
+      NGX_HTTP_TWOSTEP_VAR_METHOD, NGX_HTTP_VAR_NOCACHEABLE, 0 },
+
+    { ngx_string("twostep_auth_time"), NULL, ngx_http_twostep_variable,
+      NGX_HTTP_TWOSTEP_VAR_AUTH_TIME, NGX_HTTP_VAR_NOCACHEABLE, 0 },
+
+      ngx_http_null_variable
+};
+
+
+/*
+ * The access check. A valid session that satisfies this location's methods
+ * and freshness passes; anything else is sent to the portal, never through.
+ */
+
+static ngx_int_t
+ngx_http_twostep_access_handler(ngx_http_request_t *r) noexcept
+{
+    ngx_http_twostep_loc_conf_t  *lcf;
+    ngx_http_twostep_srv_conf_t  *scf;
+
+    lcf = static_cast<ngx_http_twostep_loc_conf_t *>(
+              ngx_http_get_module_loc_conf(r, ngx_http_twostep_module));
+
+    if (!lcf->enable) {
+        return NGX_DECLINED;
+    }
+
+    scf = static_cast<ngx_http_twostep_srv_conf_t *>(
+              ngx_http_get_module_srv_conf(r, ngx_http_twostep_module));
+
+    try {
+        const twostep::Session *session = ngx_http_twostep_session(r);
+        twostep::Verdict verdict = twostep::decide(session, lcf->methods,
+                                                   lcf->max_age, ngx_time());
+
+        if (verdict == twostep::Verdict::allow) {
+            return NGX_OK;
+        }
+
+        // The request target as the client sent it, query included, so the
+        // visitor returns to the exact URL; anything odd falls back to "/".
+        std::string_view target = ngx_http_twostep_sv(r->unparsed_uri);
+        if (!twostep::safe_return_to(target)) {
+            target = "/";
+        }
+
+        std::string location;
+
+        if (verdict == twostep::Verdict::sign_in && lcf->identity) {
+            ngx_str_t identity;
+
+            if (ngx_http_complex_value(r, lcf->identity, &identity)
+                != NGX_OK)
+            {
+                return NGX_HTTP_INTERNAL_SERVER_ERROR;
+            }
+
+            std::string_view name = ngx_http_twostep_sv(identity);
+
+            if (name.empty() || !twostep::valid_user_name(name)
+                || (*scf->users)->find(name) == nullptr)
+            {
+                ngx_log_error(NGX_LOG_WARN, r->connection->log, 0,
+                              "twostep: identity from \"twostep_identity\" "
+                              "is empty, malformed or not in the user "
+                              "store");
+                // In the access phase NGX_OK would mean "allowed": finish
+                // the request here and tell the phase engine it is done.
+                ngx_http_finalize_request(r,
+                    ngx_http_twostep_send_message(r, NGX_HTTP_FORBIDDEN,
+                        "Access denied",
+                        "Your account is not set up for two-step "
+                        "verification. Ask your administrator."));
+                return NGX_DONE;
+            }
+
+            // The other module has authenticated the user: only the second
+            // step is owed, carried in a short-lived token that opens nothing.
+            twostep::PendingSignin pending;
+            pending.nonce = twostep::random_token(16);
+            pending.user = std::string(name);
+            pending.via = twostep::FirstFactor::identity;
+            pending.expires = ngx_time() + NGX_HTTP_TWOSTEP_PENDING_TTL;
+
+            if (ngx_http_twostep_set_cookie(r, true,
+                    twostep::encode_pending(*scf->keys, pending)) != NGX_OK)
+            {
+                return NGX_HTTP_INTERNAL_SERVER_ERROR;
+            }
+
+            location = ngx_http_twostep_portal_url(scf, "verify", target,
+                                                   lcf->methods);
+
+        } else {
+            location = ngx_http_twostep_portal_url(scf, "signin", target,
+                                                   lcf->methods);
+        }
+
+        if (ngx_http_twostep_set_location(r, location) != NGX_OK) {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+
+        // A redirected POST would be replayed as POST by 307; 303 makes the
+        // browser come back with GET after signing in.
+        if (r->method & (NGX_HTTP_GET|NGX_HTTP_HEAD)) {
+            return NGX_HTTP_MOVED_TEMPORARILY;
+        }
+
+        return NGX_HTTP_SEE_OTHER;
+
+    } catch (const std::exception &e) {
+        ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
+                      "twostep: access check failed: %s", e.what());
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+}
+
+
+static ngx_int_t
+ngx_http_twostep_variable(ngx_http_request_t *r,
+    ngx_http_variable_value_t *v, uintptr_t data) noexcept
+{
+    const twostep::Session  *session;
+    u_char                  *p;
+    size_t                   len;
+
+    try {
+        session = ngx_http_twostep_session(r);
+
+    } catch (...) {
+        session = nullptr;
+    }
+
+    if (session == nullptr) {
+        v->not_found = 1;
+        return NGX_OK;
+    }
+
+    switch (data) {
+
+    case NGX_HTTP_TWOSTEP_VAR_USER:
+        // The session object lives in the request ctx for the request's life.
+        p = (u_char *) session->user.data();
+        len = session->user.size();
+        break;
+
+    case NGX_HTTP_TWOSTEP_VAR_METHOD:
+        p = (u_char *) twostep::method_name(session->method);
+        len = ngx_strlen(p);
+        break;
+
+    default: /* NGX_HTTP_TWOSTEP_VAR_AUTH_TIME */
+        p = static_cast<u_char *>(ngx_pnalloc(r->pool, NGX_TIME_T_LEN));
+        if (p == NULL) {
+            return NGX_ERROR;
+        }
+
+        len = ngx_sprintf(p, "%T", (time_t) session->auth_time) - p;
+        break;
+    }
+
+    v->data = p;
+    v->len = len;
+    v->valid = 1;
+    v->no_cacheable = 0;
+    v->not_found = 0;
+
+    return NGX_OK;
+}
+
+
+static void *
+ngx_http_twostep_create_srv_conf(ngx_conf_t *cf)
+{
+    ngx_http_twostep_srv_conf_t  *conf;
+
+    conf = static_cast<ngx_http_twostep_srv_conf_t *>(
+               ngx_pcalloc(cf->pool, sizeof(ngx_http_twostep_srv_conf_t)));
+    if (conf == NULL) {
+        return NULL;
+    }
+
+    /*
+     * set by ngx_pcalloc():
+     *
+     *     conf->users = NULL;
+     *     conf->keys = NULL;
+     *     conf->users_file = { 0, NULL };
+     *     conf->portal_uri = { 0, NULL };
+     *     conf->thread_pool_name = { 0, NULL };
+     *     conf->thread_pool = NULL;
+     *     conf->protects = 0;
+     */
+
+    conf->session_ttl = NGX_CONF_UNSET;
+
+    return conf;
+}
+
+
+static char *
+ngx_http_twostep_merge_srv_conf(ngx_conf_t *cf, void *parent, void *child)
+{
+    auto prev = static_cast<ngx_http_twostep_srv_conf_t *>(parent);
+    auto conf = static_cast<ngx_http_twostep_srv_conf_t *>(child);
+
+    if (conf->users == NULL) {
+        conf->users = prev->users;
+        conf->users_file = prev->users_file;
+    }
+
+    if (conf->keys == NULL) {
+        conf->keys = prev->keys;
+    }
+
+    // NIST SP 800-63B 4.2.3 (AAL2): re-authenticate at least every 12 hours.
+    ngx_conf_merge_sec_value(conf->session_ttl, prev->session_ttl,
+                             12 * 60 * 60);
+    ngx_conf_merge_str_value(conf->portal_uri, prev->portal_uri,
+                             "/.twostep/");
+    ngx_conf_merge_str_value(conf->thread_pool_name, prev->thread_pool_name,
+                             "default");
+
+    if (conf->session_ttl < 1) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"twostep_session_ttl\" must be at least 1s");
+        return static_cast<char *>(NGX_CONF_ERROR);
+    }
+
+    return NGX_CONF_OK;
+}
+
+
+static void *
+ngx_http_twostep_create_loc_conf(ngx_conf_t *cf)
+{
+    ngx_http_twostep_loc_conf_t  *conf;
+
+    conf = static_cast<ngx_http_twostep_loc_conf_t *>(
+               ngx_pcalloc(cf->pool, sizeof(ngx_http_twostep_loc_conf_t)));
+    if (conf == NULL) {
+        return NULL;
+    }
+
+    conf->enable = NGX_CONF_UNSET;
+    conf->methods = NGX_CONF_UNSET_UINT;
+    conf->max_age = NGX_CONF_UNSET;
+    conf->identity = static_cast<ngx_http_complex_value_t *>(
+                         NGX_CONF_UNSET_PTR);
+
+    return conf;
+}
+
+
+static char *
+ngx_http_twostep_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
+{
+    auto prev = static_cast<ngx_http_twostep_loc_conf_t *>(parent);
+    auto conf = static_cast<ngx_http_twostep_loc_conf_t *>(child);
+
+    ngx_http_core_loc_conf_t     *clcf;
+    ngx_http_twostep_srv_conf_t  *scf;
+
+    ngx_conf_merge_value(conf->enable, prev->enable, 0);
+    ngx_conf_merge_uint_value(conf->methods, prev->methods,
+                              twostep::all_methods);
+    ngx_conf_merge_sec_value(conf->max_age, prev->max_age, 0);
+    ngx_conf_merge_ptr_value(conf->identity, prev->identity, NULL);
+
+    if (!conf->enable) {
+        return NGX_CONF_OK;
+    }
+
+    // During merging, the context is that of the server being merged.
+    scf = static_cast<ngx_http_twostep_srv_conf_t *>(
+              ngx_http_conf_get_module_srv_conf(cf, ngx_http_twostep_module));
+    clcf = static_cast<ngx_http_core_loc_conf_t *>(
+               ngx_http_conf_get_module_loc_conf(cf, ngx_http_core_module));
+
+    if (scf->users == NULL || scf->keys == NULL) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"twostep\" is on in location \"%V\" but "
+                           "\"twostep_users\" and \"twostep_cookie_key\" "
+                           "are not both set for its server", &clcf->name);
+        return static_cast<char *>(NGX_CONF_ERROR);
+    }
+
+    // With "satisfy any" a failed auth_basic still reaches us, and
+    // $remote_user would be whatever the client claimed.
+    if (conf->identity && clcf->satisfy == NGX_HTTP_SATISFY_ANY) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"twostep_identity\" cannot be used with "
+                           "\"satisfy any\" in location \"%V\": the identity "
+                           "would not be verified", &clcf->name);
+        return static_cast<char *>(NGX_CONF_ERROR);
+    }
+
+#if (NGX_THREADS)
+    // Password hashing is slow by design and runs off the event loop; the
+    // pool is made only for servers that protect something.
+    if (scf->thread_pool == NULL) {
+        scf->thread_pool = ngx_thread_pool_add(cf, &scf->thread_pool_name);
+        if (scf->thread_pool == NULL) {
+            return static_cast<char *>(NGX_CONF_ERROR);
+        }
+    }
+#else
+    ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                       "\"twostep\" needs nginx built with threads "
+                       "(--with-threads) to check passwords off the event "
+                       "loop");
+    return static_cast<char *>(NGX_CONF_ERROR);
+#endif
+
+    scf->protects = 1;
+
+    return NGX_CONF_OK;
+}
+
+
+static char *
+ngx_http_twostep_users(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    auto scf = static_cast<ngx_http_twostep_srv_conf_t *>(conf);
+
+    ngx_str_t  *value;
+
+    if (scf->users != NULL) {
+        return const_cast<char *>("is duplicate");
+    }
+
+    value = static_cast<ngx_str_t *>(cf->args->elts);
+
+    if (ngx_conf_full_name(cf->cycle, &value[1], 1) != NGX_OK) {
+        return static_cast<char *>(NGX_CONF_ERROR);
+    }
+
+    try {
+        std::string error;
+        std::string path(ngx_http_twostep_sv(value[1]));
+
+        auto store = twostep::UserStore::load(path, error);
+        if (store == nullptr) {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "twostep_users %s", error.c_str());
+            return static_cast<char *>(NGX_CONF_ERROR);
+        }
+
+        scf->users = ngx_http_twostep_pool_new<
+                         std::shared_ptr<const twostep::UserStore>>(
+                             cf->pool, std::move(store));
+
+    } catch (const std::exception &e) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0, "twostep_users \"%V\": %s",
+                           &value[1], e.what());
+        return static_cast<char *>(NGX_CONF_ERROR);
+    }
+
+    if (scf->users == NULL) {
+        return static_cast<char *>(NGX_CONF_ERROR);
+    }
+
+    scf->users_file = value[1];
+
+    return NGX_CONF_OK;
+}
+
+
+static char *
+ngx_http_twostep_cookie_key(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    auto scf = static_cast<ngx_http_twostep_srv_conf_t *>(conf);
+
+    ngx_str_t   *value;
+    ngx_file_t   file;
+    u_char       buf[1024];
+    ssize_t      n;
+
+    value = static_cast<ngx_str_t *>(cf->args->elts);
+
+    if (ngx_conf_full_name(cf->cycle, &value[1], 1) != NGX_OK) {
+        return static_cast<char *>(NGX_CONF_ERROR);
+    }
+
+    if (scf->keys == NULL) {
+        scf->keys = ngx_http_twostep_pool_new<twostep::KeyRing>(cf->pool);
+        if (scf->keys == NULL) {
+            return static_cast<char *>(NGX_CONF_ERROR);
+        }
+    }
+
+    ngx_memzero(&file, sizeof(ngx_file_t));
+    file.name = value[1];
+    file.log = cf->log;
+
+    file.fd = ngx_open_file(value[1].data, NGX_FILE_RDONLY, NGX_FILE_OPEN, 0);
+    if (file.fd == NGX_INVALID_FILE) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, ngx_errno,
+                           ngx_open_file_n " \"%V\" failed", &value[1]);
+        return static_cast<char *>(NGX_CONF_ERROR);
+    }
+
+    n = ngx_read_file(&file, buf, sizeof(buf), 0);
+
+    if (ngx_close_file(file.fd) == NGX_FILE_ERROR) {
+        ngx_log_error(NGX_LOG_ALERT, cf->log, ngx_errno,
+                      ngx_close_file_n " \"%V\" failed", &value[1]);
+    }
+
+    if (n == NGX_ERROR) {
+        return static_cast<char *>(NGX_CONF_ERROR);
+    }
+
+    bool added;
+
+    try {
+        added = scf->keys->add(
+            std::string_view(reinterpret_cast<char *>(buf), n));
+
+    } catch (...) {
+        added = false;
+    }
+
+    ngx_explicit_memzero(buf, sizeof(buf));
+
+    if (!added) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "twostep_cookie_key \"%V\" is %z bytes long, "
+                           "it must be at least %uz random bytes "
+                           "(openssl rand -out FILE 32)",
+                           &value[1], n, twostep::min_key_bytes);
+        return static_cast<char *>(NGX_CONF_ERROR);
+    }
+
+    return NGX_CONF_OK;
+}
+
+
+static char *
+ngx_http_twostep_methods(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    auto lcf = static_cast<ngx_http_twostep_loc_conf_t *>(conf);
+
+    ngx_str_t   *value;
+    ngx_uint_t   i;
+
+    if (lcf->methods != NGX_CONF_UNSET_UINT) {
+        return const_cast<char *>("is duplicate");
+    }
+
+    value = static_cast<ngx_str_t *>(cf->args->elts);
+    lcf->methods = 0;
+
+    for (i = 1; i < cf->args->nelts; i++) {
+        auto method = twostep::method_from_name(
+                          ngx_http_twostep_sv(value[i]));
+
+        if (!method) {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "unknown twostep method \"%V\", "
+                               "expected totp, push, call or sms",
+                               &value[i]);
+            return static_cast<char *>(NGX_CONF_ERROR);
+        }
+
+        lcf->methods |= static_cast<unsigned>(*method);
+    }
+
+    return NGX_CONF_OK;
+}
+
+
+static char *
+ngx_http_twostep_portal_uri(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    char       *rv;
+    ngx_str_t  *uri;
+
+    rv = ngx_conf_set_str_slot(cf, cmd, conf);
+    if (rv != NGX_CONF_OK) {
+        return rv;
+    }
+
+    uri = reinterpret_cast<ngx_str_t *>(static_cast<u_char *>(conf)
+                                        + cmd->offset);
+
+    if (uri->len < 2 || uri->data[0] != '/' || uri->data[uri->len - 1] != '/'
+        || !twostep::safe_return_to(ngx_http_twostep_sv(*uri)))
+    {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"twostep_portal_uri\" must be a path that "
+                           "starts and ends with \"/\", not \"%V\"", uri);
+        return static_cast<char *>(NGX_CONF_ERROR);
+    }
+
+    return NGX_CONF_OK;
+}
+
+
+static ngx_int_t
+ngx_http_twostep_add_variables(ngx_conf_t *cf)
+{
+    ngx_http_variable_t  *var, *v;
+
+    for (v = ngx_http_twostep_vars; v->name.len; v++) {
+        var = ngx_http_add_variable(cf, &v->name, v->flags);
+        if (var == NULL) {
+            return NGX_ERROR;
+        }
+
+        var->get_handler = v->get_handler;
+        var->data = v->data;
+    }
+
+    return NGX_OK;
+}
+
+
+static ngx_int_t
+ngx_http_twostep_init(ngx_conf_t *cf)
+{
+    ngx_http_handler_pt        *h;
+    ngx_array_t                *handlers;
+    ngx_http_core_main_conf_t  *cmcf;
+
+    cmcf = static_cast<ngx_http_core_main_conf_t *>(
+               ngx_http_conf_get_module_main_conf(cf, ngx_http_core_module));
+
+    // The portal answers before any location is chosen, so it needs no
+    // location block and no location's rules can get in its way.
+    h = static_cast<ngx_http_handler_pt *>(ngx_array_push(
+            &cmcf->phases[NGX_HTTP_SERVER_REWRITE_PHASE].handlers));
+    if (h == NULL) {
+        return NGX_ERROR;
+    }
+
+    *h = ngx_http_twostep_portal_handler;
+
+    // Access handlers run last to first: putting ours first makes it run
+    // after auth_basic and friends, so twostep_identity sees a verified user.
+    handlers = &cmcf->phases[NGX_HTTP_ACCESS_PHASE].handlers;
+
+    h = static_cast<ngx_http_handler_pt *>(ngx_array_push(handlers));
+    if (h == NULL) {
+        return NGX_ERROR;
+    }
+
+    h = static_cast<ngx_http_handler_pt *>(handlers->elts);
+    ngx_memmove(h + 1, h, (handlers->nelts - 1) * sizeof(ngx_http_handler_pt));
+    *h = ngx_http_twostep_access_handler;
+
+    return ngx_http_twostep_init_cookie_vars(cf);
+}

@@ -1,0 +1,128 @@
+// The boundary between nginx and the twostep core: the only header that
+// includes nginx, and the declarations the module file and src/ngx/ share.
+#pragma once
+
+extern "C" {
+#include <ngx_config.h>
+#include <ngx_core.h>
+#include <ngx_http.h>
+#if (NGX_THREADS)
+#include <ngx_thread_pool.h>
+#endif
+}
+
+#include <memory>
+#include <new>
+#include <string>
+#include <string_view>
+#include <utility>
+
+#include "core/keyring.h"
+#include "core/methods.h"
+#include "core/session.h"
+#include "core/user_store.h"
+
+extern ngx_module_t ngx_http_twostep_module;
+
+// Body of a portal form post; larger ones are refused with 413.
+#define NGX_HTTP_TWOSTEP_MAX_BODY  8192
+
+// A password-only sign-in expires quickly (NIST SP 800-63B 4.2.3: the
+// second factor follows within the same authentication event).
+#define NGX_HTTP_TWOSTEP_PENDING_TTL  600
+
+
+struct ngx_http_twostep_srv_conf_t {
+    std::shared_ptr<const twostep::UserStore>  *users;
+    twostep::KeyRing                           *keys;
+    ngx_str_t                                   users_file;
+    ngx_str_t                                   portal_uri;
+    time_t                                      session_ttl;
+#if (NGX_THREADS)
+    ngx_thread_pool_t                          *thread_pool;
+#endif
+    ngx_str_t                                   thread_pool_name;
+    ngx_flag_t                                  protects;  // a location
+                                                           // has twostep on
+};
+
+
+struct ngx_http_twostep_loc_conf_t {
+    ngx_flag_t                   enable;
+    ngx_uint_t                   methods;
+    time_t                       max_age;
+    ngx_http_complex_value_t    *identity;
+};
+
+
+struct ngx_http_twostep_signin_t;
+
+// Per-request state: the session seen (for the access check and the
+// variables) and a password check running in the thread pool.
+struct ngx_http_twostep_ctx_t {
+    twostep::Session             session;
+    bool                         session_checked = false;
+    bool                         session_valid = false;
+    ngx_http_twostep_signin_t   *signin = nullptr;
+};
+
+ngx_http_twostep_ctx_t *ngx_http_twostep_get_ctx(ngx_http_request_t *r);
+
+
+// Constructs a T owned by `pool`: its destructor runs when the pool is
+// destroyed (configuration cycle or request). nullptr on allocation
+// failure or if the constructor throws.
+template <typename T, typename... Args>
+T *
+ngx_http_twostep_pool_new(ngx_pool_t *pool, Args &&...args) noexcept
+{
+    ngx_pool_cleanup_t *cln = ngx_pool_cleanup_add(pool, sizeof(T));
+    if (cln == nullptr) {
+        return nullptr;
+    }
+
+    try {
+        T *obj = new (cln->data) T(std::forward<Args>(args)...);
+        cln->handler = [](void *data) { static_cast<T *>(data)->~T(); };
+        return obj;
+
+    } catch (...) {
+        cln->handler = nullptr;
+        return nullptr;
+    }
+}
+
+
+inline std::string_view
+ngx_http_twostep_sv(const ngx_str_t &s)
+{
+    return std::string_view(reinterpret_cast<const char *>(s.data), s.len);
+}
+
+
+// src/ngx/ngx_http_twostep_http.cpp: requests and responses.
+ngx_int_t ngx_http_twostep_init_cookie_vars(ngx_conf_t *cf);
+std::string_view ngx_http_twostep_get_cookie(ngx_http_request_t *r,
+    bool pending);
+ngx_int_t ngx_http_twostep_set_cookie(ngx_http_request_t *r, bool pending,
+    std::string_view value);
+ngx_int_t ngx_http_twostep_clear_cookie(ngx_http_request_t *r,
+    bool pending);
+ngx_int_t ngx_http_twostep_set_location(ngx_http_request_t *r,
+    std::string_view location);
+ngx_int_t ngx_http_twostep_send_page(ngx_http_request_t *r,
+    ngx_uint_t status, const std::string &html);
+ngx_int_t ngx_http_twostep_send_message(ngx_http_request_t *r,
+    ngx_uint_t status, std::string_view title, std::string_view text);
+std::string_view ngx_http_twostep_request_header(ngx_http_request_t *r,
+    std::string_view name);
+
+// The session cookie of this request, decoded once (for the access check
+// and the variables); nullptr when there is none or it is not valid.
+const twostep::Session *ngx_http_twostep_session(ngx_http_request_t *r);
+
+// src/ngx/ngx_http_twostep_portal.cpp: the sign-in pages.
+ngx_int_t ngx_http_twostep_portal_handler(ngx_http_request_t *r) noexcept;
+std::string ngx_http_twostep_portal_url(ngx_http_twostep_srv_conf_t *scf,
+    std::string_view page, std::string_view return_to,
+    twostep::MethodSet methods);

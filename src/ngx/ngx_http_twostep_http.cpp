@@ -1,0 +1,337 @@
+// Requests and responses: cookies, redirects, pages, the session seen.
+
+#include "ngx_http_twostep.h"
+
+#include "core/pages.h"
+
+
+// Cookies are read through nginx's own $cookie_* variables, which know how
+// each nginx version stores the Cookie header. On https the names carry the
+// __Host- prefix: Secure, Path=/ and no Domain are then enforced by the
+// browser, so a sibling subdomain cannot plant one (OWASP ASVS 3.4.4).
+static ngx_str_t  ngx_http_twostep_cookie_names[] = {
+    ngx_string("twostep_session"),
+    ngx_string("twostep_pending"),
+    ngx_string("__Host-twostep_session"),
+    ngx_string("__Host-twostep_pending"),
+};
+
+static ngx_int_t  ngx_http_twostep_cookie_index[4];
+
+
+static ngx_uint_t
+ngx_http_twostep_cookie_slot(ngx_http_request_t *r, bool pending)
+{
+    ngx_uint_t  slot = pending ? 1 : 0;
+
+#if (NGX_HTTP_SSL)
+    if (r->connection->ssl) {
+        slot += 2;
+    }
+#endif
+
+    return slot;
+}
+
+
+ngx_int_t
+ngx_http_twostep_init_cookie_vars(ngx_conf_t *cf)
+{
+    ngx_str_t   name;
+    ngx_uint_t  i;
+
+    for (i = 0; i < 4; i++) {
+        ngx_str_t &cookie = ngx_http_twostep_cookie_names[i];
+
+        name.len = sizeof("cookie_") - 1 + cookie.len;
+        name.data = static_cast<u_char *>(ngx_pnalloc(cf->pool, name.len));
+        if (name.data == NULL) {
+            return NGX_ERROR;
+        }
+
+        ngx_sprintf(name.data, "cookie_%V", &cookie);
+
+        ngx_http_twostep_cookie_index[i] = ngx_http_get_variable_index(cf,
+                                                                       &name);
+        if (ngx_http_twostep_cookie_index[i] == NGX_ERROR) {
+            return NGX_ERROR;
+        }
+    }
+
+    return NGX_OK;
+}
+
+
+std::string_view
+ngx_http_twostep_get_cookie(ngx_http_request_t *r, bool pending)
+{
+    ngx_http_variable_value_t  *v;
+
+    v = ngx_http_get_indexed_variable(r,
+            ngx_http_twostep_cookie_index[
+                ngx_http_twostep_cookie_slot(r, pending)]);
+
+    if (v == NULL || v->not_found || !v->valid) {
+        return {};
+    }
+
+    return std::string_view(reinterpret_cast<char *>(v->data), v->len);
+}
+
+
+static ngx_table_elt_t *
+ngx_http_twostep_add_header(ngx_http_request_t *r, std::string_view key,
+    std::string_view value)
+{
+    ngx_table_elt_t  *h;
+    u_char           *p;
+
+    h = static_cast<ngx_table_elt_t *>(
+            ngx_list_push(&r->headers_out.headers));
+    if (h == NULL) {
+        return NULL;
+    }
+
+    p = static_cast<u_char *>(ngx_pnalloc(r->pool, key.size() + value.size()));
+    if (p == NULL) {
+        h->hash = 0;
+        return NULL;
+    }
+
+    h->hash = 1;
+    h->key.data = p;
+    h->key.len = key.size();
+    p = ngx_cpymem(p, key.data(), key.size());
+    h->value.data = p;
+    h->value.len = value.size();
+    ngx_memcpy(p, value.data(), value.size());
+#if (nginx_version >= 1023000)
+    h->next = NULL;
+#endif
+
+    return h;
+}
+
+
+// HttpOnly keeps scripts away from the tokens, SameSite=Lax keeps other
+// sites' forms from carrying them (OWASP ASVS 3.4.2, 3.4.3).
+static ngx_int_t
+ngx_http_twostep_cookie_header(ngx_http_request_t *r, bool pending,
+    std::string_view value, bool clear)
+{
+    ngx_uint_t   slot = ngx_http_twostep_cookie_slot(r, pending);
+    std::string  cookie(ngx_http_twostep_sv(
+                            ngx_http_twostep_cookie_names[slot]));
+
+    cookie += '=';
+    cookie += value;
+    cookie += "; Path=/; HttpOnly; SameSite=Lax";
+
+    if (clear) {
+        cookie += "; Max-Age=0";
+
+    } else if (pending) {
+        cookie += "; Max-Age=" + std::to_string(NGX_HTTP_TWOSTEP_PENDING_TTL);
+    }
+
+    if (slot >= 2) {
+        cookie += "; Secure";
+    }
+
+    return ngx_http_twostep_add_header(r, "Set-Cookie", cookie) ? NGX_OK
+                                                                 : NGX_ERROR;
+}
+
+
+ngx_int_t
+ngx_http_twostep_set_cookie(ngx_http_request_t *r, bool pending,
+    std::string_view value)
+{
+    return ngx_http_twostep_cookie_header(r, pending, value, false);
+}
+
+
+ngx_int_t
+ngx_http_twostep_clear_cookie(ngx_http_request_t *r, bool pending)
+{
+    return ngx_http_twostep_cookie_header(r, pending, {}, true);
+}
+
+
+ngx_int_t
+ngx_http_twostep_set_location(ngx_http_request_t *r,
+    std::string_view location)
+{
+    ngx_table_elt_t  *h;
+
+    ngx_http_clear_location(r);
+
+    h = ngx_http_twostep_add_header(r, "Location", location);
+    if (h == NULL) {
+        return NGX_ERROR;
+    }
+
+    r->headers_out.location = h;
+
+    return NGX_OK;
+}
+
+
+ngx_int_t
+ngx_http_twostep_send_page(ngx_http_request_t *r, ngx_uint_t status,
+    const std::string &html)
+{
+    ngx_int_t     rc;
+    ngx_buf_t    *b;
+    ngx_chain_t   out;
+
+    if (ngx_http_discard_request_body(r) != NGX_OK) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    // Pages carry form tokens: never cached, never framed (clickjacking),
+    // no scripts at all, and no Referer that would leak return targets.
+    static const std::pair<std::string_view, std::string_view> headers[] = {
+        { "Cache-Control", "no-store" },
+        { "Content-Security-Policy", twostep::page_security_policy() },
+        { "X-Frame-Options", "DENY" },
+        { "X-Content-Type-Options", "nosniff" },
+        { "Referrer-Policy", "no-referrer" },
+    };
+
+    for (const auto &[key, value] : headers) {
+        if (ngx_http_twostep_add_header(r, key, value) == NULL) {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+    }
+
+    r->headers_out.status = status;
+    r->headers_out.content_length_n = html.size();
+    ngx_str_set(&r->headers_out.content_type, "text/html; charset=utf-8");
+    r->headers_out.content_type_len = sizeof("text/html") - 1;
+    r->headers_out.content_type_lowcase = NULL;
+
+    rc = ngx_http_send_header(r);
+
+    if (rc == NGX_ERROR || rc > NGX_OK || r->header_only) {
+        return rc;
+    }
+
+    b = ngx_create_temp_buf(r->pool, html.size());
+    if (b == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    b->last = ngx_cpymem(b->last, html.data(), html.size());
+    b->last_buf = (r == r->main) ? 1 : 0;
+    b->last_in_chain = 1;
+
+    out.buf = b;
+    out.next = NULL;
+
+    return ngx_http_output_filter(r, &out);
+}
+
+
+ngx_int_t
+ngx_http_twostep_send_message(ngx_http_request_t *r, ngx_uint_t status,
+    std::string_view title, std::string_view text)
+{
+    try {
+        return ngx_http_twostep_send_page(r, status,
+                                          twostep::render_message(title,
+                                                                  text));
+
+    } catch (const std::exception &e) {
+        ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
+                      "twostep: rendering a page failed: %s", e.what());
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+}
+
+
+std::string_view
+ngx_http_twostep_request_header(ngx_http_request_t *r, std::string_view name)
+{
+    ngx_list_part_t  *part;
+    ngx_table_elt_t  *h;
+    ngx_uint_t        i;
+
+    part = &r->headers_in.headers.part;
+    h = static_cast<ngx_table_elt_t *>(part->elts);
+
+    for (i = 0; /* void */; i++) {
+
+        if (i >= part->nelts) {
+            if (part->next == NULL) {
+                break;
+            }
+
+            part = part->next;
+            h = static_cast<ngx_table_elt_t *>(part->elts);
+            i = 0;
+        }
+
+        if (h[i].key.len == name.size()
+            && ngx_strncasecmp(h[i].key.data, (u_char *) name.data(),
+                               name.size()) == 0)
+        {
+            return ngx_http_twostep_sv(h[i].value);
+        }
+    }
+
+    return {};
+}
+
+
+// Throws std::bad_alloc if the pool is exhausted.
+ngx_http_twostep_ctx_t *
+ngx_http_twostep_get_ctx(ngx_http_request_t *r)
+{
+    ngx_http_twostep_ctx_t  *ctx;
+
+    ctx = static_cast<ngx_http_twostep_ctx_t *>(
+              ngx_http_get_module_ctx(r->main, ngx_http_twostep_module));
+
+    if (ctx == NULL) {
+        ctx = ngx_http_twostep_pool_new<ngx_http_twostep_ctx_t>(
+                  r->main->pool);
+        if (ctx == NULL) {
+            throw std::bad_alloc();
+        }
+
+        ngx_http_set_ctx(r->main, ctx, ngx_http_twostep_module);
+    }
+
+    return ctx;
+}
+
+
+const twostep::Session *
+ngx_http_twostep_session(ngx_http_request_t *r)
+{
+    ngx_http_twostep_ctx_t       *ctx;
+    ngx_http_twostep_srv_conf_t  *scf;
+
+    ctx = ngx_http_twostep_get_ctx(r);
+
+    if (!ctx->session_checked) {
+        ctx->session_checked = true;
+
+        scf = static_cast<ngx_http_twostep_srv_conf_t *>(
+                  ngx_http_get_module_srv_conf(r, ngx_http_twostep_module));
+
+        std::string_view cookie = ngx_http_twostep_get_cookie(r, false);
+
+        if (scf->keys != NULL && !cookie.empty()) {
+            auto session = twostep::decode_session(*scf->keys, cookie,
+                                                   ngx_time());
+            if (session) {
+                ctx->session = std::move(*session);
+                ctx->session_valid = true;
+            }
+        }
+    }
+
+    return ctx->session_valid ? &ctx->session : nullptr;
+}
