@@ -14,6 +14,7 @@ static ngx_int_t ngx_http_twostep_access_handler(ngx_http_request_t *r)
     noexcept;
 static ngx_int_t ngx_http_twostep_variable(ngx_http_request_t *r,
     ngx_http_variable_value_t *v, uintptr_t data) noexcept;
+static void *ngx_http_twostep_create_main_conf(ngx_conf_t *cf);
 static void *ngx_http_twostep_create_srv_conf(ngx_conf_t *cf);
 static char *ngx_http_twostep_merge_srv_conf(ngx_conf_t *cf, void *parent,
     void *child);
@@ -28,6 +29,9 @@ static char *ngx_http_twostep_methods(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 static char *ngx_http_twostep_portal_uri(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
+static char *ngx_http_twostep_lockout_rule(ngx_conf_t *cf,
+    ngx_command_t *cmd, void *conf);
+static ngx_int_t ngx_http_twostep_init_process(ngx_cycle_t *cycle);
 static ngx_int_t ngx_http_twostep_add_variables(ngx_conf_t *cf);
 static ngx_int_t ngx_http_twostep_init(ngx_conf_t *cf);
 
@@ -97,6 +101,20 @@ static ngx_command_t  ngx_http_twostep_commands[] = {
       offsetof(ngx_http_twostep_srv_conf_t, portal_uri),
       NULL },
 
+    { ngx_string("twostep_zone"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_size_slot,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      offsetof(ngx_http_twostep_main_conf_t, zone_size),
+      NULL },
+
+    { ngx_string("twostep_lockout"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_CONF_TAKE23,
+      ngx_http_twostep_lockout_rule,
+      NGX_HTTP_SRV_CONF_OFFSET,
+      0,
+      NULL },
+
     { ngx_string("twostep_thread_pool"),
       NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_CONF_TAKE1,
       ngx_conf_set_str_slot,
@@ -112,7 +130,7 @@ static ngx_http_module_t  ngx_http_twostep_module_ctx = {
     ngx_http_twostep_add_variables,        /* preconfiguration */
     ngx_http_twostep_init,                 /* postconfiguration */
 
-    NULL,                                  /* create main configuration */
+    ngx_http_twostep_create_main_conf,     /* create main configuration */
     NULL,                                  /* init main configuration */
 
     ngx_http_twostep_create_srv_conf,      /* create server configuration */
@@ -130,7 +148,7 @@ ngx_module_t  ngx_http_twostep_module = {
     NGX_HTTP_MODULE,                       /* module type */
     NULL,                                  /* init master */
     NULL,                                  /* init module */
-    NULL,                                  /* init process */
+    ngx_http_twostep_init_process,         /* init process */
     NULL,                                  /* init thread */
     NULL,                                  /* exit thread */
     NULL,                                  /* exit process */
@@ -177,6 +195,26 @@ ngx_http_twostep_access_handler(ngx_http_request_t *r) noexcept
 
     try {
         const twostep::Session *session = ngx_http_twostep_session(r);
+        std::string_view name;
+
+        if (lcf->identity) {
+            ngx_str_t identity;
+
+            if (ngx_http_complex_value(r, lcf->identity, &identity)
+                != NGX_OK)
+            {
+                return NGX_HTTP_INTERNAL_SERVER_ERROR;
+            }
+
+            name = ngx_http_twostep_sv(identity);
+
+            // Someone else authenticated to the other module: the session
+            // in this browser is not theirs.
+            if (session && session->user != name) {
+                session = nullptr;
+            }
+        }
+
         twostep::Verdict verdict = twostep::decide(session, lcf->methods,
                                                    lcf->max_age, ngx_time());
 
@@ -194,16 +232,6 @@ ngx_http_twostep_access_handler(ngx_http_request_t *r) noexcept
         std::string location;
 
         if (verdict == twostep::Verdict::sign_in && lcf->identity) {
-            ngx_str_t identity;
-
-            if (ngx_http_complex_value(r, lcf->identity, &identity)
-                != NGX_OK)
-            {
-                return NGX_HTTP_INTERNAL_SERVER_ERROR;
-            }
-
-            std::string_view name = ngx_http_twostep_sv(identity);
-
             if (name.empty() || !twostep::valid_user_name(name)
                 || (*scf->users)->find(name) == nullptr)
             {
@@ -317,6 +345,23 @@ ngx_http_twostep_variable(ngx_http_request_t *r,
 
 
 static void *
+ngx_http_twostep_create_main_conf(ngx_conf_t *cf)
+{
+    ngx_http_twostep_main_conf_t  *conf;
+
+    conf = static_cast<ngx_http_twostep_main_conf_t *>(
+               ngx_pcalloc(cf->pool, sizeof(ngx_http_twostep_main_conf_t)));
+    if (conf == NULL) {
+        return NULL;
+    }
+
+    conf->zone_size = NGX_CONF_UNSET_SIZE;
+
+    return conf;
+}
+
+
+static void *
 ngx_http_twostep_create_srv_conf(ngx_conf_t *cf)
 {
     ngx_http_twostep_srv_conf_t  *conf;
@@ -340,6 +385,9 @@ ngx_http_twostep_create_srv_conf(ngx_conf_t *cf)
      */
 
     conf->session_ttl = NGX_CONF_UNSET;
+    conf->lockout_failures = NGX_CONF_UNSET;
+    conf->lockout_time = NGX_CONF_UNSET;
+    conf->lockout_address_failures = NGX_CONF_UNSET;
 
     return conf;
 }
@@ -367,6 +415,12 @@ ngx_http_twostep_merge_srv_conf(ngx_conf_t *cf, void *parent, void *child)
                              "/.twostep/");
     ngx_conf_merge_str_value(conf->thread_pool_name, prev->thread_pool_name,
                              "default");
+
+    // Well inside NIST SP 800-63B 5.2.2's limit of 100 consecutive failures.
+    ngx_conf_merge_value(conf->lockout_failures, prev->lockout_failures, 5);
+    ngx_conf_merge_sec_value(conf->lockout_time, prev->lockout_time, 300);
+    ngx_conf_merge_value(conf->lockout_address_failures,
+                         prev->lockout_address_failures, 50);
 
     if (conf->session_ttl < 1) {
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
@@ -460,6 +514,11 @@ ngx_http_twostep_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
 #endif
 
     scf->protects = 1;
+
+    auto mcf = static_cast<ngx_http_twostep_main_conf_t *>(
+                   ngx_http_conf_get_module_main_conf(cf,
+                                                      ngx_http_twostep_module));
+    mcf->protects = 1;
 
     return NGX_CONF_OK;
 }
@@ -644,6 +703,51 @@ ngx_http_twostep_portal_uri(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 }
 
 
+// twostep_lockout FAILURES TIME [address=FAILURES]
+static char *
+ngx_http_twostep_lockout_rule(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    auto scf = static_cast<ngx_http_twostep_srv_conf_t *>(conf);
+
+    ngx_str_t  *value;
+
+    if (scf->lockout_failures != NGX_CONF_UNSET) {
+        return const_cast<char *>("is duplicate");
+    }
+
+    value = static_cast<ngx_str_t *>(cf->args->elts);
+
+    scf->lockout_failures = ngx_atoi(value[1].data, value[1].len);
+    scf->lockout_time = ngx_parse_time(&value[2], 1);
+
+    if (scf->lockout_failures < 1 || scf->lockout_failures > 100
+        || scf->lockout_time == (time_t) NGX_ERROR || scf->lockout_time < 1)
+    {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"twostep_lockout\" takes a number of failures "
+                           "from 1 to 100 (NIST SP 800-63B) and a time, "
+                           "not \"%V %V\"", &value[1], &value[2]);
+        return static_cast<char *>(NGX_CONF_ERROR);
+    }
+
+    if (cf->args->nelts == 4) {
+        if (value[3].len <= 8
+            || ngx_strncmp(value[3].data, "address=", 8) != 0
+            || (scf->lockout_address_failures =
+                    ngx_atoi(value[3].data + 8, value[3].len - 8))
+               < 1)
+        {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "invalid parameter \"%V\", expected "
+                               "\"address=FAILURES\"", &value[3]);
+            return static_cast<char *>(NGX_CONF_ERROR);
+        }
+    }
+
+    return NGX_CONF_OK;
+}
+
+
 static ngx_int_t
 ngx_http_twostep_add_variables(ngx_conf_t *cf)
 {
@@ -696,5 +800,45 @@ ngx_http_twostep_init(ngx_conf_t *cf)
     ngx_memmove(h + 1, h, (handlers->nelts - 1) * sizeof(ngx_http_handler_pt));
     *h = ngx_http_twostep_access_handler;
 
+    auto mcf = static_cast<ngx_http_twostep_main_conf_t *>(
+                   ngx_http_conf_get_module_main_conf(cf,
+                                                      ngx_http_twostep_module));
+
+    if (mcf->protects) {
+        ngx_conf_init_size_value(mcf->zone_size, 1024 * 1024);
+
+        if (mcf->zone_size < 8 * ngx_pagesize) {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "\"twostep_zone\" of %uz bytes is too small, "
+                               "at least %uz are needed",
+                               mcf->zone_size, 8 * ngx_pagesize);
+            return NGX_ERROR;
+        }
+
+        if (ngx_http_twostep_add_zone(cf, mcf) != NGX_OK) {
+            return NGX_ERROR;
+        }
+    }
+
     return ngx_http_twostep_init_cookie_vars(cf);
+}
+
+
+static ngx_int_t
+ngx_http_twostep_init_process(ngx_cycle_t *cycle)
+{
+    auto mcf = static_cast<ngx_http_twostep_main_conf_t *>(
+                   ngx_http_cycle_get_module_main_conf(cycle,
+                                                   ngx_http_twostep_module));
+
+    if (mcf == NULL) {
+        return NGX_OK;  // no http block
+    }
+
+    try {
+        return ngx_http_twostep_prepare_zone(cycle, mcf);
+
+    } catch (...) {
+        return NGX_ERROR;
+    }
 }

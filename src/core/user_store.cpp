@@ -1,5 +1,7 @@
 #include "user_store.h"
 
+#include <sys/stat.h>
+
 #include <jansson.h>
 
 #include <cstddef>
@@ -266,6 +268,11 @@ std::shared_ptr<const UserStore> UserStore::parse(std::string_view json,
 std::shared_ptr<const UserStore> UserStore::load(const std::string &path,
                                                  std::string &error)
 {
+    struct stat st;
+    if (stat(path.c_str(), &st) == 0 && !S_ISREG(st.st_mode)) {
+        error = quote(path, path.size()) + ": is not a regular file";
+        return nullptr;
+    }
     json_error_t err;
     JsonPtr root(json_load_file(path.c_str(), JSON_REJECT_DUPLICATES, &err));
     auto store = std::make_shared<UserStore>();

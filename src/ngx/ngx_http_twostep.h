@@ -17,6 +17,7 @@ extern "C" {
 #include <string_view>
 #include <utility>
 
+#include "core/guard.h"
 #include "core/keyring.h"
 #include "core/methods.h"
 #include "core/session.h"
@@ -32,6 +33,13 @@ extern ngx_module_t ngx_http_twostep_module;
 #define NGX_HTTP_TWOSTEP_PENDING_TTL  600
 
 
+struct ngx_http_twostep_main_conf_t {
+    size_t                       zone_size;
+    ngx_shm_zone_t              *zone;
+    ngx_flag_t                   protects;  // some location has twostep on
+};
+
+
 struct ngx_http_twostep_srv_conf_t {
     std::shared_ptr<const twostep::UserStore>  *users;
     twostep::KeyRing                           *keys;
@@ -42,6 +50,9 @@ struct ngx_http_twostep_srv_conf_t {
     ngx_thread_pool_t                          *thread_pool;
 #endif
     ngx_str_t                                   thread_pool_name;
+    ngx_int_t                                   lockout_failures;
+    time_t                                      lockout_time;
+    ngx_int_t                                   lockout_address_failures;
     ngx_flag_t                                  protects;  // a location
                                                            // has twostep on
 };
@@ -100,6 +111,17 @@ ngx_http_twostep_sv(const ngx_str_t &s)
 }
 
 
+inline twostep::LockoutRule
+ngx_http_twostep_lockout(const ngx_http_twostep_srv_conf_t *scf)
+{
+    twostep::LockoutRule rule;
+    rule.max_failures = scf->lockout_failures;
+    rule.lock_time = scf->lockout_time;
+    rule.max_address_failures = scf->lockout_address_failures;
+    return rule;
+}
+
+
 // src/ngx/ngx_http_twostep_http.cpp: requests and responses.
 ngx_int_t ngx_http_twostep_init_cookie_vars(ngx_conf_t *cf);
 std::string_view ngx_http_twostep_get_cookie(ngx_http_request_t *r,
@@ -120,6 +142,29 @@ std::string_view ngx_http_twostep_request_header(ngx_http_request_t *r,
 // The session cookie of this request, decoded once (for the access check
 // and the variables); nullptr when there is none or it is not valid.
 const twostep::Session *ngx_http_twostep_session(ngx_http_request_t *r);
+
+// src/ngx/ngx_http_twostep_zone.cpp: the state all workers share.
+struct ngx_http_twostep_zone_ctx_t;
+
+class ngx_http_twostep_zone_state : public twostep::SharedState {
+public:
+    explicit ngx_http_twostep_zone_state(ngx_http_request_t *r);
+    ngx_http_twostep_zone_state(ngx_http_twostep_zone_ctx_t *ctx,
+                                ngx_log_t *log);
+
+    bool update(std::string_view key, int64_t now, int64_t expires,
+                const std::function<bool(twostep::StateRecord &)> &change,
+                bool pinned = false) override;
+
+private:
+    ngx_http_twostep_zone_ctx_t  *ctx_;
+    ngx_log_t                    *log_;
+};
+
+ngx_int_t ngx_http_twostep_add_zone(ngx_conf_t *cf,
+    ngx_http_twostep_main_conf_t *mcf);
+ngx_int_t ngx_http_twostep_prepare_zone(ngx_cycle_t *cycle,
+    ngx_http_twostep_main_conf_t *mcf);
 
 // src/ngx/ngx_http_twostep_portal.cpp: the sign-in pages.
 ngx_int_t ngx_http_twostep_portal_handler(ngx_http_request_t *r) noexcept;

@@ -327,8 +327,13 @@ ngx_http_twostep_session(ngx_http_request_t *r)
             auto session = twostep::decode_session(*scf->keys, cookie,
                                                    ngx_time());
             if (session) {
-                ctx->session = std::move(*session);
-                ctx->session_valid = true;
+                ngx_http_twostep_zone_state state(r);
+
+                // Signed out elsewhere: a copy of the cookie opens nothing.
+                if (!twostep::session_revoked(state, *session, ngx_time())) {
+                    ctx->session = std::move(*session);
+                    ctx->session_valid = true;
+                }
             }
         }
     }

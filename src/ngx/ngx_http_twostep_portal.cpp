@@ -167,6 +167,30 @@ ngx_http_twostep_expired(ngx_http_twostep_page_t &p)
 }
 
 
+static std::string_view
+ngx_http_twostep_address(ngx_http_request_t *r)
+{
+    return ngx_http_twostep_sv(r->connection->addr_text);
+}
+
+
+// Too many failures for this account or this address (OWASP ASVS 2.2.1).
+static ngx_int_t
+ngx_http_twostep_locked(ngx_http_request_t *r, std::string_view user,
+    int64_t seconds)
+{
+    ngx_http_twostep_log(r, NGX_LOG_WARN, "locked out", user);
+
+    int64_t minutes = (seconds + 59) / 60;
+
+    return ngx_http_twostep_send_message(r, NGX_HTTP_TOO_MANY_REQUESTS,
+               "Too many attempts",
+               "Sign-in is paused after too many wrong attempts. Try again "
+               "in " + std::to_string(minutes)
+               + (minutes == 1 ? " minute." : " minutes."));
+}
+
+
 static std::optional<twostep::PendingSignin>
 ngx_http_twostep_pending(ngx_http_twostep_page_t &p)
 {
@@ -291,6 +315,16 @@ ngx_http_twostep_signin_post(ngx_http_twostep_page_t &p)
     signin->password = std::string(twostep::field(p.form, "password"));
     signin->return_to = p.return_to;
     signin->methods = p.methods;
+
+    ngx_http_twostep_zone_state state(r);
+    int64_t locked = twostep::locked_for(state,
+                                         ngx_http_twostep_lockout(p.scf),
+                                         signin->username,
+                                         ngx_http_twostep_address(r),
+                                         ngx_time());
+    if (locked > 0) {
+        return ngx_http_twostep_locked(r, signin->username, locked);
+    }
 
     const twostep::User *user = nullptr;
 
@@ -429,9 +463,18 @@ ngx_http_twostep_password_resume(ngx_http_request_t *r) noexcept
             ngx_http_twostep_log(r, NGX_LOG_WARN, "wrong user name or password",
                                  signin->username);
 
+            ngx_http_twostep_zone_state state(r);
+            int64_t locked = twostep::record_failure(state,
+                                 ngx_http_twostep_lockout(scf),
+                                 signin->username,
+                                 ngx_http_twostep_address(r), ngx_time());
+
             rc = ngx_http_twostep_start_pending(p, pending, "",
                                                 twostep::FirstFactor::none);
-            if (rc == NGX_OK) {
+            if (rc == NGX_OK && locked > 0) {
+                rc = ngx_http_twostep_locked(r, signin->username, locked);
+
+            } else if (rc == NGX_OK) {
                 rc = ngx_http_twostep_signin_page(p, pending,
                          NGX_HTTP_FORBIDDEN, signin->username,
                          "Wrong user name or password.");
@@ -574,21 +617,64 @@ ngx_http_twostep_verify_post(ngx_http_twostep_page_t &p)
     twostep::Method method = ngx_http_twostep_pick_method(*user, p.methods,
                                  twostep::field(p.form, "method"));
 
-    bool passed = false;
+    ngx_http_twostep_zone_state state(p.r);
+    twostep::LockoutRule rule = ngx_http_twostep_lockout(p.scf);
+    std::string_view address = ngx_http_twostep_address(p.r);
+
+    int64_t locked = twostep::locked_for(state, rule, user->name, address,
+                                         now);
+    if (locked > 0) {
+        return ngx_http_twostep_locked(p.r, user->name, locked);
+    }
+
+    std::optional<int64_t> step;
 
     if (method == twostep::Method::totp && user->totp) {
-        passed = twostep::totp_verify(*user->totp,
-                                      twostep::field(p.form, "code"), now)
-                 .has_value();
+        step = twostep::totp_verify(*user->totp,
+                                    twostep::field(p.form, "code"), now);
     }
 
-    if (!passed) {
+    const char *error = nullptr;
+
+    if (!step) {
         ngx_http_twostep_log(p.r, NGX_LOG_WARN, "wrong code", user->name);
+        error = "That code didn't work. Check the code and try again.";
+
+    } else {
+        switch (twostep::claim_totp_step(state, user->name, *step,
+                                         user->totp->period, now))
+        {
+        case twostep::Claim::fresh:
+            break;
+
+        case twostep::Claim::replayed:
+            ngx_http_twostep_log(p.r, NGX_LOG_WARN, "code used again",
+                                 user->name);
+            error = "That code has already been used. Wait for the next "
+                    "code and try again.";
+            break;
+
+        default: /* twostep::Claim::unavailable */
+            return ngx_http_twostep_send_message(p.r,
+                       NGX_HTTP_SERVICE_UNAVAILABLE,
+                       "Sign-in is unavailable",
+                       "Sign-in cannot be completed right now. "
+                       "Please try again in a minute.");
+        }
+    }
+
+    if (error) {
+        locked = twostep::record_failure(state, rule, user->name, address,
+                                         now);
+        if (locked > 0) {
+            return ngx_http_twostep_locked(p.r, user->name, locked);
+        }
 
         return ngx_http_twostep_code_page(p, *pending, *user, method,
-                   NGX_HTTP_FORBIDDEN,
-                   "That code didn't work. Check the code and try again.");
+                                          NGX_HTTP_FORBIDDEN, error);
     }
+
+    twostep::record_success(state, user->name, now);
 
     twostep::Session session;
     session.sid = twostep::random_token(16);
@@ -608,6 +694,9 @@ ngx_http_twostep_verify_post(ngx_http_twostep_page_t &p)
         }
 
         session.expires = old->expires;
+
+        // The cookie being replaced stops working too.
+        twostep::revoke_session(state, *old, now);
     }
 
     ngx_http_twostep_log(p.r, NGX_LOG_NOTICE, "signed in", user->name);
@@ -656,6 +745,13 @@ ngx_http_twostep_logout(ngx_http_twostep_page_t &p)
                                     twostep::field(p.form, "form_token")))
         {
             return ngx_http_twostep_expired(p);
+        }
+
+        ngx_http_twostep_zone_state state(p.r);
+
+        if (!twostep::revoke_session(state, *session, ngx_time())) {
+            ngx_log_error(NGX_LOG_ALERT, p.r->connection->log, 0,
+                          "twostep: could not revoke a session at sign-out");
         }
 
         ngx_http_twostep_log(p.r, NGX_LOG_NOTICE, "signed out",
@@ -775,13 +871,20 @@ ngx_http_twostep_body_handler(ngx_http_request_t *r) noexcept
     ngx_chain_t  *cl;
     std::string   body;
 
-    if (r->request_body == NULL || r->request_body->temp_file) {
+    if (r->request_body && r->request_body->temp_file) {
         ngx_http_finalize_request(r, NGX_HTTP_REQUEST_ENTITY_TOO_LARGE);
         return;
     }
 
     try {
-        for (cl = r->request_body->bufs; cl; cl = cl->next) {
+        for (cl = r->request_body ? r->request_body->bufs : NULL;
+             cl;
+             cl = cl->next)
+        {
+            if (ngx_buf_size(cl->buf) == 0) {
+                continue;  // an empty body is a buffer that only says "last"
+            }
+
             if (!ngx_buf_in_memory(cl->buf)) {
                 ngx_http_finalize_request(r,
                                           NGX_HTTP_REQUEST_ENTITY_TOO_LARGE);

@@ -1,0 +1,165 @@
+#include "guard.h"
+
+#include <algorithm>
+#include <limits>
+#include <string>
+
+namespace twostep {
+
+namespace {
+
+constexpr std::int64_t forever = std::numeric_limits<std::int64_t>::max();
+
+std::string key_of(std::string_view kind, std::string_view name)
+{
+    std::string key(kind);
+    key += name;
+    return key;
+}
+
+// Seconds left on a lock, 0 if none; -1 when the store cannot answer.
+std::int64_t lock_left(SharedState &state, const std::string &key,
+                       std::int64_t now)
+{
+    std::int64_t until = 0;
+    bool ok = state.update(key, now, 0, [&](StateRecord &r) {
+        until = r.until;
+        return false;
+    });
+    if (!ok) {
+        return -1;
+    }
+    return until > now ? until - now : 0;
+}
+
+// Counts one failure under `key`; locks when `max` is reached.
+bool count_failure(SharedState &state, const std::string &key,
+                   std::int64_t max, std::int64_t lock_time,
+                   std::int64_t now)
+{
+    return state.update(key, now, now + lock_time, [&](StateRecord &r) {
+        if (r.until > now) {
+            return true;  // already locked: the lock runs its course
+        }
+        if (r.count == 0) {
+            r.since = now;
+        }
+        if (++r.count >= max) {
+            r.until = now + lock_time;
+            r.count = 0;
+        }
+        return true;
+    });
+}
+
+}  // namespace
+
+bool prepare_state(SharedState &state, std::int64_t now)
+{
+    return state.update(revoked_before_key, now, forever,
+                        [](StateRecord &) { return true; }, true);
+}
+
+std::int64_t locked_for(SharedState &state, const LockoutRule &rule,
+                        std::string_view user, std::string_view address,
+                        std::int64_t now)
+{
+    std::int64_t by_user = lock_left(state, key_of("u:", user), now);
+    std::int64_t by_address = lock_left(state, key_of("a:", address), now);
+    if (by_user < 0 || by_address < 0) {
+        return rule.lock_time;
+    }
+    return std::max(by_user, by_address);
+}
+
+std::int64_t record_failure(SharedState &state, const LockoutRule &rule,
+                            std::string_view user, std::string_view address,
+                            std::int64_t now)
+{
+    bool counted = count_failure(state, key_of("u:", user), rule.max_failures,
+                                 rule.lock_time, now);
+    counted = count_failure(state, key_of("a:", address),
+                            rule.max_address_failures, rule.lock_time, now)
+              && counted;
+    if (!counted) {
+        return rule.lock_time;
+    }
+    return locked_for(state, rule, user, address, now);
+}
+
+void record_success(SharedState &state, std::string_view user,
+                    std::int64_t now)
+{
+    state.update(key_of("u:", user), now, now + 1, [&](StateRecord &r) {
+        if (r.count == 0 && r.until <= now) {
+            return false;  // nothing to reset
+        }
+        // A lock that is running is not lifted by a lucky guess.
+        if (r.until > now) {
+            return false;
+        }
+        r = StateRecord{};
+        return true;
+    });
+}
+
+Claim claim_totp_step(SharedState &state, std::string_view user,
+                      std::int64_t step, std::int64_t period,
+                      std::int64_t now)
+{
+    bool replayed = false;
+    // Kept until the step can no longer verify (one step of drift).
+    std::int64_t expires = (step + 2) * period + 1;
+    bool ok = state.update(key_of("t:", user), now, std::max(expires, now + 1),
+                           [&](StateRecord &r) {
+        if (r.until != 0 && step <= r.count) {
+            replayed = true;
+            return false;
+        }
+        r.count = step;
+        r.until = 1;  // marks a claimed step (step 0 is a valid value)
+        return true;
+    });
+    if (replayed) {
+        return Claim::replayed;
+    }
+    return ok ? Claim::fresh : Claim::unavailable;
+}
+
+bool revoke_session(SharedState &state, const Session &session,
+                    std::int64_t now)
+{
+    if (state.update(key_of("r:", session.sid), now, session.expires,
+                     [](StateRecord &r) {
+                         r.until = 1;  // marks the revocation
+                         return true;
+                     }, true))
+    {
+        return true;
+    }
+    return state.update(revoked_before_key, now, forever,
+                        [&](StateRecord &r) {
+                            r.count = std::max(r.count,
+                                               session.auth_time + 1);
+                            return true;
+                        }, true);
+}
+
+bool session_revoked(SharedState &state, const Session &session,
+                     std::int64_t now)
+{
+    bool revoked = false;
+    // Reads only: `change` returns false, so nothing is stored.
+    bool ok = state.update(key_of("r:", session.sid), now, 0,
+                           [&](StateRecord &r) {
+                               revoked = r.until != 0;
+                               return false;
+                           });
+    ok = state.update(revoked_before_key, now, 0, [&](StateRecord &r) {
+             revoked = revoked || session.auth_time < r.count;
+             return false;
+         }) && ok;
+    return revoked || !ok;
+}
+
+}  // namespace twostep

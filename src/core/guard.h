@@ -1,0 +1,87 @@
+// Abuse resistance on state shared by every worker: TOTP codes used once,
+// lockout after repeated failures, sessions revoked at sign-out.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <string_view>
+
+#include "session.h"
+
+namespace twostep {
+
+// The value kept per key.
+struct StateRecord {
+    std::int64_t count = 0;
+    std::int64_t since = 0;
+    std::int64_t until = 0;
+};
+
+// Key-value state with expiry that all workers see: nginx shared memory in
+// the module (src/ngx), a std::map in unit tests; a networked store (Redis)
+// can implement it for several nginx hosts.
+class SharedState {
+public:
+    virtual ~SharedState() = default;
+
+    // Atomically hands `change` the record under `key` (zeroed when absent
+    // or expired at `now`); if `change` returns true the result is kept
+    // until `expires`. Returns false when it could not be kept (store
+    // full): callers then fail closed. Updating a record that exists never
+    // fails, and neither does a read (`change` returning false).
+    // `change` must not throw. A full store may drop the least recently
+    // used records to make room, but never a `pinned` one before it expires.
+    virtual bool update(std::string_view key, std::int64_t now,
+                        std::int64_t expires,
+                        const std::function<bool(StateRecord &)> &change,
+                        bool pinned = false) = 0;
+};
+
+// The record that stands in for revocations the store had no room for.
+constexpr std::string_view revoked_before_key = "R";
+
+// Creates what the guard needs to exist before any request (the
+// revoked-before record), so later updates of it cannot fail.
+bool prepare_state(SharedState &state, std::int64_t now);
+
+struct LockoutRule {
+    std::int64_t max_failures = 5;           // per account, consecutive
+    std::int64_t lock_time = 300;            // seconds
+    std::int64_t max_address_failures = 50;  // per client address
+};
+
+// Seconds until the account, or the client address, may try again; 0 when
+// it may try now. An unusable store counts as locked (fail closed).
+std::int64_t locked_for(SharedState &state, const LockoutRule &rule,
+                        std::string_view user, std::string_view address,
+                        std::int64_t now);
+
+// A wrong password or code: counts for the account and the address, and
+// returns locked_for() afterwards.
+std::int64_t record_failure(SharedState &state, const LockoutRule &rule,
+                            std::string_view user, std::string_view address,
+                            std::int64_t now);
+
+// A correct password or code resets the account's count.
+void record_success(SharedState &state, std::string_view user,
+                    std::int64_t now);
+
+enum class Claim { fresh, replayed, unavailable };
+
+// RFC 6238 section 5.2: a code's time step is accepted once per user, and
+// no older step after it.
+Claim claim_totp_step(SharedState &state, std::string_view user,
+                      std::int64_t step, std::int64_t period,
+                      std::int64_t now);
+
+// Sign-out: the session stops working everywhere at once, until it would
+// have expired anyway. If the store is full, every session issued up to
+// this one is revoked instead (fail closed).
+bool revoke_session(SharedState &state, const Session &session,
+                    std::int64_t now);
+
+bool session_revoked(SharedState &state, const Session &session,
+                     std::int64_t now);
+
+}  // namespace twostep
