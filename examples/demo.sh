@@ -1,0 +1,152 @@
+#!/usr/bin/env bash
+# `make demo`: the legacy app behind nginx-twostep on http://127.0.0.1:8080/.
+#
+# Keeps its state in build/demo/ (user alice's password, her authenticator
+# secret, the cookie key) so an authenticator app set up once keeps working;
+# delete build/demo/ to start afresh. Ctrl-C stops everything it started.
+#
+# Environment: TWOSTEP_MODULE (the .so; default build/...), DEMO_PORT (8080),
+# DEMO_APP_PORT (8081), DEMO_DIR (build/demo), NGINX (/usr/sbin/nginx).
+set -euo pipefail
+
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+repo=$(dirname "$here")
+module=${TWOSTEP_MODULE:-$repo/build/ngx_http_twostep_module.so}
+state=${DEMO_DIR:-$repo/build/demo}
+prefix=$state/nginx
+port=${DEMO_PORT:-8080}
+app_port=${DEMO_APP_PORT:-8081}
+nginx=${NGINX:-/usr/sbin/nginx}
+python=/usr/bin/python3
+user=alice
+issuer=nginx-twostep
+
+die() { echo "demo: $*" >&2; exit 1; }
+
+[ -f "$module" ] || die "no module at $module (build it: make module)"
+case $module in /*) ;; *) module=$(cd "$(dirname "$module")" && pwd)/$(basename "$module") ;; esac
+for tool in "$nginx" "$python" mkpasswd oathtool openssl base32; do
+    command -v "$tool" >/dev/null || die "$tool is missing (make demo installs it)"
+done
+
+port_busy() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+for p in "$port" "$app_port"; do
+    port_busy "$p" && die "port $p is in use (set DEMO_PORT / DEMO_APP_PORT)"
+done
+
+# --- state kept across runs ---------------------------------------------
+mkdir -p "$state" "$prefix/tmp"
+chmod 755 "$state" "$prefix" "$prefix/tmp"   # nginx's workers write temp files
+umask 077
+if [ ! -s "$state/password" ]; then
+    # 16 letters and digits; the browser may remember them.
+    pw=$(openssl rand -base64 48 | tr -dc 'A-Za-z0-9')
+    printf '%s' "${pw:0:16}" >"$state/password"
+fi
+if [ ! -s "$state/totp-secret" ]; then
+    head -c 20 /dev/urandom | base32 | tr -d '=\n' >"$state/totp-secret"
+fi
+if [ ! -s "$state/cookie.key" ]; then
+    openssl rand -out "$state/cookie.key" 32
+fi
+password=$(cat "$state/password")
+secret=$(cat "$state/totp-secret")
+
+# The store: rebuilt every run from the two files above (same login).
+hash=$(printf '%s' "$password" | mkpasswd --stdin -m yescrypt)
+printf '{"users": {"%s": {"password": "%s", "totp": "%s"}}}\n' \
+    "$user" "$hash" "$secret" >"$state/users.json.new"
+mv "$state/users.json.new" "$state/users.json"
+
+# nginx reads the store and key as root at start-up; should a worker (user
+# nobody) ever need them, it may read them through the group, nobody else.
+if [ "$(id -u)" -eq 0 ] && getent group nogroup >/dev/null; then
+    chgrp nogroup "$state/users.json" "$state/cookie.key"
+    chmod 640 "$state/users.json" "$state/cookie.key"
+fi
+umask 022
+
+sed -e "s|@MODULE@|$module|g" -e "s|@PREFIX@|$prefix|g" \
+    -e "s|@STATE@|$state|g" -e "s|@PORT@|$port|g" \
+    -e "s|@APP_PORT@|$app_port|g" \
+    "$here/nginx.conf.in" >"$prefix/nginx.conf"
+
+nginx_cmd=("$nginx" -p "$prefix/" -c "$prefix/nginx.conf")
+"${nginx_cmd[@]}" -t -q || die "nginx refused $prefix/nginx.conf (see above)"
+
+# --- processes ----------------------------------------------------------
+app_pid=
+nginx_pid=
+cleanup() {
+    trap - EXIT INT TERM
+    # Background jobs of a script ignore SIGINT, so Ctrl-C does not reach
+    # them: stop them here, by pid, and wait for them.
+    for pid in $nginx_pid $app_pid; do
+        kill -TERM "$pid" 2>/dev/null || true
+    done
+    for pid in $nginx_pid $app_pid; do
+        wait "$pid" 2>/dev/null || true
+    done
+    echo "demo: stopped"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+wait_port() {  # pid port what
+    for _ in $(seq 100); do
+        kill -0 "$1" 2>/dev/null || die "$3 exited (see above)"
+        port_busy "$2" && return 0
+        sleep 0.1
+    done
+    die "$3 did not listen on port $2"
+}
+
+"$python" "$here/legacy_app.py" --port "$app_port" --quiet </dev/null &
+app_pid=$!
+wait_port "$app_pid" "$app_port" "the legacy app"
+
+"${nginx_cmd[@]}" -g 'daemon off;' </dev/null &
+nginx_pid=$!
+wait_port "$nginx_pid" "$port" "nginx"
+
+uri="otpauth://totp/$issuer:$user?secret=$secret&issuer=$issuer"
+cat <<EOF
+
+  nginx-twostep demo: the "Legacy App" has no login; nginx asks for one.
+
+  Open       http://127.0.0.1:$port/
+  User       $user
+  Password   $password
+
+  Second step: add this account to an authenticator app (Google
+  Authenticator, Microsoft Authenticator, FreeOTP, ...) by scanning the
+  code below, or by typing the secret.
+
+  $uri
+  Secret     $(echo "$secret" | sed -e 's/..../& /g' -e 's/ $//')
+EOF
+if command -v qrencode >/dev/null; then
+    echo
+    qrencode -t ANSIUTF8 "$uri"
+fi
+cat <<EOF
+  No phone at hand? The code right now is $(oathtool --totp -b "$secret")
+  (and any time later: oathtool --totp -b \$(cat $state/totp-secret)).
+
+  Also try   http://127.0.0.1:$port/public/  (no sign-in)
+             http://127.0.0.1:$port/admin/   (asks for a fresh code after 5 min)
+             http://127.0.0.1:$port/.twostep/logout
+  Logs       $prefix/error.log, $prefix/access.log
+  State      $state (delete it for a new password and secret)
+
+  Ctrl-C stops nginx and the app.
+EOF
+
+# Until Ctrl-C, or until one of them dies (then the other is stopped too).
+set +e
+wait -n "$app_pid" "$nginx_pid"
+status=$?
+kill -0 "$nginx_pid" 2>/dev/null || echo "demo: nginx has stopped" >&2
+kill -0 "$app_pid" 2>/dev/null || echo "demo: the app has stopped" >&2
+exit "$status"
