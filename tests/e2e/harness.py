@@ -1,0 +1,715 @@
+"""Drives a real nginx with the twostep module, the example legacy app and a
+browser-like HTTP client on loopback. Used by the e2e tests (conftest.py) and
+by bench/bench.py.
+
+Everything an nginx instance needs lives in its own directory (config, pid,
+logs, temp paths, users file, keys), so instances never share state.
+"""
+
+import base64
+import html
+import html.parser
+import json
+import os
+import re
+import signal
+import socket
+import subprocess
+import tempfile
+import threading
+import time
+from pathlib import Path
+from urllib.parse import parse_qs, urljoin, urlsplit
+
+import requests
+
+REPO = Path(__file__).resolve().parents[2]
+NGINX = os.environ.get("TWOSTEP_NGINX", "/usr/sbin/nginx")
+PYTHON = "/usr/bin/python3"
+LEGACY_APP = REPO / "examples" / "legacy_app.py"
+
+PORTAL = "/.twostep/"
+SIGNIN = PORTAL + "signin"
+VERIFY = PORTAL + "verify"
+LOGOUT = PORTAL + "logout"
+
+HTTP_TIMEOUT = 15
+
+# What must never reach a log: passwords (User, Browser.post), codes
+# (totp_code, Browser.post) and TOTP secrets (User).
+SENSITIVE_LOCK = threading.Lock()
+SENSITIVE = {"password": set(), "code": set(), "secret": set()}
+
+
+def remember_sensitive(kind, value):
+    if value:
+        with SENSITIVE_LOCK:
+            SENSITIVE[kind].add(value)
+
+
+# ---------------------------------------------------------------- processes
+
+def free_port():
+    """A loopback TCP port nobody listens on right now."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def port_open(port, host="127.0.0.1"):
+    try:
+        with socket.create_connection((host, port), timeout=0.5):
+            return True
+    except OSError:
+        return False
+
+
+def wait_for_port(port, proc=None, timeout=10.0, what="server"):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc is not None and proc.poll() is not None:
+            raise RuntimeError("%s exited with status %s before listening on "
+                               "port %d" % (what, proc.returncode, port))
+        if port_open(port):
+            return
+        time.sleep(0.02)
+    raise RuntimeError("%s did not listen on port %d within %.0f s"
+                       % (what, port, timeout))
+
+
+def stop_process(proc, sig=signal.SIGTERM, timeout=10.0):
+    """Signals `proc`, waits for it, kills it if it hangs. Returns rc."""
+    if proc.poll() is None:
+        try:
+            proc.send_signal(sig)
+        except ProcessLookupError:
+            pass
+        try:
+            proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(5)
+    return proc.returncode
+
+
+def make_workdir(prefix="twostep-e2e-"):
+    """A fresh directory nginx's workers (user nobody when we are root) can
+    traverse: pytest's own tmp dirs are mode 700."""
+    path = Path(tempfile.mkdtemp(prefix=prefix))
+    path.chmod(0o755)
+    return path
+
+
+def child_pids(ppid):
+    pids = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open("/proc/%s/stat" % entry) as f:
+                stat = f.read()
+        except OSError:
+            continue
+        # pid (comm) state ppid ...; comm may contain spaces and parens.
+        fields = stat[stat.rfind(")") + 2:].split()
+        if len(fields) > 1 and int(fields[1]) == ppid:
+            pids.append(int(entry))
+    return set(pids)
+
+
+class LegacyApp:
+    """examples/legacy_app.py as a subprocess."""
+
+    def __init__(self, logdir):
+        self.port = free_port()
+        self.log_path = Path(logdir) / "legacy_app.log"
+        self.proc = None
+
+    def start(self):
+        self.log = open(self.log_path, "ab")
+        self.proc = subprocess.Popen(
+            [PYTHON, str(LEGACY_APP), "--port", str(self.port), "--quiet"],
+            stdin=subprocess.DEVNULL, stdout=self.log, stderr=self.log)
+        wait_for_port(self.port, self.proc, what="legacy app")
+        return self
+
+    def stop(self):
+        if self.proc:
+            stop_process(self.proc)
+            self.log.close()
+            self.proc = None
+
+    @property
+    def url(self):
+        return "http://127.0.0.1:%d" % self.port
+
+
+# ------------------------------------------------------------ users, keys
+
+def new_secret(nbytes=20):
+    """Like `head -c 20 /dev/urandom | base32`: 160 bits, 32 characters."""
+    return base64.b32encode(os.urandom(nbytes)).decode().rstrip("=")
+
+
+_HASHES = {}
+_HASHES_LOCK = threading.Lock()
+
+
+def password_hash(password, rounds=None, scheme="yescrypt"):
+    """A crypt(3) hash from `mkpasswd -m SCHEME [-R rounds]` (yescrypt by
+    default), cached because expensive ones take a while."""
+    key = (password, rounds, scheme)
+    with _HASHES_LOCK:
+        if key in _HASHES:
+            return _HASHES[key]
+    cmd = ["mkpasswd", "--stdin", "-m", scheme]
+    if rounds is not None:
+        cmd += ["-R", str(rounds)]
+    out = subprocess.run(cmd, input=password.encode(), check=True,
+                         capture_output=True).stdout.decode().strip()
+    assert out.startswith("$"), out
+    with _HASHES_LOCK:
+        _HASHES[key] = out
+    return out
+
+
+class User:
+    """One account in a users.json."""
+
+    def __init__(self, name, password, secret=None, algorithm=None,
+                 digits=None, period=None, pw_hash=None, rounds=None):
+        self.name = name
+        self.password = password
+        self.secret = secret or new_secret()
+        self.algorithm = algorithm      # None: plain "totp": "SECRET" form
+        self.digits = digits
+        self.period = period
+        self.pw_hash = pw_hash or password_hash(password, rounds)
+        self.last_step = None
+        remember_sensitive("password", password)
+        remember_sensitive("secret", self.secret)
+
+    def totp_json(self):
+        if self.algorithm is None and self.digits is None \
+                and self.period is None:
+            return self.secret
+        obj = {"secret": self.secret}
+        if self.algorithm:
+            obj["algorithm"] = self.algorithm
+        if self.digits:
+            obj["digits"] = self.digits
+        if self.period:
+            obj["period"] = self.period
+        return obj
+
+    def fresh_code(self):
+        """The code a user would type now, but never one of a time step
+        already used (servers may refuse a code's reuse, RFC 6238 5.2):
+        then the next step's code, which the drift window accepts."""
+        period = self.period or 30
+        step = int(time.time()) // period
+        if self.last_step is not None and step <= self.last_step:
+            step = self.last_step + 1
+        self.last_step = step
+        return self.code(at=step * period)
+
+    def code(self, at=None, steps=0):
+        """The code an authenticator app shows at unix time `at` (default:
+        now) shifted by `steps` time steps."""
+        at = time.time() if at is None else at
+        return totp_code(self.secret, int(at) + steps * (self.period or 30),
+                         self.algorithm or "SHA1", self.digits or 6,
+                         self.period or 30)
+
+    def __repr__(self):
+        return "User(%s)" % self.name
+
+
+def totp_code(secret, at, algorithm="SHA1", digits=6, period=30):
+    """The code for unix time `at`, computed by oathtool."""
+    mode = "--totp" if algorithm.upper() == "SHA1" \
+        else "--totp=" + algorithm.upper()
+    out = subprocess.run(
+        ["oathtool", mode, "-b", "-d", str(digits), "-s", "%ds" % period,
+         "-N", "@%d" % int(at), secret],
+        check=True, capture_output=True).stdout.decode().strip()
+    assert re.fullmatch(r"\d{%d}" % digits, out), out
+    remember_sensitive("code", out)
+    return out
+
+
+def write_users(path, users, extra=None, mode=0o644):
+    doc = {"users": {u.name: {"password": u.pw_hash, "totp": u.totp_json()}
+                     for u in users}}
+    if extra:
+        doc["users"].update(extra)
+    Path(path).write_text(json.dumps(doc, indent=2) + "\n")
+    os.chmod(path, mode)
+    return path
+
+
+def write_key(path, nbytes=32, mode=0o644):
+    """Like `openssl rand -out FILE 32`."""
+    Path(path).write_bytes(os.urandom(nbytes))
+    os.chmod(path, mode)
+    return path
+
+
+def write_htpasswd(path, entries, mode=0o644):
+    """entries: {user: password}; sha512-crypt hashes nginx checks with
+    crypt(3)."""
+    lines = []
+    for name, password in entries.items():
+        h = subprocess.run(["mkpasswd", "--stdin", "-m", "sha512crypt"],
+                           input=password.encode(), check=True,
+                           capture_output=True).stdout.decode().strip()
+        lines.append("%s:%s\n" % (name, h))
+        remember_sensitive("password", password)
+    Path(path).write_text("".join(lines))
+    os.chmod(path, mode)
+    return path
+
+
+# ------------------------------------------------------------------ nginx
+
+def main_conf(prefix, module, http_body, workers=2, main_extra=""):
+    """A complete nginx.conf with everything inside `prefix`."""
+    p = str(prefix)
+    load = "load_module %s;\n" % module if module else ""
+    return """{load}worker_processes {workers};
+pid {p}/nginx.pid;
+error_log {p}/error.log info;
+{main_extra}
+events {{
+    worker_connections 1024;
+}}
+
+http {{
+    access_log {p}/access.log;
+    client_body_temp_path {p}/tmp/client_body;
+    proxy_temp_path {p}/tmp/proxy;
+    fastcgi_temp_path {p}/tmp/fastcgi;
+    uwsgi_temp_path {p}/tmp/uwsgi;
+    scgi_temp_path {p}/tmp/scgi;
+    types {{
+        text/html html;
+        text/plain txt;
+    }}
+    default_type application/octet-stream;
+
+{http_body}
+}}
+""".format(load=load, workers=workers, p=p, main_extra=main_extra,
+           http_body=http_body)
+
+
+def proxy_to(app_port, extra=""):
+    """proxy_pass to the legacy app, passing on who signed in and how."""
+    return """proxy_pass http://127.0.0.1:{port};
+            proxy_set_header X-Remote-User $twostep_user;
+            proxy_set_header X-Twostep-Method $twostep_method;
+            proxy_set_header X-Twostep-Auth-Time $twostep_auth_time;
+            {extra}""".format(port=app_port, extra=extra)
+
+
+ALERT_RE = re.compile(r"\[(alert|emerg|crit)\]")
+
+
+class Nginx:
+    """One nginx master in the foreground (daemon off) as a subprocess."""
+
+    instances = []   # every instance ever started, for the error-log guard
+
+    def __init__(self, prefix, conf_text=None, ports=()):
+        self.prefix = Path(prefix)
+        self.prefix.mkdir(parents=True, exist_ok=True)
+        self.prefix.chmod(0o755)
+        (self.prefix / "tmp").mkdir(exist_ok=True)
+        (self.prefix / "tmp").chmod(0o755)
+        self.conf_path = self.prefix / "nginx.conf"
+        self.error_log = self.prefix / "error.log"
+        self.ports = list(ports)
+        self.proc = None
+        self.allowed = []    # regexes of [emerg] etc. lines a test caused
+        if conf_text is not None:
+            self.write_conf(conf_text)
+
+    def allow_log(self, regex):
+        """Tells the error-log guard that lines matching `regex` are
+        expected (e.g. the [emerg] of a reload refused on purpose)."""
+        self.allowed.append(regex)
+
+    def write_conf(self, text):
+        self.conf_path.write_text(text)
+        self.conf_path.chmod(0o644)
+
+    def cmd(self, *extra):
+        return [NGINX, "-p", str(self.prefix) + "/", "-c",
+                str(self.conf_path)] + list(extra)
+
+    def test_config(self):
+        """`nginx -t`: (exit status, everything it printed)."""
+        r = subprocess.run(self.cmd("-t"), capture_output=True, text=True,
+                           timeout=60)
+        return r.returncode, r.stdout + r.stderr
+
+    def start(self, timeout=15.0):
+        assert self.proc is None, "already running"
+        self.stderr = open(self.prefix / "stderr.log", "ab")
+        self.proc = subprocess.Popen(self.cmd("-g", "daemon off;"),
+                                     stdin=subprocess.DEVNULL,
+                                     stdout=self.stderr, stderr=self.stderr)
+        if self not in Nginx.instances:
+            Nginx.instances.append(self)
+        try:
+            for port in self.ports:
+                wait_for_port(port, self.proc, timeout, what="nginx")
+            self.wait_workers()
+        except RuntimeError as e:
+            self.stop()
+            raise RuntimeError("%s\n--- stderr:\n%s\n--- error.log:\n%s"
+                               % (e, self.read("stderr.log")[-4000:],
+                                  self.log_text()[-4000:]))
+        return self
+
+    def workers(self):
+        return child_pids(self.proc.pid) if self.proc else set()
+
+    def wait_workers(self, old=(), timeout=15.0):
+        """Waits until the master has at least one worker and none of the
+        pids in `old` is still around (after a reload)."""
+        old = set(old)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError("nginx exited with status %s"
+                                   % self.proc.returncode)
+            pids = self.workers()
+            if pids and not (pids & old):
+                return pids
+            time.sleep(0.02)
+        raise RuntimeError("nginx workers did not (re)start in time")
+
+    def reload(self, conf_text=None, timeout=15.0):
+        """Rewrites the config (if given), sends SIGHUP and waits until only
+        new workers are left. Raises if nginx refused the new config."""
+        if conf_text is not None:
+            self.write_conf(conf_text)
+        mark = self.log_size()
+        old = self.workers()
+        self.proc.send_signal(signal.SIGHUP)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            new = self.log_text(mark)
+            if "[emerg]" in new:
+                raise RuntimeError("nginx refused the new config:\n" + new)
+            if re.search(r"start worker process", new):
+                break
+            time.sleep(0.02)
+        else:
+            raise RuntimeError("nginx did not reload:\n" + self.log_text(mark))
+        self.wait_workers(old, timeout)
+
+    def stop(self, graceful=True):
+        if self.proc is None:
+            return None
+        rc = stop_process(self.proc,
+                          signal.SIGQUIT if graceful else signal.SIGTERM)
+        self.proc = None
+        self.stderr.close()
+        return rc
+
+    def restart(self, conf_text=None):
+        self.stop()
+        if conf_text is not None:
+            self.write_conf(conf_text)
+        return self.start()
+
+    def read(self, name):
+        try:
+            return (self.prefix / name).read_text(errors="replace")
+        except FileNotFoundError:
+            return ""
+
+    def log_size(self):
+        try:
+            return self.error_log.stat().st_size
+        except FileNotFoundError:
+            return 0
+
+    def log_text(self, start=0):
+        try:
+            with open(self.error_log, "rb") as f:
+                f.seek(start)
+                return f.read().decode(errors="replace")
+        except FileNotFoundError:
+            return ""
+
+    def url(self, port=None):
+        return "http://127.0.0.1:%d" % (port or self.ports[0])
+
+
+def log_problems(text, sensitive, allowed=()):
+    """What in an error-log excerpt must not be there: alert/emerg/crit
+    lines (except those matching a regex in `allowed`, which a test
+    provoked) and anything secret the client sent or the store holds."""
+    problems = []
+    for line in text.splitlines():
+        if ALERT_RE.search(line) and \
+                not any(re.search(a, line) for a in allowed):
+            problems.append("error log has: " + line.strip())
+    for kind in ("password", "secret"):
+        for value in sensitive[kind]:
+            if value in text:
+                problems.append("error log contains a %s (%r)"
+                                % (kind, value))
+    for value in sensitive["code"]:
+        if re.search(r"(?<!\d)%s(?!\d)" % re.escape(value), text):
+            problems.append("error log contains a submitted code (%s)"
+                            % value)
+    return problems
+
+
+# ----------------------------------------------------------------- browser
+
+class Form:
+    def __init__(self, action, method):
+        self.action = action
+        self.method = method.lower()
+        self.fields = {}     # name -> value (first occurrence)
+        self.inputs = []     # (name, type, value) in order
+
+    def __repr__(self):
+        return "Form(%s %s %r)" % (self.method, self.action, self.inputs)
+
+
+class PageParser(html.parser.HTMLParser):
+    def __init__(self):
+        super().__init__(convert_charrefs=True)
+        self.forms = []
+        self.h1 = []
+        self.title = []
+        self.text = []
+        self._in = []
+        self._form = None
+
+    def handle_starttag(self, tag, attrs):
+        a = dict((k, v if v is not None else "") for k, v in attrs)
+        if tag == "form":
+            self._form = Form(a.get("action", ""), a.get("method", "get"))
+            self.forms.append(self._form)
+        elif tag in ("input", "button", "textarea", "select") \
+                and self._form is not None and a.get("name"):
+            t = a.get("type", "text").lower() if tag == "input" else tag
+            self._form.inputs.append((a["name"], t, a.get("value", "")))
+            if t not in ("submit", "button") and tag != "button":
+                self._form.fields.setdefault(a["name"], a.get("value", ""))
+        if tag in ("h1", "title"):
+            self._in.append(tag)
+
+    def handle_endtag(self, tag):
+        if tag == "form":
+            self._form = None
+        if self._in and self._in[-1] == tag:
+            self._in.pop()
+
+    def handle_data(self, data):
+        self.text.append(data)
+        if "h1" in self._in:
+            self.h1.append(data)
+        if "title" in self._in:
+            self.title.append(data)
+
+
+class Page:
+    """What a user sees of an HTML response."""
+
+    def __init__(self, response):
+        self.response = response
+        p = PageParser()
+        p.feed(response.text)
+        p.close()
+        self.forms = p.forms
+        self.heading = " ".join("".join(p.h1).split())
+        self.title = " ".join("".join(p.title).split())
+        self.text = " ".join(" ".join(p.text).split())
+
+    def form(self, action_path):
+        """The form posting to `action_path` (matched on the URL's path)."""
+        for f in self.forms:
+            target = urljoin(self.response.url, f.action or
+                             self.response.url)
+            if urlsplit(target).path == action_path:
+                return f
+        raise AssertionError("no form posting to %s on this page (%s %s); "
+                             "forms: %r; text: %.500s"
+                             % (action_path, self.response.status_code,
+                                self.response.url, self.forms, self.text))
+
+
+def set_cookies(response):
+    """The Set-Cookie headers of `response`: {name: (value, {attr: val})}
+    with attribute names lower-cased; flags map to True."""
+    out = {}
+    for header in response.raw.headers.getlist("Set-Cookie"):
+        parts = [p.strip() for p in header.split(";")]
+        name, _, value = parts[0].partition("=")
+        attrs = {}
+        for p in parts[1:]:
+            if not p:
+                continue
+            k, eq, v = p.partition("=")
+            attrs[k.strip().lower()] = v.strip() if eq else True
+        out[name.strip()] = (value.strip(), attrs)
+    return out
+
+
+def cookie_cleared(value, attrs):
+    """True if a Set-Cookie removes the cookie."""
+    if attrs.get("max-age") not in (None, True):
+        try:
+            if int(attrs["max-age"]) <= 0:
+                return True
+        except ValueError:
+            pass
+    if attrs.get("expires") not in (None, True):
+        from email.utils import parsedate_to_datetime
+        try:
+            if parsedate_to_datetime(attrs["expires"]).timestamp() \
+                    < time.time():
+                return True
+        except (TypeError, ValueError):
+            pass
+    return False
+
+
+def location(response):
+    """The Location header resolved against the request URL, split."""
+    loc = response.headers.get("Location")
+    assert loc, "no Location header (status %d)" % response.status_code
+    return urlsplit(urljoin(response.url, loc))
+
+
+def query(split_url):
+    """Query parameters of a split URL as {name: single value}."""
+    q = parse_qs(split_url.query, keep_blank_values=True)
+    for k, v in q.items():
+        assert len(v) == 1, "repeated query parameter %s in %s" % (k, q)
+    return {k: v[0] for k, v in q.items()}
+
+
+def snippet(response, n=600):
+    return "%d %s\n%s" % (response.status_code, response.url,
+                          response.text[:n])
+
+
+class Browser:
+    """A cookie-keeping HTTP client that never follows redirects on its own
+    (so tests see every step) and remembers what was typed into it."""
+
+    def __init__(self, base, portal=PORTAL):
+        self.base = base.rstrip("/")
+        self.http = requests.Session()
+        self.signin_path = portal + "signin"
+        self.verify_path = portal + "verify"
+
+    def url(self, path):
+        if path.startswith("http://") or path.startswith("https://"):
+            return path
+        return self.base + path
+
+    def get(self, path, **kw):
+        kw.setdefault("timeout", HTTP_TIMEOUT)
+        return self.http.get(self.url(path), allow_redirects=False, **kw)
+
+    def post(self, path, data=None, **kw):
+        kw.setdefault("timeout", HTTP_TIMEOUT)
+        if isinstance(data, dict):
+            for k in ("password",):
+                remember_sensitive("password", data.get(k))
+            remember_sensitive("code", data.get("code"))
+        return self.http.post(self.url(path), data=data,
+                              allow_redirects=False, **kw)
+
+    def follow(self, response):
+        """GET the Location of a redirect, as a browser would."""
+        assert response.status_code in (301, 302, 303, 307), \
+            snippet(response)
+        return self.get(urljoin(response.url, response.headers["Location"]))
+
+    def cookie(self, name):
+        return self.http.cookies.get(name)
+
+    def set_cookie(self, name, value):
+        host = urlsplit(self.base).hostname
+        self.http.cookies.set(name, value, domain=host, path="/")
+
+    def drop_cookie(self, name):
+        for c in list(self.http.cookies):
+            if c.name == name:
+                self.http.cookies.clear(c.domain, c.path, c.name)
+
+    def fresh_connections(self):
+        """Drop pooled keep-alive connections (after a reload)."""
+        self.http.close()
+
+    def app_view(self, path):
+        """GET `path` (must reach the legacy app) as JSON: what it got."""
+        sep = "&" if "?" in path else "?"
+        r = self.get(path + sep + "format=json")
+        assert r.status_code == 200, snippet(r)
+        assert r.headers.get("Content-Type", "").startswith(
+            "application/json"), snippet(r)
+        return r.json()
+
+    # The whole sign-in, each step checked; returns the final response (the
+    # 303 back to the page that asked for sign-in).
+    def sign_in(self, path, user, code=None):
+        r = self.get(path)
+        assert r.status_code == 302, "expected 302 to sign-in: " + \
+            snippet(r)
+        r = self.follow(r)
+        assert r.status_code == 200, snippet(r)
+        r = self.submit_password(r, user.name, user.password)
+        assert r.status_code == 303, "password step: " + snippet(r)
+        r = self.follow(r)
+        assert r.status_code == 200, "code page: " + snippet(r)
+        r = self.submit_code(r, code or user.fresh_code())
+        assert r.status_code == 303, "code step: " + snippet(r)
+        return r
+
+    def submit_password(self, signin_page, username, password, **override):
+        form = Page(signin_page).form(self.signin_path)
+        data = dict(form.fields)
+        data.update(username=username, password=password)
+        data.update(override)
+        return self.post(urljoin(signin_page.url, form.action), data)
+
+    def submit_code(self, code_page, code, **override):
+        form = Page(code_page).form(self.verify_path)
+        data = dict(form.fields)
+        data["code"] = code
+        data.setdefault("method", "totp")
+        data.update(override)
+        return self.post(urljoin(code_page.url, form.action), data)
+
+
+def hammer(fn, n):
+    """Runs fn(i) in n threads released at once; returns results in order
+    (exceptions are returned, not raised)."""
+    results = [None] * n
+    barrier = threading.Barrier(n)
+
+    def run(i):
+        try:
+            barrier.wait()
+            results[i] = fn(i)
+        except BaseException as e:   # noqa: report, don't lose it
+            results[i] = e
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(n)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return results

@@ -1,0 +1,139 @@
+"""A broken configuration is refused by `nginx -t` (and so by a start or a
+reload) with a message that names the file or the problem."""
+
+import json
+import os
+import re
+
+import pytest
+
+from conftest import MODULE, POOL_PASSWORD
+from harness import Nginx, main_conf, new_secret, password_hash, write_key
+
+
+class ConfigCase:
+    def __init__(self, base):
+        self.dir = base
+        self.users = base / "users.json"
+        self.key = base / "cookie.key"
+        self.hash = password_hash(POOL_PASSWORD)
+        self.write_users({"alice": {"password": self.hash,
+                                    "totp": new_secret()}})
+        write_key(self.key)
+
+    def write_users(self, users, text=None):
+        self.users.write_text(text if text is not None else
+                              json.dumps({"users": users}, indent=2))
+        os.chmod(self.users, 0o644)
+
+    def check(self, http_extra=None, server_extra=None, location_extra="",
+              users_line=None, key_line=None):
+        users_line = ("twostep_users %s;" % self.users
+                      if users_line is None else users_line)
+        key_line = ("twostep_cookie_key %s;" % self.key
+                    if key_line is None else key_line)
+        body = """
+    {users_line}
+    {http_extra}
+    server {{
+        listen 127.0.0.1:1;
+        {key_line}
+        {server_extra}
+        location / {{
+            twostep on;
+            {location_extra}
+            return 204;
+        }}
+    }}
+""".format(users_line=users_line, key_line=key_line,
+           http_extra=http_extra or "", server_extra=server_extra or "",
+           location_extra=location_extra)
+        nginx = Nginx(self.dir / "nginx", main_conf(self.dir / "nginx",
+                                                    MODULE, body))
+        return nginx.test_config()
+
+
+@pytest.fixture
+def case(tmp_path):
+    return ConfigCase(tmp_path)
+
+
+def refused(result, *must_mention):
+    rc, out = result
+    assert rc != 0, "nginx -t accepted it:\n" + out
+    assert "[emerg]" in out, out
+    for text in must_mention:
+        if isinstance(text, re.Pattern):
+            assert text.search(out), "%r not in:\n%s" % (text.pattern, out)
+        else:
+            assert str(text) in out, "%r not in:\n%s" % (str(text), out)
+    return out
+
+
+def test_valid_config_is_accepted(case):
+    rc, out = case.check()
+    assert rc == 0, out
+    # The long form of "totp" and every method name the module knows.
+    case.write_users({"alice": {"password": case.hash, "totp": {
+        "secret": new_secret(), "algorithm": "SHA512", "digits": 8,
+        "period": 30}}})
+    rc, out = case.check(location_extra="twostep_methods totp sms;")
+    assert rc == 0, out
+
+
+def test_missing_users_file(case):
+    path = case.dir / "no-such-users.json"
+    refused(case.check(users_line="twostep_users %s;" % path), path)
+
+
+def test_users_file_that_is_a_directory(case):
+    path = case.dir / "users.d"
+    path.mkdir()
+    refused(case.check(users_line="twostep_users %s;" % path), path)
+
+
+def test_users_file_json_syntax_error_names_line(case):
+    case.write_users(None, text='{\n  "users": {\n    "alice": {,\n  }\n}\n')
+    refused(case.check(), case.users,
+            re.compile(r"\bline 3\b"))
+
+
+def test_users_file_with_short_secret(case):
+    case.write_users({"alice": {"password": case.hash,
+                                "totp": new_secret(10)}})   # 80 bits
+    refused(case.check(), case.users, "alice")
+
+
+def test_users_file_with_bad_digits(case):
+    case.write_users({"bob": {"password": case.hash, "totp": {
+        "secret": new_secret(), "digits": 9}}})
+    refused(case.check(), case.users, "bob", "digits")
+
+
+def test_users_file_with_bad_base32(case):
+    case.write_users({"carol": {"password": case.hash,
+                                "totp": "NOT*BASE32*" + new_secret()}})
+    refused(case.check(), case.users, "carol")
+
+
+def test_short_cookie_key(case):
+    write_key(case.key, nbytes=31)
+    refused(case.check(), case.key)
+
+
+def test_missing_cookie_key(case):
+    path = case.dir / "no-such.key"
+    refused(case.check(key_line="twostep_cookie_key %s;" % path), path)
+
+
+def test_unknown_method_name(case):
+    refused(case.check(location_extra="twostep_methods totp pigeon-post;"),
+            "pigeon-post")
+
+
+def test_twostep_on_without_users(case):
+    refused(case.check(users_line=""), "twostep_users")
+
+
+def test_twostep_on_without_cookie_key(case):
+    refused(case.check(key_line=""), "twostep_cookie_key")
