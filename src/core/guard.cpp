@@ -17,14 +17,16 @@ std::string key_of(std::string_view kind, std::string_view name)
     return key;
 }
 
-// Seconds left on a lock, 0 if none; -1 when the store cannot answer.
+// Seconds left on a lock under `key`, 0 if none; -1 when the store could
+// not count a failure there. The probe stores an empty record (a write
+// per attempt), so a full store is noticed before the guess, not after.
 std::int64_t lock_left(SharedState &state, const std::string &key,
-                       std::int64_t now)
+                       std::int64_t lock_time, std::int64_t now)
 {
     std::int64_t until = 0;
-    bool ok = state.update(key, now, 0, [&](StateRecord &r) {
+    bool ok = state.update(key, now, now + lock_time, [&](StateRecord &r) {
         until = r.until;
-        return false;
+        return r.count == 0 && r.until == 0;  // store only if absent
     });
     if (!ok) {
         return -1;
@@ -37,17 +39,34 @@ bool count_failure(SharedState &state, const std::string &key,
                    std::int64_t max, std::int64_t lock_time,
                    std::int64_t now)
 {
-    return state.update(key, now, now + lock_time, [&](StateRecord &r) {
+    bool locks = false;
+    bool ok = state.update(key, now, now + lock_time, [&](StateRecord &r) {
         if (r.until > now) {
-            return true;  // already locked: the lock runs its course
-        }
-        if (r.count == 0) {
-            r.since = now;
+            return false;  // already locked: the lock runs its course
         }
         if (++r.count >= max) {
             r.until = now + lock_time;
             r.count = 0;
+            locks = true;
         }
+        return true;
+    });
+    if (ok && locks) {
+        // Pin it: flooding the store with other names must not lift it.
+        ok = state.update(key, now, now + lock_time,
+                          [](StateRecord &) { return true; }, true);
+    }
+    return ok;
+}
+
+bool reset_count(SharedState &state, const std::string &key,
+                 std::int64_t now)
+{
+    return state.update(key, now, now + 1, [&](StateRecord &r) {
+        if (r.count == 0 || r.until > now) {
+            return false;  // nothing to reset, or a lock in force
+        }
+        r = StateRecord{};
         return true;
     });
 }
@@ -64,8 +83,10 @@ std::int64_t locked_for(SharedState &state, const LockoutRule &rule,
                         std::string_view user, std::string_view address,
                         std::int64_t now)
 {
-    std::int64_t by_user = lock_left(state, key_of("u:", user), now);
-    std::int64_t by_address = lock_left(state, key_of("a:", address), now);
+    std::int64_t by_user = lock_left(state, key_of("u:", user),
+                                     rule.lock_time, now);
+    std::int64_t by_address = lock_left(state, key_of("a:", address),
+                                        rule.lock_time, now);
     if (by_user < 0 || by_address < 0) {
         return rule.lock_time;
     }
@@ -88,19 +109,10 @@ std::int64_t record_failure(SharedState &state, const LockoutRule &rule,
 }
 
 void record_success(SharedState &state, std::string_view user,
-                    std::int64_t now)
+                    std::string_view address, std::int64_t now)
 {
-    state.update(key_of("u:", user), now, now + 1, [&](StateRecord &r) {
-        if (r.count == 0 && r.until <= now) {
-            return false;  // nothing to reset
-        }
-        // A lock that is running is not lifted by a lucky guess.
-        if (r.until > now) {
-            return false;
-        }
-        r = StateRecord{};
-        return true;
-    });
+    reset_count(state, key_of("u:", user), now);
+    reset_count(state, key_of("a:", address), now);
 }
 
 Claim claim_totp_step(SharedState &state, std::string_view user,
@@ -119,7 +131,7 @@ Claim claim_totp_step(SharedState &state, std::string_view user,
         r.count = step;
         r.until = 1;  // marks a claimed step (step 0 is a valid value)
         return true;
-    });
+    }, true);
     if (replayed) {
         return Claim::replayed;
     }
@@ -129,6 +141,9 @@ Claim claim_totp_step(SharedState &state, std::string_view user,
 bool revoke_session(SharedState &state, const Session &session,
                     std::int64_t now)
 {
+    if (session.expires <= now) {
+        return true;  // it opens nothing already
+    }
     if (state.update(key_of("r:", session.sid), now, session.expires,
                      [](StateRecord &r) {
                          r.until = 1;  // marks the revocation
@@ -139,8 +154,9 @@ bool revoke_session(SharedState &state, const Session &session,
     }
     return state.update(revoked_before_key, now, forever,
                         [&](StateRecord &r) {
-                            r.count = std::max(r.count,
-                                               session.auth_time + 1);
+                            std::int64_t after = session.auth_time
+                                < forever ? session.auth_time + 1 : forever;
+                            r.count = std::max(r.count, after);
                             return true;
                         }, true);
 }

@@ -14,7 +14,6 @@ namespace twostep {
 // The value kept per key.
 struct StateRecord {
     std::int64_t count = 0;
-    std::int64_t since = 0;
     std::int64_t until = 0;
 };
 
@@ -52,25 +51,28 @@ struct LockoutRule {
 };
 
 // Seconds until the account, or the client address, may try again; 0 when
-// it may try now. An unusable store counts as locked (fail closed).
+// it may try now. A store that could not count a failure for them (full,
+// or unusable) counts as locked (fail closed).
 std::int64_t locked_for(SharedState &state, const LockoutRule &rule,
                         std::string_view user, std::string_view address,
                         std::int64_t now);
 
 // A wrong password or code: counts for the account and the address, and
-// returns locked_for() afterwards.
+// returns locked_for() afterwards, or lock_time if it could not be counted.
+// A lock in force is pinned: a full store never drops it early.
 std::int64_t record_failure(SharedState &state, const LockoutRule &rule,
                             std::string_view user, std::string_view address,
                             std::int64_t now);
 
-// A correct password or code resets the account's count.
+// A passed second step resets the counts of the account and the address
+// (not a lock in force).
 void record_success(SharedState &state, std::string_view user,
-                    std::int64_t now);
+                    std::string_view address, std::int64_t now);
 
 enum class Claim { fresh, replayed, unavailable };
 
 // RFC 6238 section 5.2: a code's time step is accepted once per user, and
-// no older step after it.
+// no older step after it. Pinned until the step can no longer verify.
 Claim claim_totp_step(SharedState &state, std::string_view user,
                       std::int64_t step, std::int64_t period,
                       std::int64_t now);

@@ -674,7 +674,7 @@ ngx_http_twostep_verify_post(ngx_http_twostep_page_t &p)
                                           NGX_HTTP_FORBIDDEN, error);
     }
 
-    twostep::record_success(state, user->name, now);
+    twostep::record_success(state, user->name, address, now);
 
     twostep::Session session;
     session.sid = twostep::random_token(16);

@@ -1,0 +1,622 @@
+// The guard on shared state: lockout, TOTP steps used once, revocation at
+// sign-out, all against an in-memory SharedState that keeps the contract
+// documented in core/guard.h (expiry, capacity, LRU, pinned records).
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <string>
+#include <string_view>
+
+#include "core/guard.h"
+#include "core/session.h"
+#include "unit.h"
+
+using namespace twostep;
+
+namespace {
+
+constexpr std::int64_t now = 1700000000;
+constexpr std::int64_t period = 30;
+
+// SharedState as guard.h describes it. A record is expired at `now` when
+// its expiry is <= now (as for sessions). With a capacity, storing a new
+// key in a full store first drops every expired record, then the least
+// recently used record that is not pinned; if that frees nothing the
+// update fails. Reads and updates of a key already held never fail.
+class MemState : public SharedState {
+public:
+    struct Entry {
+        StateRecord record;
+        std::int64_t expires = 0;
+        bool pinned = false;
+        std::uint64_t used = 0;  // LRU clock
+    };
+
+    explicit MemState(std::size_t capacity = 0) : capacity_(capacity) {}
+
+    bool update(std::string_view key, std::int64_t now_, std::int64_t expires,
+                const std::function<bool(StateRecord &)> &change,
+                bool pinned = false) override
+    {
+        ++updates;
+        auto it = entries_.find(std::string(key));
+        StateRecord record;
+        if (it != entries_.end() && it->second.expires > now_) {
+            record = it->second.record;
+        }
+        bool keep = change(record);
+        if (it != entries_.end()) {
+            it->second.used = ++clock_;
+        }
+        if (!keep) {
+            return true;
+        }
+        if (it == entries_.end()) {
+            if (!make_room(now_)) {
+                return false;
+            }
+            it = entries_.emplace(std::string(key), Entry{}).first;
+        }
+        it->second.record = record;
+        it->second.expires = expires;
+        it->second.pinned = pinned;
+        it->second.used = ++clock_;
+        return true;
+    }
+
+    std::size_t size() const { return entries_.size(); }
+    bool has(const std::string &key) const { return entries_.count(key); }
+    const Entry &at(const std::string &key) const { return entries_.at(key); }
+
+    int updates = 0;
+
+private:
+    bool make_room(std::int64_t now_)
+    {
+        if (capacity_ == 0 || entries_.size() < capacity_) {
+            return true;
+        }
+        for (auto it = entries_.begin(); it != entries_.end();) {
+            it = it->second.expires <= now_ ? entries_.erase(it) : ++it;
+        }
+        if (entries_.size() < capacity_) {
+            return true;
+        }
+        auto victim = entries_.end();
+        for (auto it = entries_.begin(); it != entries_.end(); ++it) {
+            if (!it->second.pinned
+                && (victim == entries_.end()
+                    || it->second.used < victim->second.used)) {
+                victim = it;
+            }
+        }
+        if (victim == entries_.end()) {
+            return false;
+        }
+        entries_.erase(victim);
+        return true;
+    }
+
+    std::size_t capacity_;
+    std::uint64_t clock_ = 0;
+    std::map<std::string, Entry> entries_;
+};
+
+// A store that cannot answer at all (say, Redis unreachable).
+class DownState : public SharedState {
+public:
+    bool update(std::string_view, std::int64_t, std::int64_t,
+                const std::function<bool(StateRecord &)> &, bool) override
+    {
+        return false;
+    }
+};
+
+Session session(const std::string &sid, std::int64_t auth_time,
+                std::int64_t expires = now + 3600)
+{
+    Session s;
+    s.sid = sid;
+    s.user = "alice";
+    s.auth_time = auth_time;
+    s.expires = expires;
+    return s;
+}
+
+// A store of `capacity` records filled with pinned ones only: "R" and
+// revocations of unrelated sessions that outlive every test.
+void fill_pinned(MemState &state, std::size_t capacity)
+{
+    ck_assert(prepare_state(state, now));
+    for (std::size_t i = 1; i < capacity; ++i) {
+        ck_assert(revoke_session(
+            state, session("fill" + std::to_string(i), now - 1, now + 86400),
+            now));
+    }
+    ck_assert_uint_eq(state.size(), capacity);
+    ck_assert(!state.has("R") || state.at("R").record.count == 0);
+}
+
+const LockoutRule rule{3, 300, 50};
+
+}  // namespace
+
+// ---- the test double itself: the guard's tests rely on it --------------
+
+START_TEST(memstate_contract)
+{
+    MemState state(2);
+    auto set = [](std::int64_t v) {
+        return [v](StateRecord &r) {
+            r.count = v;
+            return true;
+        };
+    };
+    auto read = [](std::int64_t &out) {
+        return [&out](StateRecord &r) {
+            out = r.count;
+            return false;
+        };
+    };
+    std::int64_t got = -1;
+    ck_assert(state.update("a", now, now + 10, read(got)));
+    ck_assert_int_eq(got, 0);
+    ck_assert_uint_eq(state.size(), 0);  // a read stores nothing
+    ck_assert(state.update("a", now, now + 10, set(1)));
+    ck_assert(state.update("b", now, now + 10, set(2), true));
+    // Full: the LRU non-pinned record ("a") makes room for "c".
+    ck_assert(state.update("c", now, now + 10, set(3)));
+    ck_assert(!state.has("a"));
+    ck_assert(state.has("b"));
+    // "c" is the only evictable one; after it, nothing is.
+    ck_assert(state.update("d", now, now + 10, set(4), true));
+    ck_assert(!state.has("c"));
+    ck_assert(!state.update("e", now, now + 10, set(5)));
+    ck_assert(!state.has("e"));
+    // Updating a held key never fails; a read sees the value until expiry.
+    ck_assert(state.update("b", now, now + 10, set(7), true));
+    ck_assert(state.update("b", now + 9, 0, read(got)));
+    ck_assert_int_eq(got, 7);
+    ck_assert(state.update("b", now + 10, 0, read(got)));
+    ck_assert_int_eq(got, 0);
+    // Expired records, even pinned, go first.
+    ck_assert(state.update("e", now + 10, now + 20, set(5)));
+    ck_assert(state.has("e"));
+    ck_assert_uint_eq(state.size(), 1);
+}
+END_TEST
+
+START_TEST(memstate_lru_order)
+{
+    MemState state(2);
+    auto put = [](StateRecord &) { return true; };
+    auto get = [](StateRecord &) { return false; };
+    ck_assert(state.update("old", now, now + 10, put));
+    ck_assert(state.update("new", now, now + 10, put));
+    ck_assert(state.update("old", now, 0, get));  // a read is a use
+    ck_assert(state.update("third", now, now + 10, put));
+    ck_assert(state.has("old"));
+    ck_assert(!state.has("new"));
+}
+END_TEST
+
+// ---- prepare_state ------------------------------------------------------
+
+START_TEST(prepare_creates_revoked_before)
+{
+    MemState state;
+    ck_assert_uint_eq(state.size(), 0);
+    ck_assert(prepare_state(state, now));
+    ck_assert_uint_eq(state.size(), 1);
+    ck_assert(state.has(std::string(revoked_before_key)));
+    const auto &r = state.at("R");
+    ck_assert(r.pinned);
+    ck_assert_int_eq(r.expires, INT64_MAX);
+    ck_assert_int_eq(r.record.count, 0);
+    ck_assert_int_eq(r.record.until, 0);
+    // Preparing again keeps what the record holds.
+    ck_assert(state.update("R", now, INT64_MAX,
+                           [](StateRecord &rec) {
+                               rec.count = 42;
+                               return true;
+                           },
+                           true));
+    ck_assert(prepare_state(state, now + 1000));
+    ck_assert_uint_eq(state.size(), 1);
+    ck_assert_int_eq(state.at("R").record.count, 42);
+}
+END_TEST
+
+START_TEST(prepare_full_store)
+{
+    MemState state(1);
+    ck_assert(revoke_session(state, session("x", now), now));
+    ck_assert(!prepare_state(state, now));
+    ck_assert(!state.has("R"));
+    DownState down;
+    ck_assert(!prepare_state(down, now));
+}
+END_TEST
+
+// ---- lockout ------------------------------------------------------------
+
+START_TEST(lockout_nth_failure_locks)
+{
+    MemState state;
+    ck_assert_int_eq(locked_for(state, rule, "alice", "10.0.0.1", now), 0);
+    for (int i = 1; i < rule.max_failures; ++i) {
+        ck_assert_int_eq(
+            record_failure(state, rule, "alice", "10.0.0.1", now + i), 0);
+        ck_assert_int_eq(locked_for(state, rule, "alice", "10.0.0.1", now + i),
+                         0);
+    }
+    const std::int64_t t = now + rule.max_failures;
+    ck_assert_int_eq(record_failure(state, rule, "alice", "10.0.0.1", t),
+                     rule.lock_time);
+    ck_assert_int_eq(locked_for(state, rule, "alice", "10.0.0.1", t),
+                     rule.lock_time);
+    ck_assert_int_eq(locked_for(state, rule, "alice", "10.0.0.1", t + 100),
+                     rule.lock_time - 100);
+    ck_assert_int_eq(
+        locked_for(state, rule, "alice", "10.0.0.1", t + rule.lock_time - 1),
+        1);
+    // The account is locked from every address; other accounts are not.
+    ck_assert_int_eq(locked_for(state, rule, "alice", "192.0.2.7", t + 100),
+                     rule.lock_time - 100);
+    ck_assert_int_eq(locked_for(state, rule, "bob", "10.0.0.1", t + 100), 0);
+    // Failing during the lock does not extend it.
+    ck_assert_int_eq(record_failure(state, rule, "alice", "10.0.0.1", t + 100),
+                     rule.lock_time - 100);
+    ck_assert_int_eq(locked_for(state, rule, "alice", "10.0.0.1", t + 200),
+                     rule.lock_time - 200);
+}
+END_TEST
+
+START_TEST(lockout_ends)
+{
+    MemState state;
+    for (int i = 0; i < rule.max_failures; ++i)
+        record_failure(state, rule, "alice", "10.0.0.1", now);
+    ck_assert_int_eq(locked_for(state, rule, "alice", "10.0.0.1", now),
+                     rule.lock_time);
+    const std::int64_t after = now + rule.lock_time;
+    ck_assert_int_eq(locked_for(state, rule, "alice", "10.0.0.1", after), 0);
+    // The count starts over: N-1 failures are allowed again, the Nth locks.
+    for (int i = 1; i < rule.max_failures; ++i)
+        ck_assert_int_eq(
+            record_failure(state, rule, "alice", "10.0.0.1", after), 0);
+    ck_assert_int_eq(record_failure(state, rule, "alice", "10.0.0.1", after),
+                     rule.lock_time);
+}
+END_TEST
+
+START_TEST(lockout_success_resets)
+{
+    MemState state;
+    for (int i = 1; i < rule.max_failures; ++i)
+        ck_assert_int_eq(
+            record_failure(state, rule, "alice", "10.0.0.1", now), 0);
+    ck_assert_int_eq(state.at("u:alice").record.count, rule.max_failures - 1);
+    record_success(state, "alice", "192.0.2.1", now + 1);
+    ck_assert_int_eq(state.at("u:alice").record.count, 0);
+    // Had the count survived, the first of these would lock.
+    for (int i = 1; i < rule.max_failures; ++i)
+        ck_assert_int_eq(
+            record_failure(state, rule, "alice", "10.0.0.1", now + 2), 0);
+    ck_assert_int_eq(record_failure(state, rule, "alice", "10.0.0.1", now + 2),
+                     rule.lock_time);
+}
+END_TEST
+
+START_TEST(lockout_success_does_not_lift)
+{
+    MemState state;
+    for (int i = 0; i < rule.max_failures; ++i)
+        record_failure(state, rule, "alice", "10.0.0.1", now);
+    record_success(state, "alice", "192.0.2.1", now + 10);
+    ck_assert_int_eq(locked_for(state, rule, "alice", "10.0.0.1", now + 10),
+                     rule.lock_time - 10);
+    ck_assert_int_eq(state.at("u:alice").record.until, now + rule.lock_time);
+}
+END_TEST
+
+START_TEST(lockout_address_spray)
+{
+    MemState state;
+    const LockoutRule spray{3, 300, 5};
+    for (int i = 0; i < spray.max_address_failures - 1; ++i) {
+        const std::string user = "user" + std::to_string(i);
+        ck_assert_int_eq(record_failure(state, spray, user, "203.0.113.9", now),
+                         0);
+    }
+    ck_assert_int_eq(locked_for(state, spray, "victim", "203.0.113.9", now), 0);
+    // No user has more than one failure, yet the address is now locked.
+    ck_assert_int_eq(record_failure(state, spray, "last", "203.0.113.9", now),
+                     spray.lock_time);
+    ck_assert_int_eq(
+        locked_for(state, spray, "victim", "203.0.113.9", now + 50),
+        spray.lock_time - 50);
+    ck_assert_int_eq(locked_for(state, spray, "user0", "203.0.113.9", now),
+                     spray.lock_time);
+    // The accounts themselves are not locked from elsewhere.
+    ck_assert_int_eq(locked_for(state, spray, "user0", "198.51.100.1", now), 0);
+    ck_assert_int_eq(locked_for(state, spray, "last", "198.51.100.1", now), 0);
+    ck_assert_int_eq(
+        locked_for(state, spray, "victim", "203.0.113.9",
+                   now + spray.lock_time),
+        0);
+}
+END_TEST
+
+START_TEST(lockout_full_store_fails_closed)
+{
+    MemState state(3);
+    fill_pinned(state, 3);
+    // No room to count: the failure reports the account locked.
+    ck_assert_int_eq(record_failure(state, rule, "alice", "10.0.0.1", now),
+                     rule.lock_time);
+    ck_assert(!state.has("u:alice"));
+    ck_assert(!state.has("a:10.0.0.1"));
+    ck_assert_uint_eq(state.size(), 3);
+    // And the next attempt is refused before the guess, not allowed
+    // because the failure before left no record.
+    ck_assert_int_eq(locked_for(state, rule, "alice", "10.0.0.1", now + 1),
+                     rule.lock_time);
+    // A store that cannot answer counts as locked everywhere.
+    DownState down;
+    ck_assert_int_eq(locked_for(down, rule, "alice", "10.0.0.1", now),
+                     rule.lock_time);
+    ck_assert_int_eq(record_failure(down, rule, "alice", "10.0.0.1", now),
+                     rule.lock_time);
+}
+END_TEST
+
+START_TEST(lockout_held_lock_survives_full_store)
+{
+    // A lock already recorded is an update of a held key: it still reads
+    // and still blocks after the store fills up.
+    MemState state(4);
+    ck_assert(prepare_state(state, now));
+    for (int i = 0; i < rule.max_failures; ++i)
+        record_failure(state, rule, "alice", "10.0.0.1", now);
+    ck_assert(revoke_session(state, session("p", now - 1, now + 86400), now));
+    ck_assert_uint_eq(state.size(), 4);
+    ck_assert_int_eq(locked_for(state, rule, "alice", "10.0.0.1", now + 1),
+                     rule.lock_time - 1);
+    ck_assert_int_eq(record_failure(state, rule, "alice", "10.0.0.1", now + 1),
+                     rule.lock_time - 1);
+}
+END_TEST
+
+// ---- TOTP steps ---------------------------------------------------------
+
+START_TEST(totp_claims)
+{
+    MemState state;
+    const std::int64_t s = now / period;
+    ck_assert(claim_totp_step(state, "alice", s, period, now) == Claim::fresh);
+    ck_assert(claim_totp_step(state, "alice", s, period, now)
+              == Claim::replayed);
+    ck_assert(claim_totp_step(state, "alice", s - 1, period, now)
+              == Claim::replayed);
+    ck_assert(claim_totp_step(state, "alice", s + 1, period, now)
+              == Claim::fresh);
+    ck_assert(claim_totp_step(state, "alice", s + 1, period, now + 1)
+              == Claim::replayed);
+    ck_assert(claim_totp_step(state, "alice", s, period, now + 1)
+              == Claim::replayed);
+    // Users are independent.
+    ck_assert(claim_totp_step(state, "bob", s, period, now + 1)
+              == Claim::fresh);
+    ck_assert(claim_totp_step(state, "bob", s, period, now + 1)
+              == Claim::replayed);
+    ck_assert(claim_totp_step(state, "alice", s + 2, period, now + 2)
+              == Claim::fresh);
+    ck_assert(claim_totp_step(state, "bob", s + 1, period, now + 2)
+              == Claim::fresh);
+}
+END_TEST
+
+START_TEST(totp_step_zero)
+{
+    MemState state;
+    ck_assert(claim_totp_step(state, "alice", 0, period, 5) == Claim::fresh);
+    ck_assert(claim_totp_step(state, "alice", 0, period, 6)
+              == Claim::replayed);
+    ck_assert(claim_totp_step(state, "alice", 1, period, 31) == Claim::fresh);
+    ck_assert(claim_totp_step(state, "alice", 0, period, 32)
+              == Claim::replayed);
+}
+END_TEST
+
+START_TEST(totp_record_expiry)
+{
+    MemState state;
+    const std::int64_t s = now / period;
+    ck_assert(claim_totp_step(state, "alice", s, period, now) == Claim::fresh);
+    // Step s verifies (one step of drift) until (s+2)*period: the claim
+    // must be remembered at least that long.
+    const std::int64_t last = (s + 2) * period - 1;
+    ck_assert(claim_totp_step(state, "alice", s, period, last)
+              == Claim::replayed);
+    ck_assert(claim_totp_step(state, "alice", s, period, last + 1)
+              == Claim::replayed);
+    // Once the record has expired, a newer step is fresh and recorded.
+    const std::int64_t later = (s + 2) * period + 1;
+    ck_assert(claim_totp_step(state, "alice", s + 3, period, later)
+              == Claim::fresh);
+    ck_assert_int_eq(state.at("t:alice").record.count, s + 3);
+    ck_assert(claim_totp_step(state, "alice", s + 3, period, later)
+              == Claim::replayed);
+    ck_assert(claim_totp_step(state, "alice", s + 2, period, later)
+              == Claim::replayed);
+}
+END_TEST
+
+START_TEST(totp_full_store)
+{
+    MemState state(2);
+    fill_pinned(state, 1);
+    const std::int64_t s = now / period;
+    ck_assert(claim_totp_step(state, "alice", s, period, now) == Claim::fresh);
+    // Full now (R + t:alice); alice's record is held, so it updates.
+    ck_assert(claim_totp_step(state, "alice", s + 1, period, now)
+              == Claim::fresh);
+    ck_assert(claim_totp_step(state, "alice", s + 1, period, now)
+              == Claim::replayed);
+    // Claims are pinned: bob's cannot push alice's out (that would let her
+    // used code work again), so it is refused instead (fail closed).
+    ck_assert(state.at("t:alice").pinned);
+    ck_assert(claim_totp_step(state, "bob", s, period, now)
+              == Claim::unavailable);
+    ck_assert(state.has("t:alice"));
+
+    MemState pinned(2);
+    fill_pinned(pinned, 2);
+    ck_assert(claim_totp_step(pinned, "alice", s, period, now)
+              == Claim::unavailable);
+    ck_assert(!pinned.has("t:alice"));
+    DownState down;
+    ck_assert(claim_totp_step(down, "alice", s, period, now)
+              == Claim::unavailable);
+}
+END_TEST
+
+// ---- revocation ---------------------------------------------------------
+
+START_TEST(revoke_one_session)
+{
+    MemState state;
+    ck_assert(prepare_state(state, now));
+    Session a = session("sid-a", now - 100, now + 3600);
+    Session b = session("sid-b", now - 200, now + 3600);
+    ck_assert(!session_revoked(state, a, now));
+    ck_assert(!session_revoked(state, b, now));
+    ck_assert(revoke_session(state, a, now));
+    ck_assert(session_revoked(state, a, now));
+    ck_assert(!session_revoked(state, b, now));
+    ck_assert(session_revoked(state, a, now + 3599));
+    ck_assert(state.has("r:sid-a"));
+    ck_assert(state.at("r:sid-a").pinned);
+    ck_assert_int_eq(state.at("r:sid-a").expires, a.expires);
+    // Not by the fallback: "R" is untouched.
+    ck_assert_int_eq(state.at("R").record.count, 0);
+    // Past its expiry the session is refused anyway; the record goes.
+    ck_assert(!session_revoked(state, a, a.expires));
+}
+END_TEST
+
+START_TEST(revocation_is_not_evicted)
+{
+    MemState state(3);
+    ck_assert(prepare_state(state, now));
+    Session a = session("sid-a", now - 100);
+    ck_assert(revoke_session(state, a, now));
+    // Failures for many accounts churn through the one free slot.
+    const LockoutRule loose{100, 300, 1000};
+    for (int i = 0; i < 20; ++i)
+        record_failure(state, loose, "u" + std::to_string(i), "10.0.0.1",
+                       now + 1);
+    ck_assert_uint_eq(state.size(), 3);
+    ck_assert(session_revoked(state, a, now + 2));
+    ck_assert_int_eq(state.at("R").record.count, 0);
+}
+END_TEST
+
+START_TEST(revoke_full_store_falls_back)
+{
+    MemState state(3);
+    fill_pinned(state, 3);
+    const std::int64_t t = now - 100;
+    Session a = session("sid-a", t);
+    ck_assert(revoke_session(state, a, now));
+    ck_assert(!state.has("r:sid-a"));
+    ck_assert_uint_eq(state.size(), 3);
+    ck_assert(session_revoked(state, a, now));
+    ck_assert(session_revoked(state, session("older", t - 50), now));
+    ck_assert(session_revoked(state, session("same-second", t), now));
+    ck_assert(!session_revoked(state, session("later", t + 1), now));
+    // Revoking an older session later does not move the line back.
+    ck_assert(revoke_session(state, session("oldest", t - 1000), now + 1));
+    ck_assert(session_revoked(state, session("same-second", t), now + 1));
+    ck_assert(!session_revoked(state, session("later", t + 1), now + 1));
+    // A newer one moves it forward.
+    ck_assert(revoke_session(state, session("newer", t + 10), now + 2));
+    ck_assert(session_revoked(state, session("later", t + 1), now + 2));
+    ck_assert(!session_revoked(state, session("newest", t + 11), now + 2));
+}
+END_TEST
+
+START_TEST(revoke_without_prepare)
+{
+    // Without "R" prepared, a full store leaves nowhere to record it.
+    MemState state(1);
+    ck_assert(revoke_session(state, session("x", now - 1, now + 86400), now));
+    ck_assert(!revoke_session(state, session("y", now - 1), now));
+    DownState down;
+    ck_assert(!revoke_session(down, session("y", now - 1), now));
+    ck_assert(session_revoked(down, session("y", now - 1), now));
+}
+END_TEST
+
+// ---- record_success -----------------------------------------------------
+
+START_TEST(success_stores_nothing_new)
+{
+    MemState state;
+    record_success(state, "alice", "192.0.2.1", now);
+    ck_assert_uint_eq(state.size(), 0);
+    ck_assert_int_eq(state.updates, 2);  // the account and the address
+    // A failure during a lock neither counts nor extends it.
+    for (int i = 0; i < rule.max_failures; ++i)
+        record_failure(state, rule, "alice", "10.0.0.1", now);
+    record_failure(state, rule, "alice", "10.0.0.1", now + 100);
+    ck_assert_int_eq(state.at("u:alice").expires, now + rule.lock_time);
+    const std::size_t size = state.size();
+    const auto before = state.at("u:alice");
+    record_success(state, "alice", "192.0.2.1", now + rule.lock_time);
+    ck_assert_uint_eq(state.size(), size);
+    ck_assert_int_eq(state.at("u:alice").expires, before.expires);
+    ck_assert_int_eq(state.at("u:alice").record.until, before.record.until);
+}
+END_TEST
+
+int main()
+{
+    Suite *suite = suite_create("guard");
+    TCase *store = tcase_create("memstate");
+    tcase_add_test(store, memstate_contract);
+    tcase_add_test(store, memstate_lru_order);
+    suite_add_tcase(suite, store);
+
+    TCase *prepare = tcase_create("prepare");
+    tcase_add_test(prepare, prepare_creates_revoked_before);
+    tcase_add_test(prepare, prepare_full_store);
+    suite_add_tcase(suite, prepare);
+
+    TCase *lockout = tcase_create("lockout");
+    tcase_add_test(lockout, lockout_nth_failure_locks);
+    tcase_add_test(lockout, lockout_ends);
+    tcase_add_test(lockout, lockout_success_resets);
+    tcase_add_test(lockout, lockout_success_does_not_lift);
+    tcase_add_test(lockout, lockout_address_spray);
+    tcase_add_test(lockout, lockout_full_store_fails_closed);
+    tcase_add_test(lockout, lockout_held_lock_survives_full_store);
+    tcase_add_test(lockout, success_stores_nothing_new);
+    suite_add_tcase(suite, lockout);
+
+    TCase *totp = tcase_create("totp");
+    tcase_add_test(totp, totp_claims);
+    tcase_add_test(totp, totp_step_zero);
+    tcase_add_test(totp, totp_record_expiry);
+    tcase_add_test(totp, totp_full_store);
+    suite_add_tcase(suite, totp);
+
+    TCase *revoke = tcase_create("revocation");
+    tcase_add_test(revoke, revoke_one_session);
+    tcase_add_test(revoke, revocation_is_not_evicted);
+    tcase_add_test(revoke, revoke_full_store_falls_back);
+    tcase_add_test(revoke, revoke_without_prepare);
+    suite_add_tcase(suite, revoke);
+    return run_suite(suite);
+}
