@@ -1,6 +1,7 @@
 // HMAC-SHA256 signed tokens and base64url (RFC 4648 section 5).
 #include "keyring.h"
 
+#include <openssl/core_names.h>
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
@@ -77,8 +78,46 @@ bool KeyRing::add(std::string_view raw)
 {
     if (raw.size() < min_key_bytes)
         return false;
-    keys_.push_back(hmac_sha256(raw, key_label));
+    static EVP_MAC *hmac = EVP_MAC_fetch(nullptr, "HMAC", nullptr);
+    if (hmac == nullptr)
+        throw std::runtime_error("HMAC is not available");
+
+    std::string key = hmac_sha256(raw, key_label);
+    std::unique_ptr<EVP_MAC_CTX, MacCtxFree> ctx(EVP_MAC_CTX_new(hmac));
+    OSSL_PARAM params[] = {
+        OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST,
+                                         const_cast<char *>("SHA256"), 0),
+        OSSL_PARAM_construct_end()
+    };
+    bool keyed = ctx
+        && EVP_MAC_init(ctx.get(),
+                        reinterpret_cast<const unsigned char *>(key.data()),
+                        key.size(), params);
+    OPENSSL_cleanse(key.data(), key.size());
+    if (!keyed)
+        throw std::runtime_error("HMAC-SHA256 key setup failed");
+    keys_.push_back(std::move(ctx));
     return true;
+}
+
+void KeyRing::MacCtxFree::operator()(EVP_MAC_CTX *ctx) const
+{
+    EVP_MAC_CTX_free(ctx);
+}
+
+std::string KeyRing::mac_with(const EVP_MAC_CTX *key, std::string_view data)
+{
+    std::unique_ptr<EVP_MAC_CTX, MacCtxFree> ctx(EVP_MAC_CTX_dup(key));
+    unsigned char out[EVP_MAX_MD_SIZE];
+    std::size_t out_len = 0;
+    if (!ctx
+        || !EVP_MAC_update(ctx.get(),
+                           reinterpret_cast<const unsigned char *>(data.data()),
+                           data.size())
+        || !EVP_MAC_final(ctx.get(), out, &out_len, sizeof(out))
+        || out_len != mac_bytes)
+        throw std::runtime_error("HMAC-SHA256 failed");
+    return std::string(reinterpret_cast<const char *>(out), out_len);
 }
 
 std::string KeyRing::sign(std::string_view kind,
@@ -91,7 +130,7 @@ std::string KeyRing::sign(std::string_view kind,
     std::string token(kind);
     token += '.';
     token += base64url_encode(payload);
-    std::string tag = hmac_sha256(keys_.front(), token);
+    std::string tag = mac_with(keys_.front().get(), token);
     token += '.';
     token += base64url_encode(tag);
     return token;
@@ -114,8 +153,8 @@ std::optional<std::string> KeyRing::verify(std::string_view kind,
         return std::nullopt;
 
     bool ok = false;
-    for (const std::string &key : keys_)
-        ok |= same_mac(hmac_sha256(key, signed_part), *tag);
+    for (const auto &key : keys_)
+        ok |= same_mac(mac_with(key.get(), signed_part), *tag);
     if (!ok)
         return std::nullopt;
     return base64url_decode(signed_part.substr(kind.size() + 1));
@@ -127,7 +166,7 @@ std::string KeyRing::mac(std::string_view data) const
         throw std::logic_error("KeyRing::mac with no keys");
     std::string input(mac_label);
     input += data;
-    return base64url_encode(hmac_sha256(keys_.front(), input));
+    return base64url_encode(mac_with(keys_.front().get(), input));
 }
 
 bool KeyRing::mac_ok(std::string_view data, std::string_view tag) const
@@ -138,8 +177,8 @@ bool KeyRing::mac_ok(std::string_view data, std::string_view tag) const
     std::string input(mac_label);
     input += data;
     bool ok = false;
-    for (const std::string &key : keys_)
-        ok |= same_mac(hmac_sha256(key, input), *raw);
+    for (const auto &key : keys_)
+        ok |= same_mac(mac_with(key.get(), input), *raw);
     return ok;
 }
 

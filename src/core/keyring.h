@@ -2,7 +2,10 @@
 // verifies, so an administrator can rotate keys without signing anyone out.
 #pragma once
 
+#include <openssl/types.h>
+
 #include <cstddef>
+#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -37,7 +40,16 @@ public:
     bool mac_ok(std::string_view data, std::string_view tag) const;
 
 private:
-    std::vector<std::string> keys_;
+    struct MacCtxFree {
+        void operator()(EVP_MAC_CTX *ctx) const;
+    };
+
+    // One HMAC context per key, keyed once: each MAC then costs a copy of
+    // it instead of a fresh key schedule (the hot path of every request).
+    std::vector<std::unique_ptr<EVP_MAC_CTX, MacCtxFree>> keys_;
+
+    static std::string mac_with(const EVP_MAC_CTX *key,
+                                std::string_view data);
 };
 
 // `bytes` random bytes from RAND_bytes, base64url without padding.
