@@ -8,7 +8,8 @@ MODULE    := $(BUILD)/ngx_http_twostep_module.so
 PYTHON    := /usr/bin/python3
 
 BUILD_DEPS := nginx nginx-dev build-essential pkg-config libssl-dev \
-              libjansson-dev libcurl4-openssl-dev libcrypt-dev check
+              libjansson-dev libcurl4-openssl-dev libcrypt-dev \
+              libqrencode-dev check
 TEST_DEPS  := oathtool python3-pytest python3-requests whois
 DEMO_DEPS  := oathtool qrencode whois
 BENCH_DEPS := wrk
@@ -16,16 +17,16 @@ BENCH_DEPS := wrk
 CXX      ?= g++
 CXXFLAGS ?= -O2 -g
 CORE_FLAGS := -std=c++17 -Wall -Wextra -Werror -fPIC -Isrc $(CXXFLAGS)
-CORE_LIBS  := -lcrypto -ljansson -lcrypt
+CORE_LIBS  := -lcrypto -ljansson -lcrypt -lqrencode
 
 CORE_SRCS := $(sort $(wildcard src/core/*.cpp))
 CORE_OBJS := $(patsubst src/core/%.cpp,$(BUILD)/core/%.o,$(CORE_SRCS))
 UNIT_SRCS := $(sort $(wildcard tests/unit/test_*.cpp))
 UNIT_BINS := $(patsubst tests/unit/%.cpp,$(BUILD)/unit/%,$(UNIT_SRCS))
 
-.PHONY: all deps module unit e2e test demo bench clean
+.PHONY: all deps module tool unit e2e test test-asan soak demo bench clean
 
-all: module
+all: module tool
 
 deps:
 	@scripts/ensure-deps $(BUILD_DEPS)
@@ -49,7 +50,8 @@ $(BUILD)/nginx/Makefile: config config.make | deps
 
 $(MODULE): $(BUILD)/nginx/Makefile $(MODULE_SRCS)
 	$(MAKE) -s -f $(BUILD)/nginx/Makefile -C $(NGINX_SRC) modules
-	cp $(BUILD)/nginx/ngx_http_twostep_module.so $@
+	@# a new file, not one rewritten under a running nginx that maps it
+	cp $(BUILD)/nginx/ngx_http_twostep_module.so $@.new && mv -f $@.new $@
 	@echo "built $@"
 
 module: deps $(MODULE)
@@ -67,6 +69,14 @@ $(BUILD)/unit/%: tests/unit/%.cpp tests/unit/*.h $(BUILD)/libtwostep_core.a
 	$(CXX) $(CORE_FLAGS) $< -o $@ $(BUILD)/libtwostep_core.a $(CORE_LIBS) \
 	    $$(pkg-config --cflags --libs check)
 
+# twostep-user, the administrators' tool, on the same core as the module.
+TOOL := $(BUILD)/twostep-user
+
+$(TOOL): tools/twostep_user.cpp $(BUILD)/libtwostep_core.a
+	$(CXX) $(CORE_FLAGS) $< -o $@ $(BUILD)/libtwostep_core.a $(CORE_LIBS)
+
+tool: deps $(TOOL)
+
 unit: deps $(UNIT_BINS)
 	@set -e; for t in $(UNIT_BINS); do echo "== $$t"; $$t; done
 
@@ -83,6 +93,63 @@ demo: module
 bench: module
 	@scripts/ensure-deps $(BENCH_DEPS)
 	@TWOSTEP_MODULE=$(MODULE) bench/run.sh
+
+# libFuzzer targets for the parsers that read attacker input, each run for
+# FUZZ_SECONDS on a scratch copy of its seeds (tests/fuzz/README.md). The
+# core is compiled again with the sanitizers, into build/fuzz/core.
+FUZZ_DEPS    := clang libclang-rt-14-dev
+FUZZ_SECONDS ?= 20
+FUZZ_CXX     := clang++
+FUZZ_FLAGS   := -std=c++17 -g -O1 -fsanitize=fuzzer,address,undefined \
+                -fno-sanitize-recover=all -Isrc
+FUZZ_SRCS    := $(sort $(wildcard tests/fuzz/fuzz_*.cpp))
+FUZZ_BINS    := $(patsubst tests/fuzz/%.cpp,$(BUILD)/fuzz/%,$(FUZZ_SRCS))
+FUZZ_OBJS    := $(patsubst src/core/%.cpp,$(BUILD)/fuzz/core/%.o,$(CORE_SRCS))
+
+.PHONY: fuzz
+
+$(FUZZ_OBJS): $(BUILD)/fuzz/core/%.o: src/core/%.cpp src/core/*.h
+	@mkdir -p $(dir $@)
+	$(FUZZ_CXX) $(FUZZ_FLAGS) -c $< -o $@
+
+$(FUZZ_BINS): $(BUILD)/fuzz/%: tests/fuzz/%.cpp tests/fuzz/*.h $(FUZZ_OBJS)
+	@mkdir -p $(dir $@)
+	$(FUZZ_CXX) $(FUZZ_FLAGS) $< -o $@ $(FUZZ_OBJS) $(CORE_LIBS)
+
+fuzz: deps
+	@scripts/ensure-deps $(FUZZ_DEPS)
+	@$(MAKE) --no-print-directory $(FUZZ_BINS)
+	@FUZZ_SECONDS=$(FUZZ_SECONDS) tests/fuzz/run.sh $(FUZZ_BINS)
+
+# The module and the core built with AddressSanitizer and UBSan, and the
+# end-to-end suite run against it (nginx itself is not instrumented: the
+# harness preloads libasan when TWOSTEP_ASAN=1).
+ASAN_OPT    := -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined \
+               -fno-sanitize-recover=undefined
+ASAN_MODULE := $(BUILD)/asan/ngx_http_twostep_module.so
+
+$(BUILD)/asan/nginx/Makefile: config config.make | deps
+	@mkdir -p $(BUILD)/asan
+	cd $(NGINX_SRC) && . ./conf_flags && \
+	    ./configure "$${NGX_CONF_FLAGS[@]}" --add-dynamic-module=$(CURDIR) \
+	        --with-cc-opt="$(ASAN_OPT)" --with-ld-opt="-fsanitize=address,undefined" \
+	        --builddir=$(BUILD)/asan/nginx >$(BUILD)/asan/configure.log 2>&1 \
+	    || { cat $(BUILD)/asan/configure.log; rm -f $@; exit 1; }
+
+$(ASAN_MODULE): $(BUILD)/asan/nginx/Makefile $(MODULE_SRCS)
+	$(MAKE) -s -f $(BUILD)/asan/nginx/Makefile -C $(NGINX_SRC) modules
+	cp $(BUILD)/asan/nginx/ngx_http_twostep_module.so $@.new && mv -f $@.new $@
+
+test-asan: deps $(ASAN_MODULE)
+	@scripts/ensure-deps $(TEST_DEPS)
+	cd tests/e2e && TWOSTEP_MODULE=$(ASAN_MODULE) TWOSTEP_ASAN=1 \
+	    $(PYTHON) -m pytest -q -p no:cacheprovider .
+
+# wrk for a bounded time against valid, expired, tampered and missing
+# cookies with two workers: no 5xx, no crash, stable memory.
+soak: module
+	@scripts/ensure-deps $(BENCH_DEPS) $(TEST_DEPS)
+	@TWOSTEP_MODULE=$(MODULE) $(PYTHON) tests/soak/soak.py
 
 clean:
 	rm -rf $(BUILD)
