@@ -162,6 +162,47 @@ bool parse_totp(const json_t *value, const UserError &err, TotpParams &totp,
     return true;
 }
 
+// "recovery": an array of distinct SHA-256 hex strings, one per unused code.
+bool parse_recovery(const json_t *value, const UserError &err,
+                    std::vector<std::string> &out, std::string &error)
+{
+    if (!json_is_array(value)) {
+        error = err.member("recovery", "must be an array of SHA-256 hashes");
+        return false;
+    }
+    if (json_array_size(value) > max_recovery_codes) {
+        error = err.member("recovery",
+                           "has more than "
+                               + std::to_string(max_recovery_codes)
+                               + " entries");
+        return false;
+    }
+    std::size_t index;
+    const json_t *item;
+    json_array_foreach(value, index, item) {
+        std::string_view hash;
+        if (json_is_string(item)) {
+            hash = std::string_view(json_string_value(item),
+                                    json_string_length(item));
+        }
+        if (!valid_recovery_hash(hash)) {
+            error = err.member("recovery[" + std::to_string(index) + "]",
+                               "must be 64 lower-case hex digits (the "
+                               "SHA-256 of a recovery code)");
+            return false;
+        }
+        for (const std::string &seen : out) {
+            if (seen == hash) {
+                error = err.member("recovery[" + std::to_string(index) + "]",
+                                   "is a duplicate");
+                return false;
+            }
+        }
+        out.emplace_back(hash);
+    }
+    return true;
+}
+
 // One entry of "users"; members not named here are left for later features.
 bool parse_user(const char *name, const json_t *value, User &user,
                 std::string &error)
@@ -205,6 +246,50 @@ bool parse_user(const char *name, const json_t *value, User &user,
         }
         user.totp = std::move(params);
     }
+
+    if (const json_t *phone = json_object_get(value, "phone")) {
+        if (!json_is_string(phone)
+            || !valid_phone(std::string_view(json_string_value(phone),
+                                             json_string_length(phone)))) {
+            error = err.member("phone",
+                               "must be an E.164 number: \"+\" and 8 to 15 "
+                               "digits, e.g. \"+15551234567\"");
+            return false;
+        }
+        user.phone = json_string_value(phone);
+    }
+
+    if (const json_t *def = json_object_get(value, "default")) {
+        std::optional<Method> method;
+        if (json_is_string(def)) {
+            method = method_from_name(std::string_view(
+                json_string_value(def), json_string_length(def)));
+        }
+        if (!method) {
+            error = err.member("default", "must be \"totp\", \"push\", "
+                                          "\"call\" or \"sms\"");
+            return false;
+        }
+        user.default_method = method;
+    }
+
+    if (const json_t *recovery = json_object_get(value, "recovery")) {
+        if (!parse_recovery(recovery, err, user.recovery, error)) {
+            return false;
+        }
+    }
+
+    if (const json_t *duo = json_object_get(value, "duo_username")) {
+        if (!json_is_string(duo)
+            || !valid_duo_username(std::string_view(
+                json_string_value(duo), json_string_length(duo)))) {
+            error = err.member("duo_username",
+                               "must be 1 to 128 printable ASCII characters "
+                               "without spaces");
+            return false;
+        }
+        user.duo_username = json_string_value(duo);
+    }
     return true;
 }
 
@@ -232,6 +317,9 @@ bool read_users(json_t *root, std::map<std::string, User, std::less<>> &out,
 
 }  // namespace
 
+// Only totp for now: "phone" and "duo_username" will add push, call and
+// sms once the provider is wired in; recovery codes are a fallback, not a
+// method a location can ask for.
 MethodSet User::methods() const
 {
     MethodSet set = 0;
@@ -239,6 +327,16 @@ MethodSet User::methods() const
         set |= static_cast<MethodSet>(Method::totp);
     }
     return set;
+}
+
+std::vector<const User *> UserStore::users() const
+{
+    std::vector<const User *> out;
+    out.reserve(users_.size());
+    for (const auto &entry : users_) {
+        out.push_back(&entry.second);
+    }
+    return out;
 }
 
 const User *UserStore::find(std::string_view name) const
@@ -297,6 +395,46 @@ bool valid_user_name(std::string_view name)
             || (c >= '0' && c <= '9') || c == '.' || c == '_' || c == '@'
             || c == '+' || c == '-';
         if (!ok) {
+            return false;
+        }
+    }
+    return true;
+}
+
+bool valid_phone(std::string_view phone)
+{
+    if (phone.size() < 9 || phone.size() > 16 || phone[0] != '+') {
+        return false;
+    }
+    for (char c : phone.substr(1)) {
+        if (c < '0' || c > '9') {
+            return false;
+        }
+    }
+    return true;
+}
+
+bool valid_recovery_hash(std::string_view hash)
+{
+    if (hash.size() != 64) {
+        return false;
+    }
+    for (char c : hash) {
+        if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'))) {
+            return false;
+        }
+    }
+    return true;
+}
+
+bool valid_duo_username(std::string_view name)
+{
+    if (name.empty() || name.size() > 128) {
+        return false;
+    }
+    for (char c : name) {
+        auto u = static_cast<unsigned char>(c);
+        if (u <= ' ' || u >= 0x7f) {
             return false;
         }
     }

@@ -1,8 +1,11 @@
 // The JSON user store named by twostep_users:
 //   {"users": {"alice": {"password": "$y$...", "totp": "BASE32"}}}
 // "totp" may also be {"secret": "...", "algorithm": "SHA1|SHA256|SHA512",
-// "digits": 6|7|8, "period": 30}. Unknown members are kept out of the way
-// (later features add them), never an error.
+// "digits": 6|7|8, "period": 30}. Optional per user: "phone": "+E164",
+// "default": "totp|push|call|sms", "recovery": ["<sha256 hex>", ...] (the
+// hashes of unused one-time recovery codes, see enroll.h) and
+// "duo_username". Unknown members are kept out of the way (later features
+// add them), never an error.
 #pragma once
 
 #include <map>
@@ -10,6 +13,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "methods.h"
 #include "totp.h"
@@ -20,6 +24,10 @@ struct User {
     std::string name;
     std::string password_hash;        // crypt(3) string; empty: no password
     std::optional<TotpParams> totp;
+    std::string phone;                // "+" and 8..15 digits; empty: none
+    std::optional<Method> default_method;  // preferred second step
+    std::vector<std::string> recovery;     // SHA-256 hex of unused codes
+    std::string duo_username;         // empty: the user name is used
 
     MethodSet methods() const;        // second-step methods this user has
 };
@@ -28,6 +36,8 @@ class UserStore {
 public:
     const User *find(std::string_view name) const;
     std::size_t size() const { return users_.size(); }
+    // Every user, ordered by name.
+    std::vector<const User *> users() const;
 
     // Parses JSON text; on failure returns nullptr and sets `error` to a
     // message naming the position (line:column) or the user and member at
@@ -45,5 +55,18 @@ private:
 // User names: 1..64 of [A-Za-z0-9._@+-], so they are safe in tokens, logs
 // and headers.
 bool valid_user_name(std::string_view name);
+
+// "+" then 8 to 15 digits: an E.164 number (ITU-T E.164 allows at most 15).
+bool valid_phone(std::string_view phone);
+
+// 64 lower-case hex digits, as recovery_hash() makes them.
+bool valid_recovery_hash(std::string_view hash);
+
+// 1 to 128 printable ASCII characters without spaces: what Duo accepts as
+// a user name or alias, bounded so it is safe in API requests and logs.
+bool valid_duo_username(std::string_view name);
+
+// At most this many recovery hashes per user.
+constexpr std::size_t max_recovery_codes = 100;
 
 }  // namespace twostep

@@ -398,6 +398,155 @@ START_TEST(load_errors_name_the_file)
 }
 END_TEST
 
+START_TEST(security_members)
+{
+    const std::string hash_a(64, 'a'), hash_b = "0123456789abcdef"
+                                                 "0123456789abcdef"
+                                                 "0123456789abcdef"
+                                                 "0123456789abcdef";
+    auto store = parse_ok(R"({"users": {
+        "full": {"totp": ")" + secret_b32 + R"(", "phone": "+15551234567",
+                 "default": "sms", "recovery": [")" + hash_a + R"(", ")"
+                          + hash_b + R"("],
+                 "duo_username": "DOMAIN\\full@example.com"},
+        "none": {},
+        "empty_list": {"recovery": []},
+        "shortest": {"phone": "+12345678"},
+        "longest": {"phone": "+123456789012345"}}})");
+    const User *full = store->find("full");
+    ck_assert_string_eq(full->phone, "+15551234567");
+    ck_assert(full->default_method == Method::sms);
+    ck_assert_uint_eq(full->recovery.size(), 2);
+    ck_assert_string_eq(full->recovery[0], hash_a);
+    ck_assert_string_eq(full->recovery[1], hash_b);
+    ck_assert_string_eq(full->duo_username, "DOMAIN\\full@example.com");
+    // Methods stay what the user can sign in with today: totp only.
+    ck_assert_uint_eq(full->methods(), static_cast<MethodSet>(Method::totp));
+
+    const User *none = store->find("none");
+    ck_assert(none->phone.empty());
+    ck_assert(!none->default_method);
+    ck_assert(none->recovery.empty());
+    ck_assert(none->duo_username.empty());
+    ck_assert_uint_eq(none->methods(), 0);
+    ck_assert(store->find("empty_list")->recovery.empty());
+    ck_assert_string_eq(store->find("shortest")->phone, "+12345678");
+    ck_assert_string_eq(store->find("longest")->phone, "+123456789012345");
+
+    for (const char *name : {"totp", "push", "call", "sms"}) {
+        store = parse_ok(one_user(R"({"default": ")" + std::string(name)
+                                  + "\"}"));
+        ck_assert(store->find("u")->default_method == method_from_name(name));
+    }
+    std::string many = "[";
+    for (int i = 0; i < 100; i++) {
+        char hex[65];
+        std::snprintf(hex, sizeof hex, "%064x", i);
+        many += std::string(i ? "," : "") + "\"" + hex + "\"";
+    }
+    ck_assert_uint_eq(
+        parse_ok(one_user(R"({"recovery": )" + many + "]}"))
+            ->find("u")->recovery.size(),
+        100);
+    parse_fails(one_user(R"({"recovery": )" + many + ",\"" + hash_a
+                         + "\"]}"),
+                {R"(user "u")", R"("recovery")", "more than 100"});
+}
+END_TEST
+
+START_TEST(bad_security_members)
+{
+    for (const char *phone :
+         {R"("15551234567")", R"("+1234567")", R"("+1234567890123456")",
+          R"("+1 5551234567")", R"("+1-555-123-4567")", R"("")", R"("+")",
+          R"("++15551234567")", R"("+15551234567 ")", "15551234567", "null",
+          R"(["+15551234567"])", R"("+\u0661\u0662\u0663\u0664\u0665\u0666)"
+                                 R"(\u0667\u0668\u0669")"}) {
+        parse_fails(one_user(R"({"phone": )" + std::string(phone) + "}"),
+                    {R"(user "u")", R"("phone")", "E.164", "8 to 15"});
+    }
+    for (const char *def : {R"("email")", R"("")", R"("TOTP")", R"("sms ")",
+                            "1", "null", R"(["totp"])"}) {
+        parse_fails(one_user(R"({"default": )" + std::string(def) + "}"),
+                    {R"(user "u")", R"("default")", "totp", "push", "call",
+                     "sms"});
+    }
+    for (const char *list : {R"("abc")", "{}", "null", "5"}) {
+        parse_fails(one_user(R"({"recovery": )" + std::string(list) + "}"),
+                    {R"(user "u")", R"("recovery")", "array"});
+    }
+    const std::string a64(64, 'a');
+    const char *bad_items[] = {"1", "null", R"("")", "[]"};
+    for (const char *item : bad_items) {
+        parse_fails(one_user(R"({"recovery": [")" + a64 + "\", "
+                             + std::string(item) + "]}"),
+                    {R"(user "u")", R"("recovery[1]")", "64 lower-case hex"});
+    }
+    for (const std::string &item :
+         {std::string(63, 'a'), std::string(65, 'a'), std::string(64, 'A'),
+          std::string(63, 'a') + "g", std::string(63, 'a') + " "}) {
+        parse_fails(one_user(R"({"recovery": [")" + item + "\"]}"),
+                    {R"(user "u")", R"("recovery[0]")", "SHA-256"});
+    }
+    parse_fails(one_user(R"({"recovery": [")" + a64 + R"(", ")" + a64
+                         + "\"]}"),
+                {R"(user "u")", R"("recovery[1]")", "duplicate"});
+    for (const std::string &duo :
+         {std::string("\"\""), std::string("\"a b\""), std::string("5"),
+          std::string("null"), std::string("\"a\\tb\""),
+          std::string("\"caf\u00e9\""),
+          "\"" + std::string(129, 'd') + "\""}) {
+        parse_fails(one_user(R"({"duo_username": )" + duo + "}"),
+                    {R"(user "u")", R"("duo_username")", "1 to 128"});
+    }
+    ck_assert_uint_eq(parse_ok(one_user(R"({"duo_username": ")"
+                                        + std::string(128, 'd') + "\"}"))
+                          ->find("u")->duo_username.size(),
+                      128);
+}
+END_TEST
+
+START_TEST(validators)
+{
+    for (const char *ok : {"+12345678", "+15551234567", "+491511234567",
+                           "+123456789012345"}) {
+        ck_assert_msg(valid_phone(ok), "%s", ok);
+    }
+    for (const char *bad : {"", "+", "+1234567", "+1234567890123456",
+                            "12345678", "+1234567a", "+ 12345678",
+                            "+12345678\n"}) {
+        ck_assert_msg(!valid_phone(bad), "%s", bad);
+    }
+    ck_assert(!valid_phone(std::string("+1234\0" "5678", 10)));
+    ck_assert(valid_recovery_hash(std::string(64, '0')));
+    ck_assert(valid_recovery_hash(std::string(32, 'f') + std::string(32, '9')));
+    ck_assert(!valid_recovery_hash(std::string(64, 'F')));
+    ck_assert(!valid_recovery_hash(std::string(64, 'g')));
+    ck_assert(!valid_recovery_hash(""));
+    ck_assert(valid_duo_username("a"));
+    ck_assert(valid_duo_username("DOMAIN\\user@example.com"));
+    ck_assert(!valid_duo_username(""));
+    ck_assert(!valid_duo_username("a b"));
+    ck_assert(!valid_duo_username("a\x7f"));
+    ck_assert(!valid_duo_username("caf\xc3\xa9"));
+    ck_assert(!valid_duo_username(std::string(129, 'x')));
+}
+END_TEST
+
+START_TEST(users_in_order)
+{
+    auto store = parse_ok(R"({"users": {"carol": {}, "alice": {},
+                                        "bob": {}}})");
+    auto users = store->users();
+    ck_assert_uint_eq(users.size(), 3);
+    ck_assert_string_eq(users[0]->name, "alice");
+    ck_assert_string_eq(users[1]->name, "bob");
+    ck_assert_string_eq(users[2]->name, "carol");
+    ck_assert(users[0] == store->find("alice"));
+    ck_assert(parse_ok(R"({"users": {}})")->users().empty());
+}
+END_TEST
+
 int main()
 {
     Suite *suite = suite_create("user_store");
@@ -415,6 +564,10 @@ int main()
     tcase_add_test(tc, duplicate_keys);
     tcase_add_test(tc, load_file);
     tcase_add_test(tc, load_errors_name_the_file);
+    tcase_add_test(tc, security_members);
+    tcase_add_test(tc, bad_security_members);
+    tcase_add_test(tc, validators);
+    tcase_add_test(tc, users_in_order);
     suite_add_tcase(suite, tc);
     return run_suite(suite);
 }
