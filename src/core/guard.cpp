@@ -138,6 +138,89 @@ Claim claim_totp_step(SharedState &state, std::string_view user,
     return ok ? Claim::fresh : Claim::unavailable;
 }
 
+Start start_out_of_band(SharedState &state, const OutOfBandRule &rule,
+                        std::string_view user, std::int64_t now)
+{
+    std::string pending_key = key_of("o:", user);
+
+    // One waiting already: refused without counting it.
+    std::int64_t waiting = lock_left(state, pending_key, rule.pending_for,
+                                     now);
+    if (waiting < 0) {
+        return Start::unavailable;
+    }
+    if (waiting > 0) {
+        return Start::busy;
+    }
+
+    bool too_many = false;
+    bool ok = state.update(key_of("n:", user), now, now + rule.window,
+                           [&](StateRecord &r) {
+        if (r.until <= now) {
+            r = StateRecord{};
+            r.until = now + rule.window;  // a new window starts
+        }
+        if (r.count >= rule.max_starts) {
+            too_many = true;
+            return false;
+        }
+        r.count++;
+        return true;
+    });
+    if (too_many) {
+        return Start::too_many;
+    }
+    if (!ok) {
+        return Start::unavailable;
+    }
+
+    bool busy = false;
+    ok = state.update(pending_key, now, now + rule.pending_for,
+                      [&](StateRecord &r) {
+        if (r.until > now) {
+            busy = true;  // another worker was quicker
+            return false;
+        }
+        r.until = now + rule.pending_for;
+        return true;
+    }, true);
+    if (busy) {
+        return Start::busy;
+    }
+    return ok ? Start::ok : Start::unavailable;
+}
+
+void end_out_of_band(SharedState &state, std::string_view user,
+                     std::int64_t now)
+{
+    state.update(key_of("o:", user), now, now + 1, [&](StateRecord &r) {
+        if (r.until <= now) {
+            return false;
+        }
+        r.until = 0;
+        return true;
+    });
+}
+
+Claim claim_transaction(SharedState &state, std::string_view txid,
+                        std::int64_t now, std::int64_t expires)
+{
+    bool replayed = false;
+    bool ok = state.update(key_of("d:", txid), now, std::max(expires, now + 1),
+                           [&](StateRecord &r) {
+        if (r.until != 0) {
+            replayed = true;
+            return false;
+        }
+        r.until = 1;
+        return true;
+    }, true);
+    if (replayed) {
+        return Claim::replayed;
+    }
+    return ok ? Claim::fresh : Claim::unavailable;
+}
+
 bool revoke_session(SharedState &state, const Session &session,
                     std::int64_t now)
 {

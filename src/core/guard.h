@@ -77,6 +77,28 @@ Claim claim_totp_step(SharedState &state, std::string_view user,
                       std::int64_t step, std::int64_t period,
                       std::int64_t now);
 
+// Push and call (MFA fatigue, OWASP ASVS 2.8.x / NIST SP 800-63B 5.2.2):
+// one request waiting per user at a time, and only so many in a window.
+struct OutOfBandRule {
+    std::int64_t max_starts = 3;    // requests per user per window
+    std::int64_t window = 600;      // seconds
+    std::int64_t pending_for = 60;  // how long one request blocks the next
+};
+
+enum class Start { ok, busy, too_many, unavailable };
+
+Start start_out_of_band(SharedState &state, const OutOfBandRule &rule,
+                        std::string_view user, std::int64_t now);
+
+// The request was answered (or failed): the next one may go out.
+void end_out_of_band(SharedState &state, std::string_view user,
+                     std::int64_t now);
+
+// A provider transaction finishes a sign-in once: a second use of the same
+// transaction id is refused.
+Claim claim_transaction(SharedState &state, std::string_view txid,
+                        std::int64_t now, std::int64_t expires);
+
 // Sign-out: the session stops working everywhere at once, until it would
 // have expired anyway. If the store is full, every session issued up to
 // this one is revoked instead (fail closed).

@@ -36,13 +36,52 @@ a{color:#0067b8}
 .who{margin-bottom:8px;color:#595959}
 .alert{padding:8px 12px;border-left:4px solid #a80000;background:#fde7e9;
 color:#a80000}
+.notice{padding:8px 12px;border-left:4px solid #0067b8;background:#eff6fc}
+.number{font-size:32px;letter-spacing:4px}
 .ways{margin:0;padding:0;list-style:none}
 .ways a{display:block;padding:10px 0;border-top:1px solid #e6e6e6}
 @media (max-width:520px){body{align-items:flex-start;background:#fff}
 main{margin:0;padding:24px;box-shadow:none}}
 )";
 
-std::string layout(std::string_view title, std::string_view body)
+// The waiting page's only script, allowed by its hash like the style: it
+// long-polls the status URL and moves on when the provider has answered.
+constexpr std::string_view script = R"(
+(function () {
+  var box = document.getElementById('wait');
+  var status = box.getAttribute('data-status');
+  var done = box.getAttribute('data-done');
+  function poll() {
+    fetch(status, {credentials: 'same-origin', cache: 'no-store'})
+      .then(function (r) { return r.json(); })
+      .then(function (s) {
+        if (s.state === 'waiting') { poll(); } else { location.replace(done); }
+      })
+      .catch(function () {
+        setTimeout(function () { location.replace(done); }, 3000);
+      });
+  }
+  poll();
+})();
+)";
+
+std::string csp_hash(std::string_view text)
+{
+    unsigned char digest[EVP_MAX_MD_SIZE];
+    unsigned int digest_len = 0;
+    if (!EVP_Digest(text.data(), text.size(), digest, &digest_len,
+                    EVP_sha256(), nullptr))
+        throw std::runtime_error("SHA-256 failed");
+
+    std::string b64(4 * ((digest_len + 2) / 3) + 1, '\0');
+    int n = EVP_EncodeBlock(reinterpret_cast<unsigned char *>(b64.data()),
+                            digest, static_cast<int>(digest_len));
+    b64.resize(n);
+    return "'sha256-" + b64 + "'";
+}
+
+std::string layout(std::string_view title, std::string_view body,
+                   std::string_view head = {}, bool with_script = false)
 {
     std::string out;
     out.reserve(2048 + body.size());
@@ -57,9 +96,17 @@ std::string layout(std::string_view title, std::string_view body)
     out += html_escape(title);
     out += "</title>\n<style>";
     out += style;
-    out += "</style>\n</head>\n<body>\n<main>\n";
+    out += "</style>\n";
+    out += head;
+    out += "</head>\n<body>\n<main>\n";
     out += body;
-    out += "</main>\n</body>\n</html>\n";
+    out += "</main>\n";
+    if (with_script) {
+        out += "<script>";
+        out += script;
+        out += "</script>\n";
+    }
+    out += "</body>\n</html>\n";
     return out;
 }
 
@@ -124,25 +171,113 @@ void other_ways(std::string &out, const CodePage &page)
     out += "</ul>\n</section>\n";
 }
 
+void notice(std::string &out, std::string_view text)
+{
+    if (!text.empty()) {
+        out += "<p class=\"notice\" role=\"status\">";
+        out += html_escape(text);
+        out += "</p>\n";
+    }
+}
+
+// Push, call, or an sms not sent yet: one button that starts it, so
+// nothing reaches the phone without the user asking (no prefetch, no
+// notification spam from merely opening the page).
+void send_form(std::string &body, const CodePage &page)
+{
+    const char *text = "We'll text a code to your phone.";
+    const char *button = "Send code";
+
+    if (page.method == Method::push) {
+        text = "We'll send a sign-in request to the authenticator app on "
+               "your phone.";
+        button = "Send request";
+
+    } else if (page.method == Method::call) {
+        text = "We'll call your phone. Answer it and press the key to "
+               "approve.";
+        button = "Call me";
+    }
+
+    body += "<h1>Verify your identity</h1>\n";
+    alert(body, page.error);
+    notice(body, page.notice);
+    body += "<p>";
+    body += text;
+    body += "</p>\n<form method=\"post\" action=\"";
+    body += html_escape(page.paths.verify);
+    body += "\">\n";
+    hidden(body, "method", method_name(page.method));
+    hidden(body, "action", "send");
+    hidden(body, "return_to", page.return_to);
+    hidden(body, "methods", page.methods);
+    hidden(body, "form_token", page.form_token);
+    body += "<div class=\"actions\"><button type=\"submit\" autofocus>";
+    body += button;
+    body += "</button></div>\n</form>\n";
+    other_ways(body, page);
+}
+
 }  // namespace
+
+std::string render_wait(const WaitPage &page)
+{
+    std::string query = "?return_to=" + url_encode(page.return_to)
+                        + "&methods=" + url_encode(page.methods);
+    std::string check = page.paths.wait + query + "&check=1";
+    std::string status = page.paths.status + query;
+
+    std::string body = "<p class=\"who\">Signed in as <strong>";
+    body += html_escape(page.user);
+    body += "</strong></p>\n";
+
+    bool push = page.method == Method::push;
+    const char *title = push ? "Approve the sign-in request on your phone"
+                             : "Answer the call and press the key";
+    body += "<h1>";
+    body += title;
+    body += "</h1>\n<div id=\"wait\" data-status=\"";
+    body += html_escape(status);
+    body += "\" data-done=\"";
+    body += html_escape(check);
+    body += "\" role=\"status\" aria-live=\"polite\">\n<p>";
+    body += push ? "Open your authenticator app and approve the request."
+                 : "We're calling your phone. Answer it and press the key "
+                   "to approve.";
+    body += "</p>\n";
+    if (!page.number.empty()) {
+        body += "<p>Enter this number in the app: "
+                "<strong class=\"number\">";
+        body += html_escape(page.number);
+        body += "</strong></p>\n";
+    }
+    body += "<p class=\"who\">This page moves on by itself. <a href=\"";
+    body += html_escape(check);
+    body += "\">I've approved it</a></p>\n</div>\n";
+
+    CodePage others;
+    others.paths = page.paths;
+    others.method = page.method;
+    others.offered = page.offered;
+    others.return_to = page.return_to;
+    others.methods = page.methods;
+    other_ways(body, others);
+
+    // Without JavaScript the page reloads itself; with it, the script
+    // moves on as soon as the provider answers.
+    std::string head = "<noscript><meta http-equiv=\"refresh\" "
+                       "content=\"3;url=";
+    head += html_escape(check);
+    head += "\"></noscript>\n";
+    return layout(title, body, head, true);
+}
 
 const std::string &page_security_policy()
 {
-    static const std::string policy = [] {
-        unsigned char digest[EVP_MAX_MD_SIZE];
-        unsigned int digest_len = 0;
-        if (!EVP_Digest(style.data(), style.size(), digest, &digest_len,
-                        EVP_sha256(), nullptr))
-            throw std::runtime_error("SHA-256 failed");
-
-        std::string b64(4 * ((digest_len + 2) / 3) + 1, '\0');
-        int n = EVP_EncodeBlock(reinterpret_cast<unsigned char *>(b64.data()),
-                                digest, static_cast<int>(digest_len));
-        b64.resize(n);
-
-        return "default-src 'none'; style-src 'sha256-" + b64 + "'; "
-               "form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
-    }();
+    static const std::string policy =
+        "default-src 'none'; style-src " + csp_hash(style)
+        + "; script-src " + csp_hash(script) + "; connect-src 'self'; "
+          "form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
     return policy;
 }
 
@@ -207,15 +342,14 @@ std::string render_code(const CodePage &page)
     body += html_escape(page.user);
     body += "</strong></p>\n";
 
-    if (page.method != Method::totp && page.method != Method::sms) {
-        body += "<h1>Verify your identity</h1>\n";
-        alert(body, page.error);
-        body += "<p>This way of signing in is not available yet.</p>\n";
-        other_ways(body, page);
+    if (page.method != Method::totp && !page.sms_sent) {
+        send_form(body, page);
         return layout("Verify your identity", body);
     }
 
-    body += "<h1>Enter code</h1>\n<p id=\"code-help\">";
+    body += "<h1>Enter code</h1>\n";
+    notice(body, page.notice);
+    body += "<p id=\"code-help\">";
     body += page.method == Method::sms
         ? "Enter the code we texted to your phone."
         : "Enter the code displayed in the authenticator app on your mobile "

@@ -21,6 +21,8 @@ struct PortalPaths {
     std::string signin;   // e.g. "/.twostep/signin"
     std::string verify;   // e.g. "/.twostep/verify"
     std::string logout;   // e.g. "/.twostep/logout"
+    std::string wait;     // e.g. "/.twostep/wait"
+    std::string status;   // e.g. "/.twostep/status"
 };
 
 struct SigninPage {
@@ -45,13 +47,34 @@ struct CodePage {
     std::string methods;
     std::string form_token;
     std::string error;
+    std::string notice;             // e.g. "We texted a code to ..."
+    bool sms_sent = false;          // sms: a code is on its way
 };
 
-// For totp/sms: "Enter code" box (field `code`, inputmode=numeric,
+// For totp, and sms once sent: "Enter code" box (field `code`, inputmode=numeric,
 // autocomplete=one-time-code) posting to paths.verify with method,
-// return_to, methods, form_token. When `offered` has other methods, a
-// "Sign in another way" list of links (paths.verify?method=...&return_to=...)
+// return_to, methods, form_token. For push and call, and sms before a code
+// was sent: a button posting method and action=send. When `offered` has
+// other methods, a "Sign in another way" list of links
+// (paths.verify?method=...&return_to=...)
 std::string render_code(const CodePage &page);
+
+struct WaitPage {
+    PortalPaths paths;
+    std::string user;
+    Method method = Method::push;   // push or call
+    MethodSet offered = 0;
+    std::string return_to;
+    std::string methods;
+    std::string number;             // number matching, if the provider
+                                    // gave one
+};
+
+// "Approve the sign-in request on your phone" / "Answer the call and press
+// the key". Moves on by itself: without JavaScript a meta refresh to
+// paths.wait?check=1, with JavaScript a script that long-polls
+// paths.status and then goes there.
+std::string render_wait(const WaitPage &page);
 
 // A plain page: a heading, a paragraph, and optionally a link.
 std::string render_message(std::string_view title, std::string_view text,

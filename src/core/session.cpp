@@ -1,7 +1,8 @@
 // Session and pending sign-in cookies: a versioned '|'-separated payload,
 // signed by the KeyRing.
 //   session (kind "s"): 1|sid|user|method|auth_time|expires
-//   pending (kind "p"): 1|nonce|user|via|expires
+//   pending (kind "p"): 1|nonce|user|via|expires|txid|method
+//   (txid and method empty unless a push or call is waiting)
 #include "session.h"
 
 #include <cstdint>
@@ -154,10 +155,16 @@ std::string encode_pending(const KeyRing &keys, const PendingSignin &p)
     append(payload, p.user);
     append(payload, first_factor_name(p.via));
     append_time(payload, p.expires);
+    append(payload, p.txid);
+    append(payload, p.txid.empty() ? "" : method_name(p.txid_method));
     // A user name exactly when a first factor has been passed.
     bool user_ok = p.via == FirstFactor::none ? p.user.empty()
                                                : valid_user_name(p.user);
-    if (!valid_id(p.nonce) || !user_ok)
+    bool txid_ok = p.txid.empty()
+                   || (valid_id(p.txid) && !p.user.empty()
+                       && (p.txid_method == Method::push
+                           || p.txid_method == Method::call));
+    if (!valid_id(p.nonce) || !user_ok || !txid_ok)
         throw std::invalid_argument("pending sign-in would not decode");
     return keys.sign(pending_kind, payload);
 }
@@ -170,7 +177,7 @@ std::optional<PendingSignin> decode_pending(const KeyRing &keys,
     if (!payload)
         return std::nullopt;
     auto f = split(*payload);
-    if (f.size() != 5 || f[0] != payload_version)
+    if (f.size() != 7 || f[0] != payload_version)
         return std::nullopt;
     auto via = first_factor_from_name(f[3]);
     auto expires = parse_time(f[4]);
@@ -182,6 +189,16 @@ std::optional<PendingSignin> decode_pending(const KeyRing &keys,
         return std::nullopt;
 
     PendingSignin p;
+    if (!f[5].empty()) {
+        auto m = method_from_name(f[6]);
+        if (!valid_id(f[5]) || f[2].empty() || !m
+            || (*m != Method::push && *m != Method::call))
+            return std::nullopt;
+        p.txid = f[5];
+        p.txid_method = *m;
+    } else if (!f[6].empty()) {
+        return std::nullopt;
+    }
     p.nonce = f[1];
     p.user = f[2];
     p.via = *via;

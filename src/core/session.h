@@ -33,6 +33,8 @@ struct PendingSignin {
     std::string user;           // empty until the first factor is passed
     FirstFactor via = FirstFactor::none;
     std::int64_t expires = 0;
+    std::string txid;           // a push or call waiting at the provider
+    Method txid_method = Method::push;  // which, when txid is set
 };
 
 std::string encode_pending(const KeyRing &keys, const PendingSignin &p);

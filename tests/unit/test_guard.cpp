@@ -482,6 +482,66 @@ START_TEST(totp_full_store)
 }
 END_TEST
 
+// ---- push and call -------------------------------------------------------
+
+START_TEST(out_of_band_one_at_a_time)
+{
+    MemState state;
+    const OutOfBandRule oob{3, 600, 60};
+    ck_assert(start_out_of_band(state, oob, "alice", now) == Start::ok);
+    // A second request while the first waits on the phone: refused.
+    ck_assert(start_out_of_band(state, oob, "alice", now + 1) == Start::busy);
+    // Another user is not affected.
+    ck_assert(start_out_of_band(state, oob, "bob", now + 1) == Start::ok);
+    // Answered: the next may go out at once.
+    end_out_of_band(state, "alice", now + 2);
+    ck_assert(start_out_of_band(state, oob, "alice", now + 3) == Start::ok);
+    // Unanswered: it stops blocking after pending_for.
+    ck_assert(start_out_of_band(state, oob, "alice", now + 62)
+              == Start::busy);
+    ck_assert(start_out_of_band(state, oob, "alice", now + 63) == Start::ok);
+    // That was the third in the window: the fourth is one too many, also
+    // after the one before was answered, until the window ends.
+    end_out_of_band(state, "alice", now + 64);
+    ck_assert(start_out_of_band(state, oob, "alice", now + 65)
+              == Start::too_many);
+    ck_assert(start_out_of_band(state, oob, "alice", now + 599)
+              == Start::too_many);
+    ck_assert(start_out_of_band(state, oob, "alice", now + 600) == Start::ok);
+    // The pending record is pinned: a flood cannot lift "one at a time".
+    ck_assert(state.at("o:alice").pinned);
+}
+END_TEST
+
+START_TEST(out_of_band_full_store)
+{
+    MemState pinned(2);
+    fill_pinned(pinned, 2);
+    const OutOfBandRule oob{3, 600, 60};
+    ck_assert(start_out_of_band(pinned, oob, "alice", now)
+              == Start::unavailable);
+    DownState down;
+    ck_assert(start_out_of_band(down, oob, "alice", now)
+              == Start::unavailable);
+}
+END_TEST
+
+START_TEST(transactions_finish_once)
+{
+    MemState state;
+    ck_assert(claim_transaction(state, "tx-1", now, now + 600)
+              == Claim::fresh);
+    ck_assert(claim_transaction(state, "tx-1", now + 1, now + 600)
+              == Claim::replayed);
+    ck_assert(claim_transaction(state, "tx-2", now + 1, now + 600)
+              == Claim::fresh);
+    ck_assert(state.at("d:tx-1").pinned);
+    DownState down;
+    ck_assert(claim_transaction(down, "tx-3", now, now + 600)
+              == Claim::unavailable);
+}
+END_TEST
+
 // ---- revocation ---------------------------------------------------------
 
 START_TEST(revoke_one_session)
@@ -613,6 +673,12 @@ int main()
     suite_add_tcase(suite, totp);
 
     TCase *revoke = tcase_create("revocation");
+    TCase *oob = tcase_create("out_of_band");
+    tcase_add_test(oob, out_of_band_one_at_a_time);
+    tcase_add_test(oob, out_of_band_full_store);
+    tcase_add_test(oob, transactions_finish_once);
+    suite_add_tcase(suite, oob);
+
     tcase_add_test(revoke, revoke_one_session);
     tcase_add_test(revoke, revocation_is_not_evicted);
     tcase_add_test(revoke, revoke_full_store_falls_back);

@@ -116,7 +116,8 @@ void check_page(const std::string &html)
 
 PortalPaths paths()
 {
-    return {"/.twostep/signin", "/.twostep/verify", "/.twostep/logout"};
+    return {"/.twostep/signin", "/.twostep/verify", "/.twostep/logout",
+            "/.twostep/wait", "/.twostep/status"};
 }
 
 CodePage code_page(Method method, MethodSet offered)
@@ -213,7 +214,7 @@ END_TEST
 START_TEST(signin_escapes_everything)
 {
     SigninPage page;
-    page.paths = {hostile, hostile, hostile};
+    page.paths = {hostile, hostile, hostile, hostile, hostile};
     page.return_to = hostile;
     page.methods = hostile_single;
     page.form_token = hostile;
@@ -300,10 +301,22 @@ END_TEST
 
 START_TEST(code_page_sms)
 {
-    std::string html = render_code(code_page(Method::sms,
-                                             bit(Method::totp)
-                                                 | bit(Method::sms)));
+    // Before a code is sent: a button that sends it, no code box.
+    std::string before = render_code(code_page(Method::sms,
+                                               bit(Method::sms)));
+    check_page(before);
+    expect_has(before, "<button type=\"submit\" autofocus>Send code");
+    expect_has(before, "<input type=\"hidden\" name=\"action\" "
+                       "value=\"send\">");
+    expect_lacks(before, "name=\"code\"");
+
+    CodePage sent = code_page(Method::sms,
+                              bit(Method::totp) | bit(Method::sms));
+    sent.sms_sent = true;
+    sent.notice = "We texted a code to <you>";
+    std::string html = render_code(sent);
     check_page(html);
+    expect_has(html, "We texted a code to &lt;you&gt;");
     expect_has(html, "<h1>Enter code</h1>");
     expect_has(html, "Enter the code we texted to your phone.");
     expect_lacks(html, "authenticator app on your mobile device");
@@ -314,8 +327,9 @@ START_TEST(code_page_sms)
     expect_lacks(html, sms_label);
 
     // sms alone: no other way to offer.
-    expect_lacks(render_code(code_page(Method::sms, bit(Method::sms))),
-                 "Sign in another way");
+    CodePage alone = code_page(Method::sms, bit(Method::sms));
+    alone.sms_sent = true;
+    expect_lacks(render_code(alone), "Sign in another way");
 }
 END_TEST
 
@@ -326,6 +340,8 @@ START_TEST(code_page_later_methods)
         check_page(html);
         expect_has(html, "Signed in as <strong>alice</strong>");
         expect_lacks(html, "name=\"code\"");
+        expect_has(html, m == Method::push ? "Send request</button>"
+                                           : "Call me</button>");
         expect_has(html, "Sign in another way");
         expect_has(html, totp_label);
         expect_has(html, sms_label);
@@ -333,10 +349,50 @@ START_TEST(code_page_later_methods)
 }
 END_TEST
 
+START_TEST(wait_page)
+{
+    WaitPage page;
+    page.paths = paths();
+    page.user = "alice";
+    page.method = Method::push;
+    page.offered = all_methods;
+    page.return_to = "/app?x=1&y=<2>";
+    page.methods = "totp,push";
+    page.number = "42";
+    std::string html = render_wait(page);
+    // Exactly one inline script (the one the CSP allows by hash); the rest
+    // of the page passes the same checks as every other.
+    ck_assert_uint_eq(count(html, "<script"), 1);
+    std::size_t open = html.find("<script>");
+    std::size_t close = html.find("</script>");
+    ck_assert(open != std::string::npos && close > open);
+    std::string without = html.substr(0, open)
+                          + html.substr(close + sizeof("</script>") - 1);
+    check_page(without);
+    expect_has(html, "<h1>Approve the sign-in request on your phone</h1>");
+    expect_has(html, "<strong class=\"number\">42</strong>");
+    // Moves on without JavaScript, and with it.
+    expect_has(html, "<noscript><meta http-equiv=\"refresh\" "
+                     "content=\"3;url=/.twostep/wait?return_to=%2Fapp%3Fx"
+                     "%3D1%26y%3D%3C2%3E&amp;methods=totp%2Cpush&amp;"
+                     "check=1\"></noscript>");
+    expect_has(html, "data-status=\"/.twostep/status?return_to=");
+    expect_has(html, "<script>");
+    expect_lacks(html, "<2>");
+    expect_has(html, call_label);
+
+    page.method = Method::call;
+    page.number.clear();
+    html = render_wait(page);
+    expect_has(html, "<h1>Answer the call and press the key</h1>");
+    expect_lacks(html, "class=\"number\"");
+}
+END_TEST
+
 START_TEST(code_page_escapes_everything)
 {
     CodePage page = code_page(Method::totp, all_methods);
-    page.paths = {hostile, hostile, hostile};
+    page.paths = {hostile, hostile, hostile, hostile, hostile};
     page.user = hostile;
     page.return_to = hostile_single;
     page.methods = hostile;
@@ -414,6 +470,7 @@ int main()
     tcase_add_test(tc, code_page_escapes_everything);
     tcase_add_test(tc, message_page);
     tcase_add_test(tc, signed_out_page);
+    tcase_add_test(tc, wait_page);
     suite_add_tcase(suite, tc);
     return run_suite(suite);
 }

@@ -454,7 +454,7 @@ START_TEST(pending_round_trip)
     fresh.expires = 500;
     std::string token = encode_pending(keys, fresh);
     ck_assert_string_eq(keys.verify("p", token).value_or("(none)"),
-                        "1|n0||none|500");
+                        "1|n0||none|500||");
     auto d = decode_pending(keys, token, 499);
     ck_assert(d.has_value());
     ck_assert(d->user.empty());
@@ -470,24 +470,32 @@ START_TEST(pending_malformed_payloads)
         return decode_pending(keys, keys.sign("p", payload), 1000)
             .has_value();
     };
-    ck_assert(decodes("1|n|bob|password|2000"));
-    ck_assert(decodes("1|n||none|2000"));
+    ck_assert(decodes("1|n|bob|password|2000||"));
+    ck_assert(decodes("1|n||none|2000||"));
+    ck_assert(decodes("1|n|bob|password|2000|tx-1|push"));
+    ck_assert(decodes("1|n|bob|identity|2000|tx-1|call"));
     const char *bad[] = {
-        "1|n|bob|password|2000|x",   // extra field
-        "1|n|bob|password",          // missing field
-        "1|n|bob|2000",
-        "9|n|bob|password|2000",     // unknown version
-        "1||bob|password|2000",      // empty nonce
-        "1|n|bob|password|2e3",      // non-numeric time
-        "1|n|bob|password|",
-        "1|n|bob|password|-1",
-        "1|n|bob|passwd|2000",       // unknown first factor
-        "1|n|bob|Password|2000",
-        "1|n|bob||2000",
-        "1|n|b\xc3\xb6" "b|password|2000",  // bad user
-        "1|n|bob|none|2000",         // a user without a first factor
-        "1|n||password|2000",        // a first factor without a user
-        "1|n|bob|password|1000",     // expired (expires == now)
+        "1|n|bob|password|2000||x",  // extra field
+        "1|n|bob|password|2000",     // missing fields
+        "1|n|bob|password",
+        "1|n|bob|2000||",
+        "9|n|bob|password|2000||",   // unknown version
+        "1||bob|password|2000||",    // empty nonce
+        "1|n|bob|password|2e3||",    // non-numeric time
+        "1|n|bob|password|||",
+        "1|n|bob|password|-1||",
+        "1|n|bob|passwd|2000||",     // unknown first factor
+        "1|n|bob|Password|2000||",
+        "1|n|bob||2000||",
+        "1|n|b\xc3\xb6" "b|password|2000||",  // bad user
+        "1|n|bob|none|2000||",       // a user without a first factor
+        "1|n||password|2000||",      // a first factor without a user
+        "1|n|bob|password|1000||",   // expired (expires == now)
+        "1|n|bob|password|2000|tx 1|push",  // malformed txid
+        "1|n|bob|password|2000|tx|sms",     // only push and call wait
+        "1|n|bob|password|2000|tx|",        // a txid without its method
+        "1|n|bob|password|2000||push",      // a method without a txid
+        "1|n||none|2000|tx|push",           // a txid without a user
     };
     for (const char *payload : bad)
         ck_assert_msg(!decodes(payload), "accepted '%s'", payload);
