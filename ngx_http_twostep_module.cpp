@@ -31,7 +31,12 @@ static char *ngx_http_twostep_portal_uri(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 static char *ngx_http_twostep_lockout_rule(ngx_conf_t *cf,
     ngx_command_t *cmd, void *conf);
+static char *ngx_http_twostep_duo_api(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+static char *ngx_http_twostep_duo_skey_file(ngx_conf_t *cf,
+    ngx_command_t *cmd, void *conf);
 static ngx_int_t ngx_http_twostep_init_process(ngx_cycle_t *cycle);
+static void ngx_http_twostep_exit_process(ngx_cycle_t *cycle);
 static ngx_int_t ngx_http_twostep_add_variables(ngx_conf_t *cf);
 static ngx_int_t ngx_http_twostep_init(ngx_conf_t *cf);
 
@@ -115,6 +120,34 @@ static ngx_command_t  ngx_http_twostep_commands[] = {
       0,
       NULL },
 
+    { ngx_string("twostep_duo_api"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_CONF_TAKE1,
+      ngx_http_twostep_duo_api,
+      NGX_HTTP_SRV_CONF_OFFSET,
+      offsetof(ngx_http_twostep_srv_conf_t, duo_api),
+      NULL },
+
+    { ngx_string("twostep_duo_ikey"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_str_slot,
+      NGX_HTTP_SRV_CONF_OFFSET,
+      offsetof(ngx_http_twostep_srv_conf_t, duo_ikey),
+      NULL },
+
+    { ngx_string("twostep_duo_skey_file"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_CONF_TAKE1,
+      ngx_http_twostep_duo_skey_file,
+      NGX_HTTP_SRV_CONF_OFFSET,
+      offsetof(ngx_http_twostep_srv_conf_t, duo_skey),
+      NULL },
+
+    { ngx_string("twostep_duo_timeout"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_msec_slot,
+      NGX_HTTP_SRV_CONF_OFFSET,
+      offsetof(ngx_http_twostep_srv_conf_t, duo_timeout),
+      NULL },
+
     { ngx_string("twostep_thread_pool"),
       NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_CONF_TAKE1,
       ngx_conf_set_str_slot,
@@ -151,7 +184,7 @@ ngx_module_t  ngx_http_twostep_module = {
     ngx_http_twostep_init_process,         /* init process */
     NULL,                                  /* init thread */
     NULL,                                  /* exit thread */
-    NULL,                                  /* exit process */
+    ngx_http_twostep_exit_process,         /* exit process */
     NULL,                                  /* exit master */
     NGX_MODULE_V1_PADDING
 };
@@ -381,10 +414,15 @@ ngx_http_twostep_create_srv_conf(ngx_conf_t *cf)
      *     conf->portal_uri = { 0, NULL };
      *     conf->thread_pool_name = { 0, NULL };
      *     conf->thread_pool = NULL;
+     *     conf->duo = NULL;
+     *     conf->duo_api = { 0, NULL };
+     *     conf->duo_ikey = { 0, NULL };
+     *     conf->duo_skey = { 0, NULL };
      *     conf->protects = 0;
      */
 
     conf->session_ttl = NGX_CONF_UNSET;
+    conf->duo_timeout = NGX_CONF_UNSET_MSEC;
     conf->lockout_failures = NGX_CONF_UNSET;
     conf->lockout_time = NGX_CONF_UNSET;
     conf->lockout_address_failures = NGX_CONF_UNSET;
@@ -421,6 +459,47 @@ ngx_http_twostep_merge_srv_conf(ngx_conf_t *cf, void *parent, void *child)
     ngx_conf_merge_sec_value(conf->lockout_time, prev->lockout_time, 300);
     ngx_conf_merge_value(conf->lockout_address_failures,
                          prev->lockout_address_failures, 50);
+
+    ngx_conf_merge_str_value(conf->duo_api, prev->duo_api, "");
+    ngx_conf_merge_str_value(conf->duo_ikey, prev->duo_ikey, "");
+    ngx_conf_merge_str_value(conf->duo_skey, prev->duo_skey, "");
+    ngx_conf_merge_msec_value(conf->duo_timeout, prev->duo_timeout, 10000);
+
+    if (conf->duo_api.len || conf->duo_ikey.len || conf->duo_skey.len) {
+        if (!conf->duo_api.len || !conf->duo_ikey.len || !conf->duo_skey.len)
+        {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "Duo needs all of \"twostep_duo_api\", "
+                               "\"twostep_duo_ikey\" and "
+                               "\"twostep_duo_skey_file\"");
+            return static_cast<char *>(NGX_CONF_ERROR);
+        }
+
+        // The host the requests are signed for: the URL without scheme.
+        ngx_str_t host = conf->duo_api;
+        size_t scheme = ngx_strncmp(host.data, "https://", 8) == 0 ? 8 : 7;
+
+        conf->duo = ngx_http_twostep_pool_new<twostep::duo::Credentials>(
+                        cf->pool);
+        if (conf->duo == NULL) {
+            return static_cast<char *>(NGX_CONF_ERROR);
+        }
+
+        try {
+            conf->duo->ikey = std::string(ngx_http_twostep_sv(conf->duo_ikey));
+            conf->duo->skey = std::string(ngx_http_twostep_sv(conf->duo_skey));
+            conf->duo->host = std::string(ngx_http_twostep_sv(host)
+                                              .substr(scheme));
+
+        } catch (...) {
+            return static_cast<char *>(NGX_CONF_ERROR);
+        }
+
+        auto mcf = static_cast<ngx_http_twostep_main_conf_t *>(
+                       ngx_http_conf_get_module_main_conf(cf,
+                                                   ngx_http_twostep_module));
+        mcf->duo = 1;
+    }
 
     if (conf->session_ttl < 1) {
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
@@ -748,6 +827,123 @@ ngx_http_twostep_lockout_rule(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 }
 
 
+// twostep_duo_api https://api-XXXXXXXX.duosecurity.com
+static char *
+ngx_http_twostep_duo_api(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    char       *rv;
+    ngx_str_t  *url;
+    size_t      scheme;
+
+    rv = ngx_conf_set_str_slot(cf, cmd, conf);
+    if (rv != NGX_CONF_OK) {
+        return rv;
+    }
+
+    url = reinterpret_cast<ngx_str_t *>(static_cast<u_char *>(conf)
+                                        + cmd->offset);
+
+    if (url->len > 8 && ngx_strncmp(url->data, "https://", 8) == 0) {
+        scheme = 8;
+
+    } else if (url->len > 7 && ngx_strncmp(url->data, "http://", 7) == 0) {
+        scheme = 7;
+        ngx_conf_log_error(NGX_LOG_WARN, cf, 0,
+                           "\"twostep_duo_api\" uses plain http: only for a "
+                           "local simulator, never for the real service");
+
+    } else {
+        scheme = 0;
+    }
+
+    bool ok = scheme != 0;
+
+    for (size_t i = scheme; ok && i < url->len; i++) {
+        u_char ch = url->data[i];
+        ok = (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z')
+             || (ch >= '0' && ch <= '9') || ch == '.' || ch == '-'
+             || ch == ':' || (ch == '[' || ch == ']');
+    }
+
+    if (!ok || url->len == scheme) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"twostep_duo_api\" must be https://HOST[:PORT] "
+                           "without a path, not \"%V\"", url);
+        return static_cast<char *>(NGX_CONF_ERROR);
+    }
+
+    return NGX_CONF_OK;
+}
+
+
+// The secret key stays out of nginx.conf: read from a file, like the
+// cookie key, by the master process.
+static char *
+ngx_http_twostep_duo_skey_file(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf)
+{
+    ngx_str_t   *value, *skey;
+    ngx_file_t   file;
+    u_char       buf[256];
+    ssize_t      n;
+
+    skey = reinterpret_cast<ngx_str_t *>(static_cast<u_char *>(conf)
+                                         + cmd->offset);
+    if (skey->data) {
+        return const_cast<char *>("is duplicate");
+    }
+
+    value = static_cast<ngx_str_t *>(cf->args->elts);
+
+    if (ngx_conf_full_name(cf->cycle, &value[1], 1) != NGX_OK) {
+        return static_cast<char *>(NGX_CONF_ERROR);
+    }
+
+    ngx_memzero(&file, sizeof(ngx_file_t));
+    file.name = value[1];
+    file.log = cf->log;
+
+    file.fd = ngx_open_file(value[1].data, NGX_FILE_RDONLY, NGX_FILE_OPEN, 0);
+    if (file.fd == NGX_INVALID_FILE) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, ngx_errno,
+                           ngx_open_file_n " \"%V\" failed", &value[1]);
+        return static_cast<char *>(NGX_CONF_ERROR);
+    }
+
+    n = ngx_read_file(&file, buf, sizeof(buf), 0);
+    ngx_close_file(file.fd);
+
+    if (n == NGX_ERROR) {
+        return static_cast<char *>(NGX_CONF_ERROR);
+    }
+
+    while (n > 0 && (buf[n - 1] == '\n' || buf[n - 1] == '\r'
+                     || buf[n - 1] == ' '))
+    {
+        n--;
+    }
+
+    if (n < 20 || n == (ssize_t) sizeof(buf)) {
+        ngx_explicit_memzero(buf, sizeof(buf));
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"twostep_duo_skey_file\" \"%V\" does not "
+                           "hold a Duo secret key", &value[1]);
+        return static_cast<char *>(NGX_CONF_ERROR);
+    }
+
+    skey->data = static_cast<u_char *>(ngx_pnalloc(cf->pool, n));
+    if (skey->data == NULL) {
+        return static_cast<char *>(NGX_CONF_ERROR);
+    }
+
+    skey->len = n;
+    ngx_memcpy(skey->data, buf, n);
+    ngx_explicit_memzero(buf, sizeof(buf));
+
+    return NGX_CONF_OK;
+}
+
+
 static ngx_int_t
 ngx_http_twostep_add_variables(ngx_conf_t *cf)
 {
@@ -835,10 +1031,27 @@ ngx_http_twostep_init_process(ngx_cycle_t *cycle)
         return NGX_OK;  // no http block
     }
 
+    if (mcf->duo && ngx_http_twostep_curl_init(cycle) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
     try {
         return ngx_http_twostep_prepare_zone(cycle, mcf);
 
     } catch (...) {
         return NGX_ERROR;
+    }
+}
+
+
+static void
+ngx_http_twostep_exit_process(ngx_cycle_t *cycle)
+{
+    auto mcf = static_cast<ngx_http_twostep_main_conf_t *>(
+                   ngx_http_cycle_get_module_main_conf(cycle,
+                                                   ngx_http_twostep_module));
+
+    if (mcf && mcf->duo) {
+        ngx_http_twostep_curl_exit(cycle);
     }
 }

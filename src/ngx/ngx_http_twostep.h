@@ -11,12 +11,15 @@ extern "C" {
 #endif
 }
 
+#include <functional>
 #include <memory>
 #include <new>
 #include <string>
 #include <string_view>
 #include <utility>
+#include <vector>
 
+#include "core/duo.h"
 #include "core/guard.h"
 #include "core/keyring.h"
 #include "core/methods.h"
@@ -37,6 +40,7 @@ struct ngx_http_twostep_main_conf_t {
     size_t                       zone_size;
     ngx_shm_zone_t              *zone;
     ngx_flag_t                   protects;  // some location has twostep on
+    ngx_flag_t                   duo;       // some server uses Duo
 };
 
 
@@ -50,6 +54,11 @@ struct ngx_http_twostep_srv_conf_t {
     ngx_thread_pool_t                          *thread_pool;
 #endif
     ngx_str_t                                   thread_pool_name;
+    twostep::duo::Credentials                  *duo;
+    ngx_str_t                                   duo_api;
+    ngx_str_t                                   duo_ikey;
+    ngx_str_t                                   duo_skey;
+    ngx_msec_t                                  duo_timeout;
     ngx_int_t                                   lockout_failures;
     time_t                                      lockout_time;
     ngx_int_t                                   lockout_address_failures;
@@ -66,7 +75,8 @@ struct ngx_http_twostep_loc_conf_t {
 };
 
 
-struct ngx_http_twostep_signin_t;
+struct ngx_http_twostep_offload_t;
+struct ngx_http_twostep_duo_call_t;
 
 // Per-request state: the session seen (for the access check and the
 // variables) and a password check running in the thread pool.
@@ -74,7 +84,8 @@ struct ngx_http_twostep_ctx_t {
     twostep::Session             session;
     bool                         session_checked = false;
     bool                         session_valid = false;
-    ngx_http_twostep_signin_t   *signin = nullptr;
+    ngx_http_twostep_offload_t  *offload = nullptr;
+    ngx_http_twostep_duo_call_t *duo_call = nullptr;
 };
 
 ngx_http_twostep_ctx_t *ngx_http_twostep_get_ctx(ngx_http_request_t *r);
@@ -134,6 +145,8 @@ ngx_int_t ngx_http_twostep_set_location(ngx_http_request_t *r,
     std::string_view location);
 ngx_int_t ngx_http_twostep_send_page(ngx_http_request_t *r,
     ngx_uint_t status, const std::string &html);
+ngx_int_t ngx_http_twostep_send_json(ngx_http_request_t *r,
+    const std::string &json);
 ngx_int_t ngx_http_twostep_send_message(ngx_http_request_t *r,
     ngx_uint_t status, std::string_view title, std::string_view text);
 std::string_view ngx_http_twostep_request_header(ngx_http_request_t *r,
@@ -142,6 +155,16 @@ std::string_view ngx_http_twostep_request_header(ngx_http_request_t *r,
 // The session cookie of this request, decoded once (for the access check
 // and the variables); nullptr when there is none or it is not valid.
 const twostep::Session *ngx_http_twostep_session(ngx_http_request_t *r);
+
+// src/ngx/ngx_http_twostep_thread.cpp: `work` in the thread pool (no nginx
+// calls, no pool allocations there), then `finish` on the event loop, whose
+// result finalizes the request. Returns NGX_DONE while it runs.
+#if !(NGX_THREADS)
+typedef void  ngx_thread_pool_t;
+#endif
+ngx_int_t ngx_http_twostep_offload(ngx_http_request_t *r,
+    ngx_thread_pool_t *pool, std::function<void()> work,
+    std::function<ngx_int_t()> finish);
 
 // src/ngx/ngx_http_twostep_zone.cpp: the state all workers share.
 struct ngx_http_twostep_zone_ctx_t;
@@ -165,6 +188,31 @@ ngx_int_t ngx_http_twostep_add_zone(ngx_conf_t *cf,
     ngx_http_twostep_main_conf_t *mcf);
 ngx_int_t ngx_http_twostep_prepare_zone(ngx_cycle_t *cycle,
     ngx_http_twostep_main_conf_t *mcf);
+
+// src/ngx/ngx_http_twostep_curl.cpp: outbound HTTP on the event loop.
+struct ngx_http_twostep_fetch_s;
+typedef struct ngx_http_twostep_fetch_s  ngx_http_twostep_fetch_t;
+
+struct ngx_http_twostep_fetch_req_t {
+    std::string                url;
+    bool                       post = false;
+    std::string                body;
+    std::vector<std::string>   headers;
+    ngx_msec_t                 connect_timeout_ms = 5000;
+    ngx_msec_t                 timeout_ms = 10000;
+};
+
+// Called on the event loop when the transfer ends: status 0 means it
+// failed (the reason is logged). The handler finishes the request; `body`
+// lives in the request's pool and is gone once the request is finalized.
+typedef void (*ngx_http_twostep_fetch_done_pt)(ngx_http_request_t *r,
+    ngx_http_twostep_fetch_t *fetch, long status, const std::string &body);
+
+ngx_int_t ngx_http_twostep_curl_init(ngx_cycle_t *cycle);
+void ngx_http_twostep_curl_exit(ngx_cycle_t *cycle);
+ngx_int_t ngx_http_twostep_fetch(ngx_http_request_t *r,
+    const ngx_http_twostep_fetch_req_t &req,
+    ngx_http_twostep_fetch_done_pt done);
 
 // src/ngx/ngx_http_twostep_portal.cpp: the sign-in pages.
 ngx_int_t ngx_http_twostep_portal_handler(ngx_http_request_t *r) noexcept;

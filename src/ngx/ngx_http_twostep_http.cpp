@@ -177,9 +177,9 @@ ngx_http_twostep_set_location(ngx_http_request_t *r,
 }
 
 
-ngx_int_t
-ngx_http_twostep_send_page(ngx_http_request_t *r, ngx_uint_t status,
-    const std::string &html)
+static ngx_int_t
+ngx_http_twostep_send_body(ngx_http_request_t *r, ngx_uint_t status,
+    std::string_view type, const std::string &body)
 {
     ngx_int_t     rc;
     ngx_buf_t    *b;
@@ -206,9 +206,11 @@ ngx_http_twostep_send_page(ngx_http_request_t *r, ngx_uint_t status,
     }
 
     r->headers_out.status = status;
-    r->headers_out.content_length_n = html.size();
-    ngx_str_set(&r->headers_out.content_type, "text/html; charset=utf-8");
-    r->headers_out.content_type_len = sizeof("text/html") - 1;
+    r->headers_out.content_length_n = body.size();
+    r->headers_out.content_type.data = (u_char *) type.data();
+    r->headers_out.content_type.len = type.size();
+    r->headers_out.content_type_len = type.find(';') == std::string_view::npos
+                                      ? type.size() : type.find(';');
     r->headers_out.content_type_lowcase = NULL;
 
     rc = ngx_http_send_header(r);
@@ -217,12 +219,12 @@ ngx_http_twostep_send_page(ngx_http_request_t *r, ngx_uint_t status,
         return rc;
     }
 
-    b = ngx_create_temp_buf(r->pool, html.size());
+    b = ngx_create_temp_buf(r->pool, body.size());
     if (b == NULL) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
-    b->last = ngx_cpymem(b->last, html.data(), html.size());
+    b->last = ngx_cpymem(b->last, body.data(), body.size());
     b->last_buf = (r == r->main) ? 1 : 0;
     b->last_in_chain = 1;
 
@@ -230,6 +232,23 @@ ngx_http_twostep_send_page(ngx_http_request_t *r, ngx_uint_t status,
     out.next = NULL;
 
     return ngx_http_output_filter(r, &out);
+}
+
+
+ngx_int_t
+ngx_http_twostep_send_page(ngx_http_request_t *r, ngx_uint_t status,
+    const std::string &html)
+{
+    return ngx_http_twostep_send_body(r, status, "text/html; charset=utf-8",
+                                      html);
+}
+
+
+ngx_int_t
+ngx_http_twostep_send_json(ngx_http_request_t *r, const std::string &json)
+{
+    return ngx_http_twostep_send_body(r, NGX_HTTP_OK, "application/json",
+                                      json);
 }
 
 

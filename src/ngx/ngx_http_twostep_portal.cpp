@@ -4,11 +4,15 @@
 //   verify   GET: the second-step form     POST: check the code, issue the
 //                                                session, back to the URL
 //   logout   GET: a "Sign out" button      POST: clear the session
+//   wait     GET: "Approve the request on your phone" (push and call)
+//   status   GET: JSON for the waiting page's script
+//
+// Push, call and text go through the provider in ngx_http_twostep_duo.cpp.
 //
 // Between the steps the browser holds a pending-sign-in token that names the
 // user but opens nothing; every form carries a token bound to it.
 
-#include "ngx_http_twostep.h"
+#include "ngx_http_twostep_portal.h"
 
 #include <openssl/crypto.h>
 
@@ -24,10 +28,7 @@ struct ngx_http_twostep_signin_t {
     std::shared_ptr<const twostep::UserStore>  users;
     std::string                                username;
     std::string                                password;
-    std::string                                return_to;
-    twostep::MethodSet                         methods = 0;
     bool                                       known = false;
-    bool                                       running = false;
     bool                                       matched = false;
 
     ~ngx_http_twostep_signin_t() {
@@ -36,35 +37,17 @@ struct ngx_http_twostep_signin_t {
 };
 
 
-// What every portal page needs to know about the request.
-struct ngx_http_twostep_page_t {
-    ngx_http_request_t           *r;
-    ngx_http_twostep_srv_conf_t  *scf;
-    std::string_view              page;      // "signin", "verify", ...
-    twostep::Fields               query;
-    twostep::Fields               form;
-    std::string                   return_to;
-    twostep::MethodSet            methods = twostep::all_methods;
-};
-
-
 static ngx_int_t ngx_http_twostep_dispatch(ngx_http_twostep_page_t &p);
 static void ngx_http_twostep_body_handler(ngx_http_request_t *r) noexcept;
-#if (NGX_THREADS)
-static void ngx_http_twostep_password_thread(void *data, ngx_log_t *log)
-    noexcept;
-static void ngx_http_twostep_password_event(ngx_event_t *ev) noexcept;
-static void ngx_http_twostep_password_resume(ngx_http_request_t *r)
-    noexcept;
-#endif
 
 
-static twostep::PortalPaths
+twostep::PortalPaths
 ngx_http_twostep_paths(ngx_http_twostep_srv_conf_t *scf)
 {
     std::string base(ngx_http_twostep_sv(scf->portal_uri));
 
-    return { base + "signin", base + "verify", base + "logout" };
+    return { base + "signin", base + "verify", base + "logout",
+             base + "wait", base + "status" };
 }
 
 
@@ -87,7 +70,7 @@ ngx_http_twostep_portal_url(ngx_http_twostep_srv_conf_t *scf,
 
 // Only names that pass validation reach the log (no log injection); nginx
 // appends the client address and the request line.
-static void
+void
 ngx_http_twostep_log(ngx_http_request_t *r, ngx_uint_t level,
     const char *event, std::string_view user)
 {
@@ -104,7 +87,7 @@ ngx_http_twostep_log(ngx_http_request_t *r, ngx_uint_t level,
 }
 
 
-static ngx_int_t
+ngx_int_t
 ngx_http_twostep_redirect(ngx_http_request_t *r, std::string_view location)
 {
     if (ngx_http_twostep_set_location(r, location) != NGX_OK) {
@@ -149,7 +132,7 @@ ngx_http_twostep_same_origin(ngx_http_request_t *r)
 }
 
 
-static ngx_int_t
+ngx_int_t
 ngx_http_twostep_expired(ngx_http_twostep_page_t &p)
 {
     ngx_http_twostep_log(p.r, NGX_LOG_WARN,
@@ -167,7 +150,7 @@ ngx_http_twostep_expired(ngx_http_twostep_page_t &p)
 }
 
 
-static std::string_view
+std::string_view
 ngx_http_twostep_address(ngx_http_request_t *r)
 {
     return ngx_http_twostep_sv(r->connection->addr_text);
@@ -175,7 +158,7 @@ ngx_http_twostep_address(ngx_http_request_t *r)
 
 
 // Too many failures for this account or this address (OWASP ASVS 2.2.1).
-static ngx_int_t
+ngx_int_t
 ngx_http_twostep_locked(ngx_http_request_t *r, std::string_view user,
     int64_t seconds)
 {
@@ -191,7 +174,7 @@ ngx_http_twostep_locked(ngx_http_request_t *r, std::string_view user,
 }
 
 
-static std::optional<twostep::PendingSignin>
+std::optional<twostep::PendingSignin>
 ngx_http_twostep_pending(ngx_http_twostep_page_t &p)
 {
     std::string_view token = ngx_http_twostep_get_cookie(p.r, true);
@@ -206,7 +189,7 @@ ngx_http_twostep_pending(ngx_http_twostep_page_t &p)
 
 // The posted form is genuine: same origin, and its token matches the
 // pending sign-in this browser holds.
-static std::optional<twostep::PendingSignin>
+std::optional<twostep::PendingSignin>
 ngx_http_twostep_posted_pending(ngx_http_twostep_page_t &p)
 {
     if (!ngx_http_twostep_same_origin(p.r)) {
@@ -226,7 +209,7 @@ ngx_http_twostep_posted_pending(ngx_http_twostep_page_t &p)
 }
 
 
-static ngx_int_t
+ngx_int_t
 ngx_http_twostep_start_pending(ngx_http_twostep_page_t &p,
     twostep::PendingSignin &pending, std::string_view user,
     twostep::FirstFactor via)
@@ -235,7 +218,16 @@ ngx_http_twostep_start_pending(ngx_http_twostep_page_t &p,
     pending.user = std::string(user);
     pending.via = via;
     pending.expires = ngx_time() + NGX_HTTP_TWOSTEP_PENDING_TTL;
+    pending.txid.clear();
 
+    return ngx_http_twostep_save_pending(p, pending);
+}
+
+
+ngx_int_t
+ngx_http_twostep_save_pending(ngx_http_twostep_page_t &p,
+    const twostep::PendingSignin &pending)
+{
     return ngx_http_twostep_set_cookie(p.r, true,
                twostep::encode_pending(*p.scf->keys, pending));
 }
@@ -291,18 +283,19 @@ ngx_http_twostep_signin_get(ngx_http_twostep_page_t &p)
 }
 
 
+static void ngx_http_twostep_check_password(ngx_http_twostep_signin_t &signin);
+static ngx_int_t ngx_http_twostep_signin_answer(ngx_http_twostep_page_t &p,
+    const ngx_http_twostep_signin_t &signin);
+
+
 static ngx_int_t
 ngx_http_twostep_signin_post(ngx_http_twostep_page_t &p)
 {
-#if (NGX_THREADS)
     ngx_http_request_t  *r = p.r;
-    ngx_thread_task_t   *task;
 
     if (!ngx_http_twostep_posted_pending(p)) {
         return ngx_http_twostep_expired(p);
     }
-
-    ngx_http_twostep_ctx_t *ctx = ngx_http_twostep_get_ctx(r);
 
     auto signin = ngx_http_twostep_pool_new<ngx_http_twostep_signin_t>(
                       r->pool);
@@ -313,8 +306,6 @@ ngx_http_twostep_signin_post(ngx_http_twostep_page_t &p)
     signin->users = *p.scf->users;
     signin->username = std::string(twostep::field(p.form, "username"));
     signin->password = std::string(twostep::field(p.form, "password"));
-    signin->return_to = p.return_to;
-    signin->methods = p.methods;
 
     ngx_http_twostep_zone_state state(r);
     int64_t locked = twostep::locked_for(state,
@@ -334,189 +325,106 @@ ngx_http_twostep_signin_post(ngx_http_twostep_page_t &p)
 
     signin->known = user != nullptr && !user->password_hash.empty();
 
-    task = ngx_thread_task_alloc(r->pool, sizeof(ngx_http_twostep_signin_t *));
-    if (task == NULL) {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
-    }
+    // What the answer needs of the page, without the posted password.
+    ngx_http_twostep_page_t page = p;
+    page.form.clear();
 
-    *static_cast<ngx_http_twostep_signin_t **>(task->ctx) = signin;
-    task->handler = ngx_http_twostep_password_thread;
-    task->event.data = r;
-    task->event.handler = ngx_http_twostep_password_event;
-
-    if (ngx_thread_task_post(p.scf->thread_pool, task) != NGX_OK) {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
-    }
-
-    // The request stays alive until the thread answers, even if the client
-    // goes away meanwhile (the pattern of nginx's own thread reads).
-    signin->running = true;
-    ctx->signin = signin;
-    r->main->blocked++;
-    r->aio = 1;
-    r->write_event_handler = ngx_http_twostep_password_resume;
-
-    return NGX_DONE;
-#else
-    return NGX_HTTP_INTERNAL_SERVER_ERROR;
-#endif
+    return ngx_http_twostep_offload(r, p.scf->thread_pool,
+               [signin] { ngx_http_twostep_check_password(*signin); },
+               [signin, page]() mutable {
+                   return ngx_http_twostep_signin_answer(page, *signin);
+               });
 }
 
 
-#if (NGX_THREADS)
-
+// In a pool thread.
 static void
-ngx_http_twostep_password_thread(void *data, ngx_log_t *log) noexcept
+ngx_http_twostep_check_password(ngx_http_twostep_signin_t &signin)
 {
-    auto signin = *static_cast<ngx_http_twostep_signin_t **>(data);
+    if (signin.known) {
+        const twostep::User *user = signin.users->find(signin.username);
+        signin.matched = twostep::password_matches(signin.password,
+                                                   user->password_hash);
 
-    try {
-        if (signin->known) {
-            const twostep::User *user = signin->users->find(signin->username);
-            signin->matched = twostep::password_matches(signin->password,
-                                                        user->password_hash);
-
-        } else {
-            // Unknown users cost the same time (OWASP ASVS 2.2.1 / 3.x:
-            // no account enumeration through timing).
-            twostep::password_dummy_check(signin->password);
-            signin->matched = false;
-        }
-
-    } catch (...) {
-        signin->matched = false;
+    } else {
+        // Unknown users cost the same time (OWASP ASVS 2.2.1 / 3.x:
+        // no account enumeration through timing).
+        twostep::password_dummy_check(signin.password);
+        signin.matched = false;
     }
 }
-
-
-static void
-ngx_http_twostep_password_event(ngx_event_t *ev) noexcept
-{
-    ngx_http_request_t  *r;
-    ngx_connection_t    *c;
-
-    r = static_cast<ngx_http_request_t *>(ev->data);
-    c = r->connection;
-
-    ngx_http_set_log_request(c->log, r);
-
-    r->main->blocked--;
-    r->aio = 0;
-
-    auto ctx = static_cast<ngx_http_twostep_ctx_t *>(
-                   ngx_http_get_module_ctx(r->main, ngx_http_twostep_module));
-    if (ctx && ctx->signin) {
-        ctx->signin->running = false;
-    }
-
-    // If the request was terminated meanwhile, nginx swapped this handler
-    // for its finalizer.
-    r->write_event_handler(r);
-    ngx_http_run_posted_requests(c);
-}
-
-
-static void
-ngx_http_twostep_password_resume(ngx_http_request_t *r) noexcept
-{
-    ngx_int_t  rc;
-
-    auto ctx = static_cast<ngx_http_twostep_ctx_t *>(
-                   ngx_http_get_module_ctx(r->main, ngx_http_twostep_module));
-
-    if (ctx == NULL || ctx->signin == NULL || ctx->signin->running) {
-        return;
-    }
-
-    ngx_http_twostep_signin_t *signin = ctx->signin;
-    ctx->signin = NULL;
-    r->write_event_handler = ngx_http_request_empty_handler;
-
-    auto scf = static_cast<ngx_http_twostep_srv_conf_t *>(
-                   ngx_http_get_module_srv_conf(r, ngx_http_twostep_module));
-
-    try {
-        ngx_http_twostep_page_t p;
-        p.r = r;
-        p.scf = scf;
-        p.page = "signin";
-        p.return_to = signin->return_to;
-        p.methods = signin->methods;
-
-        twostep::PendingSignin pending;
-
-        if (signin->matched) {
-            ngx_http_twostep_log(r, NGX_LOG_NOTICE, "password accepted",
-                                 signin->username);
-
-            // A fresh token after the password: nothing minted before
-            // sign-in carries over (no fixation, OWASP ASVS 3.2.1).
-            rc = ngx_http_twostep_start_pending(p, pending, signin->username,
-                                                twostep::FirstFactor::password);
-            if (rc == NGX_OK) {
-                rc = ngx_http_twostep_redirect(r,
-                         ngx_http_twostep_portal_url(scf, "verify",
-                                                     p.return_to, p.methods));
-            }
-
-        } else {
-            ngx_http_twostep_log(r, NGX_LOG_WARN, "wrong user name or password",
-                                 signin->username);
-
-            ngx_http_twostep_zone_state state(r);
-            int64_t locked = twostep::record_failure(state,
-                                 ngx_http_twostep_lockout(scf),
-                                 signin->username,
-                                 ngx_http_twostep_address(r), ngx_time());
-
-            rc = ngx_http_twostep_start_pending(p, pending, "",
-                                                twostep::FirstFactor::none);
-            if (rc == NGX_OK && locked > 0) {
-                rc = ngx_http_twostep_locked(r, signin->username, locked);
-
-            } else if (rc == NGX_OK) {
-                rc = ngx_http_twostep_signin_page(p, pending,
-                         NGX_HTTP_FORBIDDEN, signin->username,
-                         "Wrong user name or password.");
-            }
-        }
-
-    } catch (const std::exception &e) {
-        ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
-                      "twostep: sign-in failed: %s", e.what());
-        rc = NGX_HTTP_INTERNAL_SERVER_ERROR;
-    }
-
-    ngx_http_finalize_request(r, rc);
-}
-
-#endif
 
 
 static ngx_int_t
-ngx_http_twostep_code_page(ngx_http_twostep_page_t &p,
+ngx_http_twostep_signin_answer(ngx_http_twostep_page_t &p,
+    const ngx_http_twostep_signin_t &signin)
+{
+    ngx_int_t               rc;
+    twostep::PendingSignin  pending;
+
+    if (signin.matched) {
+        ngx_http_twostep_log(p.r, NGX_LOG_NOTICE, "password accepted",
+                             signin.username);
+
+        // A fresh token after the password: nothing minted before sign-in
+        // carries over (no fixation, OWASP ASVS 3.2.1).
+        rc = ngx_http_twostep_start_pending(p, pending, signin.username,
+                                            twostep::FirstFactor::password);
+        if (rc != NGX_OK) {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+
+        return ngx_http_twostep_redirect(p.r,
+                   ngx_http_twostep_portal_url(p.scf, "verify", p.return_to,
+                                               p.methods));
+    }
+
+    ngx_http_twostep_log(p.r, NGX_LOG_WARN, "wrong user name or password",
+                         signin.username);
+
+    ngx_http_twostep_zone_state state(p.r);
+    int64_t locked = twostep::record_failure(state,
+                         ngx_http_twostep_lockout(p.scf), signin.username,
+                         ngx_http_twostep_address(p.r), ngx_time());
+
+    rc = ngx_http_twostep_start_pending(p, pending, "",
+                                        twostep::FirstFactor::none);
+    if (rc != NGX_OK) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    if (locked > 0) {
+        return ngx_http_twostep_locked(p.r, signin.username, locked);
+    }
+
+    return ngx_http_twostep_signin_page(p, pending, NGX_HTTP_FORBIDDEN,
+                                        signin.username,
+                                        "Wrong user name or password.");
+}
+
+
+twostep::CodePage
+ngx_http_twostep_code_form(ngx_http_twostep_page_t &p,
     const twostep::PendingSignin &pending, const twostep::User &user,
-    twostep::Method method, ngx_uint_t status, std::string_view error)
+    twostep::Method method, twostep::MethodSet offered)
 {
     twostep::CodePage page;
 
     page.paths = ngx_http_twostep_paths(p.scf);
     page.user = user.name;
     page.method = method;
-    page.offered = user.methods() & p.methods;
+    page.offered = offered;
     page.return_to = p.return_to;
     page.methods = twostep::methods_to_list(p.methods);
     page.form_token = twostep::form_token(*p.scf->keys, pending);
-    page.error = std::string(error);
 
-    return ngx_http_twostep_send_page(p.r, status,
-                                      twostep::render_code(page));
+    return page;
 }
 
 
-// The user a pending sign-in names, if it still exists and has a second
-// step this location accepts; otherwise a page saying why not.
-static const twostep::User *
+// The user a pending sign-in names, if it still exists; otherwise a page
+// saying so.
+const twostep::User *
 ngx_http_twostep_pending_user(ngx_http_twostep_page_t &p,
     const twostep::PendingSignin &pending, ngx_int_t *rc)
 {
@@ -530,28 +438,51 @@ ngx_http_twostep_pending_user(ngx_http_twostep_page_t &p,
         return nullptr;
     }
 
-    if ((user->methods() & p.methods) == 0) {
-        ngx_http_twostep_log(p.r, NGX_LOG_WARN,
-                             "no second step this location accepts",
-                             user->name);
-        *rc = ngx_http_twostep_send_message(p.r, NGX_HTTP_FORBIDDEN,
-                  "Two-step verification is not set up",
-                  "This page needs a second step that is not set up for "
-                  "your account. Ask your administrator to set up your "
-                  "security info.");
-        return nullptr;
-    }
-
     return user;
 }
 
 
-static twostep::Method
-ngx_http_twostep_pick_method(const twostep::User &user,
-    twostep::MethodSet methods, std::string_view wanted)
+ngx_int_t
+ngx_http_twostep_not_set_up(ngx_http_twostep_page_t &p,
+    const twostep::User &user)
 {
-    twostep::MethodSet offered = user.methods() & methods;
+    ngx_http_twostep_log(p.r, NGX_LOG_WARN,
+                         "no second step this location accepts", user.name);
 
+    return ngx_http_twostep_send_message(p.r, NGX_HTTP_FORBIDDEN,
+               "Two-step verification is not set up",
+               "This page needs a second step that is not set up for "
+               "your account. Ask your administrator to set up your "
+               "security info.");
+}
+
+
+// The second steps the module checks itself (the authenticator app code).
+twostep::MethodSet
+ngx_http_twostep_local_methods(ngx_http_twostep_page_t &p,
+    const twostep::User &user)
+{
+    return user.methods() & p.methods
+           & static_cast<unsigned>(twostep::Method::totp);
+}
+
+
+// Those a provider checks (push, call, text), if one is configured.
+twostep::MethodSet
+ngx_http_twostep_provider_methods(ngx_http_twostep_page_t &p)
+{
+    if (p.scf->duo == NULL) {
+        return 0;
+    }
+
+    return p.methods & ~static_cast<unsigned>(twostep::Method::totp);
+}
+
+
+twostep::Method
+ngx_http_twostep_pick_method(twostep::MethodSet offered,
+    std::string_view wanted)
+{
     auto m = twostep::method_from_name(wanted);
     if (m && twostep::has_method(offered, *m)) {
         return *m;
@@ -588,11 +519,22 @@ ngx_http_twostep_verify_get(ngx_http_twostep_page_t &p)
         return rc;
     }
 
-    twostep::Method method = ngx_http_twostep_pick_method(*user, p.methods,
+    // Push, call and text: ask the provider what this user has first.
+    if (ngx_http_twostep_provider_methods(p)) {
+        return ngx_http_twostep_duo_offer(p, *pending, *user);
+    }
+
+    twostep::MethodSet offered = ngx_http_twostep_local_methods(p, *user);
+    if (offered == 0) {
+        return ngx_http_twostep_not_set_up(p, *user);
+    }
+
+    twostep::Method method = ngx_http_twostep_pick_method(offered,
                                  twostep::field(p.query, "method"));
 
-    return ngx_http_twostep_code_page(p, *pending, *user, method,
-                                      NGX_HTTP_OK, "");
+    return ngx_http_twostep_send_page(p.r, NGX_HTTP_OK,
+               twostep::render_code(ngx_http_twostep_code_form(
+                   p, *pending, *user, method, offered)));
 }
 
 
@@ -614,8 +556,17 @@ ngx_http_twostep_verify_post(ngx_http_twostep_page_t &p)
         return rc;
     }
 
-    twostep::Method method = ngx_http_twostep_pick_method(*user, p.methods,
-                                 twostep::field(p.form, "method"));
+    auto method = twostep::method_from_name(twostep::field(p.form,
+                                                           "method"));
+    twostep::MethodSet local = ngx_http_twostep_local_methods(p, *user);
+    twostep::MethodSet remote = ngx_http_twostep_provider_methods(p);
+
+    if (!method || !twostep::has_method(local | remote, *method)) {
+        return ngx_http_twostep_send_message(p.r, NGX_HTTP_FORBIDDEN,
+                   "Sign-in method not available",
+                   "This way of signing in is not available here. Go back "
+                   "and choose another.");
+    }
 
     ngx_http_twostep_zone_state state(p.r);
     twostep::LockoutRule rule = ngx_http_twostep_lockout(p.scf);
@@ -627,9 +578,13 @@ ngx_http_twostep_verify_post(ngx_http_twostep_page_t &p)
         return ngx_http_twostep_locked(p.r, user->name, locked);
     }
 
+    if (*method != twostep::Method::totp) {
+        return ngx_http_twostep_duo_verify(p, *pending, *user, *method);
+    }
+
     std::optional<int64_t> step;
 
-    if (method == twostep::Method::totp && user->totp) {
+    if (user->totp) {
         step = twostep::totp_verify(*user->totp,
                                     twostep::field(p.form, "code"), now);
     }
@@ -670,15 +625,31 @@ ngx_http_twostep_verify_post(ngx_http_twostep_page_t &p)
             return ngx_http_twostep_locked(p.r, user->name, locked);
         }
 
-        return ngx_http_twostep_code_page(p, *pending, *user, method,
-                                          NGX_HTTP_FORBIDDEN, error);
+        twostep::CodePage page = ngx_http_twostep_code_form(p, *pending,
+                                     *user, *method, local | remote);
+        page.error = error;
+
+        return ngx_http_twostep_send_page(p.r, NGX_HTTP_FORBIDDEN,
+                                          twostep::render_code(page));
     }
 
-    twostep::record_success(state, user->name, address, now);
+    return ngx_http_twostep_finish_signin(p, *pending, *user, *method);
+}
+
+
+// The second step is passed: a new session, back to the URL.
+ngx_int_t
+ngx_http_twostep_finish_signin(ngx_http_twostep_page_t &p,
+    const twostep::PendingSignin &pending, const twostep::User &user,
+    twostep::Method method)
+{
+    time_t  now = ngx_time();
+
+    ngx_http_twostep_zone_state state(p.r);
 
     twostep::Session session;
     session.sid = twostep::random_token(16);
-    session.user = user->name;
+    session.user = user.name;
     session.method = method;
     session.auth_time = now;
     session.expires = now + p.scf->session_ttl;
@@ -686,10 +657,10 @@ ngx_http_twostep_verify_post(ngx_http_twostep_page_t &p)
     // A step-up refreshes the second step, not the session's lifetime:
     // the absolute limit still counts from the password (NIST SP 800-63B
     // 4.2.3).
-    if (pending->via == twostep::FirstFactor::session) {
+    if (pending.via == twostep::FirstFactor::session) {
         const twostep::Session *old = ngx_http_twostep_session(p.r);
 
-        if (old == nullptr || old->user != user->name) {
+        if (old == nullptr || old->user != user.name) {
             return ngx_http_twostep_expired(p);
         }
 
@@ -699,7 +670,10 @@ ngx_http_twostep_verify_post(ngx_http_twostep_page_t &p)
         twostep::revoke_session(state, *old, now);
     }
 
-    ngx_http_twostep_log(p.r, NGX_LOG_NOTICE, "signed in", user->name);
+    twostep::record_success(state, user.name, ngx_http_twostep_address(p.r),
+                            now);
+
+    ngx_http_twostep_log(p.r, NGX_LOG_NOTICE, "signed in", user.name);
 
     // A new session id at every sign-in (OWASP ASVS 3.2.1).
     if (ngx_http_twostep_set_cookie(p.r, false,
@@ -812,6 +786,14 @@ ngx_http_twostep_dispatch(ngx_http_twostep_page_t &p)
 
     if (p.page == "logout") {
         return ngx_http_twostep_logout(p);
+    }
+
+    if (p.page == "wait" && !post) {
+        return ngx_http_twostep_duo_wait(p, false);
+    }
+
+    if (p.page == "status" && !post) {
+        return ngx_http_twostep_duo_wait(p, true);
     }
 
     if (p.page.empty() && !post) {

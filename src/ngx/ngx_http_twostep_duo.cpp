@@ -1,0 +1,627 @@
+// Push, phone call and text message through the Duo Auth API v2.
+//
+//   verify GET    preauth: which of push, call, text the user has
+//   verify POST   push/call: /auth async, then the waiting page
+//                 text: /auth factor=sms, then the code; the code: passcode
+//   wait GET      the waiting page; with check=1, /auth_status decides
+//   status GET    JSON for the waiting page's script (/auth_status)
+//
+// Every call goes out through the event loop (ngx_http_twostep_curl.cpp);
+// the request waits parked and is finished by the answer. Anything but a
+// well-formed answer is "the service is unavailable", never access.
+
+#include "ngx_http_twostep_portal.h"
+
+#include "core/duo.h"
+#include "core/guard.h"
+
+
+enum ngx_http_twostep_duo_step_e {
+    NGX_HTTP_TWOSTEP_DUO_OFFER,
+    NGX_HTTP_TWOSTEP_DUO_AUTH,
+    NGX_HTTP_TWOSTEP_DUO_SMS,
+    NGX_HTTP_TWOSTEP_DUO_PASSCODE,
+    NGX_HTTP_TWOSTEP_DUO_WAIT,
+    NGX_HTTP_TWOSTEP_DUO_STATUS
+};
+
+
+// A call to Duo in flight, with what its answer needs to finish the page.
+struct ngx_http_twostep_duo_call_t {
+    ngx_http_twostep_duo_step_e                step;
+    ngx_http_twostep_page_t                    page;
+    twostep::PendingSignin                     pending;
+    std::shared_ptr<const twostep::UserStore>  users;
+    std::string                                user;
+    twostep::Method                            method;
+};
+
+
+static void ngx_http_twostep_duo_done(ngx_http_request_t *r,
+    ngx_http_twostep_fetch_t *fetch, long status, const std::string &body)
+    noexcept;
+
+
+static std::string
+ngx_http_twostep_duo_user(const twostep::User &user)
+{
+    return user.duo_username.empty() ? user.name : user.duo_username;
+}
+
+
+static ngx_int_t
+ngx_http_twostep_duo_unavailable(ngx_http_twostep_page_t &p,
+    const twostep::PendingSignin &pending, const twostep::User &user,
+    twostep::Method method)
+{
+    twostep::MethodSet offered = ngx_http_twostep_local_methods(p, user)
+                                 | ngx_http_twostep_provider_methods(p);
+
+    twostep::CodePage page = ngx_http_twostep_code_form(p, pending, user,
+                                                        method, offered);
+    page.error = "The verification service is unavailable right now. "
+                 "Try again in a minute, or sign in another way.";
+
+    return ngx_http_twostep_send_page(p.r, NGX_HTTP_SERVICE_UNAVAILABLE,
+                                      twostep::render_code(page));
+}
+
+
+static void
+ngx_http_twostep_duo_log_failure(ngx_http_request_t *r, const char *call,
+    twostep::duo::Failure failure, const std::string &message)
+{
+    ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
+                  "twostep: verification service: %s failed: %s%s%s",
+                  call, twostep::duo::failure_name(failure),
+                  message.empty() ? "" : ": ", message.c_str());
+}
+
+
+// Sends a signed request and parks the request until the answer.
+static ngx_int_t
+ngx_http_twostep_duo_send(ngx_http_twostep_page_t &p,
+    ngx_http_twostep_duo_step_e step, const twostep::PendingSignin &pending,
+    const twostep::User &user, twostep::Method method,
+    const twostep::duo::Request &req)
+{
+    ngx_http_request_t  *r = p.r;
+
+    auto call = ngx_http_twostep_pool_new<ngx_http_twostep_duo_call_t>(
+                    r->pool);
+    if (call == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    call->step = step;
+    call->page = p;
+    call->pending = pending;
+    call->users = *p.scf->users;
+    call->user = user.name;
+    call->method = method;
+
+    ngx_http_twostep_fetch_req_t fetch;
+
+    fetch.url = std::string(ngx_http_twostep_sv(p.scf->duo_api)) + req.path;
+    if (!req.query.empty()) {
+        fetch.url += '?';
+        fetch.url += req.query;
+    }
+
+    fetch.post = (req.method == "POST");
+    fetch.body = req.body;
+    fetch.headers.push_back("Date: " + req.date);
+    fetch.headers.push_back("Authorization: " + req.authorization);
+    if (fetch.post) {
+        fetch.headers.push_back(
+            "Content-Type: application/x-www-form-urlencoded");
+    }
+
+    // auth_status long-polls: give it its own time on top.
+    fetch.timeout_ms = p.scf->duo_timeout;
+    if (step == NGX_HTTP_TWOSTEP_DUO_WAIT
+        || step == NGX_HTTP_TWOSTEP_DUO_STATUS)
+    {
+        fetch.timeout_ms += 30000;
+    }
+
+    if (ngx_http_twostep_fetch(r, fetch, ngx_http_twostep_duo_done)
+        != NGX_OK)
+    {
+        ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
+                      "twostep: could not start a request to the "
+                      "verification service");
+        return ngx_http_twostep_duo_unavailable(p, pending, user, method);
+    }
+
+    ngx_http_twostep_get_ctx(r)->duo_call = call;
+
+    // A visitor who leaves ends the request, and with it the transfer.
+    r->read_event_handler = ngx_http_test_reading;
+    r->write_event_handler = ngx_http_request_empty_handler;
+
+    return NGX_DONE;
+}
+
+
+ngx_int_t
+ngx_http_twostep_duo_offer(ngx_http_twostep_page_t &p,
+    const twostep::PendingSignin &pending, const twostep::User &user)
+{
+    auto req = twostep::duo::preauth(*p.scf->duo,
+                                     ngx_http_twostep_duo_user(user),
+                                     ngx_time());
+
+    return ngx_http_twostep_duo_send(p, NGX_HTTP_TWOSTEP_DUO_OFFER, pending,
+                                     user, twostep::Method::push, req);
+}
+
+
+static ngx_int_t
+ngx_http_twostep_duo_offered(ngx_http_twostep_duo_call_t &call,
+    const twostep::User &user, long status, const std::string &body)
+{
+    ngx_http_twostep_page_t &p = call.page;
+
+    auto res = twostep::duo::parse_preauth(status, body);
+    twostep::MethodSet local = ngx_http_twostep_local_methods(p, user);
+    twostep::MethodSet offered = local;
+    std::string notice;
+
+    if (res.failure != twostep::duo::Failure::none) {
+        ngx_http_twostep_duo_log_failure(p.r, "preauth", res.failure,
+                                         res.message);
+        if (local == 0) {
+            return ngx_http_twostep_send_message(p.r,
+                       NGX_HTTP_SERVICE_UNAVAILABLE,
+                       "Verification service unavailable",
+                       "The verification service is unavailable right now. "
+                       "Please try again in a minute.");
+        }
+
+        notice = "Push, call and text are unavailable right now.";
+
+    } else if (res.result == "deny") {
+        ngx_http_twostep_log(p.r, NGX_LOG_WARN,
+                             "denied by the verification service",
+                             user.name);
+        return ngx_http_twostep_send_message(p.r, NGX_HTTP_FORBIDDEN,
+                   "Access denied",
+                   "The verification service does not allow your account "
+                   "to sign in. Ask your administrator.");
+
+    } else if (res.result == "auth") {
+        offered |= res.methods & ngx_http_twostep_provider_methods(p);
+
+    } else if (res.result == "enroll" && local == 0) {
+        ngx_http_twostep_log(p.r, NGX_LOG_WARN,
+                             "not enrolled with the verification service",
+                             user.name);
+        return ngx_http_twostep_send_message(p.r, NGX_HTTP_FORBIDDEN,
+                   "Two-step verification is not set up",
+                   "Your account is not set up with the verification "
+                   "service yet. Ask your administrator.");
+    }
+
+    // "allow" (a bypass configured at Duo) is not honoured: the location
+    // asked for a second step, so only a second step opens it.
+
+    if (offered == 0) {
+        return ngx_http_twostep_not_set_up(p, user);
+    }
+
+    twostep::Method method = ngx_http_twostep_pick_method(offered,
+                                 twostep::field(p.query, "method"));
+
+    twostep::CodePage page = ngx_http_twostep_code_form(p, call.pending,
+                                                        user, method,
+                                                        offered);
+    page.notice = notice;
+
+    return ngx_http_twostep_send_page(p.r, NGX_HTTP_OK,
+                                      twostep::render_code(page));
+}
+
+
+ngx_int_t
+ngx_http_twostep_duo_verify(ngx_http_twostep_page_t &p,
+    const twostep::PendingSignin &pending, const twostep::User &user,
+    twostep::Method method)
+{
+    time_t  now = ngx_time();
+
+    const twostep::duo::Credentials &duo = *p.scf->duo;
+    std::string duo_user = ngx_http_twostep_duo_user(user);
+    bool send = twostep::field(p.form, "action") == "send";
+
+    if (method == twostep::Method::sms) {
+        if (send) {
+            return ngx_http_twostep_duo_send(p, NGX_HTTP_TWOSTEP_DUO_SMS,
+                       pending, user, method,
+                       twostep::duo::send_sms(duo, duo_user, now));
+        }
+
+        // Duo's passcodes are digits; anything else is a wrong code
+        // without asking.
+        auto code = twostep::normalize_code(twostep::field(p.form, "code"),
+                                            6);
+        if (!code) {
+            code = twostep::normalize_code(twostep::field(p.form, "code"),
+                                           7);
+        }
+
+        if (!code) {
+            code = twostep::normalize_code(twostep::field(p.form, "code"),
+                                           8);
+        }
+
+        if (!code) {
+            ngx_http_twostep_zone_state state(p.r);
+            int64_t locked = twostep::record_failure(state,
+                                 ngx_http_twostep_lockout(p.scf), user.name,
+                                 ngx_http_twostep_address(p.r), now);
+            if (locked > 0) {
+                return ngx_http_twostep_locked(p.r, user.name, locked);
+            }
+
+            ngx_http_twostep_log(p.r, NGX_LOG_WARN, "wrong code", user.name);
+
+            twostep::CodePage page = ngx_http_twostep_code_form(p, pending,
+                user, method, ngx_http_twostep_local_methods(p, user)
+                              | ngx_http_twostep_provider_methods(p));
+            page.sms_sent = true;
+            page.error = "That code didn't work. Check the code and try "
+                         "again.";
+
+            return ngx_http_twostep_send_page(p.r, NGX_HTTP_FORBIDDEN,
+                                              twostep::render_code(page));
+        }
+
+        return ngx_http_twostep_duo_send(p, NGX_HTTP_TWOSTEP_DUO_PASSCODE,
+                   pending, user, method,
+                   twostep::duo::passcode(duo, duo_user, *code, now));
+    }
+
+    // Push and call reach a phone: one at a time, only so many, and only
+    // when the user presses the button (MFA fatigue).
+    ngx_http_twostep_zone_state state(p.r);
+    twostep::OutOfBandRule rule;
+    const char *error = nullptr;
+    ngx_uint_t status = NGX_HTTP_TOO_MANY_REQUESTS;
+
+    switch (twostep::start_out_of_band(state, rule, user.name, now)) {
+
+    case twostep::Start::ok:
+        break;
+
+    case twostep::Start::busy:
+        error = "A request is already waiting on your phone. Approve it, "
+                "or wait a minute and send a new one.";
+        break;
+
+    case twostep::Start::too_many:
+        ngx_http_twostep_log(p.r, NGX_LOG_WARN,
+                             "too many requests to the phone", user.name);
+        error = "Too many requests were sent to your phone. Try again "
+                "later, or sign in another way.";
+        break;
+
+    default: /* twostep::Start::unavailable */
+        error = "Sign-in cannot be completed right now. Please try again "
+                "in a minute.";
+        status = NGX_HTTP_SERVICE_UNAVAILABLE;
+        break;
+    }
+
+    if (error) {
+        twostep::CodePage page = ngx_http_twostep_code_form(p, pending, user,
+            method, ngx_http_twostep_local_methods(p, user)
+                    | ngx_http_twostep_provider_methods(p));
+        page.error = error;
+
+        return ngx_http_twostep_send_page(p.r, status,
+                                          twostep::render_code(page));
+    }
+
+    return ngx_http_twostep_duo_send(p, NGX_HTTP_TWOSTEP_DUO_AUTH, pending,
+               user, method,
+               twostep::duo::auth_async(duo, duo_user, method,
+                                        ngx_http_twostep_address(p.r), now));
+}
+
+
+static std::string
+ngx_http_twostep_wait_url(ngx_http_twostep_page_t &p)
+{
+    return ngx_http_twostep_paths(p.scf).wait + "?return_to="
+           + twostep::url_encode(p.return_to) + "&methods="
+           + twostep::url_encode(twostep::methods_to_list(p.methods));
+}
+
+
+static ngx_int_t
+ngx_http_twostep_wait_page(ngx_http_twostep_page_t &p,
+    const twostep::PendingSignin &pending, const twostep::User &user)
+{
+    twostep::WaitPage page;
+
+    page.paths = ngx_http_twostep_paths(p.scf);
+    page.user = user.name;
+    page.method = pending.txid_method;
+    page.offered = ngx_http_twostep_local_methods(p, user)
+                   | ngx_http_twostep_provider_methods(p);
+    page.return_to = p.return_to;
+    page.methods = twostep::methods_to_list(p.methods);
+
+    return ngx_http_twostep_send_page(p.r, NGX_HTTP_OK,
+                                      twostep::render_wait(page));
+}
+
+
+ngx_int_t
+ngx_http_twostep_duo_wait(ngx_http_twostep_page_t &p, bool json)
+{
+    ngx_int_t  rc = NGX_OK;
+
+    auto pending = ngx_http_twostep_pending(p);
+
+    if (p.scf->duo == NULL || !pending || pending->txid.empty()) {
+        if (json) {
+            return ngx_http_twostep_send_json(p.r, "{\"state\":\"done\"}");
+        }
+
+        return ngx_http_twostep_redirect(p.r,
+                   ngx_http_twostep_portal_url(p.scf, "verify", p.return_to,
+                                               p.methods));
+    }
+
+    const twostep::User *user = ngx_http_twostep_pending_user(p, *pending,
+                                                              &rc);
+    if (user == nullptr) {
+        return rc;
+    }
+
+    if (!json && twostep::field(p.query, "check") != "1") {
+        return ngx_http_twostep_wait_page(p, *pending, *user);
+    }
+
+    return ngx_http_twostep_duo_send(p,
+               json ? NGX_HTTP_TWOSTEP_DUO_STATUS : NGX_HTTP_TWOSTEP_DUO_WAIT,
+               *pending, *user, pending->txid_method,
+               twostep::duo::auth_status(*p.scf->duo, pending->txid,
+                                         ngx_time()));
+}
+
+
+// The answer to a push or call: sign in, keep waiting, or say why not.
+static ngx_int_t
+ngx_http_twostep_duo_answered(ngx_http_twostep_duo_call_t &call,
+    const twostep::User &user, const twostep::duo::AuthResult &res)
+{
+    ngx_http_twostep_page_t &p = call.page;
+    twostep::PendingSignin pending = call.pending;
+    time_t now = ngx_time();
+
+    ngx_http_twostep_zone_state state(p.r);
+
+    if (res.result == "waiting") {
+        return ngx_http_twostep_wait_page(p, pending, user);
+    }
+
+    twostep::end_out_of_band(state, user.name, now);
+
+    if (res.result == "allow") {
+        // A transaction finishes one sign-in, whoever holds a copy of
+        // this browser's pending token.
+        switch (twostep::claim_transaction(state, pending.txid, now,
+                                           pending.expires))
+        {
+        case twostep::Claim::fresh:
+            return ngx_http_twostep_finish_signin(p, pending, user,
+                                                  pending.txid_method);
+
+        case twostep::Claim::replayed:
+            return ngx_http_twostep_expired(p);
+
+        default:
+            return ngx_http_twostep_send_message(p.r,
+                       NGX_HTTP_SERVICE_UNAVAILABLE,
+                       "Sign-in is unavailable",
+                       "Sign-in cannot be completed right now. "
+                       "Please try again in a minute.");
+        }
+    }
+
+    const char *error = "The request was denied. Send a new one, or sign "
+                        "in another way.";
+
+    if (res.status == "fraud") {
+        ngx_http_twostep_log(p.r, NGX_LOG_WARN, "sign-in reported as fraud",
+                             user.name);
+        error = "You reported this sign-in as fraud. It was refused and "
+                "your administrator can see it in the log.";
+
+    } else if (res.status == "timeout") {
+        error = "The request timed out. Send a new one, or sign in another "
+                "way.";
+
+    } else {
+        ngx_http_twostep_log(p.r, NGX_LOG_WARN, "request denied on the phone",
+                             user.name);
+    }
+
+    // The transaction is over: the next attempt starts a new one.
+    twostep::Method method = pending.txid_method;
+    pending.txid.clear();
+
+    if (ngx_http_twostep_save_pending(p, pending) != NGX_OK) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    twostep::CodePage page = ngx_http_twostep_code_form(p, pending, user,
+        method, ngx_http_twostep_local_methods(p, user)
+                | ngx_http_twostep_provider_methods(p));
+    page.error = error;
+
+    return ngx_http_twostep_send_page(p.r, NGX_HTTP_FORBIDDEN,
+                                      twostep::render_code(page));
+}
+
+
+static ngx_int_t
+ngx_http_twostep_duo_finish(ngx_http_twostep_duo_call_t &call, long status,
+    const std::string &body)
+{
+    ngx_http_twostep_page_t &p = call.page;
+    time_t now = ngx_time();
+
+    const twostep::User *user = call.users->find(call.user);
+    if (user == nullptr) {
+        return NGX_HTTP_FORBIDDEN;
+    }
+
+    if (call.step == NGX_HTTP_TWOSTEP_DUO_OFFER) {
+        return ngx_http_twostep_duo_offered(call, *user, status, body);
+    }
+
+    bool polled = call.step == NGX_HTTP_TWOSTEP_DUO_WAIT
+                  || call.step == NGX_HTTP_TWOSTEP_DUO_STATUS;
+
+    auto res = polled ? twostep::duo::parse_auth_status(status, body)
+                      : twostep::duo::parse_auth(status, body);
+
+    if (call.step == NGX_HTTP_TWOSTEP_DUO_STATUS) {
+        // The script only learns whether to move on; the page decides.
+        bool waiting = res.failure == twostep::duo::Failure::none
+                       && res.result == "waiting";
+        return ngx_http_twostep_send_json(p.r,
+                   waiting ? "{\"state\":\"waiting\"}"
+                           : "{\"state\":\"done\"}");
+    }
+
+    ngx_http_twostep_zone_state state(p.r);
+
+    if (res.failure != twostep::duo::Failure::none) {
+        ngx_http_twostep_duo_log_failure(p.r,
+            polled ? "auth_status" : "auth", res.failure, res.message);
+
+        if (call.method == twostep::Method::push
+            || call.method == twostep::Method::call)
+        {
+            twostep::end_out_of_band(state, user->name, now);
+        }
+
+        return ngx_http_twostep_duo_unavailable(p, call.pending, *user,
+                                                call.method);
+    }
+
+    switch (call.step) {
+
+    case NGX_HTTP_TWOSTEP_DUO_AUTH:
+        if (!res.txid.empty()) {
+            twostep::PendingSignin pending = call.pending;
+            pending.txid = res.txid;
+            pending.txid_method = call.method;
+
+            if (ngx_http_twostep_save_pending(p, pending) != NGX_OK) {
+                return NGX_HTTP_INTERNAL_SERVER_ERROR;
+            }
+
+            return ngx_http_twostep_redirect(p.r,
+                                             ngx_http_twostep_wait_url(p));
+        }
+
+        {
+            // Decided at once, without a transaction: a denied user, or a
+            // bypass, which is not honoured either.
+            twostep::duo::AuthResult denied = res;
+            denied.result = "deny";
+            call.pending.txid_method = call.method;
+            return ngx_http_twostep_duo_answered(call, *user, denied);
+        }
+
+    case NGX_HTTP_TWOSTEP_DUO_WAIT:
+        return ngx_http_twostep_duo_answered(call, *user, res);
+
+    case NGX_HTTP_TWOSTEP_DUO_SMS:
+        {
+            twostep::CodePage page = ngx_http_twostep_code_form(p,
+                call.pending, *user, call.method,
+                ngx_http_twostep_local_methods(p, *user)
+                | ngx_http_twostep_provider_methods(p));
+
+            if (res.status != "sent") {
+                page.error = "The text message could not be sent. Try "
+                             "again, or sign in another way.";
+                return ngx_http_twostep_send_page(p.r, NGX_HTTP_FORBIDDEN,
+                                                  twostep::render_code(page));
+            }
+
+            page.sms_sent = true;
+            page.notice = "We texted a code to your phone.";
+            return ngx_http_twostep_send_page(p.r, NGX_HTTP_OK,
+                                              twostep::render_code(page));
+        }
+
+    default: /* NGX_HTTP_TWOSTEP_DUO_PASSCODE */
+        if (res.result == "allow") {
+            return ngx_http_twostep_finish_signin(p, call.pending, *user,
+                                                  twostep::Method::sms);
+        }
+
+        {
+            int64_t locked = twostep::record_failure(state,
+                                 ngx_http_twostep_lockout(p.scf), user->name,
+                                 ngx_http_twostep_address(p.r), now);
+            if (locked > 0) {
+                return ngx_http_twostep_locked(p.r, user->name, locked);
+            }
+
+            ngx_http_twostep_log(p.r, NGX_LOG_WARN, "wrong code", user->name);
+
+            twostep::CodePage page = ngx_http_twostep_code_form(p,
+                call.pending, *user, call.method,
+                ngx_http_twostep_local_methods(p, *user)
+                | ngx_http_twostep_provider_methods(p));
+            page.sms_sent = true;
+            page.error = "That code didn't work. Check the code and try "
+                         "again.";
+
+            return ngx_http_twostep_send_page(p.r, NGX_HTTP_FORBIDDEN,
+                                              twostep::render_code(page));
+        }
+    }
+}
+
+
+static void
+ngx_http_twostep_duo_done(ngx_http_request_t *r,
+    ngx_http_twostep_fetch_t *fetch, long status, const std::string &body)
+    noexcept
+{
+    ngx_int_t  rc;
+
+    r->read_event_handler = ngx_http_block_reading;
+
+    auto ctx = static_cast<ngx_http_twostep_ctx_t *>(
+                   ngx_http_get_module_ctx(r->main, ngx_http_twostep_module));
+
+    if (ctx == NULL || ctx->duo_call == NULL) {
+        ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
+        return;
+    }
+
+    ngx_http_twostep_duo_call_t *call = ctx->duo_call;
+    ctx->duo_call = NULL;
+
+    try {
+        rc = ngx_http_twostep_duo_finish(*call, status, body);
+
+    } catch (const std::exception &e) {
+        ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
+                      "twostep: verification step failed: %s", e.what());
+        rc = NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    ngx_http_finalize_request(r, rc);
+}

@@ -1,0 +1,72 @@
+// What the portal's pages share: ngx_http_twostep_portal.cpp (forms, codes,
+// sessions) and ngx_http_twostep_duo.cpp (push, call and text).
+#pragma once
+
+#include "ngx_http_twostep.h"
+
+#include <optional>
+
+#include "core/form.h"
+#include "core/pages.h"
+
+
+// What every portal page needs to know about the request.
+struct ngx_http_twostep_page_t {
+    ngx_http_request_t           *r;
+    ngx_http_twostep_srv_conf_t  *scf;
+    std::string                   page;      // "signin", "verify", ...
+    twostep::Fields               query;
+    twostep::Fields               form;
+    std::string                   return_to;
+    twostep::MethodSet            methods = twostep::all_methods;
+};
+
+
+twostep::PortalPaths ngx_http_twostep_paths(ngx_http_twostep_srv_conf_t *scf);
+void ngx_http_twostep_log(ngx_http_request_t *r, ngx_uint_t level,
+    const char *event, std::string_view user);
+std::string_view ngx_http_twostep_address(ngx_http_request_t *r);
+
+ngx_int_t ngx_http_twostep_redirect(ngx_http_request_t *r,
+    std::string_view location);
+ngx_int_t ngx_http_twostep_expired(ngx_http_twostep_page_t &p);
+ngx_int_t ngx_http_twostep_locked(ngx_http_request_t *r,
+    std::string_view user, int64_t seconds);
+ngx_int_t ngx_http_twostep_not_set_up(ngx_http_twostep_page_t &p,
+    const twostep::User &user);
+
+std::optional<twostep::PendingSignin> ngx_http_twostep_pending(
+    ngx_http_twostep_page_t &p);
+std::optional<twostep::PendingSignin> ngx_http_twostep_posted_pending(
+    ngx_http_twostep_page_t &p);
+ngx_int_t ngx_http_twostep_start_pending(ngx_http_twostep_page_t &p,
+    twostep::PendingSignin &pending, std::string_view user,
+    twostep::FirstFactor via);
+ngx_int_t ngx_http_twostep_save_pending(ngx_http_twostep_page_t &p,
+    const twostep::PendingSignin &pending);
+const twostep::User *ngx_http_twostep_pending_user(
+    ngx_http_twostep_page_t &p, const twostep::PendingSignin &pending,
+    ngx_int_t *rc);
+
+twostep::MethodSet ngx_http_twostep_local_methods(ngx_http_twostep_page_t &p,
+    const twostep::User &user);
+twostep::MethodSet ngx_http_twostep_provider_methods(
+    ngx_http_twostep_page_t &p);
+twostep::Method ngx_http_twostep_pick_method(twostep::MethodSet offered,
+    std::string_view wanted);
+twostep::CodePage ngx_http_twostep_code_form(ngx_http_twostep_page_t &p,
+    const twostep::PendingSignin &pending, const twostep::User &user,
+    twostep::Method method, twostep::MethodSet offered);
+
+ngx_int_t ngx_http_twostep_finish_signin(ngx_http_twostep_page_t &p,
+    const twostep::PendingSignin &pending, const twostep::User &user,
+    twostep::Method method);
+
+// ngx_http_twostep_duo.cpp. Each returns NGX_DONE when the request waits
+// for the provider and is finished by the answer.
+ngx_int_t ngx_http_twostep_duo_offer(ngx_http_twostep_page_t &p,
+    const twostep::PendingSignin &pending, const twostep::User &user);
+ngx_int_t ngx_http_twostep_duo_verify(ngx_http_twostep_page_t &p,
+    const twostep::PendingSignin &pending, const twostep::User &user,
+    twostep::Method method);
+ngx_int_t ngx_http_twostep_duo_wait(ngx_http_twostep_page_t &p, bool json);

@@ -1,0 +1,130 @@
+// Work that would stall the event loop (password hashing, fsync of the
+// user store) runs in nginx's thread pool; the request waits, blocked, and
+// resumes on the event loop when it is done.
+
+#include "ngx_http_twostep.h"
+
+
+struct ngx_http_twostep_offload_t {
+    std::function<void()>       work;     // in a pool thread: no nginx calls
+    std::function<ngx_int_t()>  finish;   // back on the event loop
+    bool                        running = false;
+    bool                        failed = false;
+};
+
+
+#if (NGX_THREADS)
+
+static void
+ngx_http_twostep_offload_thread(void *data, ngx_log_t *log) noexcept
+{
+    auto job = *static_cast<ngx_http_twostep_offload_t **>(data);
+
+    try {
+        job->work();
+
+    } catch (...) {
+        job->failed = true;
+    }
+}
+
+
+static void
+ngx_http_twostep_offload_resume(ngx_http_request_t *r) noexcept
+{
+    ngx_int_t  rc;
+
+    auto ctx = static_cast<ngx_http_twostep_ctx_t *>(
+                   ngx_http_get_module_ctx(r->main, ngx_http_twostep_module));
+
+    // A write event before the thread is done is not the end of the wait.
+    if (ctx == NULL || ctx->offload == NULL || ctx->offload->running) {
+        return;
+    }
+
+    ngx_http_twostep_offload_t *job = ctx->offload;
+    ctx->offload = NULL;
+    r->write_event_handler = ngx_http_request_empty_handler;
+
+    try {
+        rc = job->failed ? NGX_HTTP_INTERNAL_SERVER_ERROR : job->finish();
+
+    } catch (const std::exception &e) {
+        ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
+                      "twostep: %s", e.what());
+        rc = NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    ngx_http_finalize_request(r, rc);
+}
+
+
+static void
+ngx_http_twostep_offload_event(ngx_event_t *ev) noexcept
+{
+    auto r = static_cast<ngx_http_request_t *>(ev->data);
+    ngx_connection_t *c = r->connection;
+
+    ngx_http_set_log_request(c->log, r);
+
+    r->main->blocked--;
+    r->aio = 0;
+
+    auto ctx = static_cast<ngx_http_twostep_ctx_t *>(
+                   ngx_http_get_module_ctx(r->main, ngx_http_twostep_module));
+    if (ctx && ctx->offload) {
+        ctx->offload->running = false;
+    }
+
+    // If the request was terminated meanwhile, nginx swapped this handler
+    // for its finalizer.
+    r->write_event_handler(r);
+    ngx_http_run_posted_requests(c);
+}
+
+#endif
+
+
+ngx_int_t
+ngx_http_twostep_offload(ngx_http_request_t *r, ngx_thread_pool_t *pool,
+    std::function<void()> work, std::function<ngx_int_t()> finish)
+{
+#if (NGX_THREADS)
+    ngx_thread_task_t  *task;
+
+    auto job = ngx_http_twostep_pool_new<ngx_http_twostep_offload_t>(
+                   r->pool);
+    if (job == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    job->work = std::move(work);
+    job->finish = std::move(finish);
+
+    task = ngx_thread_task_alloc(r->pool, sizeof(ngx_http_twostep_offload_t *));
+    if (task == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    *static_cast<ngx_http_twostep_offload_t **>(task->ctx) = job;
+    task->handler = ngx_http_twostep_offload_thread;
+    task->event.data = r;
+    task->event.handler = ngx_http_twostep_offload_event;
+
+    if (ngx_thread_task_post(pool, task) != NGX_OK) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    // The request stays alive until the thread answers, even if the client
+    // goes away meanwhile (the pattern of nginx's own thread reads).
+    job->running = true;
+    ngx_http_twostep_get_ctx(r)->offload = job;
+    r->main->blocked++;
+    r->aio = 1;
+    r->write_event_handler = ngx_http_twostep_offload_resume;
+
+    return NGX_DONE;
+#else
+    return NGX_HTTP_INTERNAL_SERVER_ERROR;
+#endif
+}
