@@ -85,6 +85,13 @@ static ngx_command_t  ngx_http_twostep_commands[] = {
       0,
       NULL },
 
+    { ngx_string("twostep_enroll"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_CONF_FLAG,
+      ngx_conf_set_flag_slot,
+      NGX_HTTP_SRV_CONF_OFFSET,
+      offsetof(ngx_http_twostep_srv_conf_t, enroll),
+      NULL },
+
     { ngx_string("twostep_cookie_key"),
       NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_CONF_TAKE1,
       ngx_http_twostep_cookie_key,
@@ -266,7 +273,7 @@ ngx_http_twostep_access_handler(ngx_http_request_t *r) noexcept
 
         if (verdict == twostep::Verdict::sign_in && lcf->identity) {
             if (name.empty() || !twostep::valid_user_name(name)
-                || (*scf->users)->find(name) == nullptr)
+                || scf->store->users->find(name) == nullptr)
             {
                 ngx_log_error(NGX_LOG_WARN, r->connection->log, 0,
                               "twostep: identity from \"twostep_identity\" "
@@ -408,9 +415,8 @@ ngx_http_twostep_create_srv_conf(ngx_conf_t *cf)
     /*
      * set by ngx_pcalloc():
      *
-     *     conf->users = NULL;
+     *     conf->store = NULL;
      *     conf->keys = NULL;
-     *     conf->users_file = { 0, NULL };
      *     conf->portal_uri = { 0, NULL };
      *     conf->thread_pool_name = { 0, NULL };
      *     conf->thread_pool = NULL;
@@ -422,6 +428,7 @@ ngx_http_twostep_create_srv_conf(ngx_conf_t *cf)
      */
 
     conf->session_ttl = NGX_CONF_UNSET;
+    conf->enroll = NGX_CONF_UNSET;
     conf->duo_timeout = NGX_CONF_UNSET_MSEC;
     conf->lockout_failures = NGX_CONF_UNSET;
     conf->lockout_time = NGX_CONF_UNSET;
@@ -437,9 +444,14 @@ ngx_http_twostep_merge_srv_conf(ngx_conf_t *cf, void *parent, void *child)
     auto prev = static_cast<ngx_http_twostep_srv_conf_t *>(parent);
     auto conf = static_cast<ngx_http_twostep_srv_conf_t *>(child);
 
-    if (conf->users == NULL) {
-        conf->users = prev->users;
-        conf->users_file = prev->users_file;
+    if (conf->store == NULL) {
+        conf->store = prev->store;
+    }
+
+    ngx_conf_merge_value(conf->enroll, prev->enroll, 0);
+
+    if (conf->enroll && conf->store) {
+        ngx_http_twostep_check_writable(cf, conf->store);
     }
 
     if (conf->keys == NULL) {
@@ -557,7 +569,7 @@ ngx_http_twostep_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
     clcf = static_cast<ngx_http_core_loc_conf_t *>(
                ngx_http_conf_get_module_loc_conf(cf, ngx_http_core_module));
 
-    if (scf->users == NULL || scf->keys == NULL) {
+    if (scf->store == NULL || scf->keys == NULL) {
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
                            "\"twostep\" is on in location \"%V\" but "
                            "\"twostep_users\" and \"twostep_cookie_key\" "
@@ -610,7 +622,7 @@ ngx_http_twostep_users(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 
     ngx_str_t  *value;
 
-    if (scf->users != NULL) {
+    if (scf->store != NULL) {
         return const_cast<char *>("is duplicate");
     }
 
@@ -620,32 +632,34 @@ ngx_http_twostep_users(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
         return static_cast<char *>(NGX_CONF_ERROR);
     }
 
+    scf->store = ngx_http_twostep_pool_new<ngx_http_twostep_store_t>(
+                     cf->pool);
+    if (scf->store == NULL) {
+        return static_cast<char *>(NGX_CONF_ERROR);
+    }
+
     try {
         std::string error;
-        std::string path(ngx_http_twostep_sv(value[1]));
 
-        auto store = twostep::UserStore::load(path, error);
-        if (store == nullptr) {
+        scf->store->path = std::string(ngx_http_twostep_sv(value[1]));
+
+        // What was loaded, so a worker can tell when the file changes.
+        if (stat(scf->store->path.c_str(), &scf->store->seen) != 0) {
+            ngx_memzero(&scf->store->seen, sizeof(struct stat));
+        }
+
+        scf->store->users = twostep::UserStore::load(scf->store->path, error);
+        if (scf->store->users == nullptr) {
             ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
                                "twostep_users %s", error.c_str());
             return static_cast<char *>(NGX_CONF_ERROR);
         }
-
-        scf->users = ngx_http_twostep_pool_new<
-                         std::shared_ptr<const twostep::UserStore>>(
-                             cf->pool, std::move(store));
 
     } catch (const std::exception &e) {
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0, "twostep_users \"%V\": %s",
                            &value[1], e.what());
         return static_cast<char *>(NGX_CONF_ERROR);
     }
-
-    if (scf->users == NULL) {
-        return static_cast<char *>(NGX_CONF_ERROR);
-    }
-
-    scf->users_file = value[1];
 
     return NGX_CONF_OK;
 }

@@ -11,7 +11,7 @@ namespace {
 
 // The fixed order of methods_to_list().
 constexpr Method method_order[] = {Method::totp, Method::push, Method::call,
-                                   Method::sms};
+                                   Method::sms, Method::recovery};
 
 // Tolerated clock skew between the worker that issued a session and the
 // one checking it; beyond this a future auth_time is treated as forged.
@@ -48,6 +48,8 @@ const char *method_name(Method m)
         return "call";
     case Method::sms:
         return "sms";
+    case Method::recovery:
+        return "recovery";
     }
     return "unknown";
 }

@@ -8,9 +8,13 @@
 
 namespace twostep {
 
-enum class Method : unsigned { totp = 1, push = 2, call = 4, sms = 8 };
+// recovery: one of the user's one-time recovery codes, for when the phone
+// is lost (NIST SP 800-63B 5.1.2 look-up secrets).
+enum class Method : unsigned {
+    totp = 1, push = 2, call = 4, sms = 8, recovery = 16
+};
 using MethodSet = unsigned;  // bit mask of Method values
-constexpr MethodSet all_methods = 1 | 2 | 4 | 8;
+constexpr MethodSet all_methods = 1 | 2 | 4 | 8 | 16;
 
 std::optional<Method> method_from_name(std::string_view name);  // "totp"
 const char *method_name(Method m);

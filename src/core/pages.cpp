@@ -40,6 +40,27 @@ color:#a80000}
 .number{font-size:32px;letter-spacing:4px}
 .ways{margin:0;padding:0;list-style:none}
 .ways a{display:block;padding:10px 0;border-top:1px solid #e6e6e6}
+.steps{margin:0 0 16px;padding-left:20px}
+.qr{max-width:220px;margin:0 auto 16px}
+.qr svg{display:block;width:100%;height:auto}
+summary{cursor:pointer;color:#0067b8}
+.key{font:18px/1.6 ui-monospace,Menlo,Consolas,monospace;word-spacing:4px}
+h3{margin:0;font-size:15px;font-weight:600}
+.rows{margin:0;padding:0;list-style:none}
+.rows>li{padding:12px 0;border-top:1px solid #e6e6e6}
+.state{margin:0 0 8px;color:#595959}
+.row-actions{display:flex;flex-wrap:wrap;gap:8px;justify-content:flex-end}
+.row-actions.actions{margin-top:16px}
+.rows form+.row-actions{margin-top:8px}
+select.field{padding:6px 0}
+.secondary{background:#fff;color:#0067b8}
+button.secondary:hover{background:#eff6fc}
+.codes{margin:0 0 16px;padding:12px 16px;border:2px solid #0067b8;
+background:#eff6fc}
+.codes h2{margin-top:0}
+.codes ul{margin:0;padding:0;list-style:none}
+.codes code{font:16px/1.8 ui-monospace,Menlo,Consolas,monospace}
+.links{margin-top:32px}
 @media (max-width:520px){body{align-items:flex-start;background:#fff}
 main{margin:0;padding:24px;box-shadow:none}}
 )";
@@ -139,12 +160,14 @@ const char *method_label(Method m)
         return "Call my phone";
     case Method::sms:
         return "Text my phone";
+    case Method::recovery:
+        return "Use a recovery code";
     }
     return "";
 }
 
 constexpr Method method_order[] = {Method::totp, Method::push, Method::call,
-                                   Method::sms};
+                                   Method::sms, Method::recovery};
 
 void other_ways(std::string &out, const CodePage &page)
 {
@@ -216,6 +239,195 @@ void send_form(std::string &body, const CodePage &page)
     body += button;
     body += "</button></div>\n</form>\n";
     other_ways(body, page);
+}
+
+
+// "Signed in as <user>", the first line of the pages for a known user.
+void who(std::string &out, std::string_view user)
+{
+    out += "<p class=\"who\">Signed in as <strong>";
+    out += html_escape(user);
+    out += "</strong></p>\n";
+}
+
+// A TOTP key for typing: groups of four characters separated by spaces
+// ("ABCD EFGH IJ"), whitespace in the key dropped.
+std::string key_groups(std::string_view key)
+{
+    std::string out;
+    std::size_t n = 0;
+    for (char c : key) {
+        if (c == ' ' || c == '\t' || c == '\n' || c == '\r') {
+            continue;
+        }
+        if (n > 0 && n % 4 == 0) {
+            out += ' ';
+        }
+        out += c;
+        n++;
+    }
+    return out;
+}
+
+// The start of a security-info form: POST to page.manage with the form
+// token and the action it performs. The caller closes it with "</form>".
+void manage_form(std::string &out, const SecurityInfoPage &page,
+                 std::string_view action)
+{
+    out += "<form method=\"post\" action=\"";
+    out += html_escape(page.manage);
+    out += "\">\n";
+    hidden(out, "form_token", page.form_token);
+    hidden(out, "action", action);
+}
+
+// A form that is only a button: action (and, for removing the phone, an
+// empty phone), with `aria_label` naming what it acts on when the visible
+// text alone ("Remove") would be ambiguous.
+void button_form(std::string &out, const SecurityInfoPage &page,
+                 std::string_view action, std::string_view text,
+                 std::string_view aria_label = {}, bool secondary = false,
+                 bool empty_phone = false)
+{
+    manage_form(out, page, action);
+    if (empty_phone) {
+        hidden(out, "phone", "");
+    }
+    out += "<button type=\"submit\"";
+    if (secondary) {
+        out += " class=\"secondary\"";
+    }
+    if (!aria_label.empty()) {
+        out += " aria-label=\"";
+        out += html_escape(aria_label);
+        out += "\"";
+    }
+    out += ">";
+    out += html_escape(text);
+    out += "</button>\n</form>\n";
+}
+
+void new_codes_box(std::string &out, const std::vector<std::string> &codes)
+{
+    if (codes.empty()) {
+        return;
+    }
+    out += "<section class=\"codes\" aria-labelledby=\"new-codes\">\n"
+           "<h2 id=\"new-codes\">Your new recovery codes</h2>\n"
+           "<p><strong>Save these codes somewhere safe. Each works once, "
+           "and they will not be shown again.</strong></p>\n<ul>\n";
+    for (const std::string &code : codes) {
+        out += "<li><code>";
+        out += html_escape(code);
+        out += "</code></li>\n";
+    }
+    out += "</ul>\n</section>\n";
+}
+
+void methods_section(std::string &out, const SecurityInfoPage &page)
+{
+    out += "<section aria-labelledby=\"methods-heading\">\n"
+           "<h2 id=\"methods-heading\">Sign-in methods</h2>\n"
+           "<ul class=\"rows\">\n";
+
+    // Authenticator app: add, or replace and remove.
+    out += "<li>\n<h3>Authenticator app</h3>\n<p class=\"state\">";
+    out += page.totp ? "Set up" : "Not set up";
+    out += "</p>\n<div class=\"row-actions\">\n";
+    if (page.totp) {
+        button_form(out, page, "totp", "Replace",
+                    "Replace authenticator app");
+        button_form(out, page, "remove-totp", "Remove",
+                    "Remove authenticator app", true);
+    } else {
+        button_form(out, page, "totp", "Add authenticator app");
+    }
+    out += "</div>\n</li>\n";
+
+    // Phone: the masked number, a box for a new one, and remove.
+    bool phone = !page.phone_masked.empty();
+    out += "<li>\n<h3>Phone</h3>\n<p class=\"state\">";
+    out += phone ? html_escape(page.phone_masked) : "Not set up";
+    out += "</p>\n";
+    manage_form(out, page, "phone");
+    out += "<label for=\"phone\">";
+    out += phone ? "New phone number" : "Phone number";
+    out += "</label>\n"
+           "<p class=\"state\" id=\"phone-help\">With the country code, "
+           "like +15551234567.</p>\n"
+           "<input class=\"field\" id=\"phone\" name=\"phone\" type=\"tel\" "
+           "autocomplete=\"tel\" placeholder=\"+15551234567\" required "
+           "aria-describedby=\"phone-help\">\n"
+           "<div class=\"row-actions actions\">"
+           "<button type=\"submit\">Save phone</button></div>\n</form>\n";
+    if (phone) {
+        out += "<div class=\"row-actions\">\n";
+        button_form(out, page, "phone", "Remove", "Remove phone", true, true);
+        out += "</div>\n";
+    }
+    out += "</li>\n";
+
+    // Push, call and sms: provided by others, listed when usable.
+    for (Method m : {Method::push, Method::call, Method::sms}) {
+        if (!has_method(page.available, m)) {
+            continue;
+        }
+        out += "<li>\n<h3>";
+        out += method_label(m);
+        out += "</h3>\n<p class=\"state\">Available</p>\n</li>\n";
+    }
+    out += "</ul>\n</section>\n";
+}
+
+void default_section(std::string &out, const SecurityInfoPage &page)
+{
+    out += "<section aria-labelledby=\"default-heading\">\n"
+           "<h2 id=\"default-heading\">Default sign-in method</h2>\n";
+    // A recovery code is a way back in, never the usual way.
+    MethodSet choices = page.available & all_methods
+                        & ~static_cast<MethodSet>(Method::recovery);
+    if (choices == 0) {
+        out += "<p>Set up a sign-in method first.</p>\n</section>\n";
+        return;
+    }
+    bool chosen = page.default_method
+                  && has_method(choices, *page.default_method);
+    manage_form(out, page, "default");
+    out += "<label for=\"method\">Sign in with</label>\n"
+           "<select class=\"field\" id=\"method\" name=\"method\">\n"
+           "<option value=\"\"";
+    out += chosen ? "" : " selected";
+    out += ">(none)</option>\n";
+    for (Method m : method_order) {
+        if (!has_method(choices, m)) {
+            continue;
+        }
+        out += "<option value=\"";
+        out += method_name(m);
+        out += "\"";
+        if (chosen && *page.default_method == m) {
+            out += " selected";
+        }
+        out += ">";
+        out += method_label(m);
+        out += "</option>\n";
+    }
+    out += "</select>\n<div class=\"actions\">"
+           "<button type=\"submit\">Set default</button></div>\n</form>\n"
+           "</section>\n";
+}
+
+void recovery_section(std::string &out, const SecurityInfoPage &page)
+{
+    out += "<section aria-labelledby=\"recovery-heading\">\n"
+           "<h2 id=\"recovery-heading\">Recovery codes</h2>\n<p>";
+    out += std::to_string(page.recovery_left);
+    out += " left</p>\n<p id=\"recovery-warning\">New codes replace the old "
+           "ones: the old codes stop working.</p>\n";
+    manage_form(out, page, "recovery");
+    out += "<div class=\"actions\"><button type=\"submit\" "
+           "aria-describedby=\"recovery-warning\">Get new codes</button>"
+           "</div>\n</form>\n</section>\n";
 }
 
 }  // namespace
@@ -342,7 +554,10 @@ std::string render_code(const CodePage &page)
     body += html_escape(page.user);
     body += "</strong></p>\n";
 
-    if (page.method != Method::totp && !page.sms_sent) {
+    bool code_box = page.method == Method::totp
+                    || page.method == Method::recovery
+                    || (page.method == Method::sms && page.sms_sent);
+    if (!code_box) {
         send_form(body, page);
         return layout("Verify your identity", body);
     }
@@ -350,19 +565,30 @@ std::string render_code(const CodePage &page)
     body += "<h1>Enter code</h1>\n";
     notice(body, page.notice);
     body += "<p id=\"code-help\">";
-    body += page.method == Method::sms
-        ? "Enter the code we texted to your phone."
-        : "Enter the code displayed in the authenticator app on your mobile "
-          "device.";
+    switch (page.method) {
+    case Method::sms:
+        body += "Enter the code we texted to your phone.";
+        break;
+    case Method::recovery:
+        body += "Enter one of the recovery codes you saved when you set up "
+                "your security info. Each code works once.";
+        break;
+    default:
+        body += "Enter the code displayed in the authenticator app on your "
+                "mobile device.";
+        break;
+    }
     body += "</p>\n<form method=\"post\" action=\"";
     body += html_escape(page.paths.verify);
     body += "\">\n";
     alert(body, page.error);
     body += "<label for=\"code\">Code</label>\n"
-            "<input class=\"field\" id=\"code\" name=\"code\" type=\"text\" "
-            "inputmode=\"numeric\" pattern=\"[0-9 ]*\" "
-            "autocomplete=\"one-time-code\" required autofocus "
-            "aria-describedby=\"";
+            "<input class=\"field\" id=\"code\" name=\"code\" type=\"text\" ";
+    body += page.method == Method::recovery
+        ? "autocomplete=\"off\" autocapitalize=\"none\" spellcheck=\"false\" "
+        : "inputmode=\"numeric\" pattern=\"[0-9 ]*\" "
+          "autocomplete=\"one-time-code\" ";
+    body += "required autofocus aria-describedby=\"";
     body += page.error.empty() ? "code-help" : "code-help error";
     body += "\">\n";
     hidden(body, "method", method_name(page.method));
@@ -374,6 +600,59 @@ std::string render_code(const CodePage &page)
             "</form>\n";
     other_ways(body, page);
     return layout("Enter code", body);
+}
+
+std::string render_enroll(const EnrollPage &page)
+{
+    std::string body;
+    who(body, page.user);
+    body += "<h1>Set up your authenticator app</h1>\n"
+            "<ol class=\"steps\">\n"
+            "<li>Install an authenticator app on your phone (Microsoft "
+            "Authenticator, Google Authenticator, FreeOTP, ...).</li>\n"
+            "<li>In the app, add an account and scan this QR code.</li>\n"
+            "<li id=\"code-help\">Enter the 6-digit code the app shows.</li>\n"
+            "</ol>\n<div class=\"qr\">";
+    body += page.qr_svg;  // trusted markup from qr_svg()
+    body += "</div>\n<details>\n<summary>Can't scan the code?</summary>\n"
+            "<p>Enter this key in the app, as a time-based key.</p>\n"
+            "<p><code class=\"key\">";
+    body += html_escape(key_groups(page.secret));
+    body += "</code></p>\n</details>\n<form method=\"post\" action=\"";
+    body += html_escape(page.enroll);
+    body += "\">\n";
+    alert(body, page.error);
+    body += "<label for=\"code\">Code</label>\n"
+            "<input class=\"field\" id=\"code\" name=\"code\" type=\"text\" "
+            "inputmode=\"numeric\" pattern=\"[0-9 ]*\" "
+            "autocomplete=\"one-time-code\" required autofocus "
+            "aria-describedby=\"";
+    body += page.error.empty() ? "code-help" : "code-help error";
+    body += "\">\n";
+    hidden(body, "return_to", page.return_to);
+    hidden(body, "methods", page.methods);
+    hidden(body, "form_token", page.form_token);
+    body += "<div class=\"actions\">"
+            "<button type=\"submit\">Verify</button></div>\n"
+            "</form>\n";
+    return layout("Set up your authenticator app", body);
+}
+
+std::string render_security_info(const SecurityInfoPage &page)
+{
+    std::string body;
+    who(body, page.user);
+    body += "<h1>Security info</h1>\n";
+    alert(body, page.error);
+    notice(body, page.notice);
+    new_codes_box(body, page.new_recovery_codes);
+    methods_section(body, page);
+    default_section(body, page);
+    recovery_section(body, page);
+    body += "<p class=\"links\"><a href=\"";
+    body += html_escape(page.paths.logout);
+    body += "\">Sign out</a></p>\n";
+    return layout("Security info", body);
 }
 
 std::string render_message(std::string_view title, std::string_view text,

@@ -2,6 +2,8 @@
 // escape everything they echo.
 #pragma once
 
+#include <cstddef>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -75,6 +77,48 @@ struct WaitPage {
 // paths.wait?check=1, with JavaScript a script that long-polls
 // paths.status and then goes there.
 std::string render_wait(const WaitPage &page);
+
+struct EnrollPage {
+    PortalPaths paths;
+    std::string enroll;      // e.g. "/.twostep/enroll": where the form posts
+    std::string user;
+    std::string qr_svg;      // qr_svg() of the otpauth:// URI: trusted
+                             // markup, inserted as is
+    std::string secret;      // base32, shown for "can't scan?"
+    std::string return_to;
+    std::string methods;
+    std::string form_token;
+    std::string error;
+};
+
+// "Set up your authenticator app": the QR code, the key as text in groups
+// of four for typing, and an "Enter code" box (field `code`) posting to
+// page.enroll with return_to, methods, form_token; button "Verify".
+std::string render_enroll(const EnrollPage &page);
+
+struct SecurityInfoPage {
+    PortalPaths paths;
+    std::string manage;          // e.g. "/.twostep/security-info"
+    std::string enroll;          // e.g. "/.twostep/enroll"
+    std::string user;
+    bool totp = false;           // an authenticator app is set up
+    std::string phone_masked;    // empty: no phone
+    MethodSet available = 0;     // methods the user can sign in with
+    std::optional<Method> default_method;
+    std::size_t recovery_left = 0;
+    std::vector<std::string> new_recovery_codes;  // shown once, now
+    std::string form_token;
+    std::string notice;          // what just changed
+    std::string error;
+};
+
+// "Security info": the user's sign-in methods (never secrets), each with
+// what can be done to it. Forms post to page.manage with form_token and
+// action = "default" (+ method), "remove-totp", "phone" (+ phone, empty
+// removes), "recovery" (new codes); "Add authenticator app" / "Replace" is
+// a form posting action "totp" to page.manage. New recovery codes, when
+// given, are listed once with a warning to store them.
+std::string render_security_info(const SecurityInfoPage &page);
 
 // A plain page: a heading, a paragraph, and optionally a link.
 std::string render_message(std::string_view title, std::string_view text,

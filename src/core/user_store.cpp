@@ -326,6 +326,9 @@ MethodSet User::methods() const
     if (totp) {
         set |= static_cast<MethodSet>(Method::totp);
     }
+    if (!recovery.empty()) {
+        set |= static_cast<MethodSet>(Method::recovery);
+    }
     return set;
 }
 

@@ -44,10 +44,20 @@ struct ngx_http_twostep_main_conf_t {
 };
 
 
+// src/ngx/ngx_http_twostep_store.cpp.
+// A server's user store: loaded with the configuration, and again by a
+// worker that sees the file changed (twostep-user, the security-info pages).
+struct ngx_http_twostep_store_t {
+    std::shared_ptr<const twostep::UserStore>  users;
+    std::string                                path;
+    struct stat                                seen;  // when last loaded
+};
+
+
 struct ngx_http_twostep_srv_conf_t {
-    std::shared_ptr<const twostep::UserStore>  *users;
+    ngx_http_twostep_store_t                   *store;
     twostep::KeyRing                           *keys;
-    ngx_str_t                                   users_file;
+    ngx_flag_t                                  enroll;
     ngx_str_t                                   portal_uri;
     time_t                                      session_ttl;
 #if (NGX_THREADS)
@@ -131,6 +141,14 @@ ngx_http_twostep_lockout(const ngx_http_twostep_srv_conf_t *scf)
     rule.max_address_failures = scf->lockout_address_failures;
     return rule;
 }
+
+
+// Reloads the store if its file changed since it was loaded; a file that
+// no longer loads keeps the last good store (and is logged).
+void ngx_http_twostep_refresh_store(ngx_http_twostep_store_t *store,
+    ngx_log_t *log);
+void ngx_http_twostep_check_writable(ngx_conf_t *cf,
+    const ngx_http_twostep_store_t *store);
 
 
 // src/ngx/ngx_http_twostep_http.cpp: requests and responses.

@@ -96,7 +96,7 @@ ngx_http_twostep_duo_send(ngx_http_twostep_page_t &p,
     call->step = step;
     call->page = p;
     call->pending = pending;
-    call->users = *p.scf->users;
+    call->users = p.scf->store->users;
     call->user = user.name;
     call->method = method;
 
@@ -211,7 +211,7 @@ ngx_http_twostep_duo_offered(ngx_http_twostep_duo_call_t &call,
     }
 
     twostep::Method method = ngx_http_twostep_pick_method(offered,
-                                 twostep::field(p.query, "method"));
+                                 twostep::field(p.query, "method"), user);
 
     twostep::CodePage page = ngx_http_twostep_code_form(p, call.pending,
                                                         user, method,

@@ -4,6 +4,7 @@
 //   verify   GET: the second-step form     POST: check the code, issue the
 //                                                session, back to the URL
 //   logout   GET: a "Sign out" button      POST: clear the session
+//   enroll, security-info: self-service (ngx_http_twostep_selfservice.cpp)
 //   wait     GET: "Approve the request on your phone" (push and call)
 //   status   GET: JSON for the waiting page's script
 //
@@ -303,7 +304,7 @@ ngx_http_twostep_signin_post(ngx_http_twostep_page_t &p)
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
-    signin->users = *p.scf->users;
+    signin->users = p.scf->store->users;
     signin->username = std::string(twostep::field(p.form, "username"));
     signin->password = std::string(twostep::field(p.form, "password"));
 
@@ -428,7 +429,7 @@ const twostep::User *
 ngx_http_twostep_pending_user(ngx_http_twostep_page_t &p,
     const twostep::PendingSignin &pending, ngx_int_t *rc)
 {
-    const twostep::User *user = (*p.scf->users)->find(pending.user);
+    const twostep::User *user = (p.scf->store->users)->find(pending.user);
 
     if (user == nullptr) {
         *rc = ngx_http_twostep_send_message(p.r, NGX_HTTP_FORBIDDEN,
@@ -446,6 +447,15 @@ ngx_int_t
 ngx_http_twostep_not_set_up(ngx_http_twostep_page_t &p,
     const twostep::User &user)
 {
+    // With self-service on, a first sign-in sets up the app instead.
+    auto pending = ngx_http_twostep_pending(p);
+    if (pending && pending->user == user.name) {
+        ngx_int_t rc = ngx_http_twostep_enroll_offer(p, *pending, user);
+        if (rc != NGX_DECLINED) {
+            return rc;
+        }
+    }
+
     ngx_http_twostep_log(p.r, NGX_LOG_WARN,
                          "no second step this location accepts", user.name);
 
@@ -463,7 +473,8 @@ ngx_http_twostep_local_methods(ngx_http_twostep_page_t &p,
     const twostep::User &user)
 {
     return user.methods() & p.methods
-           & static_cast<unsigned>(twostep::Method::totp);
+           & (static_cast<unsigned>(twostep::Method::totp)
+              | static_cast<unsigned>(twostep::Method::recovery));
 }
 
 
@@ -475,17 +486,26 @@ ngx_http_twostep_provider_methods(ngx_http_twostep_page_t &p)
         return 0;
     }
 
-    return p.methods & ~static_cast<unsigned>(twostep::Method::totp);
+    return p.methods & (static_cast<unsigned>(twostep::Method::push)
+                        | static_cast<unsigned>(twostep::Method::call)
+                        | static_cast<unsigned>(twostep::Method::sms));
 }
 
 
 twostep::Method
 ngx_http_twostep_pick_method(twostep::MethodSet offered,
-    std::string_view wanted)
+    std::string_view wanted, const twostep::User &user)
 {
     auto m = twostep::method_from_name(wanted);
     if (m && twostep::has_method(offered, *m)) {
         return *m;
+    }
+
+    // The user's default comes first; "Sign in another way" has the rest.
+    if (user.default_method
+        && twostep::has_method(offered, *user.default_method))
+    {
+        return *user.default_method;
     }
 
     for (auto each : { twostep::Method::totp, twostep::Method::push,
@@ -530,7 +550,7 @@ ngx_http_twostep_verify_get(ngx_http_twostep_page_t &p)
     }
 
     twostep::Method method = ngx_http_twostep_pick_method(offered,
-                                 twostep::field(p.query, "method"));
+                                 twostep::field(p.query, "method"), *user);
 
     return ngx_http_twostep_send_page(p.r, NGX_HTTP_OK,
                twostep::render_code(ngx_http_twostep_code_form(
@@ -576,6 +596,10 @@ ngx_http_twostep_verify_post(ngx_http_twostep_page_t &p)
                                          now);
     if (locked > 0) {
         return ngx_http_twostep_locked(p.r, user->name, locked);
+    }
+
+    if (*method == twostep::Method::recovery) {
+        return ngx_http_twostep_recovery_verify(p, *pending, *user);
     }
 
     if (*method != twostep::Method::totp) {
@@ -788,6 +812,14 @@ ngx_http_twostep_dispatch(ngx_http_twostep_page_t &p)
         return ngx_http_twostep_logout(p);
     }
 
+    if (p.page == "enroll") {
+        return ngx_http_twostep_enroll(p);
+    }
+
+    if (p.page == "security-info") {
+        return ngx_http_twostep_security_info(p);
+    }
+
     if (p.page == "wait" && !post) {
         return ngx_http_twostep_duo_wait(p, false);
     }
@@ -814,6 +846,8 @@ ngx_http_twostep_run(ngx_http_request_t *r, std::string_view body) noexcept
                    ngx_http_get_module_srv_conf(r, ngx_http_twostep_module));
 
     try {
+        ngx_http_twostep_refresh_store(scf->store, r->connection->log);
+
         ngx_http_twostep_page_t p;
         p.r = r;
         p.scf = scf;

@@ -53,7 +53,7 @@ twostep::MethodSet ngx_http_twostep_local_methods(ngx_http_twostep_page_t &p,
 twostep::MethodSet ngx_http_twostep_provider_methods(
     ngx_http_twostep_page_t &p);
 twostep::Method ngx_http_twostep_pick_method(twostep::MethodSet offered,
-    std::string_view wanted);
+    std::string_view wanted, const twostep::User &user);
 twostep::CodePage ngx_http_twostep_code_form(ngx_http_twostep_page_t &p,
     const twostep::PendingSignin &pending, const twostep::User &user,
     twostep::Method method, twostep::MethodSet offered);
@@ -70,3 +70,12 @@ ngx_int_t ngx_http_twostep_duo_verify(ngx_http_twostep_page_t &p,
     const twostep::PendingSignin &pending, const twostep::User &user,
     twostep::Method method);
 ngx_int_t ngx_http_twostep_duo_wait(ngx_http_twostep_page_t &p, bool json);
+
+// ngx_http_twostep_selfservice.cpp. enroll_offer answers NGX_DECLINED when
+// the user may not set up an authenticator app here.
+ngx_int_t ngx_http_twostep_enroll_offer(ngx_http_twostep_page_t &p,
+    const twostep::PendingSignin &pending, const twostep::User &user);
+ngx_int_t ngx_http_twostep_enroll(ngx_http_twostep_page_t &p);
+ngx_int_t ngx_http_twostep_recovery_verify(ngx_http_twostep_page_t &p,
+    const twostep::PendingSignin &pending, const twostep::User &user);
+ngx_int_t ngx_http_twostep_security_info(ngx_http_twostep_page_t &p);

@@ -58,7 +58,8 @@ START_TEST(method_names)
         unsigned bit;
     };
     const Pair pairs[] = {{Method::totp, "totp", 1}, {Method::push, "push", 2},
-                          {Method::call, "call", 4}, {Method::sms, "sms", 8}};
+                          {Method::call, "call", 4}, {Method::sms, "sms", 8},
+                          {Method::recovery, "recovery", 16}};
     for (const Pair &p : pairs) {
         ck_assert_string_eq(method_name(p.m), p.name);
         auto m = method_from_name(p.name);
@@ -87,7 +88,7 @@ START_TEST(method_lists)
     ck_assert_uint_eq(parse("totp,sms"), 9);
     ck_assert_uint_eq(parse("sms,totp"), 9);
     ck_assert_uint_eq(parse("push,call"), 6);
-    ck_assert_uint_eq(parse("totp,push,call,sms"), all_methods);
+    ck_assert_uint_eq(parse("totp,push,call,sms,recovery"), all_methods);
     ck_assert_uint_eq(parse("sms,sms"), 8);
 
     const char *bad[] = {"", ",", "totp,", ",totp", "totp,,sms",
@@ -100,9 +101,10 @@ START_TEST(method_lists)
     ck_assert_string_eq(methods_to_list(1), "totp");
     ck_assert_string_eq(methods_to_list(9), "totp,sms");
     ck_assert_string_eq(methods_to_list(12), "call,sms");
-    ck_assert_string_eq(methods_to_list(all_methods), "totp,push,call,sms");
+    ck_assert_string_eq(methods_to_list(all_methods),
+                        "totp,push,call,sms,recovery");
     // Bits that name no method are left out.
-    ck_assert_string_eq(methods_to_list(0x10 | 2), "push");
+    ck_assert_string_eq(methods_to_list(0x20 | 2), "push");
     for (MethodSet set = 1; set <= all_methods; set++)
         ck_assert_uint_eq(parse(methods_to_list(set).c_str()), set);
 }

@@ -1,6 +1,9 @@
 // The portal pages: required fields and labels, and nothing echoed raw.
 #include <string>
+#include <type_traits>
+#include <vector>
 
+#include "core/enroll.h"
 #include "core/pages.h"
 #include "unit.h"
 
@@ -144,6 +147,102 @@ const char *const push_label = "Approve a request on my authenticator app";
 const char *const call_label = "Call my phone";
 const char *const sms_label = "Text my phone";
 
+
+// The text of the first <form>...</form> that carries the hidden
+// action=`action` and a button showing `button`, or "".
+std::string form_for(const std::string &html, const std::string &action,
+                     const std::string &button)
+{
+    for (std::size_t at = html.find("<form"); at != std::string::npos;
+         at = html.find("<form", at + 1)) {
+        std::size_t end = html.find("</form>", at);
+        if (end == std::string::npos) {
+            return "";
+        }
+        std::string form = html.substr(at, end + 7 - at);
+        if (contains(form, "<input type=\"hidden\" name=\"action\" value=\""
+                               + action + "\">")
+            && contains(form, ">" + button + "</button>")) {
+            return form;
+        }
+    }
+    return "";
+}
+
+// The <option>s of the page's <select>: their values, and which is
+// selected ("-" when none is, "+" when more than one is).
+struct Options {
+    std::vector<std::string> values;
+    std::string selected = "-";
+};
+
+Options select_options(const std::string &html)
+{
+    Options out;
+    std::size_t open = html.find("<select");
+    std::size_t close = html.find("</select>");
+    ck_assert(open != std::string::npos && close > open);
+    for (std::size_t at = html.find("<option", open);
+         at != std::string::npos && at < close;
+         at = html.find("<option", at + 1)) {
+        std::string value = attribute(html, at, "value");
+        out.values.push_back(value);
+        std::size_t end = html.find('>', at);
+        if (html.substr(at, end - at).find(" selected") != std::string::npos) {
+            out.selected = out.selected == "-" ? value : "+";
+        }
+    }
+    return out;
+}
+
+// A stand-in for qr_svg(): trusted markup the page inserts as is.
+const std::string fake_svg =
+    "<svg viewBox=\"0 0 21 21\" role=\"img\" aria-label=\"QR code\">"
+    "<rect width=\"21\" height=\"21\" fill=\"#fff\"/>"
+    "<path fill=\"#000\" d=\"M2 2h7v1h-7z\"/></svg>";
+
+EnrollPage enroll_page()
+{
+    EnrollPage page;
+    page.paths = paths();
+    page.enroll = "/.twostep/enroll";
+    page.user = "alice";
+    page.qr_svg = fake_svg;
+    page.secret = "JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP";
+    page.return_to = "/app?x=1&y=2";
+    page.methods = "totp,sms";
+    page.form_token = "tok.en";
+    return page;
+}
+
+SecurityInfoPage info_page()
+{
+    SecurityInfoPage page;
+    page.paths = paths();
+    page.manage = "/.twostep/security-info";
+    page.enroll = "/.twostep/enroll";
+    page.user = "alice";
+    page.form_token = "tok.en";
+    return page;
+}
+
+// Whether a page struct has a member of a name: SecurityInfoPage must not
+// carry secrets, so it must never grow one.
+#define MEMBER_DETECTOR(member)                                             \
+    template <class T, class = void>                                        \
+    struct has_##member : std::false_type {};                               \
+    template <class T>                                                      \
+    struct has_##member<T, std::void_t<decltype(&T::member)>>               \
+        : std::true_type {};
+MEMBER_DETECTOR(secret)
+MEMBER_DETECTOR(totp_secret)
+MEMBER_DETECTOR(key)
+MEMBER_DETECTOR(password)
+MEMBER_DETECTOR(password_hash)
+MEMBER_DETECTOR(recovery)
+MEMBER_DETECTOR(recovery_hashes)
+MEMBER_DETECTOR(phone)
+MEMBER_DETECTOR(totp)
 }  // namespace
 
 START_TEST(html_escape_cases)
@@ -455,6 +554,403 @@ START_TEST(signed_out_page)
 }
 END_TEST
 
+START_TEST(enroll_page_contents)
+{
+    std::string html = render_enroll(enroll_page());
+    check_page(html);
+    expect_has(html, "<title>Set up your authenticator app</title>");
+    expect_has(html, "<h1>Set up your authenticator app</h1>");
+    expect_has(html, "Signed in as <strong>alice</strong>");
+    expect_has(html, "<li>Install an authenticator app on your phone "
+                     "(Microsoft Authenticator, Google Authenticator, "
+                     "FreeOTP, ...).</li>");
+    expect_has(html, "<li>In the app, add an account and scan this QR "
+                     "code.</li>");
+    expect_has(html, "<li id=\"code-help\">Enter the 6-digit code the app "
+                     "shows.</li>");
+    // The svg as is, in its sizing box.
+    expect_has(html, "<div class=\"qr\">" + fake_svg + "</div>");
+    // The key for typing, in groups of four, and only that way.
+    expect_has(html, "<summary>Can't scan the code?</summary>");
+    expect_has(html, "Enter this key in the app, as a time-based key.");
+    expect_has(html, "<code class=\"key\">JBSW Y3DP EHPK 3PXP JBSW Y3DP "
+                     "EHPK 3PXP</code>");
+    expect_lacks(html, "JBSWY3DP");
+    std::size_t details = html.find("<details>");
+    std::size_t key = html.find("<code class=\"key\">");
+    ck_assert(details != std::string::npos);
+    ck_assert(key > details && key < html.find("</details>"));
+    // The code box.
+    expect_has(html, "<form method=\"post\" action=\"/.twostep/enroll\">");
+    expect_has(html, "<label for=\"code\">Code</label>");
+    std::size_t code = html.find("<input class=\"field\" id=\"code\"");
+    ck_assert(code != std::string::npos);
+    ck_assert(attribute(html, code, "name") == "code");
+    ck_assert(attribute(html, code, "inputmode") == "numeric");
+    ck_assert(attribute(html, code, "autocomplete") == "one-time-code");
+    ck_assert(attribute(html, code, "aria-describedby") == "code-help");
+    ck_assert_uint_eq(count(html, " autofocus"), 1);
+    ck_assert(html.find(" autofocus") > code);
+    ck_assert(html.find(" autofocus") < html.find('>', code));
+    expect_has(html, "<input type=\"hidden\" name=\"return_to\" "
+                     "value=\"/app?x=1&amp;y=2\">");
+    expect_has(html, "<input type=\"hidden\" name=\"methods\" "
+                     "value=\"totp,sms\">");
+    expect_has(html, "<input type=\"hidden\" name=\"form_token\" "
+                     "value=\"tok.en\">");
+    // The hidden fields belong to the code form.
+    ck_assert(html.find("name=\"form_token\"") > code);
+    ck_assert(html.find("name=\"form_token\"") < html.find("</form>"));
+    expect_has(html, "<button type=\"submit\">Verify</button>");
+    expect_lacks(html, "role=\"alert\"");
+
+    // A key that is not a multiple of four long keeps its tail.
+    EnrollPage odd = enroll_page();
+    odd.secret = "ABCDEFGHIJ";
+    expect_has(render_enroll(odd), "<code class=\"key\">ABCD EFGH IJ</code>");
+}
+END_TEST
+
+START_TEST(enroll_page_error)
+{
+    EnrollPage page = enroll_page();
+    page.error = "That code didn't work.";
+    std::string html = render_enroll(page);
+    check_page(html);
+    expect_has(html, "<p class=\"alert\" id=\"error\" role=\"alert\">That "
+                     "code didn&#39;t work.</p>");
+    std::size_t code = html.find("<input class=\"field\" id=\"code\"");
+    ck_assert(attribute(html, code, "aria-describedby") == "code-help error");
+    // The error is in the form, before the box.
+    ck_assert(html.find("role=\"alert\"") > html.find("<form"));
+    ck_assert(html.find("role=\"alert\"") < code);
+}
+END_TEST
+
+START_TEST(enroll_page_real_qr)
+{
+    std::string svg = qr_svg("otpauth://totp/nginx-twostep:alice?secret="
+                             "JBSWY3DPEHPK3PXP&issuer=nginx-twostep");
+    EnrollPage page = enroll_page();
+    page.qr_svg = svg;
+    std::string html = render_enroll(page);
+    expect_has(html, "<div class=\"qr\">" + svg + "</div>");
+    // The SVG namespace is a name, not something loaded; without it the
+    // page passes every check.
+    const std::string ns = " xmlns=\"http://www.w3.org/2000/svg\"";
+    std::size_t at = html.find(ns);
+    ck_assert(at != std::string::npos);
+    check_page(html.erase(at, ns.size()));
+}
+END_TEST
+
+START_TEST(enroll_page_escapes_everything)
+{
+    EnrollPage page = enroll_page();
+    page.paths = {hostile, hostile, hostile, hostile, hostile};
+    page.enroll = hostile;
+    page.user = hostile;
+    page.secret = "<b>&\"'x";
+    page.return_to = hostile_single;
+    page.methods = hostile;
+    page.form_token = hostile_single;
+    page.error = hostile;
+    std::string html = render_enroll(page);
+    check_page(html);
+    expect_lacks(html, hostile);
+    expect_lacks(html, hostile_single);
+    expect_lacks(html, "<b>");
+    expect_has(html, "Signed in as <strong>" + hostile_escaped + "</strong>");
+    expect_has(html, "<code class=\"key\">&lt;b&gt;&amp; &quot;&#39;x</code>");
+    expect_has(html, "role=\"alert\">" + hostile_escaped + "</p>");
+    expect_has(html, "<form method=\"post\" action=\"" + hostile_escaped
+                         + "\">");
+    expect_has(html, "name=\"return_to\" value=\"" + hostile_single_escaped
+                         + "\"");
+    expect_has(html, "name=\"methods\" value=\"" + hostile_escaped + "\"");
+    expect_has(html, "name=\"form_token\" value=\"" + hostile_single_escaped
+                         + "\"");
+}
+END_TEST
+
+START_TEST(security_info_page_basics)
+{
+    SecurityInfoPage page = info_page();
+    page.totp = true;
+    page.available = bit(Method::totp);
+    page.recovery_left = 7;
+    std::string html = render_security_info(page);
+    check_page(html);
+    expect_has(html, "<title>Security info</title>");
+    expect_has(html, "<h1>Security info</h1>");
+    expect_has(html, "Signed in as <strong>alice</strong>");
+    expect_has(html, "<a href=\"/.twostep/logout\">Sign out</a>");
+    for (const char *h2 : {"Sign-in methods", "Default sign-in method",
+                           "Recovery codes"}) {
+        expect_has(html, "\">" + std::string(h2) + "</h2>");
+    }
+    expect_lacks(html, "role=\"alert\"");
+    expect_lacks(html, "role=\"status\"");
+
+    // Every form posts to the manage URL with the form token.
+    std::size_t forms = count(html, "<form");
+    ck_assert_uint_ge(forms, 5);  // replace, remove, phone, default, recovery
+    ck_assert_uint_eq(count(html, "<form method=\"post\" "
+                                  "action=\"/.twostep/security-info\">"),
+                      forms);
+    ck_assert_uint_eq(count(html, "<input type=\"hidden\" name=\"form_token\" "
+                                  "value=\"tok.en\">"),
+                      forms);
+    ck_assert_uint_eq(count(html, "<input type=\"hidden\" name=\"action\" "),
+                      forms);
+    ck_assert_uint_eq(count(html, "</form>"), forms);
+
+    // Recovery codes: how many are left, and new ones with a warning.
+    expect_has(html, "<p>7 left</p>");
+    std::string recovery = form_for(html, "recovery", "Get new codes");
+    ck_assert(!recovery.empty());
+    expect_has(html, "New codes replace the old ones: the old codes stop "
+                     "working.");
+
+    // The select has a bound label.
+    std::size_t select = html.find("<select");
+    ck_assert(select != std::string::npos);
+    std::string id = attribute(html, select, "id");
+    ck_assert(!id.empty());
+    expect_has(html, "<label for=\"" + id + "\">");
+    ck_assert(attribute(html, select, "name") == "method");
+    ck_assert(!form_for(html, "default", "Set default").empty());
+    ck_assert(contains(form_for(html, "default", "Set default"), "<select"));
+}
+END_TEST
+
+START_TEST(security_info_totp)
+{
+    SecurityInfoPage page = info_page();
+    std::string html = render_security_info(page);
+    check_page(html);
+    expect_has(html, "<h3>Authenticator app</h3>\n<p class=\"state\">Not set "
+                     "up</p>");
+    ck_assert(!form_for(html, "totp", "Add authenticator app").empty());
+    expect_lacks(html, ">Replace</button>");
+    expect_lacks(html, "value=\"remove-totp\"");
+
+    page.totp = true;
+    html = render_security_info(page);
+    check_page(html);
+    expect_has(html, "<h3>Authenticator app</h3>\n<p class=\"state\">Set "
+                     "up</p>");
+    expect_lacks(html, "Add authenticator app");
+    ck_assert(!form_for(html, "totp", "Replace").empty());
+    ck_assert(!form_for(html, "remove-totp", "Remove").empty());
+}
+END_TEST
+
+START_TEST(security_info_phone)
+{
+    SecurityInfoPage page = info_page();
+    std::string html = render_security_info(page);
+    check_page(html);
+    expect_has(html, "<h3>Phone</h3>\n<p class=\"state\">Not set up</p>");
+    std::string save = form_for(html, "phone", "Save phone");
+    ck_assert(!save.empty());
+    std::size_t input = save.find("<input class=\"field\" id=\"phone\"");
+    ck_assert(input != std::string::npos);
+    ck_assert(attribute(save, input, "name") == "phone");
+    ck_assert(attribute(save, input, "type") == "tel");
+    ck_assert(attribute(save, input, "autocomplete") == "tel");
+    ck_assert(attribute(save, input, "placeholder") == "+15551234567");
+    expect_has(save, "<label for=\"phone\">");
+    // Nothing to remove.
+    ck_assert(form_for(html, "phone", "Remove").empty());
+    expect_lacks(html, "name=\"phone\" value=\"\"");
+
+    page.phone_masked = "+1 *** *** 4567";
+    html = render_security_info(page);
+    check_page(html);
+    expect_has(html, "<h3>Phone</h3>\n<p class=\"state\">+1 *** *** 4567</p>");
+    ck_assert(!form_for(html, "phone", "Save phone").empty());
+    std::string remove = form_for(html, "phone", "Remove");
+    ck_assert(!remove.empty());
+    expect_has(remove, "<input type=\"hidden\" name=\"phone\" value=\"\">");
+    expect_lacks(remove, "type=\"tel\"");
+}
+END_TEST
+
+START_TEST(security_info_available_methods)
+{
+    SecurityInfoPage page = info_page();
+    page.available = bit(Method::totp);
+    std::string html = render_security_info(page);
+    expect_lacks(html, push_label);
+    expect_lacks(html, call_label);
+    expect_lacks(html, sms_label);
+
+    page.available = bit(Method::call) | bit(Method::sms);
+    html = render_security_info(page);
+    check_page(html);
+    expect_lacks(html, push_label);
+    expect_has(html, "<h3>" + std::string(call_label) + "</h3>\n"
+                         "<p class=\"state\">Available</p>");
+    expect_has(html, "<h3>" + std::string(sms_label) + "</h3>");
+
+    page.available = all_methods;
+    html = render_security_info(page);
+    for (const char *label : {push_label, call_label, sms_label}) {
+        expect_has(html, "<h3>" + std::string(label) + "</h3>");
+    }
+    // totp has its own row, not a second one; recovery codes their own
+    // section.
+    expect_lacks(html, "<h3>" + std::string(totp_label) + "</h3>");
+    expect_lacks(html, "<h3>Use a recovery code</h3>");
+    expect_has(html, "Recovery codes</h2>");
+}
+END_TEST
+
+START_TEST(security_info_default_select)
+{
+    using Values = std::vector<std::string>;
+    SecurityInfoPage page = info_page();
+    page.available = bit(Method::totp) | bit(Method::sms);
+    page.default_method = Method::sms;
+    std::string html = render_security_info(page);
+    check_page(html);
+    Options opts = select_options(html);
+    ck_assert(opts.values == (Values{"", "totp", "sms"}));
+    ck_assert(opts.selected == "sms");
+    expect_has(html, "<option value=\"\">(none)</option>");
+    expect_has(html, "<option value=\"sms\" selected>" + std::string(sms_label)
+                         + "</option>");
+    expect_has(html, "<option value=\"totp\">" + std::string(totp_label)
+                         + "</option>");
+
+    // No default: "(none)" is selected.
+    page.default_method.reset();
+    opts = select_options(render_security_info(page));
+    ck_assert(opts.values == (Values{"", "totp", "sms"}));
+    ck_assert(opts.selected == "");
+
+    // A default that is not available is neither listed nor selected.
+    page.default_method = Method::push;
+    opts = select_options(render_security_info(page));
+    ck_assert(opts.values == (Values{"", "totp", "sms"}));
+    ck_assert(opts.selected == "");
+
+    // Every method, a recovery code too: that one is never the default.
+    page.available = all_methods;
+    page.default_method = Method::call;
+    opts = select_options(render_security_info(page));
+    ck_assert(opts.values == (Values{"", "totp", "push", "call", "sms"}));
+    ck_assert(opts.selected == "call");
+    page.default_method = Method::recovery;
+    opts = select_options(render_security_info(page));
+    ck_assert(opts.values == (Values{"", "totp", "push", "call", "sms"}));
+    ck_assert(opts.selected == "");
+
+    // Nothing available, or only recovery codes: nothing to choose from.
+    for (MethodSet none : {0u, bit(Method::recovery)}) {
+        page.available = none;
+        html = render_security_info(page);
+        check_page(html);
+        expect_lacks(html, "<select");
+        ck_assert(form_for(html, "default", "Set default").empty());
+        expect_has(html, "Default sign-in method</h2>\n"
+                         "<p>Set up a sign-in method first.</p>");
+    }
+}
+END_TEST
+
+START_TEST(security_info_recovery_codes)
+{
+    SecurityInfoPage page = info_page();
+    page.recovery_left = 0;
+    std::string html = render_security_info(page);
+    expect_has(html, "<p>0 left</p>");
+    expect_lacks(html, "class=\"codes\"");
+    expect_lacks(html, "Save these codes somewhere safe.");
+    expect_lacks(html, "<code>");
+
+    page.recovery_left = 2;
+    page.new_recovery_codes = {"aaaaa-bbbbb-ccccc-ddddd-eeeee",
+                               "fffff-ggggg-hhhhh-iiiii-jjjjj"};
+    page.notice = "New recovery codes made.";
+    html = render_security_info(page);
+    check_page(html);
+    expect_has(html, "<p>2 left</p>");
+    std::size_t box = html.find("<section class=\"codes\"");
+    ck_assert(box != std::string::npos);
+    expect_has(html, "Save these codes somewhere safe. Each works once, and "
+                     "they will not be shown again.");
+    ck_assert_uint_eq(count(html, "<li><code>"), 2);
+    std::size_t a = html.find("<li><code>aaaaa-bbbbb-ccccc-ddddd-eeeee"
+                              "</code></li>");
+    std::size_t f = html.find("<li><code>fffff-ggggg-hhhhh-iiiii-jjjjj"
+                              "</code></li>");
+    ck_assert(a > box && f > a);
+    ck_assert(f < html.find("</section>", box));
+    // First: before the list of methods, after the notice.
+    ck_assert(box < html.find("Sign-in methods</h2>"));
+    ck_assert(html.find("role=\"status\">New recovery codes made.</p>") < box);
+}
+END_TEST
+
+START_TEST(security_info_escapes_everything)
+{
+    SecurityInfoPage page = info_page();
+    page.paths = {hostile, hostile, hostile, hostile, hostile};
+    page.manage = hostile;
+    page.enroll = hostile;
+    page.user = hostile;
+    page.totp = true;
+    page.phone_masked = hostile_single;
+    page.available = all_methods;
+    page.default_method = Method::totp;
+    page.new_recovery_codes = {hostile, hostile_single};
+    page.form_token = hostile_single;
+    page.notice = hostile;
+    page.error = hostile_single;
+    std::string html = render_security_info(page);
+    check_page(html);
+    expect_lacks(html, hostile);
+    expect_lacks(html, hostile_single);
+    expect_lacks(html, "alert(1)</script>");
+    expect_has(html, "Signed in as <strong>" + hostile_escaped + "</strong>");
+    expect_has(html, "role=\"alert\">" + hostile_single_escaped + "</p>");
+    expect_has(html, "role=\"status\">" + hostile_escaped + "</p>");
+    expect_has(html, "<p class=\"state\">" + hostile_single_escaped + "</p>");
+    expect_has(html, "<li><code>" + hostile_escaped + "</code></li>");
+    expect_has(html, "<li><code>" + hostile_single_escaped + "</code></li>");
+    expect_has(html, "<a href=\"" + hostile_escaped + "\">Sign out</a>");
+    std::size_t forms = count(html, "<form");
+    ck_assert_uint_ge(forms, 6);
+    ck_assert_uint_eq(count(html, "<form method=\"post\" action=\""
+                                      + hostile_escaped + "\">"),
+                      forms);
+    ck_assert_uint_eq(count(html, "name=\"form_token\" value=\""
+                                      + hostile_single_escaped + "\">"),
+                      forms);
+}
+END_TEST
+
+START_TEST(security_info_holds_no_secrets)
+{
+    // The detector works: EnrollPage has a secret, by design.
+    ck_assert(has_secret<EnrollPage>::value);
+    ck_assert(has_totp<SecurityInfoPage>::value);
+    // SecurityInfoPage has nothing that could leak one.
+    ck_assert(!has_secret<SecurityInfoPage>::value);
+    ck_assert(!has_totp_secret<SecurityInfoPage>::value);
+    ck_assert(!has_key<SecurityInfoPage>::value);
+    ck_assert(!has_password<SecurityInfoPage>::value);
+    ck_assert(!has_password_hash<SecurityInfoPage>::value);
+    ck_assert(!has_recovery<SecurityInfoPage>::value);
+    ck_assert(!has_recovery_hashes<SecurityInfoPage>::value);
+    ck_assert(!has_phone<SecurityInfoPage>::value);  // only phone_masked
+    // And totp is only a flag.
+    ck_assert((std::is_same<decltype(SecurityInfoPage::totp), bool>::value));
+}
+END_TEST
+
 int main()
 {
     Suite *suite = suite_create("pages");
@@ -471,6 +967,18 @@ int main()
     tcase_add_test(tc, message_page);
     tcase_add_test(tc, signed_out_page);
     tcase_add_test(tc, wait_page);
+    tcase_add_test(tc, enroll_page_contents);
+    tcase_add_test(tc, enroll_page_error);
+    tcase_add_test(tc, enroll_page_real_qr);
+    tcase_add_test(tc, enroll_page_escapes_everything);
+    tcase_add_test(tc, security_info_page_basics);
+    tcase_add_test(tc, security_info_totp);
+    tcase_add_test(tc, security_info_phone);
+    tcase_add_test(tc, security_info_available_methods);
+    tcase_add_test(tc, security_info_default_select);
+    tcase_add_test(tc, security_info_recovery_codes);
+    tcase_add_test(tc, security_info_escapes_everything);
+    tcase_add_test(tc, security_info_holds_no_secrets);
     suite_add_tcase(suite, tc);
     return run_suite(suite);
 }

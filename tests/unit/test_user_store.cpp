@@ -256,8 +256,8 @@ START_TEST(bad_password)
         "$1$imJj0tsl$cyyu7Y74bSlnxnjLJKpfk.",  // md5crypt
         ".XRH5mmC0uTZQ",                      // DES
         "plaintext",
-        "!$y$j9T$PvNvAbWZCMvTVtA0ebyWb0$BlwutcBWkjy69x.yn5ymfkzuz1tXHrs.ydUnV"
-        ".L02e3",
+        ("!$y$j9T$PvNvAbWZCMvTVtA0ebyWb0$BlwutcBWkjy69x.yn5ymfkzuz1tXHrs.ydUnV"
+         ".L02e3"),
     };
     for (const char *hash : unsupported) {
         parse_fails(one_user(R"({"password": ")" + std::string(hash)
@@ -420,8 +420,12 @@ START_TEST(security_members)
     ck_assert_string_eq(full->recovery[0], hash_a);
     ck_assert_string_eq(full->recovery[1], hash_b);
     ck_assert_string_eq(full->duo_username, "DOMAIN\\full@example.com");
-    // Methods stay what the user can sign in with today: totp only.
-    ck_assert_uint_eq(full->methods(), static_cast<MethodSet>(Method::totp));
+    // What the module checks itself: the app code and recovery codes (the
+    // phone methods come from the provider).
+    ck_assert_uint_eq(full->methods(),
+                      static_cast<MethodSet>(Method::totp)
+                          | static_cast<MethodSet>(Method::recovery));
+    ck_assert_uint_eq(store->find("empty_list")->methods(), 0);
 
     const User *none = store->find("none");
     ck_assert(none->phone.empty());

@@ -1,0 +1,560 @@
+// Security info: users set up and manage their own sign-in methods.
+//
+//   enroll          GET: "Set up your authenticator app" (QR code, key)
+//                   POST: the first code from the app saves it
+//   security-info   GET: the user's methods     POST: change one
+//   verify          POST method=recovery: sign in with a recovery code
+//
+// All of it needs twostep_enroll on. Writes go through StoreFile (locked,
+// atomic) in the thread pool; every worker reloads the changed file.
+
+#include "ngx_http_twostep_portal.h"
+
+#include "core/base32.h"
+#include "core/enroll.h"
+#include "core/store_file.h"
+#include "core/totp.h"
+
+
+// Changes need a second step this recent (step-up, OWASP ASVS 3.7.1).
+#define NGX_HTTP_TWOSTEP_FRESH  300
+
+
+static std::string
+ngx_http_twostep_manage_url(ngx_http_twostep_page_t &p)
+{
+    return std::string(ngx_http_twostep_sv(p.scf->portal_uri))
+           + "security-info";
+}
+
+
+// The secret offered for enrollment follows from the pending sign-in, so
+// the page and its confirmation agree without storing anything, and a new
+// sign-in gets a new secret.
+static twostep::TotpParams
+ngx_http_twostep_enroll_params(ngx_http_twostep_page_t &p,
+    const twostep::PendingSignin &pending)
+{
+    auto raw = twostep::base64url_decode(
+                   p.scf->keys->mac("enroll|" + pending.nonce + "|"
+                                    + pending.user));
+
+    twostep::TotpParams params;
+    params.secret = raw->substr(0, 20);  // 160 bits, RFC 4226 section 4
+
+    return params;
+}
+
+
+static bool
+ngx_http_twostep_fresh(const twostep::Session *session)
+{
+    return session
+           && ngx_time() - session->auth_time <= NGX_HTTP_TWOSTEP_FRESH;
+}
+
+
+// Who may enroll now: a signed-in user whose second step is fresh (adding
+// or replacing), or a user who passed the password and has no second step
+// at all (first set-up). A password alone never replaces a second step.
+static bool
+ngx_http_twostep_may_enroll(ngx_http_twostep_page_t &p,
+    const twostep::PendingSignin &pending, const twostep::User &user)
+{
+    if (!p.scf->enroll) {
+        return false;
+    }
+
+    if (pending.via == twostep::FirstFactor::session) {
+        const twostep::Session *session = ngx_http_twostep_session(p.r);
+        return ngx_http_twostep_fresh(session) && session->user == user.name;
+    }
+
+    return user.methods() == 0 && p.scf->duo == NULL;
+}
+
+
+ngx_int_t
+ngx_http_twostep_enroll_offer(ngx_http_twostep_page_t &p,
+    const twostep::PendingSignin &pending, const twostep::User &user)
+{
+    if (!ngx_http_twostep_may_enroll(p, pending, user)) {
+        return NGX_DECLINED;
+    }
+
+    return ngx_http_twostep_redirect(p.r,
+               ngx_http_twostep_portal_url(p.scf, "enroll", p.return_to,
+                                           p.methods));
+}
+
+
+static ngx_int_t
+ngx_http_twostep_enroll_page(ngx_http_twostep_page_t &p,
+    const twostep::PendingSignin &pending, const twostep::User &user,
+    ngx_uint_t status, std::string_view error)
+{
+    twostep::TotpParams params = ngx_http_twostep_enroll_params(p, pending);
+
+    // The issuer the app shows: this site's host name.
+    std::string issuer = "nginx-twostep";
+    if (p.r->headers_in.server.len) {
+        issuer = std::string(ngx_http_twostep_sv(p.r->headers_in.server));
+    }
+
+    twostep::EnrollPage page;
+    page.paths = ngx_http_twostep_paths(p.scf);
+    page.enroll = std::string(ngx_http_twostep_sv(p.scf->portal_uri))
+                  + "enroll";
+    page.user = user.name;
+    page.secret = twostep::base32_encode(params.secret);
+    page.qr_svg = twostep::qr_svg(twostep::otpauth_uri(issuer, user.name,
+                                                       params),
+                                  "QR code for your authenticator app");
+    page.return_to = p.return_to;
+    page.methods = twostep::methods_to_list(p.methods);
+    page.form_token = twostep::form_token(*p.scf->keys, pending);
+    page.error = std::string(error);
+
+    return ngx_http_twostep_send_page(p.r, status,
+                                      twostep::render_enroll(page));
+}
+
+
+ngx_int_t
+ngx_http_twostep_enroll(ngx_http_twostep_page_t &p)
+{
+    ngx_int_t  rc = NGX_OK;
+    bool       post = (p.r->method == NGX_HTTP_POST);
+    time_t     now = ngx_time();
+
+    auto pending = post ? ngx_http_twostep_posted_pending(p)
+                        : ngx_http_twostep_pending(p);
+
+    if (!pending || pending->user.empty()) {
+        return post ? ngx_http_twostep_expired(p)
+                    : ngx_http_twostep_redirect(p.r,
+                          ngx_http_twostep_portal_url(p.scf, "signin",
+                                                      p.return_to,
+                                                      p.methods));
+    }
+
+    const twostep::User *user = ngx_http_twostep_pending_user(p, *pending,
+                                                              &rc);
+    if (user == nullptr) {
+        return rc;
+    }
+
+    if (!ngx_http_twostep_may_enroll(p, *pending, *user)) {
+        ngx_http_twostep_log(p.r, NGX_LOG_WARN, "enrollment refused",
+                             user->name);
+        return ngx_http_twostep_send_message(p.r, NGX_HTTP_FORBIDDEN,
+                   "Set-up is not available",
+                   "Your authenticator app cannot be set up from here. "
+                   "Sign in again, or ask your administrator.");
+    }
+
+    if (!post) {
+        return ngx_http_twostep_enroll_page(p, *pending, *user, NGX_HTTP_OK,
+                                            "");
+    }
+
+    ngx_http_twostep_zone_state state(p.r);
+    twostep::LockoutRule rule = ngx_http_twostep_lockout(p.scf);
+    std::string_view address = ngx_http_twostep_address(p.r);
+
+    int64_t locked = twostep::locked_for(state, rule, user->name, address,
+                                         now);
+    if (locked > 0) {
+        return ngx_http_twostep_locked(p.r, user->name, locked);
+    }
+
+    // Only a correct code from the app saves the secret: the user has it.
+    twostep::TotpParams params = ngx_http_twostep_enroll_params(p, *pending);
+    auto step = twostep::totp_verify(params, twostep::field(p.form, "code"),
+                                     now);
+
+    if (!step
+        || twostep::claim_totp_step(state, user->name, *step, params.period,
+                                    now) != twostep::Claim::fresh)
+    {
+        locked = twostep::record_failure(state, rule, user->name, address,
+                                         now);
+        if (locked > 0) {
+            return ngx_http_twostep_locked(p.r, user->name, locked);
+        }
+
+        return ngx_http_twostep_enroll_page(p, *pending, *user,
+                   NGX_HTTP_FORBIDDEN,
+                   "That code didn't work. Check the code in the app and "
+                   "try again.");
+    }
+
+    struct outcome {
+        bool         saved = false;
+        std::string  error;
+    };
+
+    auto result = std::make_shared<outcome>();
+    std::string path = p.scf->store->path;
+    std::string name = user->name;
+    std::string secret = twostep::base32_encode(params.secret);
+    bool first = pending->via != twostep::FirstFactor::session;
+
+    ngx_http_twostep_page_t page = p;
+    page.form.clear();
+    twostep::PendingSignin signin = *pending;
+
+    return ngx_http_twostep_offload(p.r, p.scf->thread_pool,
+        [result, path, name, secret, first] {
+            auto file = twostep::StoreFile::open(path, result->error);
+            if (!file) {
+                return;
+            }
+
+            // Checked again under the lock: another tab or the
+            // administrator may have set one up meanwhile.
+            auto current = file->user(name);
+            if (!current || (first && current->methods() != 0)) {
+                result->error = "the user changed meanwhile";
+                return;
+            }
+
+            result->saved = file->set_totp(name, secret, result->error)
+                            && file->commit(result->error);
+        },
+        [result, page, signin, name, first]() mutable -> ngx_int_t {
+            if (!result->saved) {
+                ngx_log_error(NGX_LOG_ERR, page.r->connection->log, 0,
+                              "twostep: saving an authenticator app for "
+                              "\"%s\" failed: %s", name.c_str(),
+                              result->error.c_str());
+                return ngx_http_twostep_send_message(page.r,
+                           NGX_HTTP_SERVICE_UNAVAILABLE,
+                           "Could not save",
+                           "Your authenticator app could not be saved. "
+                           "Please try again later.");
+            }
+
+            ngx_http_twostep_refresh_store(page.scf->store,
+                                           page.r->connection->log);
+            ngx_http_twostep_log(page.r, NGX_LOG_NOTICE,
+                                 "authenticator app set up", name);
+
+            const twostep::User *user = page.scf->store->users->find(name);
+            if (user == nullptr) {
+                return NGX_HTTP_FORBIDDEN;
+            }
+
+            if (first) {
+                return ngx_http_twostep_finish_signin(page, signin, *user,
+                                                      twostep::Method::totp);
+            }
+
+            return ngx_http_twostep_redirect(page.r,
+                       ngx_http_twostep_manage_url(page) + "?done=totp");
+        });
+}
+
+
+// verify POST with method=recovery: the code is used up in the file, under
+// its lock, so no other worker accepts it again (OWASP ASVS 2.6.1).
+ngx_int_t
+ngx_http_twostep_recovery_verify(ngx_http_twostep_page_t &p,
+    const twostep::PendingSignin &pending, const twostep::User &user)
+{
+    auto matched = std::make_shared<bool>(false);
+    std::string path = p.scf->store->path;
+    std::string name = user.name;
+    std::string code(twostep::field(p.form, "code"));
+
+    ngx_http_twostep_page_t page = p;
+    page.form.clear();
+    twostep::PendingSignin signin = pending;
+
+    return ngx_http_twostep_offload(p.r, p.scf->thread_pool,
+        [matched, path, name, code] {
+            std::string error;
+            auto file = twostep::StoreFile::open(path, error);
+            *matched = file && file->use_recovery_code(name, code)
+                       && file->commit(error);
+        },
+        [matched, page, signin, name]() mutable -> ngx_int_t {
+            ngx_http_twostep_refresh_store(page.scf->store,
+                                           page.r->connection->log);
+
+            const twostep::User *user = page.scf->store->users->find(name);
+            if (user == nullptr) {
+                return NGX_HTTP_FORBIDDEN;
+            }
+
+            if (*matched) {
+                ngx_http_twostep_log(page.r, NGX_LOG_NOTICE,
+                                     "recovery code used", name);
+                return ngx_http_twostep_finish_signin(page, signin, *user,
+                           twostep::Method::recovery);
+            }
+
+            ngx_http_twostep_zone_state state(page.r);
+            int64_t locked = twostep::record_failure(state,
+                                 ngx_http_twostep_lockout(page.scf), name,
+                                 ngx_http_twostep_address(page.r),
+                                 ngx_time());
+            if (locked > 0) {
+                return ngx_http_twostep_locked(page.r, name, locked);
+            }
+
+            ngx_http_twostep_log(page.r, NGX_LOG_WARN, "wrong recovery code",
+                                 name);
+
+            twostep::CodePage form = ngx_http_twostep_code_form(page, signin,
+                *user, twostep::Method::recovery,
+                ngx_http_twostep_local_methods(page, *user)
+                | ngx_http_twostep_provider_methods(page));
+            form.error = "That recovery code didn't work. Check it and try "
+                         "again.";
+
+            return ngx_http_twostep_send_page(page.r, NGX_HTTP_FORBIDDEN,
+                                              twostep::render_code(form));
+        });
+}
+
+
+static std::string
+ngx_http_twostep_manage_token(ngx_http_twostep_page_t &p,
+    const twostep::Session &session)
+{
+    return p.scf->keys->mac("manage|" + session.sid);
+}
+
+
+static ngx_int_t
+ngx_http_twostep_manage_page(ngx_http_twostep_page_t &p,
+    const twostep::Session &session, const twostep::User &user,
+    ngx_uint_t status, std::string_view notice, std::string_view error,
+    std::vector<std::string> codes = {})
+{
+    twostep::SecurityInfoPage page;
+
+    page.paths = ngx_http_twostep_paths(p.scf);
+    page.manage = ngx_http_twostep_manage_url(p);
+    page.enroll = std::string(ngx_http_twostep_sv(p.scf->portal_uri))
+                  + "enroll";
+    page.user = user.name;
+    page.totp = user.totp.has_value();
+    page.phone_masked = user.phone.empty() ? ""
+                                           : twostep::mask_phone(user.phone);
+    page.available = user.methods();
+    if (p.scf->duo) {
+        page.available |= static_cast<unsigned>(twostep::Method::push)
+                          | static_cast<unsigned>(twostep::Method::call)
+                          | static_cast<unsigned>(twostep::Method::sms);
+    }
+    page.default_method = user.default_method;
+    page.recovery_left = user.recovery.size();
+    page.new_recovery_codes = std::move(codes);
+    page.form_token = ngx_http_twostep_manage_token(p, session);
+    page.notice = std::string(notice);
+    page.error = std::string(error);
+
+    return ngx_http_twostep_send_page(p.r, status,
+                                      twostep::render_security_info(page));
+}
+
+
+static std::string_view
+ngx_http_twostep_done_notice(std::string_view done)
+{
+    if (done == "totp") {
+        return "Your authenticator app is set up.";
+    }
+
+    if (done == "remove-totp") {
+        return "Your authenticator app was removed.";
+    }
+
+    if (done == "phone") {
+        return "Your phone number was saved.";
+    }
+
+    if (done == "default") {
+        return "Your default sign-in method was saved.";
+    }
+
+    return "";
+}
+
+
+ngx_int_t
+ngx_http_twostep_security_info(ngx_http_twostep_page_t &p)
+{
+    ngx_int_t  rc = NGX_OK;
+
+    if (!p.scf->enroll) {
+        return ngx_http_twostep_send_message(p.r, NGX_HTTP_NOT_FOUND,
+                   "Page not found", "There is no such sign-in page.");
+    }
+
+    std::string manage = ngx_http_twostep_manage_url(p);
+    const twostep::Session *session = ngx_http_twostep_session(p.r);
+
+    // Anonymous visitors sign in first, and come back here.
+    if (session == nullptr) {
+        return ngx_http_twostep_redirect(p.r,
+                   ngx_http_twostep_portal_url(p.scf, "signin", manage,
+                                               twostep::all_methods));
+    }
+
+    const twostep::User *user = p.scf->store->users->find(session->user);
+    if (user == nullptr) {
+        return NGX_HTTP_FORBIDDEN;
+    }
+
+    if (p.r->method != NGX_HTTP_POST) {
+        return ngx_http_twostep_manage_page(p, *session, *user, NGX_HTTP_OK,
+                   ngx_http_twostep_done_notice(
+                       twostep::field(p.query, "done")), "");
+    }
+
+    std::string sid = session->sid;
+
+    if (!p.scf->keys->mac_ok("manage|" + sid,
+                             twostep::field(p.form, "form_token")))
+    {
+        return ngx_http_twostep_expired(p);
+    }
+
+    // Changing security info needs a fresh second step.
+    if (!ngx_http_twostep_fresh(session)) {
+        return ngx_http_twostep_redirect(p.r,
+                   ngx_http_twostep_portal_url(p.scf, "signin", manage,
+                                               twostep::all_methods));
+    }
+
+    std::string action(twostep::field(p.form, "action"));
+
+    if (action == "totp") {
+        twostep::PendingSignin pending;
+        p.return_to = manage;
+        p.methods = twostep::all_methods;
+
+        rc = ngx_http_twostep_start_pending(p, pending, user->name,
+                                            twostep::FirstFactor::session);
+        if (rc != NGX_OK) {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+
+        return ngx_http_twostep_redirect(p.r,
+                   ngx_http_twostep_portal_url(p.scf, "enroll", manage,
+                                               twostep::all_methods));
+    }
+
+    // The last way to sign in is not removed: the next sign-in would let
+    // whoever has the password set up their own (first set-up).
+    if (action == "remove-totp" && p.scf->duo == NULL) {
+        return ngx_http_twostep_manage_page(p, *session, *user,
+                   NGX_HTTP_FORBIDDEN, "",
+                   "Your authenticator app is your only way to sign in: "
+                   "set up another before you remove it.");
+    }
+
+    std::string phone(twostep::field(p.form, "phone"));
+    auto method = twostep::method_from_name(twostep::field(p.form, "method"));
+
+    if (action == "default" && !method) {
+        return ngx_http_twostep_manage_page(p, *session, *user,
+                   NGX_HTTP_BAD_REQUEST, "", "Choose a sign-in method.");
+    }
+
+    if (action != "remove-totp" && action != "phone" && action != "default"
+        && action != "recovery")
+    {
+        return ngx_http_twostep_send_message(p.r, NGX_HTTP_BAD_REQUEST,
+                   "Bad request", "Unknown change.");
+    }
+
+    struct outcome {
+        bool                      saved = false;
+        std::string               error;
+        std::vector<std::string>  codes;
+    };
+
+    auto result = std::make_shared<outcome>();
+    std::string path = p.scf->store->path;
+    std::string name = user->name;
+    twostep::Method chosen = method ? *method : twostep::Method::totp;
+
+    ngx_http_twostep_page_t page = p;
+    page.form.clear();
+
+    return ngx_http_twostep_offload(p.r, p.scf->thread_pool,
+        [result, path, name, action, phone, chosen] {
+            auto file = twostep::StoreFile::open(path, result->error);
+            if (!file) {
+                return;
+            }
+
+            bool ok;
+
+            if (action == "remove-totp") {
+                ok = file->remove_totp(name, result->error);
+
+            } else if (action == "phone") {
+                ok = file->set_phone(name, phone, result->error);
+
+            } else if (action == "default") {
+                ok = file->set_default(name, chosen, result->error);
+
+            } else {
+                result->codes = twostep::new_recovery_codes(10);
+                std::vector<std::string> hashes;
+                for (const std::string &code : result->codes) {
+                    hashes.push_back(twostep::recovery_hash(code));
+                }
+
+                ok = file->set_recovery(name, hashes, result->error);
+            }
+
+            result->saved = ok && file->commit(result->error);
+        },
+        [result, page, sid, name, action]() mutable -> ngx_int_t {
+            ngx_http_twostep_refresh_store(page.scf->store,
+                                           page.r->connection->log);
+
+            const twostep::User *user = page.scf->store->users->find(name);
+            const twostep::Session *session =
+                ngx_http_twostep_session(page.r);
+
+            if (user == nullptr || session == nullptr
+                || session->sid != sid)
+            {
+                return NGX_HTTP_FORBIDDEN;
+            }
+
+            if (!result->saved) {
+                ngx_log_error(NGX_LOG_WARN, page.r->connection->log, 0,
+                              "twostep: security info change \"%s\" for "
+                              "\"%s\" refused: %s", action.c_str(),
+                              name.c_str(), result->error.c_str());
+                return ngx_http_twostep_manage_page(page, *session, *user,
+                           NGX_HTTP_BAD_REQUEST, "",
+                           action == "phone"
+                           ? "That phone number was not saved. Use the "
+                             "international format, e.g. +15551234567."
+                           : "The change could not be saved. Please try "
+                             "again later.");
+            }
+
+            ngx_log_error(NGX_LOG_NOTICE, page.r->connection->log, 0,
+                          "twostep: security info changed (%s), "
+                          "user: \"%s\"", action.c_str(), name.c_str());
+
+            if (action == "recovery") {
+                return ngx_http_twostep_manage_page(page, *session, *user,
+                           NGX_HTTP_OK, "New recovery codes were made.", "",
+                           std::move(result->codes));
+            }
+
+            return ngx_http_twostep_redirect(page.r,
+                       ngx_http_twostep_manage_url(page) + "?done=" + action);
+        });
+}
