@@ -5,10 +5,16 @@ Run with `make e2e`, or by hand:
     cd tests/e2e && TWOSTEP_MODULE=$PWD/../../build/ngx_http_twostep_module.so \
         /usr/bin/python3 -m pytest -q -p no:cacheprovider .
 TWOSTEP_KEEP=1 keeps the temporary directories (configs, logs) for a look.
+
+TWOSTEP_ASAN=1 (`make test-asan`, with TWOSTEP_MODULE the ASan+UBSan build):
+nginx runs with libasan preloaded, and any sanitizer report fails the test
+during which it appeared (and the session, if it appeared in a teardown).
 """
 
+import json
 import os
 import shutil
+import subprocess
 import sys
 import tempfile
 from pathlib import Path
@@ -40,6 +46,51 @@ def pytest_configure(config):
     if missing:
         pytest.exit("missing tools: %s (apt-get install nginx oathtool "
                     "whois)" % " ".join(missing), returncode=2)
+    if harness.ASAN:
+        try:
+            harness.libasan_path()
+        except (OSError, RuntimeError, subprocess.CalledProcessError) as e:
+            pytest.exit("TWOSTEP_ASAN=1 but no libasan: %s" % e,
+                        returncode=2)
+        harness.sanitizer_setup(make_workdir("twostep-sanitizers-"))
+
+
+REPORTED = set()   # sanitizer reports a test has already failed on
+
+
+def format_reports(reports):
+    """The start of each report (the error and its stack), and its
+    SUMMARY line."""
+    out = []
+    for name, text in sorted(reports.items()):
+        head = text if len(text) <= 5000 else text[:5000] + "\n[...]"
+        summary = [l for l in text.splitlines() if l.startswith("SUMMARY")]
+        if summary and summary[0] not in head:
+            head += "\n" + summary[0]
+        out.append("--- %s/%s\n%s" % (harness.SANITIZER_DIR, name, head))
+    return "\n".join(out)
+
+
+def new_sanitizer_reports():
+    reports = {k: v for k, v in harness.sanitizer_reports().items()
+               if k not in REPORTED}
+    REPORTED.update(reports)
+    return reports
+
+
+def pytest_sessionfinish(session, exitstatus):
+    if not harness.ASAN:
+        return
+    late = new_sanitizer_reports()
+    if late:
+        sys.stderr.write("\nsanitizer reports after the last test:\n%s\n"
+                         % format_reports(late))
+    if REPORTED:
+        sys.stderr.write("\n%d sanitizer report(s) in %s: FAILED\n"
+                         % (len(REPORTED), harness.SANITIZER_DIR))
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+    elif not os.environ.get("TWOSTEP_KEEP"):
+        shutil.rmtree(harness.SANITIZER_DIR, ignore_errors=True)
 
 
 # ------------------------------------------------------------ basics
@@ -277,13 +328,307 @@ def nginx_factory(workdir):
         inst.stop()
 
 
+# ------------------------------------------ abuse tests: own nginx each
+
+class GuardedSite:
+    """An nginx of its own for one abuse-resistance test: two workers that
+    share the twostep zone, `listen ... reuseport` so that new connections
+    spread over both, every response naming its worker (X-Worker), a user
+    store of fresh users, and its own lockout/zone settings. Locations:
+    / (protected, to the legacy app) and /fresh/ (twostep_max_age 2s),
+    unless `locations` replaces them."""
+
+    def __init__(self, factory, workdir, app, name, users=3,
+                 lockout="3 3s address=1000", zone=None, locations=None,
+                 http_extra="", server_extra="", extra_users=None,
+                 keys=("a",), workers=2):
+        self.name = name
+        self.app = app
+        self.dir = Path(tempfile.mkdtemp(prefix=name + "-site-", dir=workdir))
+        self.dir.chmod(0o755)
+        shared = password_hash(POOL_PASSWORD)
+        self.users = [User("%s-u%d" % (name, i), POOL_PASSWORD,
+                           pw_hash=shared) for i in range(users)]
+        self.users_file = write_users(self.dir / "users.json", self.users,
+                                      extra=extra_users)
+        self.key_files = {}
+        self.port = free_port()
+        self.lockout = lockout
+        self.zone = zone
+        self.locations = locations
+        self.http_extra = http_extra
+        self.server_extra = server_extra
+        self.nginx = factory(name, self.body(keys), [self.port],
+                             workers=workers)
+
+    def key(self, name):
+        if name not in self.key_files:
+            self.key_files[name] = write_key(self.dir / ("key-" + name))
+        return self.key_files[name]
+
+    def body(self, keys=("a",)):
+        proxy = proxy_to(self.app.port)
+        locations = self.locations or """
+        location / {{
+            twostep on;
+            {proxy}
+        }}
+        location /fresh/ {{
+            twostep on;
+            twostep_max_age 2s;
+            {proxy}
+        }}"""
+        return """
+    twostep_users {users};
+    {zone}
+    {http_extra}
+    server {{
+        listen 127.0.0.1:{port} reuseport;
+        {keys}
+        {lockout}
+        {worker_header}
+        {server_extra}
+{locations}
+    }}
+""".format(users=self.users_file, port=self.port,
+           zone="twostep_zone %s;" % self.zone if self.zone else "",
+           lockout="twostep_lockout %s;" % self.lockout
+           if self.lockout else "",
+           keys="\n        ".join("twostep_cookie_key %s;" % self.key(k)
+                                 for k in keys),
+           worker_header=harness.WORKER_HEADER_CONF,
+           http_extra=self.http_extra, server_extra=self.server_extra,
+           locations=locations.format(proxy=proxy))
+
+    def reload(self, keys):
+        self.nginx.reload(self.nginx.conf_for(self.body(keys)))
+
+    @property
+    def url(self):
+        return "http://127.0.0.1:%d" % self.port
+
+    def browser(self, fresh=True, source=None):
+        """A browser opening a new connection for every request."""
+        return Browser(self.url, fresh=fresh, source=source)
+
+    def get_with_session(self, value, path="/app/?format=json"):
+        return harness.get_with_cookie(self.url, path,
+                                       "twostep_session=" + value)
+
+
+@pytest.fixture
+def guarded(nginx_factory, workdir, app):
+    """guarded(name, **settings) -> a started GuardedSite."""
+    def make(name, **kw):
+        kw.setdefault("app", app)
+        return GuardedSite(nginx_factory, workdir, name=name, **kw)
+    return make
+
+
+# ------------------------------------------------ Duo: push, call, text
+
+# Simulator users of each kind; the same names are in the site's users.json
+# (with a TOTP secret unless the kind says "notp"). Each test takes users no
+# other test has used: the module allows 3 pushes/calls per user per 10
+# minutes and one waiting at a time, and the simulator keeps transactions.
+DUO_KINDS = {
+    "auth": 60,        # push, call and sms; has TOTP too
+    "notp": 16,        # push, call and sms; no TOTP secret
+    "tout": 3,         # pushes and calls time out after DUO_TX_TIMEOUT s
+    "pushonly": 2,     # a device that can only take pushes
+}
+DUO_TX_TIMEOUT = 1.5
+DUO_LONG_POLL = 2.0    # the simulator's auth_status long-poll, seconds
+DUO_TIMEOUT = "2s"     # twostep_duo_timeout on the Duo site
+DUO_SLOW = 4           # seconds a "slow" fault waits: beyond DUO_TIMEOUT
+
+
+class DuoPool:
+    """The Duo site's accounts. take(kind) -> a User nobody used yet.
+    Fixed accounts for what Duo decides about a user: duo-deny, duo-enroll,
+    duo-allow (each also as *-notp), duo-unknown[-notp] (unknown to Duo),
+    duo-mapped (users.json "duo_username": "duo-remote")."""
+
+    def __init__(self):
+        shared = password_hash(POOL_PASSWORD)
+        self.shared = shared
+        self.users = {}        # name -> User
+        self.no_totp = set()
+        self.sim_users = {}    # the simulator's "users"
+        n = 0
+        for kind, count in DUO_KINDS.items():
+            for i in range(count):
+                n += 1
+                name = "duo-%s-%02d" % (kind, i)
+                caps = ["push"] if kind == "pushonly" \
+                    else ["push", "phone", "sms"]
+                entry = {"status": "auth", "devices": [harness.duo_phone(
+                    "DP%018d" % n, caps, "+1 555-%04d" % n)]}
+                if kind == "tout":
+                    entry["tx_timeout_seconds"] = DUO_TX_TIMEOUT
+                self.sim_users[name] = entry
+                self.users[name] = User(name, POOL_PASSWORD, pw_hash=shared)
+                if kind == "notp":
+                    self.no_totp.add(name)
+        for status in ("deny", "enroll", "allow"):
+            for suffix in ("", "-notp"):
+                name = "duo-%s%s" % (status, suffix)
+                self.sim_users[name] = {"status": status}
+                self.users[name] = User(name, POOL_PASSWORD, pw_hash=shared)
+                if suffix:
+                    self.no_totp.add(name)
+        for name in ("duo-unknown", "duo-unknown-notp"):
+            self.users[name] = User(name, POOL_PASSWORD, pw_hash=shared)
+        self.no_totp.add("duo-unknown-notp")
+        n += 1
+        self.sim_users["duo-remote"] = {"status": "auth", "devices": [
+            harness.duo_phone("DP%018d" % n, ["push", "phone", "sms"])]}
+        self.users["duo-mapped"] = User("duo-mapped", POOL_PASSWORD,
+                                        pw_hash=shared)
+        self.taken = set()
+
+    def take(self, kind="auth"):
+        for name, u in self.users.items():
+            if name.startswith("duo-%s-" % kind) and name not in self.taken:
+                self.taken.add(name)
+                return u
+        raise RuntimeError("Duo user pool exhausted (%s): raise DUO_KINDS"
+                           % kind)
+
+    def __getitem__(self, name):
+        return self.users[name]
+
+    def write_users(self, path):
+        with_totp = [u for n, u in self.users.items()
+                     if n not in self.no_totp]
+        extra = {n: {"password": self.shared} for n in self.no_totp}
+        write_users(path, with_totp, extra=extra)
+        # duo-mapped is "duo-remote" at Duo.
+        data = json.loads(Path(path).read_text())
+        data["users"]["duo-mapped"]["duo_username"] = "duo-remote"
+        Path(path).write_text(json.dumps(data, indent=2) + "\n")
+        return path
+
+
+@pytest.fixture(scope="session")
+def duo_pool():
+    return DuoPool()
+
+
+@pytest.fixture(scope="session")
+def duo_sim(workdir, duo_pool):
+    """examples/duo_simulator.py on a free port, for the whole session:
+    long-poll DUO_LONG_POLL s, "slow" faults DUO_SLOW s."""
+    sim = harness.DuoSimulator(workdir / "duo-sim", duo_pool.sim_users,
+                               long_poll=DUO_LONG_POLL,
+                               slow_seconds=DUO_SLOW).start()
+    yield sim
+    sim.stop()
+
+
+class DuoSite:
+    """An nginx (one worker) whose main server uses the Duo simulator:
+      /           twostep on, every method, to the legacy app
+      /limited/   twostep_methods totp push
+      /static/    unprotected file (hello.txt)
+    twostep_duo_timeout DUO_TIMEOUT, twostep_lockout 3 60s address=1000."""
+
+    def __init__(self, workdir, app, sim, pool, factory=None, name="duo",
+                 workers=1, log_level="info"):
+        self.dir = Path(tempfile.mkdtemp(prefix=name + "-site-",
+                                         dir=workdir))
+        self.dir.chmod(0o755)
+        self.app = app
+        self.sim = sim
+        self.pool = pool
+        self.port = free_port()
+        self.users_file = pool.write_users(self.dir / "users.json")
+        self.key = write_key(self.dir / "cookie.key")
+        www = self.dir / "www"
+        (www / "static").mkdir(parents=True)
+        (www / "static" / "hello.txt").write_text("hello, static\n")
+        for p in (www, www / "static"):
+            p.chmod(0o755)
+        self.www = www
+        conf_body = self.body()
+        if factory is not None:
+            self.nginx = factory(name, conf_body, [self.port],
+                                 workers=workers)
+        else:
+            prefix = self.dir / "nginx"
+            self.nginx = Nginx(prefix, main_conf(prefix, MODULE, conf_body,
+                                                 workers),
+                               ports=[self.port])
+        if log_level != "info":
+            self.nginx.write_conf(self.nginx.conf_path.read_text().replace(
+                "error.log info;", "error.log %s;" % log_level))
+
+    def body(self):
+        proxy = proxy_to(self.app.port)
+        return """
+    twostep_users {users};
+
+    server {{
+        listen 127.0.0.1:{port};
+        twostep_cookie_key {key};
+        twostep_lockout 3 60s address=1000;
+        {duo}
+        location / {{
+            twostep on;
+            {proxy}
+        }}
+        location /limited/ {{
+            twostep on;
+            twostep_methods totp push;
+            {proxy}
+        }}
+        location /static/ {{
+            twostep off;
+            root {www};
+        }}
+    }}
+""".format(users=self.users_file, port=self.port, key=self.key,
+           duo=self.sim.nginx_conf(DUO_TIMEOUT), proxy=proxy, www=self.www)
+
+    @property
+    def url(self):
+        return "http://127.0.0.1:%d" % self.port
+
+    def browser(self, **kw):
+        return Browser(self.url, **kw)
+
+
+@pytest.fixture(scope="session")
+def duo_site(workdir, app, duo_sim, duo_pool):
+    s = DuoSite(workdir, app, duo_sim, duo_pool)
+    s.nginx.start()
+    yield s
+    mark = s.nginx.log_size()
+    s.nginx.stop()
+    check_log(s.nginx, mark)
+
+
+@pytest.fixture
+def duo_normal(duo_sim):
+    """The simulator answers normally before and after the test, whatever
+    fault mode the test set."""
+    duo_sim.set_mode("normal")
+    yield duo_sim
+    duo_sim.set_mode("normal")
+
+
 # ---------------------------------------------------- error log guard
 
 @pytest.fixture(autouse=True)
 def error_log_guard():
-    """After every test: no [alert]/[emerg]/[crit] in any running nginx's
-    error log, and no password, TOTP secret or submitted code."""
+    """After every test: no sanitizer report (TWOSTEP_ASAN=1), no
+    [alert]/[emerg]/[crit] in any running nginx's error log, and no
+    password, TOTP secret, submitted code or cookie value."""
     marks = {id(inst): inst.log_size() for inst in Nginx.instances}
     yield
+    reports = new_sanitizer_reports()
+    if reports:
+        pytest.fail("sanitizer report(s) during this test:\n"
+                    + format_reports(reports), pytrace=False)
     for inst in Nginx.instances:
         check_log(inst, marks.get(id(inst), 0))

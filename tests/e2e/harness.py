@@ -35,16 +35,92 @@ LOGOUT = PORTAL + "logout"
 
 HTTP_TIMEOUT = 15
 
+# TWOSTEP_ASAN=1 (make test-asan): the module under test is built with
+# AddressSanitizer and UBSan. nginx itself is not instrumented, so it is
+# started with libasan preloaded (the ASan runtime must come first in the
+# library list), and every sanitizer report goes to a file in
+# SANITIZER_DIR, which the tests turn into a failure (sanitizer_reports).
+ASAN = os.environ.get("TWOSTEP_ASAN") == "1"
+
+# Bounds on event-loop latency are multiplied by this under the sanitizers.
+# The hashing itself is in libcrypt, not instrumented, and costs the same;
+# but with libasan in the process every allocation of the event loop goes
+# through ASan's allocator (fresh memory, quarantine) while 8 threads churn
+# through 512 MiB yescrypt regions. Measured on this 2-core machine
+# (test_nonblocking, T1 = one sign-in = 640-800 ms): the slowest GET during
+# the burst took 155-212 ms with the ASan build against 20-52 ms with the
+# plain one, about 4 times as long. 1.6 turns test_nonblocking's bound of
+# T1/2 into 0.8*T1: still under the T1 or more that a GET waits when the
+# hashing runs in the event loop, so the test still tells the two apart.
+ASAN_LATENCY_FACTOR = 1.6 if ASAN else 1.0
+
+SANITIZER_DIR = None
+_LIBASAN = None
+
 # What must never reach a log: passwords (User, Browser.post), codes
-# (totp_code, Browser.post) and TOTP secrets (User).
+# (totp_code, Browser.post), TOTP secrets (User) and the values of the
+# twostep cookies and form tokens a Browser was given.
 SENSITIVE_LOCK = threading.Lock()
-SENSITIVE = {"password": set(), "code": set(), "secret": set()}
+SENSITIVE = {"password": set(), "code": set(), "secret": set(),
+             "cookie": set()}
 
 
 def remember_sensitive(kind, value):
     if value:
         with SENSITIVE_LOCK:
             SENSITIVE[kind].add(value)
+
+
+# --------------------------------------------------------------- sanitizers
+
+def sanitizer_setup(directory):
+    """Where ASan and UBSan write their reports (log_path): a directory the
+    workers (user nobody) can create files in."""
+    global SANITIZER_DIR
+    d = Path(directory)
+    d.mkdir(parents=True, exist_ok=True)
+    d.chmod(0o1777)
+    SANITIZER_DIR = d
+    return d
+
+
+def libasan_path():
+    """`gcc -print-file-name=libasan.so`, resolved and checked."""
+    global _LIBASAN
+    if _LIBASAN is None:
+        out = subprocess.run(["gcc", "-print-file-name=libasan.so"],
+                             check=True, capture_output=True,
+                             text=True).stdout.strip()
+        if not os.path.isabs(out) or not os.path.exists(out):
+            raise RuntimeError("gcc does not know libasan.so (%r): install "
+                               "gcc's libasan (libasan8)" % out)
+        _LIBASAN = os.path.realpath(out)
+    return _LIBASAN
+
+
+def nginx_env():
+    """The environment nginx (and `nginx -t`) runs with."""
+    env = dict(os.environ)
+    if ASAN:
+        if SANITIZER_DIR is None:
+            sanitizer_setup(make_workdir("twostep-sanitizers-"))
+        env["LD_PRELOAD"] = libasan_path()
+        env["ASAN_OPTIONS"] = ("detect_leaks=0:abort_on_error=1:"
+                               "log_path=%s/asan" % SANITIZER_DIR)
+        env["UBSAN_OPTIONS"] = ("print_stacktrace=1:halt_on_error=1:"
+                                "log_path=%s/ubsan" % SANITIZER_DIR)
+    return env
+
+
+def sanitizer_reports():
+    """{file name: text} of every report ASan or UBSan has written."""
+    if SANITIZER_DIR is None or not SANITIZER_DIR.is_dir():
+        return {}
+    out = {}
+    for f in sorted(SANITIZER_DIR.iterdir()):
+        if f.is_file():
+            out[f.name] = f.read_text(errors="replace")
+    return out
 
 
 # ---------------------------------------------------------------- processes
@@ -120,15 +196,17 @@ def child_pids(ppid):
 class LegacyApp:
     """examples/legacy_app.py as a subprocess."""
 
-    def __init__(self, logdir):
+    def __init__(self, logdir, quiet=True, name="legacy_app"):
         self.port = free_port()
-        self.log_path = Path(logdir) / "legacy_app.log"
+        self.log_path = Path(logdir) / (name + ".log")
+        self.quiet = quiet   # False: every request it gets is logged
         self.proc = None
 
     def start(self):
         self.log = open(self.log_path, "ab")
         self.proc = subprocess.Popen(
-            [PYTHON, str(LEGACY_APP), "--port", str(self.port), "--quiet"],
+            [PYTHON, "-u", str(LEGACY_APP), "--port", str(self.port)]
+            + (["--quiet"] if self.quiet else []),
             stdin=subprocess.DEVNULL, stdout=self.log, stderr=self.log)
         wait_for_port(self.port, self.proc, what="legacy app")
         return self
@@ -142,6 +220,13 @@ class LegacyApp:
     @property
     def url(self):
         return "http://127.0.0.1:%d" % self.port
+
+    def requests_seen(self):
+        """The request lines ("GET /path HTTP/1.0") the app has logged so
+        far (only when started with quiet=False)."""
+        assert not self.quiet, "a quiet app logs no requests"
+        text = self.log_path.read_text(errors="replace")
+        return re.findall(r'^legacy_app: [^ ]+ - "([^"]*)"', text, re.M)
 
 
 # ------------------------------------------------------------ users, keys
@@ -350,7 +435,7 @@ class Nginx:
     def test_config(self):
         """`nginx -t`: (exit status, everything it printed)."""
         r = subprocess.run(self.cmd("-t"), capture_output=True, text=True,
-                           timeout=60)
+                           timeout=60, env=nginx_env())
         return r.returncode, r.stdout + r.stderr
 
     def start(self, timeout=15.0):
@@ -358,7 +443,8 @@ class Nginx:
         self.stderr = open(self.prefix / "stderr.log", "ab")
         self.proc = subprocess.Popen(self.cmd("-g", "daemon off;"),
                                      stdin=subprocess.DEVNULL,
-                                     stdout=self.stderr, stderr=self.stderr)
+                                     stdout=self.stderr, stderr=self.stderr,
+                                     env=nginx_env())
         if self not in Nginx.instances:
             Nginx.instances.append(self)
         try:
@@ -458,7 +544,7 @@ def log_problems(text, sensitive, allowed=()):
         if ALERT_RE.search(line) and \
                 not any(re.search(a, line) for a in allowed):
             problems.append("error log has: " + line.strip())
-    for kind in ("password", "secret"):
+    for kind in ("password", "secret", "cookie"):
         for value in sensitive[kind]:
             if value in text:
                 problems.append("error log contains a %s (%r)"
@@ -603,15 +689,47 @@ def snippet(response, n=600):
                           response.text[:n])
 
 
+class SourceAddressAdapter(requests.adapters.HTTPAdapter):
+    """Connects from a given local address: anything in 127.0.0.0/8 reaches
+    a server on 127.0.0.1, so tests can be several clients."""
+
+    def __init__(self, source, **kw):
+        self.source = source
+        super().__init__(**kw)
+
+    def init_poolmanager(self, *args, **kw):
+        kw["source_address"] = (self.source, 0)
+        return super().init_poolmanager(*args, **kw)
+
+
 class Browser:
     """A cookie-keeping HTTP client that never follows redirects on its own
-    (so tests see every step) and remembers what was typed into it."""
+    (so tests see every step) and remembers what was typed into it.
 
-    def __init__(self, base, portal=PORTAL):
+    fresh=True: a new connection for every request (Connection: close), so
+    that with several workers each request may land on another one.
+    source: the local address to connect from (default 127.0.0.1)."""
+
+    def __init__(self, base, portal=PORTAL, fresh=False, source=None):
         self.base = base.rstrip("/")
         self.http = requests.Session()
+        if fresh:
+            self.http.headers["Connection"] = "close"
+        if source:
+            self.http.mount("http://", SourceAddressAdapter(source))
         self.signin_path = portal + "signin"
         self.verify_path = portal + "verify"
+
+    @staticmethod
+    def _remember(response):
+        # Cookie values and form tokens must never reach the error log.
+        for value, _ in set_cookies(response).values():
+            remember_sensitive("cookie", value)
+        if "text/html" in response.headers.get("Content-Type", ""):
+            for token in re.findall(r'name="form_token"[^>]*value="([^"]+)"',
+                                    response.text):
+                remember_sensitive("cookie", token)
+        return response
 
     def url(self, path):
         if path.startswith("http://") or path.startswith("https://"):
@@ -620,7 +738,8 @@ class Browser:
 
     def get(self, path, **kw):
         kw.setdefault("timeout", HTTP_TIMEOUT)
-        return self.http.get(self.url(path), allow_redirects=False, **kw)
+        return self._remember(self.http.get(self.url(path),
+                                            allow_redirects=False, **kw))
 
     def post(self, path, data=None, **kw):
         kw.setdefault("timeout", HTTP_TIMEOUT)
@@ -628,8 +747,8 @@ class Browser:
             for k in ("password",):
                 remember_sensitive("password", data.get(k))
             remember_sensitive("code", data.get("code"))
-        return self.http.post(self.url(path), data=data,
-                              allow_redirects=False, **kw)
+        return self._remember(self.http.post(self.url(path), data=data,
+                                             allow_redirects=False, **kw))
 
     def follow(self, response):
         """GET the Location of a redirect, as a browser would."""
@@ -713,3 +832,397 @@ def hammer(fn, n):
     for t in threads:
         t.join()
     return results
+
+
+# ------------------------------------------------ several workers, raw HTTP
+
+WORKER_HEADER = "X-Worker"
+# In a server block, makes every response say which worker answered it.
+WORKER_HEADER_CONF = "add_header %s $pid always;" % WORKER_HEADER
+
+
+def on_both_workers(request, check, tries=32):
+    """Calls request() (which must open a new connection each time) until
+    two different workers have answered (told by WORKER_HEADER, with
+    `listen ... reuseport` spreading connections over the workers);
+    check(response) must accept every answer. Returns {pid: response}."""
+    seen = {}
+    for _ in range(tries):
+        r = request()
+        check(r)
+        worker = r.headers.get(WORKER_HEADER)
+        assert worker, "no %s header: %s" % (WORKER_HEADER, snippet(r))
+        seen.setdefault(worker, r)
+        if len(seen) >= 2:
+            return seen
+    raise AssertionError("in %d requests only worker(s) %s answered"
+                         % (tries, sorted(seen)))
+
+
+def get_with_cookie(base, path, cookie, **kw):
+    """GET base+path on a new connection with exactly this Cookie header
+    (no cookie jar, whose expiry handling would hide the server's)."""
+    headers = {"Connection": "close"}
+    if cookie is not None:
+        headers["Cookie"] = cookie
+    headers.update(kw.pop("headers", {}))
+    return requests.get(base + path, headers=headers, allow_redirects=False,
+                        timeout=HTTP_TIMEOUT, **kw)
+
+
+class RawResponse:
+    def __init__(self, data):
+        head, _, self.body = data.partition(b"\r\n\r\n")
+        lines = head.decode("latin-1").split("\r\n")
+        self.status_line = lines[0]
+        parts = lines[0].split(" ", 2)
+        self.status = int(parts[1]) if len(parts) > 1 and \
+            parts[1].isdigit() else 0
+        self.headers = {}
+        for line in lines[1:]:
+            k, _, v = line.partition(":")
+            self.headers.setdefault(k.strip().lower(), v.strip())
+
+    def header(self, name):
+        return self.headers.get(name.lower())
+
+    def __repr__(self):
+        return "%s\n%s" % (self.status_line,
+                           self.body[:300].decode("latin-1"))
+
+
+def raw_request(port, target, headers=(), method="GET", body=b"",
+                source=None, host="127.0.0.1"):
+    """Sends one request exactly as given (the target and header bytes are
+    not normalized or checked by any client library) on a new connection,
+    and reads the answer until the server closes. `headers`: a sequence of
+    (name, value) str pairs, sent in order, repeats allowed (latin-1)."""
+    req = "%s %s HTTP/1.1\r\nHost: %s:%d\r\nConnection: close\r\n" % (
+        method, target, host, port)
+    for k, v in headers:
+        req += "%s: %s\r\n" % (k, v)
+    if body or method == "POST":
+        req += "Content-Length: %d\r\n" % len(body)
+    data = req.encode("latin-1") + b"\r\n" + body
+    s = socket.create_connection(("127.0.0.1", port), timeout=HTTP_TIMEOUT,
+                                 source_address=(source, 0) if source
+                                 else None)
+    try:
+        s.sendall(data)
+        chunks = []
+        while True:
+            c = s.recv(65536)
+            if not c:
+                break
+            chunks.append(c)
+    finally:
+        s.close()
+    return RawResponse(b"".join(chunks))
+
+
+def wait_off_step_boundary(period=30, margin=2):
+    """Tests that use the code of the current time step must not straddle
+    a step boundary: waits (at most margin + 1 s) if one is near."""
+    while True:
+        pos = time.time() % period
+        if margin <= pos <= period - margin:
+            return
+        time.sleep(0.2)
+
+
+# ------------------------------------------------------- the Duo simulator
+
+DUO_SIMULATOR = REPO / "examples" / "duo_simulator.py"
+
+
+def duo_skey():
+    """A made-up 40-character Duo secret key (the simulator needs no real
+    one). Remembered as a secret: it must never reach nginx's error log."""
+    alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"
+    key = "".join(alphabet[b % len(alphabet)] for b in os.urandom(40))
+    remember_sensitive("secret", key)
+    return key
+
+
+def duo_phone(device, capabilities=("push", "phone", "sms"),
+              number="+1 555-0100"):
+    """One simulator device entry."""
+    return {"device": device, "type": "phone", "number": number,
+            "capabilities": list(capabilities)}
+
+
+class DuoSimulator:
+    """examples/duo_simulator.py as a real process on a free loopback port,
+    with a configuration written here and the skey in its own file (mode
+    644, read by nginx's master). `users` is the simulator's "users" object;
+    `settings` goes to the top level (long_poll_seconds, ...).
+
+    nginx_conf() is what a server block needs to use it."""
+
+    def __init__(self, directory, users, ikey="DITWOSTEPE2E00000001",
+                 long_poll=2.0, tx_timeout=60.0, unknown_users="enroll",
+                 **settings):
+        self.dir = Path(directory)
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self.dir.chmod(0o755)
+        self.port = free_port()
+        self.base = "http://127.0.0.1:%d" % self.port
+        self.ikey = ikey
+        self.skey = duo_skey()
+        self.skey_file = self.dir / "duo.skey"
+        self.skey_file.write_text(self.skey + "\n")
+        self.skey_file.chmod(0o644)
+        self.config = dict(ikey=ikey, unknown_users=unknown_users,
+                           long_poll_seconds=long_poll,
+                           tx_timeout_seconds=tx_timeout, users=users,
+                           **settings)
+        self.config_file = self.dir / "duo-sim.json"
+        # The skey only in its file (--skey-file), never in the config.
+        self.config_file.write_text(json.dumps(
+            dict(self.config, skey="replaced-by-the-skey-file"), indent=2))
+        self.config_file.chmod(0o644)
+        self.log_path = self.dir / "duo-sim.log"
+        self.http = requests.Session()
+        self.proc = None
+
+    def start(self):
+        self.log = open(self.log_path, "ab")
+        self.proc = subprocess.Popen(
+            [PYTHON, "-u", str(DUO_SIMULATOR), "--port", str(self.port),
+             "--config", str(self.config_file),
+             "--skey-file", str(self.skey_file)],
+            stdin=subprocess.DEVNULL, stdout=self.log, stderr=self.log)
+        wait_for_port(self.port, self.proc, what="Duo simulator")
+        return self
+
+    def stop(self):
+        if self.proc:
+            stop_process(self.proc)
+            self.log.close()
+            self.proc = None
+        self.http.close()
+
+    def nginx_conf(self, timeout=None):
+        """The Duo directives for an nginx server (or http) block."""
+        conf = ("twostep_duo_api http://127.0.0.1:%d;\n"
+                "        twostep_duo_ikey %s;\n"
+                "        twostep_duo_skey_file %s;\n"
+                % (self.port, self.ikey, self.skey_file))
+        if timeout:
+            conf += "        twostep_duo_timeout %s;\n" % timeout
+        return conf
+
+    # -- the control API (README: "The phone, and the control API")
+
+    def _call(self, method, path, body=None, params=None):
+        r = self.http.request(method, self.base + path, json=body,
+                              params=params, timeout=HTTP_TIMEOUT)
+        return r
+
+    def respond(self, user, action, **extra):
+        """What the user does on the phone: approve, deny, fraud, answer,
+        press1. Returns the transaction; raises unless 200."""
+        r = self._call("POST", "/sim/respond",
+                       dict(extra, user=user, action=action))
+        assert r.status_code == 200, "sim/respond %s %s: %d %s" % (
+            user, action, r.status_code, r.text)
+        return r.json()["response"]
+
+    def try_respond(self, user, action, **extra):
+        """Like respond(), but returns the HTTP status (409: nothing
+        pending)."""
+        return self._call("POST", "/sim/respond",
+                          dict(extra, user=user, action=action)).status_code
+
+    def last_sms(self, user):
+        """The latest text to `user` ({"passcode", "used", ...}) or None."""
+        r = self._call("GET", "/sim/last_sms", params={"user": user})
+        if r.status_code == 404:
+            return None
+        assert r.status_code == 200, r.text
+        sms = r.json()["response"]
+        remember_sensitive("code", sms["passcode"])
+        return sms
+
+    def transactions(self, user=None):
+        r = self._call("GET", "/sim/transactions",
+                       params={"user": user} if user else None)
+        assert r.status_code == 200, r.text
+        return r.json()["response"]["transactions"]
+
+    def pending(self, user):
+        return [t for t in self.transactions(user)
+                if t["result"] == "waiting"]
+
+    def set_mode(self, mode, **options):
+        r = self._call("POST", "/sim/mode", dict(options, mode=mode))
+        assert r.status_code == 200, r.text
+        return r.json()["response"]
+
+    def mode(self):
+        return self._call("GET", "/sim/mode").json()["response"]
+
+    def reset(self):
+        r = self._call("POST", "/sim/reset", {})
+        assert r.status_code == 200, r.text
+
+    def log_size(self):
+        try:
+            return self.log_path.stat().st_size
+        except FileNotFoundError:
+            return 0
+
+    def log_text(self, start=0):
+        with open(self.log_path, "rb") as f:
+            f.seek(start)
+            return f.read().decode(errors="replace")
+
+    def api_calls(self, start=0):
+        """(method, endpoint, user, outcome) of every /auth/v2 request
+        logged since byte `start`, from the simulator's own log lines."""
+        out = []
+        for line in self.log_text(start).splitlines():
+            m = re.match(r"\S+ duo-sim (GET|POST) (/auth/v2/\S+) user=(\S+)"
+                         r" -> (.*)$", line)
+            if m:
+                out.append(m.groups())
+        return out
+
+
+# ------------------------------------------- Duo flows, as a browser does
+
+WAIT = PORTAL + "wait"
+STATUS = PORTAL + "status"
+
+METHOD_LINKS = {
+    "totp": "Use a verification code from my authenticator app",
+    "push": "Approve a request on my authenticator app",
+    "call": "Call my phone",
+    "sms": "Text my phone",
+}
+
+
+class LinkParser(html.parser.HTMLParser):
+    """<a href> targets and their text."""
+
+    def __init__(self):
+        super().__init__(convert_charrefs=True)
+        self.links = []      # (href, text)
+        self._href = None
+        self._text = []
+
+    def handle_starttag(self, tag, attrs):
+        if tag == "a":
+            self._href = dict(attrs).get("href", "")
+            self._text = []
+
+    def handle_data(self, data):
+        if self._href is not None:
+            self._text.append(data)
+
+    def handle_endtag(self, tag):
+        if tag == "a" and self._href is not None:
+            self.links.append((self._href, " ".join("".join(
+                self._text).split())))
+            self._href = None
+
+
+def page_links(response):
+    p = LinkParser()
+    p.feed(response.text)
+    p.close()
+    return p.links
+
+
+def offered_methods(response):
+    """The methods a second-step page offers: the one shown (the form's
+    hidden "method") and those under "Sign in another way"."""
+    out = set()
+    for f in Page(response).forms:
+        if f.fields.get("method"):
+            out.add(f.fields["method"])
+    for href, _ in page_links(response):
+        target = urlsplit(href)
+        if target.path.endswith("/verify"):
+            m = parse_qs(target.query).get("method")
+            if m:
+                out.add(m[0])
+    return out
+
+
+def method_link(response, method):
+    """The "Sign in another way" link to `method` on this page, or None."""
+    for href, text in page_links(response):
+        target = urlsplit(href)
+        if target.path.endswith("/verify") and \
+                parse_qs(target.query).get("method") == [method]:
+            assert text == METHOD_LINKS[method], (href, text)
+            return href
+    return None
+
+
+def refresh_url(response):
+    """The URL of a page's <noscript> meta refresh."""
+    m = re.search(r'<meta http-equiv="refresh" content="\d+;url=([^"]+)"',
+                  response.text)
+    assert m, "no meta refresh on this page: " + snippet(response)
+    return html.unescape(m.group(1))
+
+
+def wait_status_url(response):
+    """The long-poll URL the waiting page's script fetches."""
+    m = re.search(r'data-status="([^"]+)"', response.text)
+    assert m, "no status URL on this page: " + snippet(response)
+    return html.unescape(m.group(1))
+
+
+def password_step(browser, path, user):
+    """GET `path`, sign in with the password; returns the response to the
+    GET of the second-step page (the module asked Duo's preauth for it)."""
+    r = browser.get(path)
+    assert r.status_code == 302, "expected 302 to sign-in: " + snippet(r)
+    r = browser.follow(r)
+    assert r.status_code == 200, snippet(r)
+    r = browser.submit_password(r, user.name, user.password)
+    assert r.status_code == 303, "password step: " + snippet(r)
+    assert location(r).path == browser.verify_path, snippet(r)
+    return browser.follow(r)
+
+
+def choose_method(browser, page, method):
+    """Follows the "Sign in another way" link to `method`, or returns the
+    page if it is already that method's (a user without an app code starts
+    on push)."""
+    for f in Page(page).forms:
+        if f.fields.get("method") == method:
+            return page
+    href = method_link(page, method)
+    assert href, "%s is not offered: %s" % (method, snippet(page, 3000))
+    return browser.get(href)
+
+
+def send_form(page):
+    """The fields of the "Send request" / "Call me" / "Send code" form."""
+    form = Page(page).form(VERIFY)
+    assert form.fields.get("action") == "send", form
+    return dict(form.fields)
+
+
+def press_send(browser, page, **override):
+    """Presses the page's "Send ..." button."""
+    data = send_form(page)
+    data.update(override)
+    return browser.post(VERIFY, data)
+
+
+def start_push(browser, path, user, method="push"):
+    """Password, then "Send request" (push) or "Call me" (call): returns
+    the waiting page (after the 303 to it)."""
+    r = choose_method(browser, password_step(browser, path, user), method)
+    assert r.status_code == 200, snippet(r)
+    r = press_send(browser, r)
+    assert r.status_code == 303, "send: " + snippet(r)
+    assert location(r).path == WAIT, snippet(r)
+    r = browser.follow(r)
+    assert r.status_code == 200, snippet(r)
+    return r

@@ -1,0 +1,211 @@
+"""twostep_lockout FAILURES TIME [address=FAILURES]: after FAILURES
+consecutive wrong passwords or codes for an account, every attempt for it is
+refused with 429 for TIME, even with the right password, on every worker;
+a passed second step resets the count; an unknown user name locks exactly
+like a known one; and failures from one client address, spread over many
+user names, lock that address.
+
+The N-th failure itself may already answer 429 (the module reports the lock
+it has just set); the tests only require the attempts after it to."""
+
+import time
+
+from harness import Page, location, on_both_workers, set_cookies, snippet
+
+WRONG_LOGIN = "Wrong user name or password"
+WRONG_CODE = "That code didn't work"
+LOCK_TIME = 3     # seconds, as in twostep_lockout 3 3s
+
+
+def signin_page(b, path="/app/"):
+    r = b.follow(b.get(path))
+    assert r.status_code == 200 and Page(r).heading == "Sign in", snippet(r)
+    return r
+
+
+def assert_locked(r):
+    assert r.status_code == 429, snippet(r)
+    page = Page(r)
+    assert page.heading == "Too many attempts", snippet(r)
+    assert "Try again in" in page.text, snippet(r)
+    assert "twostep_session" not in set_cookies(r), r.headers
+    assert "Location" not in r.headers
+
+
+def assert_wrong_login(r):
+    assert r.status_code == 403, snippet(r)
+    assert WRONG_LOGIN in Page(r).text, snippet(r)
+
+
+def fail_passwords(site, name, n, start=None):
+    """n wrong passwords for `name` in one browser, each from the form the
+    previous answer showed; returns the responses."""
+    b = site.browser()
+    page = start or signin_page(b)
+    out = []
+    for i in range(n):
+        r = b.submit_password(page, name, "wrong-pw-%d-%s" % (i, name))
+        out.append(r)
+        if r.status_code == 403:
+            page = r
+        else:
+            page = signin_page(b)
+    return out
+
+
+def password_attempt(site, user, source=None):
+    """One right-password attempt from a new browser (new connections)."""
+    def attempt():
+        b = site.browser(source=source)
+        return b.submit_password(signin_page(b), user.name, user.password)
+    return attempt
+
+
+def wrong_codes(user, n):
+    near = {user.code(steps=s) for s in (-1, 0, 1)}
+    return [c for c in ("000000", "111111", "222222", "333333", "444444",
+                        "555555") if c not in near][:n]
+
+
+def locked_since(locked_at):
+    """assert_locked, unless the lock may have run out meanwhile (a very
+    slow machine): then say so rather than report a defect."""
+    def check(r):
+        if r.status_code != 429 and \
+                time.time() > locked_at + LOCK_TIME - 0.5:
+            raise AssertionError("too slow: the %d s lock may have expired "
+                                 "before this attempt (%s)"
+                                 % (LOCK_TIME, snippet(r)))
+        assert_locked(r)
+    return check
+
+
+def sleep_past_lock(locked_at):
+    time.sleep(max(0.0, locked_at + LOCK_TIME + 0.6 - time.time()))
+
+
+def test_wrong_passwords_lock_the_account(guarded):
+    site = guarded("lock-pw")
+    user, other = site.users[0], site.users[1]
+
+    tries = fail_passwords(site, user.name, 3)
+    locked_at = time.time()
+    for r in tries[:2]:
+        assert_wrong_login(r)
+    assert tries[2].status_code in (403, 429), snippet(tries[2])
+
+    # The right password, on both workers: locked.
+    on_both_workers(password_attempt(site, user), locked_since(locked_at))
+    # Only that account: another one signs in.
+    site.browser().sign_in("/app/", other)
+
+    sleep_past_lock(locked_at)
+    b = site.browser()
+    r = b.sign_in("/app/after", user)
+    assert location(r).path == "/app/after"
+    assert b.app_view("/app/")["headers"]["X-Remote-User"] == user.name
+
+
+def test_wrong_codes_lock_the_account(guarded):
+    site = guarded("lock-code")
+    user = site.users[0]
+    b = site.browser()
+    r = b.submit_password(signin_page(b), user.name, user.password)
+    assert r.status_code == 303, snippet(r)
+    page = b.follow(r)
+
+    codes = wrong_codes(user, 3)
+    r1 = b.submit_code(page, codes[0])
+    r2 = b.submit_code(r1, codes[1])
+    for r in (r1, r2):
+        assert r.status_code == 403 and WRONG_CODE in Page(r).text, \
+            snippet(r)
+    r3 = b.submit_code(r2, codes[2])
+    locked_at = time.time()
+    assert r3.status_code in (403, 429), snippet(r3)
+
+    # Now even the right code is refused, and so is the right password.
+    locked_since(locked_at)(b.submit_code(r2, user.code()))
+    on_both_workers(password_attempt(site, user), locked_since(locked_at))
+    assert b.get("/app/").status_code == 302
+
+    sleep_past_lock(locked_at)
+    site.browser().sign_in("/app/", user)
+
+
+def test_password_and_code_failures_count_together(guarded):
+    site = guarded("lock-mixed")
+    user = site.users[0]
+    b = site.browser()
+    tries = fail_passwords(site, user.name, 2)
+    for r in tries:
+        assert_wrong_login(r)
+    # A right password is not a success yet: the count goes on.
+    r = b.submit_password(signin_page(b), user.name, user.password)
+    assert r.status_code == 303, snippet(r)
+    page = b.follow(r)
+    r = b.submit_code(page, wrong_codes(user, 1)[0])
+    locked_at = time.time()
+    assert r.status_code in (403, 429), snippet(r)
+    locked_since(locked_at)(b.submit_code(page, user.code()))
+    on_both_workers(password_attempt(site, user), locked_since(locked_at))
+
+
+def test_passed_second_step_resets_the_count(guarded):
+    site = guarded("lock-reset")
+    user = site.users[0]
+    for r in fail_passwords(site, user.name, 2):
+        assert_wrong_login(r)
+    site.browser().sign_in("/app/", user)      # both steps: count reset
+    for r in fail_passwords(site, user.name, 2):
+        assert_wrong_login(r)                  # 2 again, not 4
+    r = password_attempt(site, user)()
+    assert r.status_code == 303, "locked after a reset: " + snippet(r)
+
+
+def test_unknown_user_locks_like_a_known_one(guarded):
+    site = guarded("lock-unknown")
+    user = site.users[0]
+
+    def story(name, password):
+        """What a client sees: 3 wrong passwords, then the `password`."""
+        seen = []
+        for r in fail_passwords(site, name, 3):
+            seen.append((r.status_code, Page(r).heading))
+        b = site.browser()
+        r = b.submit_password(signin_page(b), name, password)
+        seen.append((r.status_code, Page(r).heading))
+        assert_locked(r)
+        return seen, Page(r).text
+
+    known, known_text = story(user.name, user.password)
+    unknown, unknown_text = story("nobody-" + user.name, user.password)
+    # No enumeration: the same answers, the same lock page.
+    assert known == unknown
+    assert known_text == unknown_text
+    assert known[0] == (403, "Sign in") and known[-1][0] == 429
+
+
+def test_failures_over_many_names_lock_the_address(guarded):
+    # Accounts lock after 3; the address after 5, whatever the names.
+    site = guarded("lock-addr", users=4, lockout="3 3s address=5")
+    victim = site.users[3]
+    names = [u.name for u in site.users[:3]] + ["ghost-1", "ghost-2"]
+    statuses = []
+    for name in names:
+        (r,) = fail_passwords(site, name, 1)
+        statuses.append(r.status_code)
+    locked_at = time.time()
+    assert statuses[:4] == [403] * 4, statuses
+    assert statuses[4] in (403, 429), statuses
+
+    # From that address, even a user who never failed is refused...
+    on_both_workers(password_attempt(site, victim), locked_since(locked_at))
+    # ...while another client address is not.
+    b = site.browser(source="127.0.0.2")
+    r = b.sign_in("/app/", victim)
+    assert b.app_view("/app/")["headers"]["X-Remote-User"] == victim.name
+
+    sleep_past_lock(locked_at)
+    r = password_attempt(site, site.users[0])()
+    assert r.status_code == 303, snippet(r)
