@@ -59,14 +59,16 @@ module: deps $(MODULE)
 # The core on its own, for unit tests and tools: no nginx involved.
 $(BUILD)/core/%.o: src/core/%.cpp src/core/*.h
 	@mkdir -p $(dir $@)
-	$(CXX) $(CORE_FLAGS) -c $< -o $@
+	@echo "  CXX  $<"
+	@$(CXX) $(CORE_FLAGS) -c $< -o $@
 
 $(BUILD)/libtwostep_core.a: $(CORE_OBJS)
-	ar rcs $@ $^
+	@ar rcs $@ $^
 
 $(BUILD)/unit/%: tests/unit/%.cpp tests/unit/*.h $(BUILD)/libtwostep_core.a
 	@mkdir -p $(dir $@)
-	$(CXX) $(CORE_FLAGS) $< -o $@ $(BUILD)/libtwostep_core.a $(CORE_LIBS) \
+	@echo "  CXX  $<"
+	@$(CXX) $(CORE_FLAGS) $< -o $@ $(BUILD)/libtwostep_core.a $(CORE_LIBS) \
 	    $$(pkg-config --cflags --libs check)
 
 # twostep-user, the administrators' tool, on the same core as the module.
@@ -80,7 +82,7 @@ tool: deps $(TOOL)
 unit: deps $(UNIT_BINS)
 	@set -e; for t in $(UNIT_BINS); do echo "== $$t"; $$t; done
 
-e2e: module
+e2e: module tool
 	@scripts/ensure-deps $(TEST_DEPS)
 	cd tests/e2e && TWOSTEP_MODULE=$(MODULE) $(PYTHON) -m pytest -q -p no:cacheprovider .
 
@@ -93,6 +95,30 @@ demo: module
 bench: module
 	@scripts/ensure-deps $(BENCH_DEPS)
 	@TWOSTEP_MODULE=$(MODULE) bench/run.sh
+
+# A real browser (Debian's Chromium, driven by playwright-core from npm, no
+# browser download) through the sign-in pages, against nginx, the legacy app
+# and the Duo simulator (tests/browser/README.md). Node and npm come from
+# Debian unless the machine already has them. The screenshots go to
+# BROWSER_SHOTS; `make browser BROWSER_SHOTS=docs/screenshots` refreshes
+# the documented ones.
+.PHONY: browser
+
+BROWSER_DEPS  := chromium oathtool whois python3-requests
+BROWSER_SHOTS ?= $(BUILD)/screenshots
+BROWSER_NODE  := tests/browser/node_modules/.package-lock.json
+
+$(BROWSER_NODE): tests/browser/package.json tests/browser/package-lock.json
+	cd tests/browser && npm ci --no-audit --no-fund
+	@touch $@
+
+browser: module
+	@scripts/ensure-deps $(BROWSER_DEPS)
+	@command -v node >/dev/null && command -v npm >/dev/null \
+	    || scripts/ensure-deps nodejs npm
+	@$(MAKE) --no-print-directory $(BROWSER_NODE)
+	cd tests/browser && TWOSTEP_MODULE=$(MODULE) \
+	    SCREENSHOTS=$(abspath $(BROWSER_SHOTS)) node browser_test.js
 
 # libFuzzer targets for the parsers that read attacker input, each run for
 # FUZZ_SECONDS on a scratch copy of its seeds (tests/fuzz/README.md). The
