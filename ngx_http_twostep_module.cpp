@@ -296,6 +296,7 @@ ngx_http_twostep_access_handler(ngx_http_request_t *r) noexcept
             pending.user = std::string(name);
             pending.via = twostep::FirstFactor::identity;
             pending.expires = ngx_time() + NGX_HTTP_TWOSTEP_PENDING_TTL;
+            pending.methods = lcf->methods;
 
             if (ngx_http_twostep_set_cookie(r, true,
                     twostep::encode_pending(*scf->keys, pending)) != NGX_OK)
@@ -307,6 +308,27 @@ ngx_http_twostep_access_handler(ngx_http_request_t *r) noexcept
                                                    lcf->methods);
 
         } else {
+            // The methods this location accepts, signed, for the portal;
+            // a sign-in already under way (another tab, the favicon the
+            // browser asks for) is left alone.
+            std::string_view current = ngx_http_twostep_get_cookie(r, true);
+
+            if (current.empty()
+                || !twostep::decode_pending(*scf->keys, current, ngx_time()))
+            {
+                twostep::PendingSignin pending;
+                pending.nonce = twostep::random_token(16);
+                pending.expires = ngx_time() + NGX_HTTP_TWOSTEP_PENDING_TTL;
+                pending.methods = lcf->methods;
+
+                if (ngx_http_twostep_set_cookie(r, true,
+                        twostep::encode_pending(*scf->keys, pending))
+                    != NGX_OK)
+                {
+                    return NGX_HTTP_INTERNAL_SERVER_ERROR;
+                }
+            }
+
             location = ngx_http_twostep_portal_url(scf, "signin", target,
                                                    lcf->methods);
         }

@@ -1,8 +1,10 @@
 // Session and pending sign-in cookies: a versioned '|'-separated payload,
 // signed by the KeyRing.
 //   session (kind "s"): 1|sid|user|method|auth_time|expires
-//   pending (kind "p"): 1|nonce|user|via|expires|txid|method
-//   (txid and method empty unless a push or call is waiting)
+//   pending (kind "p"): 1|nonce|user|via|expires|txid|method|methods|confirmed
+//   (txid and method empty unless a push or call is waiting; methods: those
+//   the protected location accepts, as methods_to_list() writes them;
+//   confirmed: the provider's methods for the user, as a decimal bit mask)
 #include "session.h"
 
 #include <cstdint>
@@ -157,6 +159,8 @@ std::string encode_pending(const KeyRing &keys, const PendingSignin &p)
     append_time(payload, p.expires);
     append(payload, p.txid);
     append(payload, p.txid.empty() ? "" : method_name(p.txid_method));
+    append(payload, methods_to_list(p.methods));
+    append(payload, std::to_string(p.confirmed));
     // A user name exactly when a first factor has been passed.
     bool user_ok = p.via == FirstFactor::none ? p.user.empty()
                                                : valid_user_name(p.user);
@@ -164,7 +168,9 @@ std::string encode_pending(const KeyRing &keys, const PendingSignin &p)
                    || (valid_id(p.txid) && !p.user.empty()
                        && (p.txid_method == Method::push
                            || p.txid_method == Method::call));
-    if (!valid_id(p.nonce) || !user_ok || !txid_ok)
+    if (!valid_id(p.nonce) || !user_ok || !txid_ok
+        || methods_from_list(methods_to_list(p.methods)) != p.methods
+        || p.confirmed > all_methods)
         throw std::invalid_argument("pending sign-in would not decode");
     return keys.sign(pending_kind, payload);
 }
@@ -177,7 +183,11 @@ std::optional<PendingSignin> decode_pending(const KeyRing &keys,
     if (!payload)
         return std::nullopt;
     auto f = split(*payload);
-    if (f.size() != 7 || f[0] != payload_version)
+    if (f.size() != 9 || f[0] != payload_version)
+        return std::nullopt;
+    auto methods = methods_from_list(f[7]);
+    auto confirmed = parse_time(f[8]);
+    if (!methods || !confirmed || *confirmed > all_methods)
         return std::nullopt;
     auto via = first_factor_from_name(f[3]);
     auto expires = parse_time(f[4]);
@@ -203,6 +213,8 @@ std::optional<PendingSignin> decode_pending(const KeyRing &keys,
     p.user = f[2];
     p.via = *via;
     p.expires = *expires;
+    p.methods = *methods;
+    p.confirmed = static_cast<MethodSet>(*confirmed);
     return p;
 }
 

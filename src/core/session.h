@@ -35,6 +35,10 @@ struct PendingSignin {
     std::int64_t expires = 0;
     std::string txid;           // a push or call waiting at the provider
     Method txid_method = Method::push;  // which, when txid is set
+    MethodSet methods = all_methods;    // what the protected location
+                                        // accepts (a form cannot widen it)
+    MethodSet confirmed = 0;            // push/call/sms the provider said
+                                        // this user has (its preauth)
 };
 
 std::string encode_pending(const KeyRing &keys, const PendingSignin &p);

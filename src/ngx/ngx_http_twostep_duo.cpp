@@ -193,6 +193,17 @@ ngx_http_twostep_duo_offered(ngx_http_twostep_duo_call_t &call,
     } else if (res.result == "auth") {
         offered |= res.methods & ngx_http_twostep_provider_methods(p);
 
+        // Remembered, signed: a later post may only use what Duo confirmed
+        // here (so a forged method cannot reach a bypassed or unenrolled
+        // user's phone).
+        twostep::PendingSignin pending = call.pending;
+        pending.confirmed = res.methods & ngx_http_twostep_provider_methods(p);
+        call.pending = pending;
+
+        if (ngx_http_twostep_save_pending(p, pending) != NGX_OK) {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+
     } else if (res.result == "enroll" && local == 0) {
         ngx_http_twostep_log(p.r, NGX_LOG_WARN,
                              "not enrolled with the verification service",
@@ -234,62 +245,28 @@ ngx_http_twostep_duo_verify(ngx_http_twostep_page_t &p,
     std::string duo_user = ngx_http_twostep_duo_user(user);
     bool send = twostep::field(p.form, "action") == "send";
 
-    if (method == twostep::Method::sms) {
-        if (send) {
-            return ngx_http_twostep_duo_send(p, NGX_HTTP_TWOSTEP_DUO_SMS,
-                       pending, user, method,
-                       twostep::duo::send_sms(duo, duo_user, now));
-        }
-
-        // Duo's passcodes are digits; anything else is a wrong code
-        // without asking.
-        auto code = twostep::normalize_code(twostep::field(p.form, "code"),
-                                            6);
-        if (!code) {
-            code = twostep::normalize_code(twostep::field(p.form, "code"),
-                                           7);
-        }
-
-        if (!code) {
-            code = twostep::normalize_code(twostep::field(p.form, "code"),
-                                           8);
-        }
-
-        if (!code) {
-            ngx_http_twostep_zone_state state(p.r);
-            int64_t locked = twostep::record_failure(state,
-                                 ngx_http_twostep_lockout(p.scf), user.name,
-                                 ngx_http_twostep_address(p.r), now);
-            if (locked > 0) {
-                return ngx_http_twostep_locked(p.r, user.name, locked);
-            }
-
-            ngx_http_twostep_log(p.r, NGX_LOG_WARN, "wrong code", user.name);
-
-            twostep::CodePage page = ngx_http_twostep_code_form(p, pending,
-                user, method, ngx_http_twostep_local_methods(p, user)
-                              | ngx_http_twostep_provider_methods(p));
-            page.sms_sent = true;
-            page.error = "That code didn't work. Check the code and try "
-                         "again.";
-
-            return ngx_http_twostep_send_page(p.r, NGX_HTTP_FORBIDDEN,
-                                              twostep::render_code(page));
-        }
-
-        return ngx_http_twostep_duo_send(p, NGX_HTTP_TWOSTEP_DUO_PASSCODE,
-                   pending, user, method,
-                   twostep::duo::passcode(duo, duo_user, *code, now));
+    if (!twostep::has_method(pending.confirmed, method)) {
+        ngx_http_twostep_log(p.r, NGX_LOG_WARN,
+                             "a method the provider did not offer",
+                             user.name);
+        return ngx_http_twostep_send_message(p.r, NGX_HTTP_FORBIDDEN,
+                   "Sign-in method not available",
+                   "This way of signing in is not available for your "
+                   "account. Go back and choose another.");
     }
 
-    // Push and call reach a phone: one at a time, only so many, and only
-    // when the user presses the button (MFA fatigue).
+    // Push, call and text reach a phone: one at a time, only so many, and
+    // only when the user presses the button (MFA fatigue, SMS pumping).
+    bool reaches_phone = method != twostep::Method::sms || send;
     ngx_http_twostep_zone_state state(p.r);
     twostep::OutOfBandRule rule;
     const char *error = nullptr;
     ngx_uint_t status = NGX_HTTP_TOO_MANY_REQUESTS;
 
-    switch (twostep::start_out_of_band(state, rule, user.name, now)) {
+    switch (reaches_phone
+            ? twostep::start_out_of_band(state, rule, user.name, now)
+            : twostep::Start::ok)
+    {
 
     case twostep::Start::ok:
         break;
@@ -321,6 +298,53 @@ ngx_http_twostep_duo_verify(ngx_http_twostep_page_t &p,
 
         return ngx_http_twostep_send_page(p.r, status,
                                           twostep::render_code(page));
+    }
+
+    if (method == twostep::Method::sms) {
+        if (send) {
+            return ngx_http_twostep_duo_send(p, NGX_HTTP_TWOSTEP_DUO_SMS,
+                       pending, user, method,
+                       twostep::duo::send_sms(duo, duo_user, now));
+        }
+
+        // Duo's passcodes are digits; anything else is a wrong code
+        // without asking.
+        auto code = twostep::normalize_code(twostep::field(p.form, "code"),
+                                            6);
+        if (!code) {
+            code = twostep::normalize_code(twostep::field(p.form, "code"),
+                                           7);
+        }
+
+        if (!code) {
+            code = twostep::normalize_code(twostep::field(p.form, "code"),
+                                           8);
+        }
+
+        if (!code) {
+            int64_t locked = twostep::record_failure(state,
+                                 ngx_http_twostep_lockout(p.scf), user.name,
+                                 ngx_http_twostep_address(p.r), now);
+            if (locked > 0) {
+                return ngx_http_twostep_locked(p.r, user.name, locked);
+            }
+
+            ngx_http_twostep_log(p.r, NGX_LOG_WARN, "wrong code", user.name);
+
+            twostep::CodePage page = ngx_http_twostep_code_form(p, pending,
+                user, method, ngx_http_twostep_local_methods(p, user)
+                              | ngx_http_twostep_provider_methods(p));
+            page.sms_sent = true;
+            page.error = "That code didn't work. Check the code and try "
+                         "again.";
+
+            return ngx_http_twostep_send_page(p.r, NGX_HTTP_FORBIDDEN,
+                                              twostep::render_code(page));
+        }
+
+        return ngx_http_twostep_duo_send(p, NGX_HTTP_TWOSTEP_DUO_PASSCODE,
+                   pending, user, method,
+                   twostep::duo::passcode(duo, duo_user, *code, now));
     }
 
     return ngx_http_twostep_duo_send(p, NGX_HTTP_TWOSTEP_DUO_AUTH, pending,
@@ -505,8 +529,8 @@ ngx_http_twostep_duo_finish(ngx_http_twostep_duo_call_t &call, long status,
         ngx_http_twostep_duo_log_failure(p.r,
             polled ? "auth_status" : "auth", res.failure, res.message);
 
-        if (call.method == twostep::Method::push
-            || call.method == twostep::Method::call)
+        if (call.step == NGX_HTTP_TWOSTEP_DUO_AUTH
+            || call.step == NGX_HTTP_TWOSTEP_DUO_SMS || polled)
         {
             twostep::end_out_of_band(state, user->name, now);
         }
@@ -545,6 +569,8 @@ ngx_http_twostep_duo_finish(ngx_http_twostep_duo_call_t &call, long status,
 
     case NGX_HTTP_TWOSTEP_DUO_SMS:
         {
+            twostep::end_out_of_band(state, user->name, now);
+
             twostep::CodePage page = ngx_http_twostep_code_form(p,
                 call.pending, *user, call.method,
                 ngx_http_twostep_local_methods(p, *user)

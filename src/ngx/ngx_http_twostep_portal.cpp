@@ -220,6 +220,8 @@ ngx_http_twostep_start_pending(ngx_http_twostep_page_t &p,
     pending.via = via;
     pending.expires = ngx_time() + NGX_HTTP_TWOSTEP_PENDING_TTL;
     pending.txid.clear();
+    pending.methods = p.methods;
+    pending.confirmed = 0;
 
     return ngx_http_twostep_save_pending(p, pending);
 }
@@ -796,6 +798,12 @@ ngx_http_twostep_dispatch(ngx_http_twostep_page_t &p)
         }
 
         p.methods = *methods;
+    }
+
+    // What the protected location accepts travels signed in the pending
+    // token: a link or form can narrow it, never widen it.
+    if (auto pending = ngx_http_twostep_pending(p)) {
+        p.methods &= pending->methods;
     }
 
     if (p.page == "signin") {

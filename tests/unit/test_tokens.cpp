@@ -454,7 +454,7 @@ START_TEST(pending_round_trip)
     fresh.expires = 500;
     std::string token = encode_pending(keys, fresh);
     ck_assert_string_eq(keys.verify("p", token).value_or("(none)"),
-                        "1|n0||none|500||");
+                        "1|n0||none|500|||totp,push,call,sms,recovery|0");
     auto d = decode_pending(keys, token, 499);
     ck_assert(d.has_value());
     ck_assert(d->user.empty());
@@ -470,32 +470,38 @@ START_TEST(pending_malformed_payloads)
         return decode_pending(keys, keys.sign("p", payload), 1000)
             .has_value();
     };
-    ck_assert(decodes("1|n|bob|password|2000||"));
-    ck_assert(decodes("1|n||none|2000||"));
-    ck_assert(decodes("1|n|bob|password|2000|tx-1|push"));
-    ck_assert(decodes("1|n|bob|identity|2000|tx-1|call"));
+    ck_assert(decodes("1|n|bob|password|2000|||totp|0"));
+    ck_assert(decodes("1|n||none|2000|||totp,sms|0"));
+    ck_assert(decodes("1|n|bob|password|2000|tx-1|push|push|2"));
+    ck_assert(decodes("1|n|bob|identity|2000|tx-1|call|totp,call|14"));
     const char *bad[] = {
-        "1|n|bob|password|2000||x",  // extra field
+        "1|n|bob|password|2000|||totp|0|x",  // extra field
         "1|n|bob|password|2000",     // missing fields
         "1|n|bob|password",
-        "1|n|bob|2000||",
-        "9|n|bob|password|2000||",   // unknown version
-        "1||bob|password|2000||",    // empty nonce
-        "1|n|bob|password|2e3||",    // non-numeric time
-        "1|n|bob|password|||",
-        "1|n|bob|password|-1||",
-        "1|n|bob|passwd|2000||",     // unknown first factor
-        "1|n|bob|Password|2000||",
-        "1|n|bob||2000||",
-        "1|n|b\xc3\xb6" "b|password|2000||",  // bad user
-        "1|n|bob|none|2000||",       // a user without a first factor
-        "1|n||password|2000||",      // a first factor without a user
-        "1|n|bob|password|1000||",   // expired (expires == now)
-        "1|n|bob|password|2000|tx 1|push",  // malformed txid
-        "1|n|bob|password|2000|tx|sms",     // only push and call wait
-        "1|n|bob|password|2000|tx|",        // a txid without its method
-        "1|n|bob|password|2000||push",      // a method without a txid
-        "1|n||none|2000|tx|push",           // a txid without a user
+        "1|n|bob|2000|||totp",
+        "9|n|bob|password|2000|||totp|0",   // unknown version
+        "1||bob|password|2000|||totp|0",    // empty nonce
+        "1|n|bob|password|2e3|||totp|0",    // non-numeric time
+        "1|n|bob|password||||totp|0",
+        "1|n|bob|password|-1|||totp|0",
+        "1|n|bob|passwd|2000|||totp|0",     // unknown first factor
+        "1|n|bob|Password|2000|||totp|0",
+        "1|n|bob||2000|||totp|0",
+        "1|n|b\xc3\xb6" "b|password|2000|||totp|0",  // bad user
+        "1|n|bob|none|2000|||totp|0",       // a user without a first factor
+        "1|n||password|2000|||totp|0",      // a first factor without a user
+        "1|n|bob|password|1000|||totp|0",   // expired (expires == now)
+        "1|n|bob|password|2000|tx 1|push|totp|0",  // malformed txid
+        "1|n|bob|password|2000|tx|sms|totp|0",     // only push and call wait
+        "1|n|bob|password|2000|tx||totp|0",        // a txid without its method
+        "1|n|bob|password|2000||push|totp|0",      // a method without a txid
+        "1|n||none|2000|tx|push|totp|0",           // a txid without a user
+        "1|n|bob|password|2000||||0",         // no methods
+        "1|n|bob|password|2000|||fax|0",      // unknown method
+        "1|n|bob|password|2000||",          // a field short
+        "1|n|bob|password|2000|||totp|",     // no provider set
+        "1|n|bob|password|2000|||totp|32",   // unknown bits
+        "1|n|bob|password|2000|||totp|-1",
     };
     for (const char *payload : bad)
         ck_assert_msg(!decodes(payload), "accepted '%s'", payload);
