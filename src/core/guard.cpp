@@ -26,7 +26,8 @@ std::int64_t lock_left(SharedState &state, const std::string &key,
     std::int64_t until = 0;
     bool ok = state.update(key, now, now + lock_time, [&](StateRecord &r) {
         until = r.until;
-        return r.count == 0 && r.until == 0;  // store only if absent
+        // store only if absent
+        return r.count == 0 && r.until == 0 && r.inflight == 0;
     });
     if (!ok) {
         return -1;
@@ -59,6 +60,40 @@ bool count_failure(SharedState &state, const std::string &key,
     return ok;
 }
 
+// Reserves one attempt under `key`: refused while locked, or while the
+// failures so far plus the attempts still being checked reach `max`.
+std::int64_t reserve(SharedState &state, const std::string &key,
+                     std::int64_t max, std::int64_t lock_time,
+                     std::int64_t now)
+{
+    std::int64_t wait = 0;
+    bool ok = state.update(key, now, now + lock_time, [&](StateRecord &r) {
+        if (r.until > now) {
+            wait = r.until - now;
+            return false;
+        }
+        if (r.count + r.inflight >= max) {
+            wait = 1;  // a moment: the checks under way decide
+            return false;
+        }
+        r.inflight++;
+        return true;
+    });
+    return ok ? wait : lock_time;
+}
+
+void release(SharedState &state, const std::string &key,
+             std::int64_t lock_time, std::int64_t now)
+{
+    state.update(key, now, now + lock_time, [&](StateRecord &r) {
+        if (r.inflight == 0) {
+            return false;
+        }
+        r.inflight--;
+        return true;
+    });
+}
+
 bool reset_count(SharedState &state, const std::string &key,
                  std::int64_t now)
 {
@@ -66,7 +101,7 @@ bool reset_count(SharedState &state, const std::string &key,
         if (r.count == 0 || r.until > now) {
             return false;  // nothing to reset, or a lock in force
         }
-        r = StateRecord{};
+        r.count = 0;
         return true;
     });
 }
@@ -104,6 +139,40 @@ std::int64_t record_failure(SharedState &state, const LockoutRule &rule,
               && counted;
     if (!counted) {
         return rule.lock_time;
+    }
+    return locked_for(state, rule, user, address, now);
+}
+
+std::int64_t begin_attempt(SharedState &state, const LockoutRule &rule,
+                           std::string_view user, std::string_view address,
+                           std::int64_t now)
+{
+    std::string user_key = key_of("u:", user);
+    std::string address_key = key_of("a:", address);
+
+    std::int64_t wait = reserve(state, user_key, rule.max_failures,
+                                rule.lock_time, now);
+    if (wait > 0) {
+        return wait;
+    }
+
+    wait = reserve(state, address_key, rule.max_address_failures,
+                   rule.lock_time, now);
+    if (wait > 0) {
+        release(state, user_key, rule.lock_time, now);
+    }
+    return wait;
+}
+
+std::int64_t end_attempt(SharedState &state, const LockoutRule &rule,
+                         std::string_view user, std::string_view address,
+                         bool failed, std::int64_t now)
+{
+    release(state, key_of("u:", user), rule.lock_time, now);
+    release(state, key_of("a:", address), rule.lock_time, now);
+
+    if (failed) {
+        return record_failure(state, rule, user, address, now);
     }
     return locked_for(state, rule, user, address, now);
 }

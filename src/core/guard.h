@@ -15,6 +15,7 @@ namespace twostep {
 struct StateRecord {
     std::int64_t count = 0;
     std::int64_t until = 0;
+    std::int64_t inflight = 0;   // attempts being checked right now
 };
 
 // Key-value state with expiry that all workers see: nginx shared memory in
@@ -63,6 +64,18 @@ std::int64_t locked_for(SharedState &state, const LockoutRule &rule,
 std::int64_t record_failure(SharedState &state, const LockoutRule &rule,
                             std::string_view user, std::string_view address,
                             std::int64_t now);
+
+// For checks that take time (a password hash, a code checked by the
+// provider): begin_attempt() reserves the attempt before the check, so
+// guesses sent all at once cannot outrun the count; it returns seconds to
+// wait (0: go ahead). end_attempt() reports the outcome (a failure counts)
+// and returns locked_for() afterwards.
+std::int64_t begin_attempt(SharedState &state, const LockoutRule &rule,
+                           std::string_view user, std::string_view address,
+                           std::int64_t now);
+std::int64_t end_attempt(SharedState &state, const LockoutRule &rule,
+                         std::string_view user, std::string_view address,
+                         bool failed, std::int64_t now);
 
 // A passed second step resets the counts of the account and the address
 // (not a lock in force).

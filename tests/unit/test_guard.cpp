@@ -482,6 +482,44 @@ START_TEST(totp_full_store)
 }
 END_TEST
 
+// ---- attempts checked concurrently ---------------------------------------
+
+START_TEST(attempts_in_flight_count)
+{
+    MemState state;
+    // rule: 3 failures lock. Three guesses in flight at once use up the
+    // allowance: a fourth must wait, whatever the three turn out to be.
+    for (int i = 0; i < 3; ++i)
+        ck_assert_int_eq(begin_attempt(state, rule, "alice", "10.0.0.1", now),
+                         0);
+    ck_assert_int_gt(begin_attempt(state, rule, "alice", "10.0.0.1", now), 0);
+    // Two turn out wrong, one right: the right one does not count.
+    ck_assert_int_eq(end_attempt(state, rule, "alice", "10.0.0.1", true, now),
+                     0);
+    ck_assert_int_eq(end_attempt(state, rule, "alice", "10.0.0.1", false,
+                                 now), 0);
+    ck_assert_int_eq(end_attempt(state, rule, "alice", "10.0.0.1", true, now),
+                     0);
+    ck_assert_int_eq(state.at("u:alice").record.count, 2);
+    ck_assert_int_eq(state.at("u:alice").record.inflight, 0);
+    // One more try is allowed; if it is wrong the account locks, and even
+    // a right password afterwards reports the lock.
+    ck_assert_int_eq(begin_attempt(state, rule, "alice", "10.0.0.1", now), 0);
+    ck_assert_int_eq(end_attempt(state, rule, "alice", "10.0.0.1", true, now),
+                     rule.lock_time);
+    ck_assert_int_eq(begin_attempt(state, rule, "alice", "10.0.0.1", now + 1),
+                     rule.lock_time - 1);
+}
+END_TEST
+
+START_TEST(attempts_unavailable_store)
+{
+    DownState down;
+    ck_assert_int_eq(begin_attempt(down, rule, "alice", "10.0.0.1", now),
+                     rule.lock_time);
+}
+END_TEST
+
 // ---- push and call -------------------------------------------------------
 
 START_TEST(out_of_band_one_at_a_time)
@@ -673,6 +711,11 @@ int main()
     suite_add_tcase(suite, totp);
 
     TCase *revoke = tcase_create("revocation");
+    TCase *attempts = tcase_create("attempts");
+    tcase_add_test(attempts, attempts_in_flight_count);
+    tcase_add_test(attempts, attempts_unavailable_store);
+    suite_add_tcase(suite, attempts);
+
     TCase *oob = tcase_create("out_of_band");
     tcase_add_test(oob, out_of_band_one_at_a_time);
     tcase_add_test(oob, out_of_band_full_store);
