@@ -447,6 +447,7 @@ ngx_http_twostep_create_srv_conf(ngx_conf_t *cf)
      *     conf->duo_ikey = { 0, NULL };
      *     conf->duo_skey = { 0, NULL };
      *     conf->protects = 0;
+     *     conf->accepted = 0;
      */
 
     conf->session_ttl = NGX_CONF_UNSET;
@@ -627,6 +628,7 @@ ngx_http_twostep_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
 #endif
 
     scf->protects = 1;
+    scf->accepted |= conf->methods;
 
     auto mcf = static_cast<ngx_http_twostep_main_conf_t *>(
                    ngx_http_conf_get_module_main_conf(cf,

@@ -110,8 +110,9 @@ std::string layout(std::string_view title, std::string_view body,
            "<meta charset=\"utf-8\">\n"
            "<meta name=\"viewport\" "
            "content=\"width=device-width, initial-scale=1\">\n"
-           // The portal's URLs carry return_to; keep them out of Referer.
-           "<meta name=\"referrer\" content=\"no-referrer\">\n"
+           // The portal's URLs carry return_to: no Referer to other sites
+           // (same-origin keeps Origin on the pages' own form posts).
+           "<meta name=\"referrer\" content=\"same-origin\">\n"
            "<meta name=\"robots\" content=\"noindex, nofollow\">\n"
            "<title>";
     out += html_escape(title);
@@ -217,7 +218,7 @@ void send_form(std::string &body, const CodePage &page)
         button = "Send request";
 
     } else if (page.method == Method::call) {
-        text = "We'll call your phone. Answer it and press the key to "
+        text = "We'll call your phone. Answer it and press any key to "
                "approve.";
         button = "Call me";
     }
@@ -439,7 +440,8 @@ std::string render_wait(const WaitPage &page)
     std::string check = page.paths.wait + query + "&check=1";
     std::string status = page.paths.status + query;
 
-    std::string body = "<p class=\"who\">Signed in as <strong>";
+    // Not signed in yet: the second step is still owed.
+    std::string body = "<p class=\"who\">Signing in as <strong>";
     body += html_escape(page.user);
     body += "</strong></p>\n";
 
@@ -454,7 +456,7 @@ std::string render_wait(const WaitPage &page)
     body += html_escape(check);
     body += "\" role=\"status\" aria-live=\"polite\">\n<p>";
     body += push ? "Open your authenticator app and approve the request."
-                 : "We're calling your phone. Answer it and press the key "
+                 : "We're calling your phone. Answer it and press any key "
                    "to approve.";
     body += "</p>\n";
     if (!page.number.empty()) {
@@ -550,7 +552,7 @@ std::string render_signin(const SigninPage &page)
 
 std::string render_code(const CodePage &page)
 {
-    std::string body = "<p class=\"who\">Signed in as <strong>";
+    std::string body = "<p class=\"who\">Signing in as <strong>";
     body += html_escape(page.user);
     body += "</strong></p>\n";
 

@@ -74,6 +74,9 @@ struct ngx_http_twostep_srv_conf_t {
     ngx_int_t                                   lockout_address_failures;
     ngx_flag_t                                  protects;  // a location
                                                            // has twostep on
+    ngx_uint_t                                  accepted;  // the methods
+                                                           // its locations
+                                                           // accept
 };
 
 

@@ -7,6 +7,10 @@
 
 #include <curl/curl.h>
 
+#include <unistd.h>
+
+#include <unordered_map>
+
 
 // Provider answers are small JSON documents; anything larger is refused.
 #define NGX_HTTP_TWOSTEP_MAX_RESPONSE  65536
@@ -90,37 +94,75 @@ ngx_http_twostep_curl_watch(ngx_event_t *ev, ngx_int_t event, bool want)
 }
 
 
+// The nginx connection of each curl socket. curl's socket callback is not
+// told of every close (a transfer removed while its connection dies), so
+// closing goes through ngx_http_twostep_curl_close, which always finds it.
+static std::unordered_map<curl_socket_t, ngx_connection_t *>
+    ngx_http_twostep_curl_conns;
+
+
+static void
+ngx_http_twostep_curl_forget(curl_socket_t s, bool closing)
+{
+    auto it = ngx_http_twostep_curl_conns.find(s);
+    if (it == ngx_http_twostep_curl_conns.end()) {
+        return;
+    }
+
+    ngx_connection_t *c = it->second;
+    ngx_http_twostep_curl_conns.erase(it);
+
+    // NGX_CLOSE_EVENT: the descriptor is about to close, which removes it
+    // from epoll; no epoll_ctl on it.
+    ngx_uint_t flags = closing ? NGX_CLOSE_EVENT : 0;
+
+    if (c->read->active) {
+        ngx_del_event(c->read, NGX_READ_EVENT, flags);
+    }
+
+    if (c->write->active) {
+        ngx_del_event(c->write, NGX_WRITE_EVENT, flags);
+    }
+
+    if (c->read->posted) {
+        ngx_delete_posted_event(c->read);
+    }
+
+    if (c->write->posted) {
+        ngx_delete_posted_event(c->write);
+    }
+
+    ngx_free_connection(c);
+    c->fd = (ngx_socket_t) -1;
+}
+
+
+static int
+ngx_http_twostep_curl_close(void *clientp, curl_socket_t s) noexcept
+{
+    ngx_http_twostep_curl_forget(s, true);
+    return close(s);
+}
+
+
 // curl tells which sockets to watch for what; each becomes an nginx
 // connection so the worker's event loop wakes curl up.
 static int
 ngx_http_twostep_curl_socket(CURL *easy, curl_socket_t s, int what,
     void *userp, void *socketp) noexcept
 {
-    ngx_connection_t  *c = static_cast<ngx_connection_t *>(socketp);
-
     if (what == CURL_POLL_REMOVE) {
-        if (c) {
-            ngx_http_twostep_curl_watch(c->read, NGX_READ_EVENT, false);
-            ngx_http_twostep_curl_watch(c->write, NGX_WRITE_EVENT, false);
-
-            if (c->read->posted) {
-                ngx_delete_posted_event(c->read);
-            }
-
-            if (c->write->posted) {
-                ngx_delete_posted_event(c->write);
-            }
-
-            // curl closes the socket itself.
-            ngx_free_connection(c);
-            c->fd = (ngx_socket_t) -1;
-            curl_multi_assign(ngx_http_twostep_multi, s, NULL);
-        }
-
+        ngx_http_twostep_curl_forget(s, false);
         return 0;
     }
 
-    if (c == NULL) {
+    ngx_connection_t *c;
+    auto it = ngx_http_twostep_curl_conns.find(s);
+
+    if (it != ngx_http_twostep_curl_conns.end()) {
+        c = it->second;
+
+    } else {
         c = ngx_get_connection(s, ngx_http_twostep_curl_log);
         if (c == NULL) {
             return -1;
@@ -131,7 +173,14 @@ ngx_http_twostep_curl_socket(CURL *easy, curl_socket_t s, int what,
         c->read->log = ngx_http_twostep_curl_log;
         c->write->log = ngx_http_twostep_curl_log;
 
-        curl_multi_assign(ngx_http_twostep_multi, s, c);
+        try {
+            ngx_http_twostep_curl_conns.emplace(s, c);
+
+        } catch (...) {
+            ngx_free_connection(c);
+            c->fd = (ngx_socket_t) -1;
+            return -1;
+        }
     }
 
     ngx_http_twostep_curl_watch(c->read, NGX_READ_EVENT,
@@ -359,8 +408,13 @@ ngx_http_twostep_fetch(ngx_http_request_t *r,
     ngx_http_twostep_setopt(easy, CURLOPT_PRIVATE, fetch);
     ngx_http_twostep_setopt(easy, CURLOPT_ERRORBUFFER, fetch->error);
     ngx_http_twostep_setopt(easy, CURLOPT_USERAGENT, "nginx-twostep");
+    ngx_http_twostep_setopt(easy, CURLOPT_CLOSESOCKETFUNCTION,
+                            ngx_http_twostep_curl_close);
 
     if (req.post) {
+        // A POST is not repeated on another connection if a kept-alive one
+        // dies under it: a push must not reach the phone twice.
+        ngx_http_twostep_setopt(easy, CURLOPT_FRESH_CONNECT, 1L);
         ngx_http_twostep_setopt(easy, CURLOPT_POST, 1L);
         ngx_http_twostep_setopt(easy, CURLOPT_POSTFIELDSIZE,
                                 static_cast<long>(fetch->body.size()));

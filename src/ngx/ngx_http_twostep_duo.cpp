@@ -259,6 +259,12 @@ ngx_http_twostep_duo_verify(ngx_http_twostep_page_t &p,
     // only when the user presses the button (MFA fatigue, SMS pumping).
     bool reaches_phone = method != twostep::Method::sms || send;
     ngx_http_twostep_zone_state state(p.r);
+
+    // This browser's own request still waiting: it gives way to the new
+    // one ("Sign in another way" from the waiting page).
+    if (reaches_phone && !pending.txid.empty()) {
+        twostep::end_out_of_band(state, user.name, now);
+    }
     twostep::OutOfBandRule rule;
     const char *error = nullptr;
     ngx_uint_t status = NGX_HTTP_TOO_MANY_REQUESTS;
@@ -340,6 +346,13 @@ ngx_http_twostep_duo_verify(ngx_http_twostep_page_t &p,
 
             return ngx_http_twostep_send_page(p.r, NGX_HTTP_FORBIDDEN,
                                               twostep::render_code(page));
+        }
+
+        int64_t locked = twostep::begin_attempt(state,
+                             ngx_http_twostep_lockout(p.scf), user.name,
+                             ngx_http_twostep_address(p.r), now);
+        if (locked > 0) {
+            return ngx_http_twostep_locked(p.r, user.name, locked);
         }
 
         return ngx_http_twostep_duo_send(p, NGX_HTTP_TWOSTEP_DUO_PASSCODE,
@@ -525,6 +538,19 @@ ngx_http_twostep_duo_finish(ngx_http_twostep_duo_call_t &call, long status,
 
     ngx_http_twostep_zone_state state(p.r);
 
+    if (call.step == NGX_HTTP_TWOSTEP_DUO_PASSCODE) {
+        bool passed = res.failure == twostep::duo::Failure::none
+                      && res.result == "allow";
+        bool refused = res.failure == twostep::duo::Failure::none
+                       && !passed;
+        int64_t locked = twostep::end_attempt(state,
+                             ngx_http_twostep_lockout(p.scf), user->name,
+                             ngx_http_twostep_address(p.r), refused, now);
+        if (refused && locked > 0) {
+            return ngx_http_twostep_locked(p.r, user->name, locked);
+        }
+    }
+
     if (res.failure != twostep::duo::Failure::none) {
         ngx_http_twostep_duo_log_failure(p.r,
             polled ? "auth_status" : "auth", res.failure, res.message);
@@ -596,13 +622,6 @@ ngx_http_twostep_duo_finish(ngx_http_twostep_duo_call_t &call, long status,
         }
 
         {
-            int64_t locked = twostep::record_failure(state,
-                                 ngx_http_twostep_lockout(p.scf), user->name,
-                                 ngx_http_twostep_address(p.r), now);
-            if (locked > 0) {
-                return ngx_http_twostep_locked(p.r, user->name, locked);
-            }
-
             ngx_http_twostep_log(p.r, NGX_LOG_WARN, "wrong code", user->name);
 
             twostep::CodePage page = ngx_http_twostep_code_form(p,

@@ -196,7 +196,9 @@ ngx_http_twostep_send_body(ngx_http_request_t *r, ngx_uint_t status,
         { "Content-Security-Policy", twostep::page_security_policy() },
         { "X-Frame-Options", "DENY" },
         { "X-Content-Type-Options", "nosniff" },
-        { "Referrer-Policy", "no-referrer" },
+        // same-origin, not no-referrer: with no-referrer browsers send
+        // "Origin: null" on the pages' own form posts.
+        { "Referrer-Policy", "same-origin" },
     };
 
     for (const auto &[key, value] : headers) {
@@ -348,8 +350,12 @@ ngx_http_twostep_session(ngx_http_request_t *r)
             if (session) {
                 ngx_http_twostep_zone_state state(r);
 
-                // Signed out elsewhere: a copy of the cookie opens nothing.
-                if (!twostep::session_revoked(state, *session, ngx_time())) {
+                // Signed out elsewhere, or removed from the store: the
+                // cookie opens nothing.
+                if (!twostep::session_revoked(state, *session, ngx_time())
+                    && scf->store
+                    && scf->store->users->find(session->user) != nullptr)
+                {
                     ctx->session = std::move(*session);
                     ctx->session_valid = true;
                 }

@@ -310,12 +310,14 @@ ngx_http_twostep_signin_post(ngx_http_twostep_page_t &p)
     signin->username = std::string(twostep::field(p.form, "username"));
     signin->password = std::string(twostep::field(p.form, "password"));
 
+    // The attempt is counted before the hash runs, so guesses sent all at
+    // once cannot outrun the lockout.
     ngx_http_twostep_zone_state state(r);
-    int64_t locked = twostep::locked_for(state,
-                                         ngx_http_twostep_lockout(p.scf),
-                                         signin->username,
-                                         ngx_http_twostep_address(r),
-                                         ngx_time());
+    int64_t locked = twostep::begin_attempt(state,
+                                            ngx_http_twostep_lockout(p.scf),
+                                            signin->username,
+                                            ngx_http_twostep_address(r),
+                                            ngx_time());
     if (locked > 0) {
         return ngx_http_twostep_locked(r, signin->username, locked);
     }
@@ -365,6 +367,17 @@ ngx_http_twostep_signin_answer(ngx_http_twostep_page_t &p,
     ngx_int_t               rc;
     twostep::PendingSignin  pending;
 
+    ngx_http_twostep_zone_state state(p.r);
+    int64_t locked = twostep::end_attempt(state,
+                         ngx_http_twostep_lockout(p.scf), signin.username,
+                         ngx_http_twostep_address(p.r), !signin.matched,
+                         ngx_time());
+
+    // A right password while a lock is in force opens nothing either.
+    if (signin.matched && locked > 0) {
+        return ngx_http_twostep_locked(p.r, signin.username, locked);
+    }
+
     if (signin.matched) {
         ngx_http_twostep_log(p.r, NGX_LOG_NOTICE, "password accepted",
                              signin.username);
@@ -384,11 +397,6 @@ ngx_http_twostep_signin_answer(ngx_http_twostep_page_t &p,
 
     ngx_http_twostep_log(p.r, NGX_LOG_WARN, "wrong user name or password",
                          signin.username);
-
-    ngx_http_twostep_zone_state state(p.r);
-    int64_t locked = twostep::record_failure(state,
-                         ngx_http_twostep_lockout(p.scf), signin.username,
-                         ngx_http_twostep_address(p.r), ngx_time());
 
     rc = ngx_http_twostep_start_pending(p, pending, "",
                                         twostep::FirstFactor::none);
@@ -801,10 +809,14 @@ ngx_http_twostep_dispatch(ngx_http_twostep_page_t &p)
     }
 
     // What the protected location accepts travels signed in the pending
-    // token: a link or form can narrow it, never widen it.
+    // token: a link or form can narrow it, never widen it; and never
+    // beyond what some location of this server accepts (no text goes out
+    // where nothing takes one).
     if (auto pending = ngx_http_twostep_pending(p)) {
         p.methods &= pending->methods;
     }
+
+    p.methods &= p.scf->accepted;
 
     if (p.page == "signin") {
         return post ? ngx_http_twostep_signin_post(p)

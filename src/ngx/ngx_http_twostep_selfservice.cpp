@@ -262,6 +262,16 @@ ngx_int_t
 ngx_http_twostep_recovery_verify(ngx_http_twostep_page_t &p,
     const twostep::PendingSignin &pending, const twostep::User &user)
 {
+    ngx_http_twostep_zone_state state(p.r);
+    int64_t locked = twostep::begin_attempt(state,
+                                            ngx_http_twostep_lockout(p.scf),
+                                            user.name,
+                                            ngx_http_twostep_address(p.r),
+                                            ngx_time());
+    if (locked > 0) {
+        return ngx_http_twostep_locked(p.r, user.name, locked);
+    }
+
     auto matched = std::make_shared<bool>(false);
     std::string path = p.scf->store->path;
     std::string name = user.name;
@@ -287,6 +297,12 @@ ngx_http_twostep_recovery_verify(ngx_http_twostep_page_t &p,
                 return NGX_HTTP_FORBIDDEN;
             }
 
+            ngx_http_twostep_zone_state state(page.r);
+            int64_t locked = twostep::end_attempt(state,
+                                 ngx_http_twostep_lockout(page.scf), name,
+                                 ngx_http_twostep_address(page.r), !*matched,
+                                 ngx_time());
+
             if (*matched) {
                 ngx_http_twostep_log(page.r, NGX_LOG_NOTICE,
                                      "recovery code used", name);
@@ -294,11 +310,6 @@ ngx_http_twostep_recovery_verify(ngx_http_twostep_page_t &p,
                            twostep::Method::recovery);
             }
 
-            ngx_http_twostep_zone_state state(page.r);
-            int64_t locked = twostep::record_failure(state,
-                                 ngx_http_twostep_lockout(page.scf), name,
-                                 ngx_http_twostep_address(page.r),
-                                 ngx_time());
             if (locked > 0) {
                 return ngx_http_twostep_locked(page.r, name, locked);
             }

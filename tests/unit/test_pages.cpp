@@ -339,7 +339,7 @@ START_TEST(code_page_totp)
     check_page(html);
     expect_has(html, "<title>Enter code</title>");
     expect_has(html, "<h1>Enter code</h1>");
-    expect_has(html, "Signed in as <strong>alice</strong>");
+    expect_has(html, "Signing in as <strong>alice</strong>");
     expect_has(html, "Enter the code displayed in the authenticator app on "
                      "your mobile device.");
     expect_has(html, "<form method=\"post\" action=\"/.twostep/verify\">");
@@ -437,7 +437,7 @@ START_TEST(code_page_later_methods)
     for (Method m : {Method::push, Method::call}) {
         std::string html = render_code(code_page(m, all_methods));
         check_page(html);
-        expect_has(html, "Signed in as <strong>alice</strong>");
+        expect_has(html, "Signing in as <strong>alice</strong>");
         expect_lacks(html, "name=\"code\"");
         expect_has(html, m == Method::push ? "Send request</button>"
                                            : "Call me</button>");
@@ -502,7 +502,7 @@ START_TEST(code_page_escapes_everything)
     expect_lacks(html, hostile);
     expect_lacks(html, hostile_single);
     expect_lacks(html, "alert(1)</script>");
-    expect_has(html, "Signed in as <strong>" + hostile_escaped + "</strong>");
+    expect_has(html, "Signing in as <strong>" + hostile_escaped + "</strong>");
     expect_has(html, "role=\"alert\">" + hostile_escaped + "</p>");
     expect_has(html, "action=\"" + hostile_escaped + "\"");
     expect_has(html, "name=\"return_to\" value=\"" + hostile_single_escaped
