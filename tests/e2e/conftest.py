@@ -341,7 +341,7 @@ class GuardedSite:
     def __init__(self, factory, workdir, app, name, users=3,
                  lockout="3 3s address=1000", zone=None, locations=None,
                  http_extra="", server_extra="", extra_users=None,
-                 keys=("a",), workers=2):
+                 keys=("a",), workers=2, lockout_in="server"):
         self.name = name
         self.app = app
         self.dir = Path(tempfile.mkdtemp(prefix=name + "-site-", dir=workdir))
@@ -353,7 +353,8 @@ class GuardedSite:
                                       extra=extra_users)
         self.key_files = {}
         self.port = free_port()
-        self.lockout = lockout
+        self.lockout = lockout          # None: the module's default
+        self.lockout_in = lockout_in    # "server" or "http"
         self.zone = zone
         self.locations = locations
         self.http_extra = http_extra
@@ -368,6 +369,8 @@ class GuardedSite:
 
     def body(self, keys=("a",)):
         proxy = proxy_to(self.app.port)
+        lockout = "twostep_lockout %s;" % self.lockout if self.lockout \
+            else ""
         locations = self.locations or """
         location / {{
             twostep on;
@@ -381,19 +384,20 @@ class GuardedSite:
         return """
     twostep_users {users};
     {zone}
+    {http_lockout}
     {http_extra}
     server {{
         listen 127.0.0.1:{port} reuseport;
         {keys}
-        {lockout}
+        {server_lockout}
         {worker_header}
         {server_extra}
 {locations}
     }}
 """.format(users=self.users_file, port=self.port,
            zone="twostep_zone %s;" % self.zone if self.zone else "",
-           lockout="twostep_lockout %s;" % self.lockout
-           if self.lockout else "",
+           http_lockout=lockout if self.lockout_in == "http" else "",
+           server_lockout=lockout if self.lockout_in == "server" else "",
            keys="\n        ".join("twostep_cookie_key %s;" % self.key(k)
                                  for k in keys),
            worker_header=harness.WORKER_HEADER_CONF,
@@ -440,7 +444,7 @@ DUO_KINDS = {
 DUO_TX_TIMEOUT = 1.5
 DUO_LONG_POLL = 2.0    # the simulator's auth_status long-poll, seconds
 DUO_TIMEOUT = "2s"     # twostep_duo_timeout on the Duo site
-DUO_SLOW = 4           # seconds a "slow" fault waits: beyond DUO_TIMEOUT
+DUO_SLOW = 3           # seconds a "slow" fault waits: beyond DUO_TIMEOUT
 
 
 class DuoPool:

@@ -1077,9 +1077,27 @@ class DuoSimulator:
             f.seek(start)
             return f.read().decode(errors="replace")
 
-    def api_calls(self, start=0):
+    def settle(self, quiet=0.2, limit=3.0):
+        """Waits until the log has not grown for `quiet` seconds: the
+        simulator writes a request's line just after answering it, so
+        nginx (and the test) may be done before the line is there."""
+        deadline = time.monotonic() + limit
+        size = self.log_size()
+        stable_since = time.monotonic()
+        while time.monotonic() < deadline:
+            time.sleep(0.02)
+            now_size = self.log_size()
+            if now_size != size:
+                size, stable_since = now_size, time.monotonic()
+            elif time.monotonic() - stable_since >= quiet:
+                return
+
+    def api_calls(self, start=0, settle=True):
         """(method, endpoint, user, outcome) of every /auth/v2 request
-        logged since byte `start`, from the simulator's own log lines."""
+        logged since byte `start`, from the simulator's own log lines
+        (after settle())."""
+        if settle:
+            self.settle()
         out = []
         for line in self.log_text(start).splitlines():
             m = re.match(r"\S+ duo-sim (GET|POST) (/auth/v2/\S+) user=(\S+)"

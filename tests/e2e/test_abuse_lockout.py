@@ -8,9 +8,11 @@ user names, lock that address.
 The N-th failure itself may already answer 429 (the module reports the lock
 it has just set); the tests only require the attempts after it to."""
 
+import threading
 import time
 
-from harness import Page, location, on_both_workers, set_cookies, snippet
+from harness import (Page, hammer, location, on_both_workers, set_cookies,
+                     snippet)
 
 WRONG_LOGIN = "Wrong user name or password"
 WRONG_CODE = "That code didn't work"
@@ -187,8 +189,10 @@ def test_unknown_user_locks_like_a_known_one(guarded):
 
 
 def test_failures_over_many_names_lock_the_address(guarded):
-    # Accounts lock after 3; the address after 5, whatever the names.
-    site = guarded("lock-addr", users=4, lockout="3 3s address=5")
+    # Accounts lock after 3; the address after 5, whatever the names. (In
+    # the http block this time: the rule is inherited by the server.)
+    site = guarded("lock-addr", users=4, lockout="3 3s address=5",
+                   lockout_in="http")
     victim = site.users[3]
     names = [u.name for u in site.users[:3]] + ["ghost-1", "ghost-2"]
     statuses = []
@@ -209,3 +213,77 @@ def test_failures_over_many_names_lock_the_address(guarded):
     sleep_past_lock(locked_at)
     r = password_attempt(site, site.users[0])()
     assert r.status_code == 303, snippet(r)
+
+
+def test_default_rule_locks_after_5(guarded):
+    # No twostep_lockout: 5 failures, 5 minutes (only the start is seen).
+    site = guarded("lock-default", lockout=None)
+    user = site.users[0]
+    tries = fail_passwords(site, user.name, 5)
+    for r in tries[:4]:
+        assert_wrong_login(r)
+    assert tries[4].status_code in (403, 429), snippet(tries[4])
+    r = password_attempt(site, user)()
+    assert_locked(r)
+    assert "Try again in 5 minutes." in Page(r).text, snippet(r)
+
+
+def test_concurrent_guesses_cannot_outrun_the_lock(guarded):
+    """Password checks run in the thread pool. 40 wrong guesses sent at
+    once, and the right password 50 ms later, all before any of them has
+    been answered: the account locks after 3 failures, and the right
+    password, whose check finishes after that, must not be accepted (429,
+    as for every attempt after the lock). A guess that started before the
+    lock must not get through it: otherwise an attacker who sends guesses
+    in bulk has as many as he can send during one hash, not 3 per lock."""
+    site = guarded("lock-race", lockout="3 60s address=1000")
+    user = site.users[0]
+    browsers = [site.browser() for _ in range(40)]
+    wrong = [(b, signin_page(b)) for b in browsers]
+    rb = site.browser()
+    right_page = signin_page(rb)
+    mark = site.nginx.log_size()
+    answered = []
+    out = {}
+
+    def send_right():
+        time.sleep(0.05)
+        out["sent"] = time.monotonic()
+        out["r"] = rb.submit_password(right_page, user.name, user.password)
+
+    def send_wrong(i):
+        b, page = wrong[i]
+        r = b.submit_password(page, user.name, "wrong-race-%d" % i)
+        answered.append(time.monotonic())
+        return r
+
+    t = threading.Thread(target=send_right)
+    t.start()
+    results = hammer(send_wrong, len(wrong))
+    t.join()
+    for r in results:
+        assert not isinstance(r, BaseException), repr(r)
+        assert r.status_code in (403, 429), snippet(r)
+    r = out["r"]
+    assert r.status_code in (303, 429), snippet(r)
+
+    events = []
+    for line in site.nginx.log_text(mark).splitlines():
+        if '"%s"' % user.name not in line:
+            continue
+        for event in ("wrong user name or password", "locked out",
+                      "password accepted"):
+            if "twostep: " + event in line:
+                events.append(event)
+    failures = events.count("wrong user name or password")
+    if r.status_code == 303:
+        before = events[:events.index("password accepted")]
+        failed_before = before.count("wrong user name or password")
+        assert failed_before < 3, (
+            "the right password was accepted after %d wrong guesses had "
+            "been counted and the account locked (twostep_lockout 3); it "
+            "was sent %.0f ms before the first answer; %d wrong guesses "
+            "were checked in all"
+            % (failed_before, (min(answered) - out["sent"]) * 1000,
+               failures))
+    assert_locked(password_attempt(site, user)())

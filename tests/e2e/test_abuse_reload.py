@@ -5,7 +5,7 @@ sessions working; dropping the old key ends them (back to sign in). The
 zone survives reloads, so a used code stays used."""
 
 from harness import (SIGNIN, Page, location, on_both_workers, set_cookies,
-                     snippet, wait_off_step_boundary)
+                     snippet, wait_off_step_boundary, write_users)
 
 
 def past_password(site, user, path="/app/"):
@@ -96,3 +96,28 @@ def test_pending_signins_and_sessions_across_reloads(guarded):
     # Starting again works.
     b, page = past_password(site, frank)
     finish(b, page, frank)
+
+
+def test_user_removed_from_the_store_loses_access(guarded):
+    """An administrator removes an account (the user store without it,
+    nginx -s reload): the sessions it already has stop opening pages, on
+    every worker, as its half-done sign-ins do. Otherwise someone who has
+    left keeps access for the rest of twostep_session_ttl (12 h)."""
+    site = guarded("removal", users=3)
+    leaver, stayer, halfway = site.users
+    b = site.browser()
+    b.sign_in("/app/", leaver)
+    value = b.cookie("twostep_session")
+    b2 = site.browser()
+    b2.sign_in("/app/", stayer)
+    b3, page = past_password(site, halfway)
+    on_both_workers(lambda: site.get_with_session(value), opens_as(leaver))
+
+    write_users(site.users_file, [stayer])
+    site.reload(["a"])
+    r = b3.submit_code(page, halfway.fresh_code())
+    assert r.status_code == 403 and "twostep_session" not in \
+        set_cookies(r), snippet(r)
+    on_both_workers(lambda: site.get_with_session(
+        b2.cookie("twostep_session")), opens_as(stayer))
+    on_both_workers(lambda: site.get_with_session(value), sent_to_signin)
