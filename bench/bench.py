@@ -15,9 +15,16 @@ Rounds are interleaved (each round runs all three, in a rotating order) so
 drift on a shared machine hits all alike; the table shows the median over
 rounds of req/s and of p99 latency.
 
+Then, in the same nginx, the event loop while Duo calls are parked: a
+second server uses examples/duo_simulator.py (auth_status long-poll 2 s) for
+push, four clients each start a push and sit on /.twostep/status (every
+poll parked in the module for the simulator's 2 s), and wrk loads the
+unprotected file again; its p50/p99 are printed next to an idle run made
+just before. A worker that waited for Duo would stall for seconds.
+
 Environment: TWOSTEP_MODULE (required), BENCH_ROUNDS (3), BENCH_DURATION
-(8, seconds per run), BENCH_CONNECTIONS (32), BENCH_PIN=1 (nginx on CPU 0,
-wrk on CPU 1),
+(8, seconds per run; the two long-poll runs take BENCH_POLL_DURATION, 6),
+BENCH_CONNECTIONS (32), BENCH_PIN=1 (nginx on CPU 0, wrk on CPU 1),
 BENCH_KEEP=1 keeps the files.
 """
 
@@ -27,16 +34,22 @@ import shutil
 import statistics
 import subprocess
 import sys
+import threading
+import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "e2e"))
 
-from harness import (ALERT_RE, Browser, Nginx, User, free_port,  # noqa: E402
-                     main_conf, make_workdir, write_key, write_users)
+from harness import (ALERT_RE, Browser, DuoSimulator, Nginx,  # noqa: E402
+                     User, duo_phone, free_port, main_conf, make_workdir,
+                     start_push, wait_status_url, write_key, write_users)
 
 ROUNDS = int(os.environ.get("BENCH_ROUNDS", "3"))
 DURATION = int(os.environ.get("BENCH_DURATION", "8"))
 CONNECTIONS = int(os.environ.get("BENCH_CONNECTIONS", "32"))
+POLL_DURATION = int(os.environ.get("BENCH_POLL_DURATION", "6"))
+POLLERS = 4             # clients parked in Duo long-polls
+LONG_POLL = 2.0         # the simulator's auth_status long-poll, seconds
 
 VARIANTS = [
     ("unprotected", "/open/index.html"),
@@ -67,7 +80,7 @@ def have_cpus(*cpus):
         return False
 
 
-def nginx_body(d, port, auth_port):
+def nginx_body(d, port, auth_port, duo_port, duo_conf):
     return """
     access_log off;
     twostep_users {d}/users.json;
@@ -111,7 +124,20 @@ def nginx_body(d, port, auth_port):
             return 204;
         }}
     }}
-""".format(d=d, port=port, auth_port=auth_port)
+
+    # Push through the Duo simulator, for the long-poll run.
+    server {{
+        listen 127.0.0.1:{duo_port};
+        twostep_cookie_key {d}/cookie.key;
+        {duo_conf}
+        root {d}/www;
+        location / {{
+            twostep on;
+            twostep_methods push;
+        }}
+    }}
+""".format(d=d, port=port, auth_port=auth_port, duo_port=duo_port,
+           duo_conf=duo_conf)
 
 
 UNITS = {"us": 1e-3, "ms": 1.0, "s": 1e3, "m": 60e3}
@@ -124,13 +150,13 @@ def to_ms(text):
     return float(m.group(1)) * UNITS[m.group(2)]
 
 
-def run_wrk(url, cookie, pin):
-    cmd = ["wrk", "-t1", "-c%d" % CONNECTIONS, "-d%ds" % DURATION,
+def run_wrk(url, cookie, pin, duration=DURATION, p50=False):
+    cmd = ["wrk", "-t1", "-c%d" % CONNECTIONS, "-d%ds" % duration,
            "--latency", "-H", "Cookie: twostep_session=" + cookie, url]
     if pin:
         cmd = ["taskset", "-c", "1"] + cmd
     out = subprocess.run(cmd, capture_output=True, text=True,
-                         timeout=DURATION + 30)
+                         timeout=duration + 30)
     if out.returncode != 0:
         die("wrk failed:\n" + out.stdout + out.stderr)
     text = out.stdout
@@ -143,6 +169,12 @@ def run_wrk(url, cookie, pin):
     if bad:
         die("%s answered %s non-2xx responses under load:\n%s"
             % (url, bad.group(1), text))
+    if p50:
+        median = re.search(r"^\s+50%\s+(\S+)", text, re.M)
+        if not median:
+            die("cannot read wrk's output:\n" + text)
+        return float(rps.group(1)), to_ms(median.group(1)), \
+            to_ms(p99.group(1)), errors.group(1) if errors else ""
     return float(rps.group(1)), to_ms(p99.group(1)), \
         errors.group(1) if errors else ""
 
@@ -167,8 +199,16 @@ def main():
 
 def bench(d, module):
     user = User("bench", "bench-pw-" + os.urandom(6).hex())
-    write_users(d / "users.json", [user])
+    # Users who sign in with push through the Duo simulator, for the
+    # long-poll run.
+    pollers = [User("bench-push-%d" % i, user.password, pw_hash=user.pw_hash)
+               for i in range(POLLERS)]
+    write_users(d / "users.json", [user] + pollers)
     write_key(d / "cookie.key")
+    sim = DuoSimulator(d / "duo-sim", {
+        u.name: {"status": "auth",
+                 "devices": [duo_phone("DPBENCH%013d" % i, ["push"])]}
+        for i, u in enumerate(pollers)}, long_poll=LONG_POLL)
     for sub in ("open", "protected", "fwd"):
         (d / "www" / sub).mkdir(parents=True)
         (d / "www" / sub / "index.html").write_text(PAGE)
@@ -178,12 +218,15 @@ def bench(d, module):
     # Pinning made this 2-vCPU VM three times slower (cross-CPU wake-ups),
     # so it is opt-in.
     pin = os.environ.get("BENCH_PIN") == "1" and have_cpus(0, 1)
-    port, auth_port = free_port(), free_port()
+    port, auth_port, duo_port = free_port(), free_port(), free_port()
     nginx = Nginx(d / "nginx", main_conf(
-        d / "nginx", module, nginx_body(d, port, auth_port), workers=1,
-        main_extra="worker_cpu_affinity 01;" if pin else ""),
-        ports=[port, auth_port])
+        d / "nginx", module,
+        nginx_body(d, port, auth_port, duo_port, sim.nginx_conf("5s")),
+        workers=1, main_extra="worker_cpu_affinity 01;" if pin else ""),
+        ports=[port, auth_port, duo_port])
+    sim.start()
     nginx.start()
+    polled = None
     try:
         base = nginx.url()
         # A real sign-in (password + oathtool code) for the session cookie.
@@ -220,8 +263,12 @@ def bench(d, module):
                       % (rnd + 1, name, rps, p99,
                          "  socket errors: " + errors if errors else ""),
                       flush=True)
+
+        polled = long_poll_runs(base, "http://127.0.0.1:%d" % duo_port,
+                                pollers, cookie, pin)
     finally:
         nginx.stop()
+        sim.stop()
 
     alerts = [line for line in nginx.log_text().splitlines()
               if ALERT_RE.search(line)]
@@ -251,10 +298,81 @@ def bench(d, module):
           "the session up, often over the\nnetwork: it would be slower. "
           "wrk shares the machine with nginx, so absolute\nnumbers are "
           "low; compare the ratios.")
+    print_long_polls(polled)
     if alerts:
         print("\nbench: the error log has alerts:\n  " + "\n  ".join(alerts))
         return 1
     return 0
+
+
+def long_poll_runs(base, duo_base, pollers, cookie, pin):
+    """wrk on the unprotected file idle, then while POLLERS clients each
+    sit on /.twostep/status with a push waiting (each poll parked in the
+    module for the simulator's LONG_POLL seconds)."""
+    url = base + VARIANTS[0][1]
+    idle = run_wrk(url, cookie, pin, POLL_DURATION, p50=True)
+
+    browsers = []
+    for u in pollers:
+        b = Browser(duo_base)
+        wait = start_push(b, "/index.html", u)
+        status = wait_status_url(wait)
+        b.get(status)            # hears "pushed" at once; then held
+        browsers.append((b, status))
+
+    stop = threading.Event()
+    polls = [[] for _ in pollers]
+    errors = []
+
+    def poll(i):
+        b, status = browsers[i]
+        while not stop.is_set():
+            t = time.monotonic()
+            try:
+                state = b.get(status).json()["state"]
+            except Exception as e:   # noqa: reported below
+                errors.append(repr(e))
+                return
+            polls[i].append((time.monotonic() - t, state))
+
+    threads = [threading.Thread(target=poll, args=(i,))
+               for i in range(len(pollers))]
+    for t in threads:
+        t.start()
+    time.sleep(0.3)
+    parked = run_wrk(url, cookie, pin, POLL_DURATION, p50=True)
+    stop.set()
+    for t in threads:
+        t.join(LONG_POLL * 3 + 15)
+    if errors:
+        die("a long-poll failed: %s" % errors)
+    held = [took for runs in polls for took, state in runs
+            if state == "waiting"]
+    if len(held) < len(pollers) * max(1, int(POLL_DURATION / LONG_POLL)) \
+            or min(held) < LONG_POLL * 0.9:
+        die("the clients were not parked in long-polls: %r" % polls)
+    return idle, parked, len(held)
+
+
+def print_long_polls(polled):
+    if polled is None:
+        return
+    idle, parked, n = polled
+    print()
+    print("Event loop while Duo calls are parked: wrk -c%d -d%ds on the "
+          "unprotected file,\n1 worker; idle, then with %d clients each in "
+          "%.0f s /.twostep/status long-polls\n(%d polls, every one held "
+          "%.0f s in the module waiting on the simulator):"
+          % (CONNECTIONS, POLL_DURATION, POLLERS, LONG_POLL, n, LONG_POLL))
+    print("%-32s %12s %10s %10s" % ("", "req/s", "p50", "p99"))
+    for label, (rps, p50, p99, errors) in (
+            ("idle", idle),
+            ("%d clients in long-polls" % POLLERS, parked)):
+        print("%-32s %12.0f %7.2f ms %7.2f ms%s"
+              % (label, rps, p50, p99,
+                 "  socket errors: " + errors if errors else ""))
+    print("(a worker that waited for Duo would stall up to %.0f s per poll)"
+          % LONG_POLL)
 
 
 if __name__ == "__main__":
