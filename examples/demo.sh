@@ -1,12 +1,17 @@
 #!/usr/bin/env bash
-# `make demo`: the legacy app behind nginx-twostep on http://127.0.0.1:8080/.
+# `make demo`: the legacy app behind nginx-twostep on http://127.0.0.1:8080/,
+# with the Duo simulator (examples/duo_simulator.py) on 127.0.0.1:8082 for
+# push, phone call and text message: its page /phone/alice plays alice's
+# phone.
 #
 # Keeps its state in build/demo/ (user alice's password, her authenticator
-# secret, the cookie key) so an authenticator app set up once keeps working;
-# delete build/demo/ to start afresh. Ctrl-C stops everything it started.
+# secret, the cookie key, the simulator's secret key) so an authenticator
+# app set up once keeps working; delete build/demo/ to start afresh. Ctrl-C
+# stops everything it started.
 #
 # Environment: TWOSTEP_MODULE (the .so; default build/...), DEMO_PORT (8080),
-# DEMO_APP_PORT (8081), DEMO_DIR (build/demo), NGINX (/usr/sbin/nginx).
+# DEMO_APP_PORT (8081), DEMO_DUO_PORT (8082), DEMO_DIR (build/demo), NGINX
+# (/usr/sbin/nginx).
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -16,10 +21,13 @@ state=${DEMO_DIR:-$repo/build/demo}
 prefix=$state/nginx
 port=${DEMO_PORT:-8080}
 app_port=${DEMO_APP_PORT:-8081}
+duo_port=${DEMO_DUO_PORT:-8082}
 nginx=${NGINX:-/usr/sbin/nginx}
 python=/usr/bin/python3
 user=alice
 issuer=nginx-twostep
+# The simulator's integration key: made up, like its secret key below.
+duo_ikey=DIDEMOSIMULATOR00001
 
 die() { echo "demo: $*" >&2; exit 1; }
 
@@ -30,8 +38,9 @@ for tool in "$nginx" "$python" mkpasswd oathtool openssl base32; do
 done
 
 port_busy() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
-for p in "$port" "$app_port"; do
-    port_busy "$p" && die "port $p is in use (set DEMO_PORT / DEMO_APP_PORT)"
+for p in "$port" "$app_port" "$duo_port"; do
+    port_busy "$p" && die "port $p is in use (set DEMO_PORT, DEMO_APP_PORT" \
+        "or DEMO_DUO_PORT)"
 done
 
 # --- state kept across runs ---------------------------------------------
@@ -49,6 +58,12 @@ fi
 if [ ! -s "$state/cookie.key" ]; then
     openssl rand -out "$state/cookie.key" 32
 fi
+if [ ! -s "$state/duo.skey" ]; then
+    # 40 letters and digits, like a Duo secret key; only the simulator and
+    # nginx know it.
+    skey=$(openssl rand -base64 90 | tr -dc 'A-Za-z0-9')
+    printf '%s\n' "${skey:0:40}" >"$state/duo.skey"
+fi
 password=$(cat "$state/password")
 secret=$(cat "$state/totp-secret")
 
@@ -58,33 +73,65 @@ printf '{"users": {"%s": {"password": "%s", "totp": "%s"}}}\n' \
     "$user" "$hash" "$secret" >"$state/users.json.new"
 mv "$state/users.json.new" "$state/users.json"
 
+# The simulated Duo account, rebuilt every run: alice's phone takes pushes,
+# calls and texts, and she answers them on the simulator's /phone/alice.
+cat >"$state/duo-sim.json.new" <<JSON
+{
+  "ikey": "$duo_ikey",
+  "unknown_users": "enroll",
+  "long_poll_seconds": 2,
+  "tx_timeout_seconds": 60,
+  "users": {
+    "$user": {
+      "status": "auth",
+      "number_matching": false,
+      "devices": [{
+        "device": "DPDEMOALICE000000001",
+        "type": "phone",
+        "number": "+1 555-0100",
+        "display_name": "Alice's phone",
+        "capabilities": ["push", "phone", "sms"]
+      }]
+    }
+  }
+}
+JSON
+mv "$state/duo-sim.json.new" "$state/duo-sim.json"
+
 # nginx reads the store and key as root at start-up; should a worker (user
 # nobody) ever need them, it may read them through the group, nobody else.
 if [ "$(id -u)" -eq 0 ] && getent group nogroup >/dev/null; then
-    chgrp nogroup "$state/users.json" "$state/cookie.key"
-    chmod 640 "$state/users.json" "$state/cookie.key"
+    chgrp nogroup "$state/users.json" "$state/cookie.key" "$state/duo.skey"
+    chmod 640 "$state/users.json" "$state/cookie.key" "$state/duo.skey"
 fi
 umask 022
 
 sed -e "s|@MODULE@|$module|g" -e "s|@PREFIX@|$prefix|g" \
     -e "s|@STATE@|$state|g" -e "s|@PORT@|$port|g" \
-    -e "s|@APP_PORT@|$app_port|g" \
+    -e "s|@APP_PORT@|$app_port|g" -e "s|@DUO_PORT@|$duo_port|g" \
+    -e "s|@DUO_IKEY@|$duo_ikey|g" \
     "$here/nginx.conf.in" >"$prefix/nginx.conf"
 
 nginx_cmd=("$nginx" -p "$prefix/" -c "$prefix/nginx.conf")
-"${nginx_cmd[@]}" -t -q || die "nginx refused $prefix/nginx.conf (see above)"
+# Quiet unless it fails: the warning about the simulator's plain http is
+# shown once, when nginx starts.
+if ! check=$("${nginx_cmd[@]}" -t -q 2>&1); then
+    echo "$check" >&2
+    die "nginx refused $prefix/nginx.conf (see above)"
+fi
 
 # --- processes ----------------------------------------------------------
 app_pid=
+duo_pid=
 nginx_pid=
 cleanup() {
     trap - EXIT INT TERM
     # Background jobs of a script ignore SIGINT, so Ctrl-C does not reach
     # them: stop them here, by pid, and wait for them.
-    for pid in $nginx_pid $app_pid; do
+    for pid in $nginx_pid $duo_pid $app_pid; do
         kill -TERM "$pid" 2>/dev/null || true
     done
-    for pid in $nginx_pid $app_pid; do
+    for pid in $nginx_pid $duo_pid $app_pid; do
         wait "$pid" 2>/dev/null || true
     done
     echo "demo: stopped"
@@ -93,9 +140,12 @@ trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
-wait_port() {  # pid port what
+wait_port() {  # pid port what [log]
     for _ in $(seq 100); do
-        kill -0 "$1" 2>/dev/null || die "$3 exited (see above)"
+        if ! kill -0 "$1" 2>/dev/null; then
+            [ -z "${4:-}" ] || tail -n 20 "$4" >&2
+            die "$3 exited (see above)"
+        fi
         port_busy "$2" && return 0
         sleep 0.1
     done
@@ -105,6 +155,14 @@ wait_port() {  # pid port what
 "$python" "$here/legacy_app.py" --port "$app_port" --quiet </dev/null &
 app_pid=$!
 wait_port "$app_pid" "$app_port" "the legacy app"
+
+# It logs one line per request (never a key or a passcode): to a file.
+duo_log=$prefix/duo-simulator.log
+"$python" "$here/duo_simulator.py" --port "$duo_port" \
+    --config "$state/duo-sim.json" --skey-file "$state/duo.skey" \
+    </dev/null 2>>"$duo_log" &
+duo_pid=$!
+wait_port "$duo_pid" "$duo_port" "the Duo simulator" "$duo_log"
 
 "${nginx_cmd[@]}" -g 'daemon off;' </dev/null &
 nginx_pid=$!
@@ -119,7 +177,13 @@ cat <<EOF
   User       $user
   Password   $password
 
-  Second step: add this account to an authenticator app (Google
+  Second step, four ways (the others are under "Sign in another way").
+
+  Push, call and text go to a simulated phone: open
+      http://127.0.0.1:$duo_port/phone/$user in another tab
+  and approve there (answer the call and press 1; read the texted code).
+
+  Authenticator code: add this account to an authenticator app (Google
   Authenticator, Microsoft Authenticator, FreeOTP, ...) by scanning the
   code below, or by typing the secret.
 
@@ -135,18 +199,22 @@ cat <<EOF
   (and any time later: oathtool --totp -b \$(cat $state/totp-secret)).
 
   Also try   http://127.0.0.1:$port/public/  (no sign-in)
-             http://127.0.0.1:$port/admin/   (asks for a fresh code after 5 min)
+             http://127.0.0.1:$port/admin/   (a fresh second step after 5 min)
              http://127.0.0.1:$port/.twostep/logout
-  Logs       $prefix/error.log, $prefix/access.log
+  Logs       $prefix/error.log, $prefix/access.log,
+             $duo_log
   State      $state (delete it for a new password and secret)
 
-  Ctrl-C stops nginx and the app.
+  Ctrl-C stops nginx, the app and the Duo simulator.
 EOF
 
-# Until Ctrl-C, or until one of them dies (then the other is stopped too).
+# Until Ctrl-C, or until one of them dies (then the others are stopped
+# too).
 set +e
-wait -n "$app_pid" "$nginx_pid"
+wait -n "$app_pid" "$duo_pid" "$nginx_pid"
 status=$?
 kill -0 "$nginx_pid" 2>/dev/null || echo "demo: nginx has stopped" >&2
 kill -0 "$app_pid" 2>/dev/null || echo "demo: the app has stopped" >&2
+kill -0 "$duo_pid" 2>/dev/null ||
+    echo "demo: the Duo simulator has stopped (see $duo_log)" >&2
 exit "$status"

@@ -1,0 +1,559 @@
+#!/usr/bin/env node
+// Real-browser test of the sign-in portal: Debian's Chromium, driven by
+// playwright-core, against nginx with the module, the legacy app and the Duo
+// simulator (started by stack.py, all on loopback).
+//
+//   node browser_test.js            (make browser does the set-up)
+//
+// Environment: CHROMIUM (default /usr/bin/chromium), TWOSTEP_MODULE (passed
+// on to stack.py), SCREENSHOTS (where the PNGs go: default build/screenshots,
+// docs/screenshots to refresh the documented ones, "" for none), HEADFUL=1
+// (show the window).
+//
+// Prints one line per check and "N passed, N failed"; exits 1 on a failure.
+
+'use strict';
+
+const { chromium } = require('playwright-core');
+const { spawn, execFileSync } = require('child_process');
+const fs = require('fs');
+const http = require('http');
+const os = require('os');
+const path = require('path');
+const readline = require('readline');
+
+const HERE = __dirname;
+const REPO = path.resolve(HERE, '..', '..');
+const CHROMIUM = process.env.CHROMIUM || '/usr/bin/chromium';
+const SHOTS = process.env.SCREENSHOTS !== undefined
+  ? process.env.SCREENSHOTS : path.join(REPO, 'build', 'screenshots');
+const WIDE = { width: 1280, height: 800 };
+const NARROW = { width: 390, height: 844 };
+const PORTAL = '/.twostep/';
+
+// ------------------------------------------------------------ the stack
+
+function startStack() {
+  return new Promise((resolve, reject) => {
+    const child = spawn('/usr/bin/python3', [path.join(HERE, 'stack.py')], {
+      stdio: ['pipe', 'pipe', 'inherit'],
+      env: process.env,
+    });
+    const timer = setTimeout(() => {
+      reject(new Error('stack.py did not start within 60 s'));
+    }, 60000);
+    child.on('exit', (code) => {
+      clearTimeout(timer);
+      reject(new Error(`stack.py exited with status ${code} before it ` +
+                       'was ready'));
+    });
+    const lines = readline.createInterface({ input: child.stdout });
+    lines.once('line', (line) => {
+      clearTimeout(timer);
+      child.removeAllListeners('exit');
+      try {
+        resolve({ child, ...JSON.parse(line) });
+      } catch (e) {
+        reject(new Error(`stack.py printed ${line}`));
+      }
+    });
+  });
+}
+
+function stopStack(stack) {
+  // Closing its stdin tells stack.py to stop nginx, the app and the
+  // simulator; a signal if it does not.
+  return new Promise((resolve) => {
+    const { child } = stack;
+    if (child.exitCode !== null) {
+      resolve(child.exitCode);
+      return;
+    }
+    const kill = setTimeout(() => child.kill('SIGTERM'), 20000);
+    child.on('exit', (code) => {
+      clearTimeout(kill);
+      resolve(code);
+    });
+    child.stdin.end();
+  });
+}
+
+// A JSON request to the simulator's control API.
+function simRequest(stack, method, urlPath, body) {
+  return new Promise((resolve, reject) => {
+    const data = body === undefined ? null : JSON.stringify(body);
+    const req = http.request(stack.sim + urlPath, {
+      method,
+      headers: data ? { 'Content-Type': 'application/json',
+                        'Content-Length': Buffer.byteLength(data) } : {},
+      timeout: 15000,
+    }, (res) => {
+      let text = '';
+      res.setEncoding('utf8');
+      res.on('data', (c) => { text += c; });
+      res.on('end', () => {
+        let json = null;
+        try { json = JSON.parse(text); } catch (e) { /* not JSON */ }
+        // Answers come as Duo's {"stat": "OK", "response": ...}.
+        if (json && json.stat === 'OK' && 'response' in json) {
+          json = json.response;
+        }
+        resolve({ status: res.statusCode, json, text });
+      });
+    });
+    req.on('error', reject);
+    req.on('timeout', () => req.destroy(new Error('timeout')));
+    if (data) req.write(data);
+    req.end();
+  });
+}
+
+// The code an authenticator app shows now, but never one of a time step
+// already used (the module refuses a code twice): then the next step's,
+// which its drift window accepts.
+let lastStep = 0;
+function totp(secret) {
+  let step = Math.floor(Date.now() / 30000);
+  if (step <= lastStep) step = lastStep + 1;
+  lastStep = step;
+  return codeAt(secret, step);
+}
+
+function codeAt(secret, step) {
+  return execFileSync('oathtool', ['--totp', '-b', '-N', `@${step * 30}`,
+                                   secret]).toString().trim();
+}
+
+// A code no nearby time step has.
+function wrongCode(secret) {
+  const now = Math.floor(Date.now() / 30000);
+  const near = new Set([-2, -1, 0, 1, 2].map((d) => codeAt(secret, now + d)));
+  for (let n = 123456; ; n = (n + 111111) % 1000000) {
+    const code = String(n).padStart(6, '0');
+    if (!near.has(code)) return code;
+  }
+}
+
+// ------------------------------------------------------------ checking
+
+let passed = 0;
+let failed = 0;
+
+function check(ok, what, detail) {
+  if (ok) {
+    passed++;
+    console.log(`  ok    ${what}`);
+  } else {
+    failed++;
+    console.log(`  FAIL  ${what}${detail ? `: ${detail}` : ''}`);
+  }
+  return ok;
+}
+
+// Thrown by must(): ends the scenario (later steps depend on this one).
+class Stop extends Error {}
+
+function must(ok, what, detail) {
+  if (!check(ok, what, detail)) throw new Stop(what);
+}
+
+// Everything the page says in its console, and the errors it throws.
+function watch(page) {
+  const seen = { console: [], errors: [], csp: [], statusPolls: 0 };
+  page.on('console', (msg) => {
+    const text = msg.text();
+    seen.console.push(`${msg.type()}: ${text}`);
+    if (/Content Security Policy|Content-Security-Policy|CSP violation/i
+        .test(text)) {
+      seen.csp.push(text);
+    }
+  });
+  page.on('pageerror', (err) => seen.errors.push(String(err)));
+  page.on('request', (req) => {
+    if (new URL(req.url()).pathname === `${PORTAL}status`) seen.statusPolls++;
+  });
+  return seen;
+}
+
+function quietConsole(seen) {
+  // Chromium logs a document answered with 4xx as "Failed to load
+  // resource"; that is the page working (a wrong code is a 403).
+  return seen.console.filter((l) => /^(error|warning)/.test(l)
+    && !/Failed to load resource: the server responded with a status of/
+      .test(l));
+}
+
+function checkClean(seen, where) {
+  check(seen.csp.length === 0, `${where}: no CSP violations`,
+        seen.csp.join(' | '));
+  check(seen.errors.length === 0, `${where}: no page errors`,
+        seen.errors.join(' | '));
+  const rest = quietConsole(seen);
+  check(rest.length === 0, `${where}: no other console errors or warnings`,
+        rest.join(' | '));
+}
+
+async function shoot(page, name) {
+  if (!SHOTS) return;
+  fs.mkdirSync(SHOTS, { recursive: true });
+  await page.screenshot({ path: path.join(SHOTS, `${name}.png`) });
+  await page.setViewportSize(NARROW);
+  await page.screenshot({ path: path.join(SHOTS, `${name}-narrow.png`) });
+  await page.setViewportSize(WIDE);
+}
+
+// Clicks something that loads a new page (a link, or a form's button, with
+// any redirects after it) and waits until that page has loaded.
+async function follow(page, selector) {
+  await Promise.all([
+    page.waitForEvent('framenavigated',
+                      { predicate: (f) => f === page.mainFrame() }),
+    page.click(selector),
+  ]);
+  await page.waitForLoadState('load');
+}
+
+// What a page says, for failure messages.
+async function describe(page) {
+  const text = ((await page.textContent('main').catch(() => null)) ||
+                (await page.textContent('body').catch(() => '')) || '')
+    .replace(/\s+/g, ' ').trim();
+  return `${page.url()}: "${text.slice(0, 240)}"`;
+}
+
+async function heading(page) {
+  return ((await page.textContent('h1')) || '').trim();
+}
+
+function pathOf(url) {
+  return new URL(url).pathname;
+}
+
+// Protected URL -> sign-in page -> user and password -> second step.
+async function signIn(page, stack, target, shotName) {
+  const res = await page.goto(stack.base + target);
+  must(pathOf(page.url()) === `${PORTAL}signin`,
+       'a protected URL redirects to the sign-in page', page.url());
+  const csp = res.headers()['content-security-policy'] || '';
+  check(/script-src 'sha256-/.test(csp) && /style-src 'sha256-/.test(csp),
+        'the sign-in page has a CSP with hashed style and script', csp);
+  must(await heading(page) === 'Sign in', 'the sign-in page says "Sign in"',
+       await heading(page));
+  if (shotName) await shoot(page, shotName);
+
+  await page.fill('#username', stack.user);
+  await page.fill('#password', stack.password);
+  const [post] = await Promise.all([
+    page.waitForRequest((r) => r.method() === 'POST'),
+    follow(page, 'button[type=submit]'),
+  ]);
+  // Chromium sends "Origin: null" from a page whose referrer policy is
+  // no-referrer: say which Origin went with the form if it was refused.
+  const origin = (await post.allHeaders()).origin;
+  must(pathOf(page.url()) === `${PORTAL}verify`,
+       'the password leads to the second step',
+       `${await describe(page)} (the form was posted with Origin: ${origin})`);
+}
+
+// ------------------------------------------------------------ scenarios
+
+async function scenarioPush(ctx, stack) {
+  console.log('push: approve on the phone, the page moves on by itself');
+  const page = await ctx.newPage();
+  const seen = watch(page);
+  const target = '/reports/q3?sort=desc&page=2';
+
+  await signIn(page, stack, target, 'signin');
+  must(await heading(page) === 'Enter code',
+       'the second step starts with "Enter code" (authenticator code)',
+       await heading(page));
+  must(await page.isVisible('text=Sign in another way'),
+       'the code page offers "Sign in another way"');
+  await shoot(page, 'code');
+
+  await follow(page, 'text=Approve a request on my authenticator app');
+  must(await page.isVisible('button:has-text("Send request")'),
+       'the push page has a "Send request" button',
+       await heading(page));
+  const pending0 = await simRequest(stack, 'GET',
+                                    '/sim/transactions?user=alice');
+  check(pending0.status === 200 && pending0.json &&
+        pending0.json.transactions.length === 0,
+        'opening the push page sends nothing to the phone',
+        pending0.text.slice(0, 200));
+  await shoot(page, 'push-send');
+
+  await follow(page, 'button:has-text("Send request")');
+  must(pathOf(page.url()) === `${PORTAL}wait`,
+       '"Send request" leads to the waiting page', await describe(page));
+  const pending1 = await simRequest(stack, 'GET',
+                                    '/sim/transactions?user=alice');
+  check(pending1.status === 200 && pending1.json &&
+        pending1.json.transactions.length === 1 &&
+        pending1.json.transactions[0].factor === 'push',
+        '"Send request" sends one push to the phone',
+        pending1.text.slice(0, 300));
+  must(/Approve the sign-in request/.test(await heading(page)),
+       'the waiting page asks to approve on the phone', await heading(page));
+  await shoot(page, 'wait');
+
+  // Still waiting a moment later: nothing moves before the phone answers.
+  await page.waitForTimeout(2500);
+  check(pathOf(page.url()) === `${PORTAL}wait`,
+        'the waiting page stays while the push is pending', page.url());
+  check(seen.statusPolls > 0,
+        'the waiting page\'s script polls the status URL',
+        `${seen.statusPolls} polls`);
+
+  const navigations = [];
+  page.on('framenavigated', (f) => {
+    if (f === page.mainFrame()) navigations.push(f.url());
+  });
+  const approved = await simRequest(stack, 'POST', '/sim/respond',
+                                    { user: 'alice', action: 'approve' });
+  must(approved.status === 200, 'the simulator approves the push',
+       `${approved.status} ${approved.text.slice(0, 200)}`);
+
+  // No navigation by the test from here: the page must move on itself.
+  const t0 = Date.now();
+  let moved = true;
+  try {
+    await page.waitForURL(stack.base + target, { timeout: 20000 });
+  } catch (e) {
+    moved = false;
+  }
+  must(moved, 'after approval the page moves on by itself to the original ' +
+       'URL', `${page.url()} (navigations: ${navigations.join(' ')})`);
+  console.log(`        (moved on ${Date.now() - t0} ms after the ` +
+              `approval, via ${navigations.map(pathOf).join(' -> ')})`);
+  const body = await page.textContent('body');
+  check(await heading(page) === 'Legacy App', 'the legacy app is shown',
+        await heading(page));
+  check(/X-Remote-User\s*alice/.test(body),
+        'the app is told the user is alice', body.slice(0, 300));
+  check(/X-Twostep-Method\s*push/.test(body),
+        'the app is told the method was push', body.slice(0, 300));
+  await shoot(page, 'app');
+
+  checkClean(seen, 'push');
+  await page.close();
+}
+
+async function scenarioTotp(ctx, stack) {
+  console.log('authenticator code: a wrong one, then the right one');
+  const page = await ctx.newPage();
+  const seen = watch(page);
+  const target = '/docs/handbook.html';
+
+  await signIn(page, stack, target);
+  must(await heading(page) === 'Enter code', 'the code page is shown',
+       await heading(page));
+
+  await page.fill('#code', wrongCode(stack.secret));
+  await follow(page, 'button:has-text("Verify")');
+  const alert = (await page.textContent('#error').catch(() => '')) || '';
+  must(/didn't work/.test(alert), 'a wrong code shows an error',
+       await describe(page));
+  check(await page.evaluate(() => document.activeElement &&
+                            document.activeElement.id) === 'code',
+        'after a wrong code the focus is in the code box');
+  await shoot(page, 'error-wrong-code');
+
+  await page.fill('#code', totp(stack.secret));
+  await follow(page, 'button:has-text("Verify")');
+  const body = await page.textContent('body');
+  check(page.url() === stack.base + target &&
+        await heading(page) === 'Legacy App' &&
+        /X-Remote-User\s*alice/.test(body) &&
+        /X-Twostep-Method\s*totp/.test(body),
+        'the right code returns to the original URL as alice (totp)',
+        await describe(page));
+  checkClean(seen, 'totp');
+  await page.close();
+}
+
+// After the password: "Text my phone", "Send code", the texted code.
+async function smsSecondStep(page, stack, target, shots) {
+  await follow(page, 'text=Text my phone');
+  must(await page.isVisible('button:has-text("Send code")'),
+       'the text page has a "Send code" button', await describe(page));
+  await follow(page, 'button:has-text("Send code")');
+  must(await heading(page) === 'Enter code' &&
+       /texted/.test(await page.textContent('main')),
+       'after "Send code" the page asks for the texted code',
+       await describe(page));
+  if (shots) await shoot(page, 'sms-code');
+
+  const sms = await simRequest(stack, 'GET', '/sim/last_sms?user=alice');
+  must(sms.status === 200 && sms.json && sms.json.passcode,
+       'the simulator has the text', sms.text.slice(0, 200));
+  await page.fill('#code', sms.json.passcode);
+  await follow(page, 'button:has-text("Verify")');
+  const body = await page.textContent('body');
+  must(page.url() === stack.base + target &&
+       /X-Remote-User\s*alice/.test(body) &&
+       /X-Twostep-Method\s*sms/.test(body),
+       'the texted code returns to the original URL as alice (sms)',
+       await describe(page));
+}
+
+async function scenarioSms(ctx, stack) {
+  console.log('text message: send a code, type it');
+  const page = await ctx.newPage();
+  const seen = watch(page);
+
+  await signIn(page, stack, '/inbox/');
+  await smsSecondStep(page, stack, '/inbox/', true);
+  checkClean(seen, 'sms');
+  await page.close();
+}
+
+async function scenarioCall(ctx, stack) {
+  console.log('phone call: answered and approved on the phone');
+  const page = await ctx.newPage();
+  const seen = watch(page);
+  const target = '/calls';
+
+  await signIn(page, stack, target);
+  await follow(page, 'text=Call my phone');
+  await follow(page, 'button:has-text("Call me")');
+  must(/Answer the call/.test(await heading(page)),
+       'the waiting page asks to answer the call', await describe(page));
+  await shoot(page, 'wait-call');
+  await page.waitForTimeout(1000);
+  const r = await simRequest(stack, 'POST', '/sim/respond',
+                             { user: 'alice', action: 'approve' });
+  must(r.status === 200, 'the simulator answers the call and presses 1',
+       `${r.status} ${r.text.slice(0, 200)}`);
+  let moved = true;
+  try {
+    await page.waitForURL(stack.base + target, { timeout: 20000 });
+  } catch (e) {
+    moved = false;
+  }
+  check(moved && /X-Twostep-Method\s*call/
+        .test(await page.textContent('body')),
+        'after the call the page moves on by itself as alice (call)',
+        page.url());
+  checkClean(seen, 'call');
+  await page.close();
+}
+
+async function scenarioSignOut(ctx, stack) {
+  console.log('sign out');
+  const page = await ctx.newPage();
+  const seen = watch(page);
+
+  // Not a text: push, call and text have had their three requests to the
+  // phone in ten minutes.
+  await signIn(page, stack, '/reports/q4');
+  await page.fill('#code', totp(stack.secret));
+  await follow(page, 'button:has-text("Verify")');
+  must(page.url() === `${stack.base}/reports/q4`,
+       'signed in with an authenticator code', await describe(page));
+  const session = await ctx.cookies(stack.base);
+
+  await page.goto(`${stack.base}${PORTAL}logout`);
+  must(await heading(page) === 'Sign out', 'the sign-out page is shown',
+       await describe(page));
+  await shoot(page, 'signout');
+  await follow(page, 'button:has-text("Sign out")');
+  must(/signed out/.test(await heading(page)),
+       'signing out says so', await describe(page));
+  await shoot(page, 'signed-out');
+
+  await page.goto(`${stack.base}/reports/q4`);
+  check(pathOf(page.url()) === `${PORTAL}signin`,
+        'after signing out the app asks for sign-in again', page.url());
+
+  // A copy of the cookie kept from before is no good either.
+  await ctx.clearCookies();
+  await ctx.addCookies(session);
+  await page.goto(`${stack.base}/reports/q4`);
+  check(pathOf(page.url()) === `${PORTAL}signin`,
+        'the session cookie from before the sign-out no longer works',
+        page.url());
+  checkClean(seen, 'sign-out');
+  await page.close();
+}
+
+// ------------------------------------------------------------ main
+
+async function main() {
+  for (const f of [CHROMIUM, '/usr/bin/python3']) {
+    if (!fs.existsSync(f)) {
+      console.error(`browser_test: ${f} is missing (make browser ` +
+                    'installs it)');
+      process.exit(2);
+    }
+  }
+
+  const stack = await startStack();
+  const profile = fs.mkdtempSync(path.join(os.tmpdir(), 'twostep-chromium-'));
+  let ctx = null;
+  try {
+    ctx = await chromium.launchPersistentContext(profile, {
+      executablePath: CHROMIUM,
+      headless: !process.env.HEADFUL,
+      viewport: WIDE,
+      deviceScaleFactor: 1,
+      args: [
+        ...(process.env.HEADFUL ? [] : ['--headless']),
+        '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
+        '--disable-background-networking', '--disable-component-update',
+        '--disable-sync',
+      ],
+    });
+    // Violations the console might word differently: report them there.
+    await ctx.addInitScript(() => {
+      document.addEventListener('securitypolicyviolation', (e) => {
+        console.error(`CSP violation: ${e.violatedDirective} ` +
+                      `${e.blockedURI} ${e.sample || ''}`);
+      });
+    });
+
+    const scenarios = [scenarioPush, scenarioTotp, scenarioSms, scenarioCall,
+                       scenarioSignOut];
+    for (const scenario of scenarios) {
+      // Every scenario starts without a session.
+      await ctx.clearCookies();
+      try {
+        await scenario(ctx, stack);
+      } catch (e) {
+        if (!(e instanceof Stop)) {
+          check(false, `${scenario.name} ran to the end`, e.stack);
+        }
+        for (const p of ctx.pages()) {
+          if (SHOTS && p.url() !== 'about:blank') {
+            const f = path.join(os.tmpdir(),
+                                `twostep-failed-${scenario.name}.png`);
+            await p.screenshot({ path: f }).catch(() => {});
+            console.log(`        (screenshot of the failure: ${f})`);
+          }
+          await p.close().catch(() => {});
+        }
+      }
+    }
+  } finally {
+    if (ctx) await ctx.close().catch(() => {});
+    // Chromium's last helpers may still be writing to the profile.
+    try {
+      fs.rmSync(profile, { recursive: true, force: true, maxRetries: 10,
+                           retryDelay: 200 });
+    } catch (e) {
+      console.log(`        (could not remove ${profile}: ${e.message})`);
+    }
+    const code = await stopStack(stack);
+    check(code === 0, 'nginx, the app and the simulator stopped cleanly',
+          `stack.py exit status ${code}`);
+  }
+
+  console.log(`${passed} passed, ${failed} failed`);
+  process.exit(failed ? 1 : 0);
+}
+
+main().catch((e) => {
+  console.error(e);
+  console.log(`${passed} passed, ${failed + 1} failed`);
+  process.exit(1);
+});

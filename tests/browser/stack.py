@@ -1,0 +1,183 @@
+#!/usr/bin/python3
+"""Starts what the browser test drives, all on loopback: the legacy app, the
+Duo simulator (user alice: push, phone and sms; number matching off) and
+nginx with the module in a fresh temporary directory. Reuses the e2e
+harness (tests/e2e/harness.py).
+
+Prints one line of JSON on stdout when everything listens:
+  {"base": "http://127.0.0.1:N", "sim": "http://127.0.0.1:M",
+   "user": "alice", "password": "...", "secret": "BASE32", "dir": "..."}
+then runs until its stdin closes or it gets SIGTERM/SIGINT, and stops the
+three processes (and removes the directory unless TWOSTEP_KEEP=1).
+
+Environment: TWOSTEP_MODULE (default build/ngx_http_twostep_module.so).
+"""
+
+import json
+import os
+import secrets
+import shutil
+import signal
+import string
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parents[1]
+sys.path.insert(0, str(REPO / "tests" / "e2e"))
+
+import harness  # noqa: E402
+from harness import (LegacyApp, Nginx, User, free_port, main_conf,  # noqa
+                     make_workdir, proxy_to, stop_process, wait_for_port,
+                     write_key, write_users)
+
+SIMULATOR = REPO / "examples" / "duo_simulator.py"
+MODULE = os.environ.get("TWOSTEP_MODULE") or \
+    str(REPO / "build" / "ngx_http_twostep_module.so")
+IKEY = "DIBROWSERTEST0000001"
+
+
+def simulator_config():
+    return {
+        "ikey": IKEY,
+        "unknown_users": "enroll",
+        "long_poll_seconds": 2,
+        "tx_timeout_seconds": 60,
+        "users": {
+            "alice": {
+                "status": "auth",
+                "number_matching": False,
+                "devices": [{
+                    "device": "DPBROWSERALICE000001",
+                    "type": "phone",
+                    "number": "+1 555-0100",
+                    "display_name": "Alice's phone",
+                    "capabilities": ["push", "phone", "sms"],
+                }],
+            },
+        },
+    }
+
+
+class Simulator:
+    def __init__(self, workdir, skey_file):
+        self.port = free_port()
+        self.config = Path(workdir) / "duo-sim.json"
+        self.config.write_text(json.dumps(simulator_config(), indent=2))
+        self.skey_file = skey_file
+        self.log_path = Path(workdir) / "duo-sim.log"
+        self.proc = None
+
+    def start(self):
+        self.log = open(self.log_path, "ab")
+        self.proc = subprocess.Popen(
+            [harness.PYTHON, "-u", str(SIMULATOR), "--port", str(self.port),
+             "--config", str(self.config), "--skey-file",
+             str(self.skey_file)],
+            stdin=subprocess.DEVNULL, stdout=self.log, stderr=self.log)
+        wait_for_port(self.port, self.proc, what="Duo simulator")
+        return self
+
+    def stop(self):
+        if self.proc:
+            stop_process(self.proc)
+            self.log.close()
+            self.proc = None
+
+
+def nginx_conf(prefix, d, app_port, sim_port, port):
+    body = """
+    twostep_users {d}/users.json;
+    twostep_cookie_key {d}/cookie.key;
+    twostep_duo_api http://127.0.0.1:{sim};
+    twostep_duo_ikey {ikey};
+    twostep_duo_skey_file {d}/duo.skey;
+
+    server {{
+        listen 127.0.0.1:{port};
+        location / {{
+            twostep on;
+            {proxy}
+        }}
+    }}
+""".format(d=d, sim=sim_port, ikey=IKEY, port=port,
+           proxy=proxy_to(app_port))
+    return main_conf(prefix, MODULE, body, workers=1)
+
+
+def main():
+    if not os.path.isfile(MODULE):
+        sys.exit("stack.py: no module at %s (make module)" % MODULE)
+
+    work = make_workdir("twostep-browser-")
+    procs = []
+    done = threading.Event()
+
+    def stop(*_):
+        done.set()
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+
+    try:
+        # Files are world-readable: nginx's workers run as nobody.
+        password = "browser-" + secrets.token_hex(6)
+        alice = User("alice", password)
+        write_users(work / "users.json", [alice])
+        write_key(work / "cookie.key")
+        skey = "".join(secrets.choice(string.ascii_letters + string.digits)
+                       for _ in range(40))
+        (work / "duo.skey").write_text(skey + "\n")
+        os.chmod(work / "duo.skey", 0o644)
+
+        app = LegacyApp(work).start()
+        procs.append(app)
+        sim = Simulator(work, work / "duo.skey").start()
+        procs.append(sim)
+
+        port = free_port()
+        nginx = Nginx(work / "nginx",
+                      nginx_conf(work / "nginx", work, app.port, sim.port,
+                                 port), ports=[port])
+        rc, out = nginx.test_config()
+        if rc != 0:
+            raise RuntimeError("nginx -t failed:\n" + out)
+        nginx.start()
+        procs.append(nginx)
+
+        print(json.dumps({"base": nginx.url(), "sim": "http://127.0.0.1:%d"
+                          % sim.port, "user": alice.name,
+                          "password": password, "secret": alice.secret,
+                          "dir": str(work)}), flush=True)
+
+        # Until the test closes our stdin (or dies), or signals us.
+        def watch_stdin():
+            try:
+                sys.stdin.buffer.read()
+            finally:
+                done.set()
+
+        threading.Thread(target=watch_stdin, daemon=True).start()
+        while not done.wait(0.5):
+            for p in procs:
+                if p.proc is not None and p.proc.poll() is not None:
+                    sys.stderr.write("stack.py: %s exited (status %s)\n"
+                                     % (type(p).__name__, p.proc.returncode))
+                    done.set()
+    finally:
+        for p in reversed(procs):
+            try:
+                p.stop()
+            except Exception as e:   # noqa: stop the others anyway
+                sys.stderr.write("stack.py: stopping %s: %s\n"
+                                 % (type(p).__name__, e))
+        if os.environ.get("TWOSTEP_KEEP"):
+            sys.stderr.write("stack.py: files kept in %s\n" % work)
+        else:
+            shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
