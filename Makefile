@@ -116,7 +116,7 @@ browser: module
 	@scripts/ensure-deps $(BROWSER_DEPS)
 	@command -v node >/dev/null && command -v npm >/dev/null \
 	    || scripts/ensure-deps nodejs npm
-	@$(MAKE) --no-print-directory $(BROWSER_NODE)
+	@$(MAKE) -s --no-print-directory $(BROWSER_NODE)
 	cd tests/browser && TWOSTEP_MODULE=$(MODULE) \
 	    SCREENSHOTS=$(abspath $(BROWSER_SHOTS)) node browser_test.js
 
