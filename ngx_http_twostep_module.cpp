@@ -439,6 +439,7 @@ ngx_http_twostep_create_srv_conf(ngx_conf_t *cf)
      *
      *     conf->store = NULL;
      *     conf->keys = NULL;
+     *     conf->sessions = NULL;
      *     conf->portal_uri = { 0, NULL };
      *     conf->thread_pool_name = { 0, NULL };
      *     conf->thread_pool = NULL;

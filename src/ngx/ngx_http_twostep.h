@@ -24,6 +24,7 @@ extern "C" {
 #include "core/keyring.h"
 #include "core/methods.h"
 #include "core/session.h"
+#include "core/session_cache.h"
 #include "core/user_store.h"
 
 extern ngx_module_t ngx_http_twostep_module;
@@ -57,6 +58,8 @@ struct ngx_http_twostep_store_t {
 struct ngx_http_twostep_srv_conf_t {
     ngx_http_twostep_store_t                   *store;
     twostep::KeyRing                           *keys;
+    twostep::SessionCache                      *sessions;  // per worker,
+                                                           // made on use
     ngx_flag_t                                  enroll;
     ngx_str_t                                   portal_uri;
     time_t                                      session_ttl;

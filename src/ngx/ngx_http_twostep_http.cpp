@@ -345,18 +345,40 @@ ngx_http_twostep_session(ngx_http_request_t *r)
         std::string_view cookie = ngx_http_twostep_get_cookie(r, false);
 
         if (scf->keys != NULL && !cookie.empty()) {
-            auto session = twostep::decode_session(*scf->keys, cookie,
-                                                   ngx_time());
+            time_t now = ngx_time();
+
+            // Each worker keeps the cookies it verified lately (in its own
+            // copy of the configuration, made on first use).
+            if (scf->sessions == NULL) {
+                scf->sessions =
+                    ngx_http_twostep_pool_new<twostep::SessionCache>(
+                        ngx_cycle->pool);
+            }
+
+            const twostep::Session *session = scf->sessions
+                ? scf->sessions->find(cookie, now) : nullptr;
+            std::optional<twostep::Session> decoded;
+
+            if (session == nullptr) {
+                decoded = twostep::decode_session(*scf->keys, cookie, now);
+                if (decoded) {
+                    session = &*decoded;
+                    if (scf->sessions) {
+                        scf->sessions->put(cookie, *decoded);
+                    }
+                }
+            }
+
             if (session) {
                 ngx_http_twostep_zone_state state(r);
 
                 // Signed out elsewhere, or removed from the store: the
                 // cookie opens nothing.
-                if (!twostep::session_revoked(state, *session, ngx_time())
+                if (!twostep::session_revoked(state, *session, now)
                     && scf->store
                     && scf->store->users->find(session->user) != nullptr)
                 {
-                    ctx->session = std::move(*session);
+                    ctx->session = *session;
                     ctx->session_valid = true;
                 }
             }
