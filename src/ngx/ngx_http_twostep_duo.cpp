@@ -54,8 +54,7 @@ ngx_http_twostep_duo_unavailable(ngx_http_twostep_page_t &p,
     const twostep::PendingSignin &pending, const twostep::User &user,
     twostep::Method method)
 {
-    twostep::MethodSet offered = ngx_http_twostep_local_methods(p, user)
-                                 | ngx_http_twostep_provider_methods(p);
+    twostep::MethodSet offered = ngx_http_twostep_offered(p, pending, user);
 
     twostep::CodePage page = ngx_http_twostep_code_form(p, pending, user,
                                                         method, offered);
@@ -298,8 +297,7 @@ ngx_http_twostep_duo_verify(ngx_http_twostep_page_t &p,
 
     if (error) {
         twostep::CodePage page = ngx_http_twostep_code_form(p, pending, user,
-            method, ngx_http_twostep_local_methods(p, user)
-                    | ngx_http_twostep_provider_methods(p));
+            method, ngx_http_twostep_offered(p, pending, user));
         page.error = error;
 
         return ngx_http_twostep_send_page(p.r, status,
@@ -338,8 +336,7 @@ ngx_http_twostep_duo_verify(ngx_http_twostep_page_t &p,
             ngx_http_twostep_log(p.r, NGX_LOG_WARN, "wrong code", user.name);
 
             twostep::CodePage page = ngx_http_twostep_code_form(p, pending,
-                user, method, ngx_http_twostep_local_methods(p, user)
-                              | ngx_http_twostep_provider_methods(p));
+                user, method, ngx_http_twostep_offered(p, pending, user));
             page.sms_sent = true;
             page.error = "That code didn't work. Check the code and try "
                          "again.";
@@ -385,8 +382,7 @@ ngx_http_twostep_wait_page(ngx_http_twostep_page_t &p,
     page.paths = ngx_http_twostep_paths(p.scf);
     page.user = user.name;
     page.method = pending.txid_method;
-    page.offered = ngx_http_twostep_local_methods(p, user)
-                   | ngx_http_twostep_provider_methods(p);
+    page.offered = ngx_http_twostep_offered(p, pending, user);
     page.return_to = p.return_to;
     page.methods = twostep::methods_to_list(p.methods);
 
@@ -496,8 +492,7 @@ ngx_http_twostep_duo_answered(ngx_http_twostep_duo_call_t &call,
     }
 
     twostep::CodePage page = ngx_http_twostep_code_form(p, pending, user,
-        method, ngx_http_twostep_local_methods(p, user)
-                | ngx_http_twostep_provider_methods(p));
+        method, ngx_http_twostep_offered(p, pending, user));
     page.error = error;
 
     return ngx_http_twostep_send_page(p.r, NGX_HTTP_FORBIDDEN,
@@ -599,8 +594,7 @@ ngx_http_twostep_duo_finish(ngx_http_twostep_duo_call_t &call, long status,
 
             twostep::CodePage page = ngx_http_twostep_code_form(p,
                 call.pending, *user, call.method,
-                ngx_http_twostep_local_methods(p, *user)
-                | ngx_http_twostep_provider_methods(p));
+                ngx_http_twostep_offered(p, call.pending, *user));
 
             if (res.status != "sent") {
                 page.error = "The text message could not be sent. Try "
@@ -626,8 +620,7 @@ ngx_http_twostep_duo_finish(ngx_http_twostep_duo_call_t &call, long status,
 
             twostep::CodePage page = ngx_http_twostep_code_form(p,
                 call.pending, *user, call.method,
-                ngx_http_twostep_local_methods(p, *user)
-                | ngx_http_twostep_provider_methods(p));
+                ngx_http_twostep_offered(p, call.pending, *user));
             page.sms_sent = true;
             page.error = "That code didn't work. Check the code and try "
                          "again.";

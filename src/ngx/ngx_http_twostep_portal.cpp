@@ -488,6 +488,15 @@ ngx_http_twostep_local_methods(ngx_http_twostep_page_t &p,
 }
 
 
+twostep::MethodSet
+ngx_http_twostep_offered(ngx_http_twostep_page_t &p,
+    const twostep::PendingSignin &pending, const twostep::User &user)
+{
+    return ngx_http_twostep_local_methods(p, user)
+           | (pending.confirmed & ngx_http_twostep_provider_methods(p));
+}
+
+
 // Those a provider checks (push, call, text), if one is configured.
 twostep::MethodSet
 ngx_http_twostep_provider_methods(ngx_http_twostep_page_t &p)
@@ -660,7 +669,8 @@ ngx_http_twostep_verify_post(ngx_http_twostep_page_t &p)
         }
 
         twostep::CodePage page = ngx_http_twostep_code_form(p, *pending,
-                                     *user, *method, local | remote);
+                                     *user, *method,
+                                     ngx_http_twostep_offered(p, *pending, *user));
         page.error = error;
 
         return ngx_http_twostep_send_page(p.r, NGX_HTTP_FORBIDDEN,

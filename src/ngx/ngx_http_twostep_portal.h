@@ -52,6 +52,10 @@ twostep::MethodSet ngx_http_twostep_local_methods(ngx_http_twostep_page_t &p,
     const twostep::User &user);
 twostep::MethodSet ngx_http_twostep_provider_methods(
     ngx_http_twostep_page_t &p);
+// What a second-step page offers: the local methods, and those the
+// provider confirmed for this sign-in.
+twostep::MethodSet ngx_http_twostep_offered(ngx_http_twostep_page_t &p,
+    const twostep::PendingSignin &pending, const twostep::User &user);
 twostep::Method ngx_http_twostep_pick_method(twostep::MethodSet offered,
     std::string_view wanted, const twostep::User &user);
 twostep::CodePage ngx_http_twostep_code_form(ngx_http_twostep_page_t &p,

@@ -319,8 +319,7 @@ ngx_http_twostep_recovery_verify(ngx_http_twostep_page_t &p,
 
             twostep::CodePage form = ngx_http_twostep_code_form(page, signin,
                 *user, twostep::Method::recovery,
-                ngx_http_twostep_local_methods(page, *user)
-                | ngx_http_twostep_provider_methods(page));
+                ngx_http_twostep_offered(page, signin, *user));
             form.error = "That recovery code didn't work. Check it and try "
                          "again.";
 
