@@ -105,7 +105,7 @@ ngx_http_twostep_redirect(ngx_http_request_t *r, std::string_view location)
 
 // A form from another site is refused even before its token is checked
 // (OWASP ASVS 4.2.2); browsers send Origin on every POST.
-static bool
+bool
 ngx_http_twostep_same_origin(ngx_http_request_t *r)
 {
     std::string_view origin = ngx_http_twostep_request_header(r, "Origin");
@@ -528,7 +528,8 @@ ngx_http_twostep_pick_method(twostep::MethodSet offered,
     }
 
     for (auto each : { twostep::Method::totp, twostep::Method::push,
-                       twostep::Method::call, twostep::Method::sms })
+                       twostep::Method::call, twostep::Method::sms,
+                       twostep::Method::recovery })
     {
         if (twostep::has_method(offered, each)) {
             return each;

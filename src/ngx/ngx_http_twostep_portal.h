@@ -26,6 +26,7 @@ twostep::PortalPaths ngx_http_twostep_paths(ngx_http_twostep_srv_conf_t *scf);
 void ngx_http_twostep_log(ngx_http_request_t *r, ngx_uint_t level,
     const char *event, std::string_view user);
 std::string_view ngx_http_twostep_address(ngx_http_request_t *r);
+bool ngx_http_twostep_same_origin(ngx_http_request_t *r);
 
 ngx_int_t ngx_http_twostep_redirect(ngx_http_request_t *r,
     std::string_view location);

@@ -177,6 +177,9 @@ ngx_http_twostep_enroll(ngx_http_twostep_page_t &p)
         || twostep::claim_totp_step(state, user->name, *step, params.period,
                                     now) != twostep::Claim::fresh)
     {
+        ngx_http_twostep_log(p.r, NGX_LOG_WARN, "wrong code at set-up",
+                             user->name);
+
         locked = twostep::record_failure(state, rule, user->name, address,
                                          now);
         if (locked > 0) {
@@ -386,6 +389,10 @@ ngx_http_twostep_done_notice(std::string_view done)
         return "Your phone number was saved.";
     }
 
+    if (done == "phone-removed") {
+        return "Your phone number was removed.";
+    }
+
     if (done == "default") {
         return "Your default sign-in method was saved.";
     }
@@ -427,8 +434,9 @@ ngx_http_twostep_security_info(ngx_http_twostep_page_t &p)
 
     std::string sid = session->sid;
 
-    if (!p.scf->keys->mac_ok("manage|" + sid,
-                             twostep::field(p.form, "form_token")))
+    if (!ngx_http_twostep_same_origin(p.r)
+        || !p.scf->keys->mac_ok("manage|" + sid,
+                                twostep::field(p.form, "form_token")))
     {
         return ngx_http_twostep_expired(p);
     }
@@ -564,7 +572,10 @@ ngx_http_twostep_security_info(ngx_http_twostep_page_t &p)
                            std::move(result->codes));
             }
 
+            std::string done = action == "phone" && user->phone.empty()
+                               ? "phone-removed" : action;
+
             return ngx_http_twostep_redirect(page.r,
-                       ngx_http_twostep_manage_url(page) + "?done=" + action);
+                       ngx_http_twostep_manage_url(page) + "?done=" + done);
         });
 }
