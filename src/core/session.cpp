@@ -1,6 +1,6 @@
 // Session and pending sign-in cookies: a versioned '|'-separated payload,
 // signed by the KeyRing.
-//   session (kind "s"): 1|sid|user|method|auth_time|expires
+//   session (kind "s"): 1|sid|user|method|auth_time|expires|credentials
 //   pending (kind "p"): 1|nonce|user|via|expires|txid|method|methods|confirmed
 //   (txid and method empty unless a push or call is waiting; methods: those
 //   the protected location accepts, as methods_to_list() writes them;
@@ -118,8 +118,10 @@ std::string encode_session(const KeyRing &keys, const Session &s)
     append(payload, method_name(s.method));
     append_time(payload, s.auth_time);
     append_time(payload, s.expires);
+    append(payload, s.credentials);
     if (!valid_id(s.sid) || !valid_user_name(s.user)
-        || !method_from_name(method_name(s.method)))
+        || !method_from_name(method_name(s.method))
+        || (!s.credentials.empty() && !valid_id(s.credentials)))
         throw std::invalid_argument("session would not decode");
     return keys.sign(session_kind, payload);
 }
@@ -132,13 +134,14 @@ std::optional<Session> decode_session(const KeyRing &keys,
     if (!payload)
         return std::nullopt;
     auto f = split(*payload);
-    if (f.size() != 6 || f[0] != payload_version)
+    if (f.size() != 7 || f[0] != payload_version)
         return std::nullopt;
     auto method = method_from_name(f[3]);
     auto auth_time = parse_time(f[4]);
     auto expires = parse_time(f[5]);
     if (!valid_id(f[1]) || !valid_user_name(f[2]) || !method || !auth_time
-        || !expires || *expires <= now)
+        || !expires || *expires <= now
+        || (!f[6].empty() && !valid_id(f[6])))
         return std::nullopt;
 
     Session s;
@@ -147,6 +150,7 @@ std::optional<Session> decode_session(const KeyRing &keys,
     s.method = *method;
     s.auth_time = *auth_time;
     s.expires = *expires;
+    s.credentials = f[6];
     return s;
 }
 

@@ -18,6 +18,8 @@ struct Session {
     Method method = Method::totp;  // how the second step was passed
     std::int64_t auth_time = 0;  // when the second step was passed (unix s)
     std::int64_t expires = 0;    // absolute expiry (unix s)
+    std::string credentials;     // User::credential_tag at sign-in: a new
+                                 // password or app secret ends the session
 };
 
 std::string encode_session(const KeyRing &keys, const Session &s);

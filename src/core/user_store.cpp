@@ -2,13 +2,17 @@
 
 #include <sys/stat.h>
 
+#include <openssl/evp.h>
+
 #include <jansson.h>
 
 #include <cstddef>
 #include <cstdio>
+#include <stdexcept>
 #include <utility>
 
 #include "base32.h"
+#include "keyring.h"
 #include "password.h"
 
 namespace twostep {
@@ -310,6 +314,7 @@ bool read_users(json_t *root, std::map<std::string, User, std::less<>> &out,
         if (!parse_user(name, value, user, error)) {
             return false;
         }
+        user.credential_tag = credential_tag(user);
         out.emplace(user.name, std::move(user));
     }
     return true;
@@ -386,6 +391,28 @@ std::shared_ptr<const UserStore> UserStore::load(const std::string &path,
         return nullptr;
     }
     return store;
+}
+
+std::string credential_tag(const User &user)
+{
+    std::string input = user.password_hash;
+    input += '\n';
+    if (user.totp) {
+        input += user.totp->secret;
+        input += '\n';
+        input += hash_alg_name(user.totp->alg);
+        input += ' ' + std::to_string(user.totp->digits) + ' '
+                 + std::to_string(user.totp->period);
+    }
+
+    unsigned char digest[EVP_MAX_MD_SIZE];
+    unsigned int len = 0;
+    if (!EVP_Digest(input.data(), input.size(), digest, &len, EVP_sha256(),
+                    nullptr))
+        throw std::runtime_error("SHA-256 failed");
+
+    return base64url_encode(std::string_view(
+        reinterpret_cast<const char *>(digest), 12));
 }
 
 bool valid_user_name(std::string_view name)

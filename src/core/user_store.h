@@ -28,6 +28,10 @@ struct User {
     std::optional<Method> default_method;  // preferred second step
     std::vector<std::string> recovery;     // SHA-256 hex of unused codes
     std::string duo_username;         // empty: the user name is used
+    // A digest of the password hash and the app secret: sessions carry it,
+    // so a new password or a reset authenticator ends them (OWASP ASVS
+    // 3.3.3). Set when the store is read.
+    std::string credential_tag;
 
     MethodSet methods() const;        // second-step methods this user has
 };
@@ -55,6 +59,10 @@ private:
 // User names: 1..64 of [A-Za-z0-9._@+-], so they are safe in tokens, logs
 // and headers.
 bool valid_user_name(std::string_view name);
+
+// What User::credential_tag holds: 16 base64url characters of SHA-256 over
+// the password hash and the TOTP parameters.
+std::string credential_tag(const User &user);
 
 // "+" then 8 to 15 digits: an E.164 number (ITU-T E.164 allows at most 15).
 bool valid_phone(std::string_view phone);

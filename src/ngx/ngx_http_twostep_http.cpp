@@ -371,12 +371,14 @@ ngx_http_twostep_session(ngx_http_request_t *r)
 
             if (session) {
                 ngx_http_twostep_zone_state state(r);
+                const twostep::User *user = scf->store
+                    ? scf->store->users->find(session->user) : nullptr;
 
-                // Signed out elsewhere, or removed from the store: the
-                // cookie opens nothing.
+                // Signed out elsewhere, removed from the store, or a new
+                // password or authenticator since: the cookie opens nothing.
                 if (!twostep::session_revoked(state, *session, now)
-                    && scf->store
-                    && scf->store->users->find(session->user) != nullptr)
+                    && user != nullptr
+                    && user->credential_tag == session->credentials)
                 {
                     ctx->session = *session;
                     ctx->session_valid = true;

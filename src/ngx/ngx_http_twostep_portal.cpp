@@ -698,6 +698,7 @@ ngx_http_twostep_finish_signin(ngx_http_twostep_page_t &p,
     session.method = method;
     session.auth_time = now;
     session.expires = now + p.scf->session_ttl;
+    session.credentials = user.credential_tag;
 
     // A step-up refreshes the second step, not the session's lifetime:
     // the absolute limit still counts from the password (NIST SP 800-63B

@@ -248,13 +248,15 @@ ngx_http_twostep_enroll(ngx_http_twostep_page_t &p)
                 return NGX_HTTP_FORBIDDEN;
             }
 
-            if (first) {
-                return ngx_http_twostep_finish_signin(page, signin, *user,
-                                                      twostep::Method::totp);
+            // A new secret ends every session made with the old one; this
+            // browser's is renewed (the step-up path of finish_signin).
+            if (!first) {
+                page.return_to = ngx_http_twostep_manage_url(page)
+                                 + "?done=totp";
             }
 
-            return ngx_http_twostep_redirect(page.r,
-                       ngx_http_twostep_manage_url(page) + "?done=totp");
+            return ngx_http_twostep_finish_signin(page, signin, *user,
+                                                  twostep::Method::totp);
         });
 }
 
@@ -574,6 +576,18 @@ ngx_http_twostep_security_info(ngx_http_twostep_page_t &p)
 
             std::string done = action == "phone" && user->phone.empty()
                                ? "phone-removed" : action;
+
+            if (action == "remove-totp") {
+                // Credentials changed: other sessions end, this one goes on.
+                twostep::PendingSignin renew;
+                renew.user = name;
+                renew.via = twostep::FirstFactor::session;
+                page.return_to = ngx_http_twostep_manage_url(page)
+                                 + "?done=" + done;
+
+                return ngx_http_twostep_finish_signin(page, renew, *user,
+                                                      session->method);
+            }
 
             return ngx_http_twostep_redirect(page.r,
                        ngx_http_twostep_manage_url(page) + "?done=" + done);

@@ -155,10 +155,14 @@ ngx_http_twostep_evict(ngx_http_twostep_zone_ctx_t *ctx, int64_t now,
         rec = ngx_queue_data(q, ngx_http_twostep_record_t, queue);
 
         if (rec->expires <= now || !rec->pinned) {
-            if (rec->expires > now) {
+            // Once a second at most: a flood must not flood the log too.
+            static time_t  logged;
+
+            if (rec->expires > now && logged != ngx_time()) {
+                logged = ngx_time();
                 ngx_log_error(NGX_LOG_WARN, log, 0,
-                              "twostep: zone is full, dropped the least "
-                              "recently used record (raise twostep_zone)");
+                              "twostep: zone is full, dropping the least "
+                              "recently used records (raise twostep_zone)");
             }
 
             ngx_http_twostep_drop(ctx, rec);

@@ -5,7 +5,8 @@ sessions working; dropping the old key ends them (back to sign in). The
 zone survives reloads, so a used code stays used."""
 
 from harness import (SIGNIN, Page, location, on_both_workers, set_cookies,
-                     snippet, wait_off_step_boundary, write_users)
+                     new_secret, password_hash, snippet,
+                     wait_off_step_boundary, write_users)
 
 
 def past_password(site, user, path="/app/"):
@@ -121,3 +122,29 @@ def test_user_removed_from_the_store_loses_access(guarded):
     on_both_workers(lambda: site.get_with_session(
         b2.cookie("twostep_session")), opens_as(stayer))
     on_both_workers(lambda: site.get_with_session(value), sent_to_signin)
+
+
+def test_new_password_or_app_ends_existing_sessions(guarded):
+    """OWASP ASVS 3.3.3: after a password change or an authenticator reset
+    (nginx -s reload with the edited store), the sessions made with the old
+    credentials stop opening pages on every worker; other users' do not."""
+    site = guarded("credentials", users=3)
+    changer, resetter, bystander = site.users
+    cookies = {}
+    for user in site.users:
+        b = site.browser()
+        b.sign_in("/app/", user)
+        cookies[user.name] = b.cookie("twostep_session")
+        on_both_workers(lambda v=cookies[user.name]: site.get_with_session(v),
+                        opens_as(user))
+
+    changer.pw_hash = password_hash("a-new-password-42")
+    resetter.secret = new_secret()
+    write_users(site.users_file, site.users)
+    site.reload(["a"])
+
+    for user in (changer, resetter):
+        on_both_workers(lambda v=cookies[user.name]: site.get_with_session(v),
+                        sent_to_signin)
+    on_both_workers(lambda: site.get_with_session(cookies[bystander.name]),
+                    opens_as(bystander))

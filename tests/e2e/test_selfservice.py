@@ -628,7 +628,9 @@ def test_signed_in_user_manages_security_info(nginx_factory, workdir, app):
     assert "twostep_session" not in set_cookies(r)
     assert len(site.user_entry(user.name)["recovery"]) == 9
 
-    # The only authenticator app cannot be removed.
+    # The only authenticator app cannot be removed. (The new app renewed
+    # this browser's session, and with it the page's form token.)
+    token = manage_token(security_page(b))
     before = site.store_bytes()
     r = change(b, token, action="remove-totp")
     assert r.status_code == 403, snippet(r)
@@ -716,13 +718,33 @@ def b64url(data):
     return base64.urlsafe_b64encode(data).decode().rstrip("=")
 
 
-def session_cookie(key_file, user, auth_time, method="totp", ttl=3600):
+def credential_tag(entry):
+    """user_store.cpp credential_tag(): 16 base64url characters of SHA-256
+    over the password hash and the app secret with its parameters."""
+    data = entry.get("password", "").encode() + b"\n"
+    totp = entry.get("totp")
+    if totp:
+        if isinstance(totp, str):
+            secret, alg, digits, period = totp, "SHA1", 6, 30
+        else:
+            secret = totp["secret"]
+            alg = totp.get("algorithm", "SHA1").upper()
+            digits, period = totp.get("digits", 6), totp.get("period", 30)
+        secret = secret.replace(" ", "").upper()
+        raw = base64.b32decode(secret + "=" * (-len(secret) % 8))
+        data += raw + b"\n" + ("%s %d %d" % (alg, digits, period)).encode()
+    return b64url(hashlib.sha256(data).digest()[:12])
+
+
+def session_cookie(key_file, user, auth_time, credentials, method="totp",
+                   ttl=3600):
     """A session cookie signed with the site's own key, exactly as the
-    module writes one (session.cpp: 1|sid|user|method|auth_time|expires,
-    keyring.cpp: kind.payload.tag): what the browser would hold if its
-    second step had been passed at `auth_time`."""
-    payload = "1|%s|%s|%s|%d|%d" % (b64url(os.urandom(16)), user, method,
-                                    auth_time, int(time.time()) + ttl)
+    module writes one (session.cpp: 1|sid|user|method|auth_time|expires|
+    credentials, keyring.cpp: kind.payload.tag): what the browser would
+    hold if its second step had been passed at `auth_time`."""
+    payload = "1|%s|%s|%s|%d|%d|%s" % (b64url(os.urandom(16)), user, method,
+                                       auth_time, int(time.time()) + ttl,
+                                       credentials)
     signed = "s." + b64url(payload.encode())
     tag = hmac.new(token_key(Path(key_file).read_bytes()), signed.encode(),
                    hashlib.sha256).digest()
@@ -742,9 +764,10 @@ def test_stale_second_step_must_be_renewed_before_a_change(
 
     # Control: made the same way, second step just now: changes work.
     fresh = site.browser()
+    tag = credential_tag(site.user_entry(user.name))
     fresh.set_cookie("twostep_session",
                      session_cookie(site.key_file, user.name,
-                                    int(time.time())))
+                                    int(time.time()), tag))
     assert fresh.app_view("/app/")["headers"]["X-Remote-User"] == user.name
     r = change(fresh, manage_token(security_page(fresh)), action="phone",
                phone="+15550000001")
@@ -756,7 +779,7 @@ def test_stale_second_step_must_be_renewed_before_a_change(
     stale = site.browser()
     stale.set_cookie("twostep_session",
                      session_cookie(site.key_file, user.name,
-                                    int(time.time()) - 310))
+                                    int(time.time()) - 310, tag))
     seen = stale.app_view("/app/")
     assert seen["headers"]["X-Remote-User"] == user.name
     r = security_page(stale)

@@ -208,7 +208,7 @@ END_TEST
 START_TEST(keyring_tampering)
 {
     KeyRing keys = ring({key_a});
-    std::string token = keys.sign("s", "1|sid|alice|totp|1|2");
+    std::string token = keys.sign("s", "1|sid|alice|totp|1|2|");
     ck_assert(keys.verify("s", token));
 
     // Payload: another valid base64url character in the middle.
@@ -229,7 +229,7 @@ START_TEST(keyring_tampering)
     ck_assert(!keys.verify("s", token + "."));
     ck_assert(!keys.verify("s", token + ".AAAA"));
     // Payload swapped for another valid token's payload.
-    std::string other = keys.sign("s", "1|sid|admin|totp|1|2");
+    std::string other = keys.sign("s", "1|sid|admin|totp|1|2|");
     std::string spliced = other.substr(0, mac_start(other))
                           + token.substr(mac_start(token));
     ck_assert(!keys.verify("s", spliced));
@@ -307,7 +307,7 @@ START_TEST(keyring_mac)
     ck_assert(!ring({key_b}).mac_ok("form|n1", tag));
     ck_assert(ring({key_b, key_a}).mac_ok("form|n1", tag));
     // mac() can never serve as a token MAC (separate domains).
-    std::string body = "s." + base64url_encode("1|x|admin|totp|1|9999999999");
+    std::string body = "s." + base64url_encode("1|x|admin|totp|1|9999999999|");
     ck_assert(!keys.verify("s", body + "." + keys.mac(body)));
 }
 END_TEST
@@ -336,7 +336,7 @@ START_TEST(session_round_trip)
     std::string token = encode_session(keys, sample_session());
     ck_assert_string_eq(keys.verify("s", token).value_or("(none)"),
                         "1|sid-1_Ab|alice@example.org|sms|1700000000|"
-                        "1700003600");
+                        "1700003600|");
     // A session is not a pending sign-in, and vice versa.
     ck_assert(!decode_pending(keys, token, 0));
     ck_assert(!decode_session(keys, encode_pending(keys, sample_pending()),
@@ -394,40 +394,43 @@ START_TEST(session_malformed_payloads)
             .has_value();
     };
     // The well-formed baseline, so the refusals below mean something.
-    ck_assert(decodes("1|abc|alice|totp|100|2000"));
-    ck_assert(decodes("1|abc|alice|call|0|2000"));
+    ck_assert(decodes("1|abc|alice|totp|100|2000|"));
+    ck_assert(decodes("1|abc|alice|totp|100|2000|Cred_tag-1"));
+    ck_assert(decodes("1|abc|alice|call|0|2000|"));
     const char *bad[] = {
-        "1|abc|alice|totp|100|2000|x",    // extra field
-        "1|abc|alice|totp|100|2000|",     // extra empty field
+        "1|abc|alice|totp|100|2000||x",    // extra field
+        "1|abc|alice|totp|100|2000||",     // extra empty field
         "1|abc|alice|totp|2000",          // missing field
         "1|abc|alice|totp|100",
         "",
-        "2|abc|alice|totp|100|2000",      // unknown version
-        "01|abc|alice|totp|100|2000",
-        "1||alice|totp|100|2000",         // empty sid
-        "1|a b|alice|totp|100|2000",      // sid not base64url
-        "1|abc|alice|totp|1x0|2000",      // non-numeric times
-        "1|abc|alice|totp|100|2000s",
-        "1|abc|alice|totp||2000",
-        "1|abc|alice|totp|-5|2000",
-        "1|abc|alice|totp|+100|2000",
-        "1|abc|alice|totp| 100|2000",
-        "1|abc|alice|totp|0100|2000",     // leading zero: not canonical
-        "1|abc|alice|totp|100|0x7d0",
-        "1|abc|alice|totp|100|99999999999999999999",  // overflows int64
-        "1|abc|alice|totp|100|9223372036854775808",
-        "1|abc|alice|otp|100|2000",       // unknown method
-        "1|abc|alice|TOTP|100|2000",
-        "1|abc|alice||100|2000",
-        "1|abc||totp|100|2000",           // no user
-        "1|abc|al ice|totp|100|2000",     // bad user
-        "1|abc|alice<script>|totp|100|2000",
+        "2|abc|alice|totp|100|2000|",      // unknown version
+        "01|abc|alice|totp|100|2000|",
+        "1||alice|totp|100|2000|",         // empty sid
+        "1|a b|alice|totp|100|2000|",      // sid not base64url
+        "1|abc|alice|totp|1x0|2000|",      // non-numeric times
+        "1|abc|alice|totp|100|2000s|",
+        "1|abc|alice|totp||2000|",
+        "1|abc|alice|totp|-5|2000|",
+        "1|abc|alice|totp|+100|2000|",
+        "1|abc|alice|totp| 100|2000|",
+        "1|abc|alice|totp|0100|2000|",     // leading zero: not canonical
+        "1|abc|alice|totp|100|0x7d0|",
+        "1|abc|alice|totp|100|99999999999999999999|",  // overflows int64
+        "1|abc|alice|totp|100|9223372036854775808|",
+        "1|abc|alice|otp|100|2000|",       // unknown method
+        "1|abc|alice|TOTP|100|2000|",
+        "1|abc|alice||100|2000|",
+        "1|abc||totp|100|2000|",           // no user
+        "1|abc|al ice|totp|100|2000|",     // bad user
+        "1|abc|alice<script>|totp|100|2000|",
+        "1|abc|alice|totp|100|2000|a b",  // malformed credentials
+        "1|abc|alice|totp|100|2000",      // no credentials field
     };
     for (const char *payload : bad)
         ck_assert_msg(!decodes(payload), "accepted '%s'", payload);
-    ck_assert(!decodes("1|abc|" + std::string(65, 'u') + "|totp|100|2000"));
-    ck_assert(decodes("1|abc|" + std::string(64, 'u') + "|totp|100|2000"));
-    ck_assert(decodes("1|abc|alice|totp|100|9223372036854775807"));
+    ck_assert(!decodes("1|abc|" + std::string(65, 'u') + "|totp|100|2000|"));
+    ck_assert(decodes("1|abc|" + std::string(64, 'u') + "|totp|100|2000|"));
+    ck_assert(decodes("1|abc|alice|totp|100|9223372036854775807|"));
 }
 END_TEST
 

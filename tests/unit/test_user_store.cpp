@@ -551,6 +551,42 @@ START_TEST(users_in_order)
 }
 END_TEST
 
+START_TEST(credential_tag_follows_the_factors)
+{
+    std::string secret_a = "GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ";
+    std::string secret_b = "JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP";
+    auto tag = [](const std::string &json, const char *name) {
+        std::string error;
+        auto store = UserStore::parse(json, error);
+        ck_assert_msg(store != nullptr, "%s", error.c_str());
+        return store->find(name)->credential_tag;
+    };
+    std::string pw1 = "$6$saltsalt$" + std::string(86, 'a');
+    std::string pw2 = "$6$saltsalt$" + std::string(86, 'b');
+    auto doc = [](const std::string &pw, const std::string &totp,
+                  const std::string &extra) {
+        return "{\"users\": {\"u\": {\"password\": \"" + pw
+               + "\", \"totp\": \"" + totp + "\"" + extra + "}}}";
+    };
+    std::string base = tag(doc(pw1, secret_a, ""), "u");
+    ck_assert_uint_eq(base.size(), 16);
+    // Stable, and unmoved by what is not a credential. (Check's string
+    // asserts must not get c_str() of a temporary: compare std::strings.)
+    ck_assert(tag(doc(pw1, secret_a, ""), "u") == base);
+    ck_assert(tag(doc(pw1, secret_a, ", \"phone\": \"+15551234567\""), "u")
+              == base);
+    // A new password or a new secret changes it.
+    ck_assert(tag(doc(pw2, secret_a, ""), "u") != base);
+    ck_assert(tag(doc(pw1, secret_b, ""), "u") != base);
+    // So does dropping the app (a reset).
+    std::string error;
+    auto reset = UserStore::parse("{\"users\": {\"u\": {\"password\": \""
+                                  + pw1 + "\"}}}", error);
+    ck_assert(reset != nullptr);
+    ck_assert(reset->find("u")->credential_tag != base);
+}
+END_TEST
+
 int main()
 {
     Suite *suite = suite_create("user_store");
@@ -572,6 +608,7 @@ int main()
     tcase_add_test(tc, bad_security_members);
     tcase_add_test(tc, validators);
     tcase_add_test(tc, users_in_order);
+    tcase_add_test(tc, credential_tag_follows_the_factors);
     suite_add_tcase(suite, tc);
     return run_suite(suite);
 }
