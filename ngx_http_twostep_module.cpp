@@ -1,9 +1,10 @@
 // nginx-twostep: two-step verification in front of any location.
 //
-// Directives, configuration, the access check and the variables. The sign-in
-// pages live in src/ngx/ngx_http_twostep_portal.cpp, request and response
-// helpers in src/ngx/ngx_http_twostep_http.cpp, and all logic that does not
-// need nginx in src/core/.
+// Directives, configuration, the access check and the variables. The rest
+// of the nginx glue is in src/ngx/, one file a concern (the sign-in pages,
+// Duo, self-service, libcurl on the event loop, the thread pool, the shared
+// zone, the user store file), and all logic that does not need nginx is in
+// src/core/.
 
 #include "ngx/ngx_http_twostep.h"
 
