@@ -12,15 +12,6 @@
 
 using namespace twostep;
 
-// ck_assert_str_eq keeps a pointer past the end of the full expression, so
-// a .c_str() of a temporary would dangle: compare copies instead.
-#define ck_assert_string_eq(got, want)                                      \
-    do {                                                                    \
-        const std::string got_ = (got), want_ = (want);                     \
-        ck_assert_msg(got_ == want_, "%s: got '%s', want '%s'", #got,       \
-                      got_.c_str(), want_.c_str());                         \
-    } while (0)
-
 namespace {
 
 // mkpasswd -m yescrypt secret

@@ -3,6 +3,17 @@
 
 #include <check.h>
 #include <cstdlib>
+#include <string>
+
+// ck_assert_str_eq keeps a pointer past the end of the full expression, so
+// a .c_str() of a temporary would dangle: compare copies instead.
+#define ck_assert_string_eq(got, want)                                      \
+    do {                                                                    \
+        const std::string got_ = std::string(got);                          \
+        const std::string want_ = std::string(want);                        \
+        ck_assert_msg(got_ == want_, "%s: got '%s', want '%s'", #got,       \
+                      got_.c_str(), want_.c_str());                         \
+    } while (0)
 
 inline int run_suite(Suite *suite)
 {
