@@ -10,20 +10,6 @@ constexpr std::size_t max_name_bytes = 64;
 constexpr std::size_t max_value_bytes = 4096;
 constexpr std::size_t max_fields = 32;
 
-int hex_value(char c)
-{
-    if (c >= '0' && c <= '9') {
-        return c - '0';
-    }
-    if (c >= 'a' && c <= 'f') {
-        return c - 'a' + 10;
-    }
-    if (c >= 'A' && c <= 'F') {
-        return c - 'A' + 10;
-    }
-    return -1;
-}
-
 // Decodes one name or value; false on a bad escape or a NUL byte. Stops
 // early once `limit` is passed, so a huge field costs no more than a small
 // one.
@@ -37,8 +23,8 @@ bool decode(std::string_view in, std::size_t limit, std::string &out,
         if (c == '+') {
             c = ' ';
         } else if (c == '%') {
-            int hi = in.size() - i >= 3 ? hex_value(in[i + 1]) : -1;
-            int lo = in.size() - i >= 3 ? hex_value(in[i + 2]) : -1;
+            int hi = in.size() - i >= 3 ? hex_digit(in[i + 1]) : -1;
+            int lo = in.size() - i >= 3 ? hex_digit(in[i + 2]) : -1;
             if (hi < 0 || lo < 0) {
                 error = "bad %-escape";
                 return false;
@@ -141,6 +127,20 @@ std::string url_encode(std::string_view text)
         }
     }
     return out;
+}
+
+int hex_digit(char c)
+{
+    if (c >= '0' && c <= '9') {
+        return c - '0';
+    }
+    if (c >= 'a' && c <= 'f') {
+        return c - 'a' + 10;
+    }
+    if (c >= 'A' && c <= 'F') {
+        return c - 'A' + 10;
+    }
+    return -1;
 }
 
 std::string_view field(const Fields &fields, std::string_view name)

@@ -18,6 +18,9 @@ std::optional<Fields> parse_form(std::string_view body, std::string &error);
 // Percent-encodes everything outside RFC 3986 unreserved characters.
 std::string url_encode(std::string_view text);
 
+// The value of one hexadecimal digit (either case), or -1.
+int hex_digit(char c);
+
 // The value of `name` or an empty view.
 std::string_view field(const Fields &fields, std::string_view name);
 

@@ -4,6 +4,8 @@
 #include <string>
 #include <utility>
 
+#include "form.h"
+
 namespace twostep {
 
 namespace {
@@ -12,24 +14,10 @@ constexpr std::size_t max_return_to_bytes = 2048;
 // Deeper nesting than "%25252F" has no honest use.
 constexpr int max_decode_rounds = 4;
 
-int hex_value(char c)
-{
-    if (c >= '0' && c <= '9') {
-        return c - '0';
-    }
-    if (c >= 'a' && c <= 'f') {
-        return c - 'a' + 10;
-    }
-    if (c >= 'A' && c <= 'F') {
-        return c - 'A' + 10;
-    }
-    return -1;
-}
-
 bool valid_escape(std::string_view s, std::size_t i)
 {
-    return s.size() - i >= 3 && hex_value(s[i + 1]) >= 0
-        && hex_value(s[i + 2]) >= 0;
+    return s.size() - i >= 3 && hex_digit(s[i + 1]) >= 0
+        && hex_digit(s[i + 2]) >= 0;
 }
 
 // One round of percent-decoding; malformed escapes are kept as they are.
@@ -39,8 +27,8 @@ std::string percent_decode(std::string_view s)
     out.reserve(s.size());
     for (std::size_t i = 0; i < s.size(); i++) {
         if (s[i] == '%' && valid_escape(s, i)) {
-            out.push_back(static_cast<char>(hex_value(s[i + 1]) * 16
-                                            + hex_value(s[i + 2])));
+            out.push_back(static_cast<char>(hex_digit(s[i + 1]) * 16
+                                            + hex_digit(s[i + 2])));
             i += 2;
         } else {
             out.push_back(s[i]);
