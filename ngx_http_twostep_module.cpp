@@ -691,21 +691,52 @@ ngx_http_twostep_users(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 }
 
 
+// Reads a key file into `buf` (by the master process, so it may be
+// readable by root only); the name is resolved against the prefix. The
+// number of bytes read, or NGX_ERROR with the reason logged.
+static ssize_t
+ngx_http_twostep_read_secret(ngx_conf_t *cf, ngx_str_t *name, u_char *buf,
+    size_t size)
+{
+    ngx_file_t  file;
+    ssize_t     n;
+
+    if (ngx_conf_full_name(cf->cycle, name, 1) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    ngx_memzero(&file, sizeof(ngx_file_t));
+    file.name = *name;
+    file.log = cf->log;
+
+    file.fd = ngx_open_file(name->data, NGX_FILE_RDONLY, NGX_FILE_OPEN, 0);
+    if (file.fd == NGX_INVALID_FILE) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, ngx_errno,
+                           ngx_open_file_n " \"%V\" failed", name);
+        return NGX_ERROR;
+    }
+
+    n = ngx_read_file(&file, buf, size, 0);
+
+    if (ngx_close_file(file.fd) == NGX_FILE_ERROR) {
+        ngx_log_error(NGX_LOG_ALERT, cf->log, ngx_errno,
+                      ngx_close_file_n " \"%V\" failed", name);
+    }
+
+    return n;
+}
+
+
 static char *
 ngx_http_twostep_cookie_key(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 {
     auto scf = static_cast<ngx_http_twostep_srv_conf_t *>(conf);
 
     ngx_str_t   *value;
-    ngx_file_t   file;
     u_char       buf[1024];
     ssize_t      n;
 
     value = static_cast<ngx_str_t *>(cf->args->elts);
-
-    if (ngx_conf_full_name(cf->cycle, &value[1], 1) != NGX_OK) {
-        return static_cast<char *>(NGX_CONF_ERROR);
-    }
 
     if (scf->keys == NULL) {
         scf->keys = ngx_http_twostep_pool_new<twostep::KeyRing>(cf->pool);
@@ -714,24 +745,7 @@ ngx_http_twostep_cookie_key(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
         }
     }
 
-    ngx_memzero(&file, sizeof(ngx_file_t));
-    file.name = value[1];
-    file.log = cf->log;
-
-    file.fd = ngx_open_file(value[1].data, NGX_FILE_RDONLY, NGX_FILE_OPEN, 0);
-    if (file.fd == NGX_INVALID_FILE) {
-        ngx_conf_log_error(NGX_LOG_EMERG, cf, ngx_errno,
-                           ngx_open_file_n " \"%V\" failed", &value[1]);
-        return static_cast<char *>(NGX_CONF_ERROR);
-    }
-
-    n = ngx_read_file(&file, buf, sizeof(buf), 0);
-
-    if (ngx_close_file(file.fd) == NGX_FILE_ERROR) {
-        ngx_log_error(NGX_LOG_ALERT, cf->log, ngx_errno,
-                      ngx_close_file_n " \"%V\" failed", &value[1]);
-    }
-
+    n = ngx_http_twostep_read_secret(cf, &value[1], buf, sizeof(buf));
     if (n == NGX_ERROR) {
         return static_cast<char *>(NGX_CONF_ERROR);
     }
@@ -923,7 +937,6 @@ ngx_http_twostep_duo_skey_file(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf)
 {
     ngx_str_t   *value, *skey;
-    ngx_file_t   file;
     u_char       buf[256];
     ssize_t      n;
 
@@ -935,24 +948,7 @@ ngx_http_twostep_duo_skey_file(ngx_conf_t *cf, ngx_command_t *cmd,
 
     value = static_cast<ngx_str_t *>(cf->args->elts);
 
-    if (ngx_conf_full_name(cf->cycle, &value[1], 1) != NGX_OK) {
-        return static_cast<char *>(NGX_CONF_ERROR);
-    }
-
-    ngx_memzero(&file, sizeof(ngx_file_t));
-    file.name = value[1];
-    file.log = cf->log;
-
-    file.fd = ngx_open_file(value[1].data, NGX_FILE_RDONLY, NGX_FILE_OPEN, 0);
-    if (file.fd == NGX_INVALID_FILE) {
-        ngx_conf_log_error(NGX_LOG_EMERG, cf, ngx_errno,
-                           ngx_open_file_n " \"%V\" failed", &value[1]);
-        return static_cast<char *>(NGX_CONF_ERROR);
-    }
-
-    n = ngx_read_file(&file, buf, sizeof(buf), 0);
-    ngx_close_file(file.fd);
-
+    n = ngx_http_twostep_read_secret(cf, &value[1], buf, sizeof(buf));
     if (n == NGX_ERROR) {
         return static_cast<char *>(NGX_CONF_ERROR);
     }
