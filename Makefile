@@ -10,6 +10,7 @@ PYTHON    := /usr/bin/python3
 BUILD_DEPS := nginx nginx-dev build-essential pkg-config libssl-dev \
               libjansson-dev libcurl4-openssl-dev libcrypt-dev \
               libqrencode-dev check
+UNIT_DEPS  := oathtool whois
 TEST_DEPS  := oathtool python3-pytest python3-requests whois
 DEMO_DEPS  := oathtool qrencode whois
 BENCH_DEPS := wrk
@@ -79,7 +80,9 @@ $(TOOL): tools/twostep_user.cpp $(BUILD)/libtwostep_core.a
 
 tool: deps $(TOOL)
 
+# test_totp compares with oathtool, test_password with mkpasswd (whois).
 unit: deps $(UNIT_BINS)
+	@scripts/ensure-deps $(UNIT_DEPS)
 	@set -e; for t in $(UNIT_BINS); do echo "== $$t"; $$t; done
 
 e2e: module tool
@@ -88,7 +91,7 @@ e2e: module tool
 
 test: unit e2e
 
-demo: module
+demo: module tool
 	@scripts/ensure-deps $(DEMO_DEPS)
 	@TWOSTEP_MODULE=$(MODULE) examples/demo.sh
 
