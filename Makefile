@@ -21,7 +21,10 @@ CORE_FLAGS := -std=c++17 -Wall -Wextra -Werror -fPIC -Isrc $(CXXFLAGS)
 CORE_LIBS  := -lcrypto -ljansson -lcrypt -lqrencode
 
 CORE_SRCS := $(sort $(wildcard src/core/*.cpp))
-CORE_OBJS := $(patsubst src/core/%.cpp,$(BUILD)/core/%.o,$(CORE_SRCS))
+CORE_OBJS := $(patsubst src/core/%.cpp,$(BUILD)/core/%.o,$(CORE_SRCS)) \
+             $(BUILD)/core/embedded_pages.o
+# The pages' templates, stylesheet, script and translations, compiled in.
+PAGE_FILES := $(sort $(wildcard src/core/pages/* src/core/pages/lang/*))
 UNIT_SRCS := $(sort $(wildcard tests/unit/test_*.cpp))
 UNIT_BINS := $(patsubst tests/unit/%.cpp,$(BUILD)/unit/%,$(UNIT_SRCS))
 
@@ -39,7 +42,7 @@ NGX_CC_OPT := -O2 -g -fstack-protector-strong -Wformat \
               -Werror=format-security -D_FORTIFY_SOURCE=2
 NGX_LD_OPT := -Wl,-z,relro -Wl,-z,now
 MODULE_SRCS := ngx_http_twostep_module.cpp $(wildcard src/ngx/*) \
-               $(wildcard src/core/*)
+               $(wildcard src/core/*.cpp src/core/*.h) $(PAGE_FILES)
 
 $(BUILD)/nginx/Makefile: config config.make | deps
 	@mkdir -p $(BUILD)
@@ -61,6 +64,14 @@ module: deps $(MODULE)
 $(BUILD)/core/%.o: src/core/%.cpp src/core/*.h
 	@mkdir -p $(dir $@)
 	@echo "  CXX  $<"
+	@$(CXX) $(CORE_FLAGS) -c $< -o $@
+
+$(BUILD)/core/embedded_pages.cpp: scripts/embed-pages $(PAGE_FILES)
+	@mkdir -p $(dir $@)
+	@scripts/embed-pages src/core/pages >$@.new && mv -f $@.new $@
+
+$(BUILD)/core/embedded_pages.o: $(BUILD)/core/embedded_pages.cpp src/core/*.h
+	@echo "  CXX  embedded pages"
 	@$(CXX) $(CORE_FLAGS) -c $< -o $@
 
 $(BUILD)/libtwostep_core.a: $(CORE_OBJS)
@@ -133,11 +144,16 @@ FUZZ_FLAGS   := -std=c++17 -g -O1 -fsanitize=fuzzer,address,undefined \
                 -fno-sanitize-recover=all -Isrc
 FUZZ_SRCS    := $(sort $(wildcard tests/fuzz/fuzz_*.cpp))
 FUZZ_BINS    := $(patsubst tests/fuzz/%.cpp,$(BUILD)/fuzz/%,$(FUZZ_SRCS))
-FUZZ_OBJS    := $(patsubst src/core/%.cpp,$(BUILD)/fuzz/core/%.o,$(CORE_SRCS))
+FUZZ_OBJS    := $(patsubst src/core/%.cpp,$(BUILD)/fuzz/core/%.o,$(CORE_SRCS)) \
+                $(BUILD)/fuzz/core/embedded_pages.o
 
 .PHONY: fuzz
 
-$(FUZZ_OBJS): $(BUILD)/fuzz/core/%.o: src/core/%.cpp src/core/*.h
+$(filter-out %/embedded_pages.o,$(FUZZ_OBJS)): $(BUILD)/fuzz/core/%.o: src/core/%.cpp src/core/*.h
+	@mkdir -p $(dir $@)
+	$(FUZZ_CXX) $(FUZZ_FLAGS) -c $< -o $@
+
+$(BUILD)/fuzz/core/embedded_pages.o: $(BUILD)/core/embedded_pages.cpp src/core/*.h
 	@mkdir -p $(dir $@)
 	$(FUZZ_CXX) $(FUZZ_FLAGS) -c $< -o $@
 

@@ -1036,6 +1036,18 @@ ngx_http_twostep_init(ngx_conf_t *cf)
                    ngx_http_conf_get_module_main_conf(cf,
                                                       ngx_http_twostep_module));
 
+    // The built-in pages are parsed here, once, in the master: workers
+    // inherit them, and a broken build fails "nginx -t".
+    try {
+        twostep::PageTheme::builtin();
+
+    } catch (const std::exception &e) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "twostep: the built-in pages are broken: %s",
+                           e.what());
+        return NGX_ERROR;
+    }
+
     if (mcf->protects) {
         ngx_conf_init_size_value(mcf->zone_size, 1024 * 1024);
 

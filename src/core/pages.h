@@ -1,5 +1,9 @@
 // The portal's HTML pages: small, accessible, work without JavaScript, and
-// escape everything they echo.
+// escape everything they echo. The markup is in src/core/pages/*.html and
+// the wording in src/core/pages/lang/*.json (page_theme.h); every render_*
+// takes the PageContext of the response: theme, language and site name.
+// `error` and `notice` fields hold a text key ("error.code_wrong") or, for
+// older callers, a text shown as given.
 #pragma once
 
 #include <cstddef>
@@ -9,14 +13,13 @@
 #include <vector>
 
 #include "methods.h"
+#include "page_theme.h"
 
 namespace twostep {
 
-std::string html_escape(std::string_view text);
-
-// The Content-Security-Policy the pages are sent with: no scripts, no
-// framing, forms only to this origin, and only the pages' own stylesheet
-// (allowed by its SHA-256 hash).
+// The Content-Security-Policy of the built-in pages: no framing, forms only
+// to this origin, and only the pages' own stylesheet and script (allowed
+// by their SHA-256 hashes). A theme's own: PageTheme::security_policy().
 const std::string &page_security_policy();
 
 struct PortalPaths {
@@ -38,7 +41,7 @@ struct SigninPage {
 
 // Form: POST paths.signin with fields username, password, return_to,
 // methods, form_token.
-std::string render_signin(const SigninPage &page);
+std::string render_signin(const PageContext &ctx, const SigninPage &page);
 
 struct CodePage {
     PortalPaths paths;
@@ -59,7 +62,7 @@ struct CodePage {
 // was sent: a button posting method and action=send. When `offered` has
 // other methods, a "Sign in another way" list of links
 // (paths.verify?method=...&return_to=...)
-std::string render_code(const CodePage &page);
+std::string render_code(const PageContext &ctx, const CodePage &page);
 
 struct WaitPage {
     PortalPaths paths;
@@ -76,7 +79,7 @@ struct WaitPage {
 // the key". Moves on by itself: without JavaScript a meta refresh to
 // paths.wait?check=1, with JavaScript a script that long-polls
 // paths.status and then goes there.
-std::string render_wait(const WaitPage &page);
+std::string render_wait(const PageContext &ctx, const WaitPage &page);
 
 struct EnrollPage {
     PortalPaths paths;
@@ -94,7 +97,7 @@ struct EnrollPage {
 // "Set up your authenticator app": the QR code, the key as text in groups
 // of four for typing, and an "Enter code" box (field `code`) posting to
 // page.enroll with return_to, methods, form_token; button "Verify".
-std::string render_enroll(const EnrollPage &page);
+std::string render_enroll(const PageContext &ctx, const EnrollPage &page);
 
 struct SecurityInfoPage {
     PortalPaths paths;
@@ -118,19 +121,24 @@ struct SecurityInfoPage {
 // removes), "recovery" (new codes); "Add authenticator app" / "Replace" is
 // a form posting action "totp" to page.manage. New recovery codes, when
 // given, are listed once with a warning to store them.
-std::string render_security_info(const SecurityInfoPage &page);
+std::string render_security_info(const PageContext &ctx,
+                                 const SecurityInfoPage &page);
 
-// A plain page: a heading, a paragraph, and optionally a link.
-std::string render_message(std::string_view title, std::string_view text,
+// A plain page: a heading, a paragraph, and optionally a link; each text a
+// key ("msg.expired.title") or a text shown as given.
+std::string render_message(const PageContext &ctx, std::string_view title,
+                           std::string_view text,
                            std::string_view link_href = {},
                            std::string_view link_text = {});
 
 // The signed-out confirmation with a "Sign in again" link.
-std::string render_signed_out(const PortalPaths &paths);
+std::string render_signed_out(const PageContext &ctx,
+                              const PortalPaths &paths);
 
 // "Sign out" for a signed-in user: a button posting form_token to
 // paths.logout.
-std::string render_signout(const PortalPaths &paths, std::string_view user,
+std::string render_signout(const PageContext &ctx, const PortalPaths &paths,
+                           std::string_view user,
                            std::string_view form_token);
 
 }  // namespace twostep

@@ -23,6 +23,7 @@ extern "C" {
 #include "core/guard.h"
 #include "core/keyring.h"
 #include "core/methods.h"
+#include "core/page_theme.h"
 #include "core/session.h"
 #include "core/session_cache.h"
 #include "core/user_store.h"
@@ -167,6 +168,9 @@ ngx_int_t ngx_http_twostep_clear_cookie(ngx_http_request_t *r,
     bool pending);
 ngx_int_t ngx_http_twostep_set_location(ngx_http_request_t *r,
     std::string_view location);
+// What this response's pages are rendered with: the server's theme and
+// site name, and the language the visitor asked for.
+twostep::PageContext ngx_http_twostep_page_ctx(ngx_http_request_t *r);
 ngx_int_t ngx_http_twostep_send_page(ngx_http_request_t *r,
     ngx_uint_t status, const std::string &html);
 ngx_int_t ngx_http_twostep_send_json(ngx_http_request_t *r,

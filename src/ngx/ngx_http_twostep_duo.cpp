@@ -62,7 +62,8 @@ ngx_http_twostep_duo_unavailable(ngx_http_twostep_page_t &p,
                  "Try again in a minute, or sign in another way.";
 
     return ngx_http_twostep_send_page(p.r, NGX_HTTP_SERVICE_UNAVAILABLE,
-                                      twostep::render_code(page));
+               twostep::render_code(ngx_http_twostep_page_ctx(p.r),
+                                    page));
 }
 
 
@@ -229,7 +230,8 @@ ngx_http_twostep_duo_offered(ngx_http_twostep_duo_call_t &call,
     page.notice = notice;
 
     return ngx_http_twostep_send_page(p.r, NGX_HTTP_OK,
-                                      twostep::render_code(page));
+               twostep::render_code(ngx_http_twostep_page_ctx(p.r),
+                                    page));
 }
 
 
@@ -301,7 +303,8 @@ ngx_http_twostep_duo_verify(ngx_http_twostep_page_t &p,
         page.error = error;
 
         return ngx_http_twostep_send_page(p.r, status,
-                                          twostep::render_code(page));
+                   twostep::render_code(ngx_http_twostep_page_ctx(p.r),
+                                        page));
     }
 
     if (method == twostep::Method::sms) {
@@ -342,7 +345,8 @@ ngx_http_twostep_duo_verify(ngx_http_twostep_page_t &p,
                          "again.";
 
             return ngx_http_twostep_send_page(p.r, NGX_HTTP_FORBIDDEN,
-                                              twostep::render_code(page));
+                       twostep::render_code(ngx_http_twostep_page_ctx(p.r),
+                                            page));
         }
 
         int64_t locked = twostep::begin_attempt(state,
@@ -387,7 +391,8 @@ ngx_http_twostep_wait_page(ngx_http_twostep_page_t &p,
     page.methods = twostep::methods_to_list(p.methods);
 
     return ngx_http_twostep_send_page(p.r, NGX_HTTP_OK,
-                                      twostep::render_wait(page));
+               twostep::render_wait(ngx_http_twostep_page_ctx(p.r),
+                                    page));
 }
 
 
@@ -496,7 +501,8 @@ ngx_http_twostep_duo_answered(ngx_http_twostep_duo_call_t &call,
     page.error = error;
 
     return ngx_http_twostep_send_page(p.r, NGX_HTTP_FORBIDDEN,
-                                      twostep::render_code(page));
+               twostep::render_code(ngx_http_twostep_page_ctx(p.r),
+                                    page));
 }
 
 
@@ -600,13 +606,15 @@ ngx_http_twostep_duo_finish(ngx_http_twostep_duo_call_t &call, long status,
                 page.error = "The text message could not be sent. Try "
                              "again, or sign in another way.";
                 return ngx_http_twostep_send_page(p.r, NGX_HTTP_FORBIDDEN,
-                                                  twostep::render_code(page));
+                           twostep::render_code(ngx_http_twostep_page_ctx(p.r),
+                                                page));
             }
 
             page.sms_sent = true;
             page.notice = "We texted a code to your phone.";
             return ngx_http_twostep_send_page(p.r, NGX_HTTP_OK,
-                                              twostep::render_code(page));
+                       twostep::render_code(ngx_http_twostep_page_ctx(p.r),
+                                            page));
         }
 
     default: /* NGX_HTTP_TWOSTEP_DUO_PASSCODE */
@@ -626,7 +634,8 @@ ngx_http_twostep_duo_finish(ngx_http_twostep_duo_call_t &call, long status,
                          "again.";
 
             return ngx_http_twostep_send_page(p.r, NGX_HTTP_FORBIDDEN,
-                                              twostep::render_code(page));
+                       twostep::render_code(ngx_http_twostep_page_ctx(p.r),
+                                            page));
         }
     }
 }

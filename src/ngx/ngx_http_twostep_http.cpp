@@ -237,6 +237,14 @@ ngx_http_twostep_send_body(ngx_http_request_t *r, ngx_uint_t status,
 }
 
 
+twostep::PageContext
+ngx_http_twostep_page_ctx(ngx_http_request_t *r)
+{
+    (void) r;
+    return twostep::PageContext();
+}
+
+
 ngx_int_t
 ngx_http_twostep_send_page(ngx_http_request_t *r, ngx_uint_t status,
     const std::string &html)
@@ -260,8 +268,8 @@ ngx_http_twostep_send_message(ngx_http_request_t *r, ngx_uint_t status,
 {
     try {
         return ngx_http_twostep_send_page(r, status,
-                                          twostep::render_message(title,
-                                                                  text));
+                   twostep::render_message(ngx_http_twostep_page_ctx(r),
+                                           title, text));
 
     } catch (const std::exception &e) {
         ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,

@@ -141,13 +141,13 @@ ngx_http_twostep_expired(ngx_http_twostep_page_t &p)
                          "");
 
     return ngx_http_twostep_send_page(p.r, NGX_HTTP_FORBIDDEN,
-        twostep::render_message(
-            "This page has expired",
-            "Your sign-in took too long or came from another page. "
-            "Please start again.",
-            ngx_http_twostep_portal_url(p.scf, "signin", p.return_to,
-                                        p.methods),
-            "Start again"));
+               twostep::render_message(ngx_http_twostep_page_ctx(p.r),
+                   "This page has expired",
+                   "Your sign-in took too long or came from another page. "
+                   "Please start again.",
+                   ngx_http_twostep_portal_url(p.scf, "signin", p.return_to,
+                                               p.methods),
+                   "Start again"));
 }
 
 
@@ -251,7 +251,8 @@ ngx_http_twostep_signin_page(ngx_http_twostep_page_t &p,
     page.error = std::string(error);
 
     return ngx_http_twostep_send_page(p.r, status,
-                                      twostep::render_signin(page));
+               twostep::render_signin(ngx_http_twostep_page_ctx(p.r),
+                                      page));
 }
 
 
@@ -573,7 +574,8 @@ ngx_http_twostep_verify_get(ngx_http_twostep_page_t &p)
                                  twostep::field(p.query, "method"), *user);
 
     return ngx_http_twostep_send_page(p.r, NGX_HTTP_OK,
-               twostep::render_code(ngx_http_twostep_code_form(
+               twostep::render_code(ngx_http_twostep_page_ctx(p.r),
+                                    ngx_http_twostep_code_form(
                    p, *pending, *user, method, offered)));
 }
 
@@ -675,7 +677,8 @@ ngx_http_twostep_verify_post(ngx_http_twostep_page_t &p)
         page.error = error;
 
         return ngx_http_twostep_send_page(p.r, NGX_HTTP_FORBIDDEN,
-                                          twostep::render_code(page));
+                   twostep::render_code(ngx_http_twostep_page_ctx(p.r),
+                                        page));
     }
 
     return ngx_http_twostep_finish_signin(p, *pending, *user, *method);
@@ -749,13 +752,13 @@ ngx_http_twostep_logout(ngx_http_twostep_page_t &p)
     if (p.r->method & (NGX_HTTP_GET|NGX_HTTP_HEAD)) {
         if (session == nullptr) {
             return ngx_http_twostep_send_page(p.r, NGX_HTTP_OK,
-                       twostep::render_signed_out(
-                           ngx_http_twostep_paths(p.scf)));
+                   twostep::render_signed_out(ngx_http_twostep_page_ctx(p.r),
+                                              ngx_http_twostep_paths(p.scf)));
         }
 
         return ngx_http_twostep_send_page(p.r, NGX_HTTP_OK,
-                   twostep::render_signout(ngx_http_twostep_paths(p.scf),
-                       session->user,
+                   twostep::render_signout(ngx_http_twostep_page_ctx(p.r),
+                       ngx_http_twostep_paths(p.scf), session->user,
                        ngx_http_twostep_logout_token(p, *session)));
     }
 
@@ -785,7 +788,8 @@ ngx_http_twostep_logout(ngx_http_twostep_page_t &p)
     }
 
     return ngx_http_twostep_send_page(p.r, NGX_HTTP_OK,
-               twostep::render_signed_out(ngx_http_twostep_paths(p.scf)));
+               twostep::render_signed_out(ngx_http_twostep_page_ctx(p.r),
+                                          ngx_http_twostep_paths(p.scf)));
 }
 
 

@@ -116,7 +116,8 @@ ngx_http_twostep_enroll_page(ngx_http_twostep_page_t &p,
     page.error = std::string(error);
 
     return ngx_http_twostep_send_page(p.r, status,
-                                      twostep::render_enroll(page));
+               twostep::render_enroll(ngx_http_twostep_page_ctx(p.r),
+                                      page));
 }
 
 
@@ -329,7 +330,8 @@ ngx_http_twostep_recovery_verify(ngx_http_twostep_page_t &p,
                          "again.";
 
             return ngx_http_twostep_send_page(page.r, NGX_HTTP_FORBIDDEN,
-                                              twostep::render_code(form));
+                       twostep::render_code(ngx_http_twostep_page_ctx(page.r),
+                                            form));
         });
 }
 
@@ -372,7 +374,8 @@ ngx_http_twostep_manage_page(ngx_http_twostep_page_t &p,
     page.error = std::string(error);
 
     return ngx_http_twostep_send_page(p.r, status,
-                                      twostep::render_security_info(page));
+               twostep::render_security_info(ngx_http_twostep_page_ctx(p.r),
+                                             page));
 }
 
 

@@ -263,7 +263,7 @@ START_TEST(signin_page)
     page.return_to = "/app?x=1";
     page.methods = "totp";
     page.form_token = "tok.en";
-    std::string html = render_signin(page);
+    std::string html = render_signin(PageContext(), page);
     check_page(html);
     expect_has(html, "<title>Sign in</title>");
     expect_has(html, "<h1>Sign in</h1>");
@@ -302,7 +302,7 @@ START_TEST(signin_error_and_refill)
     page.paths = paths();
     page.username = "bob";
     page.error = "Wrong user name or password.";
-    std::string html = render_signin(page);
+    std::string html = render_signin(PageContext(), page);
     check_page(html);
     expect_has(html, "role=\"alert\">Wrong user name or password.</p>");
     std::size_t user = html.find("id=\"username\"");
@@ -319,7 +319,7 @@ START_TEST(signin_escapes_everything)
     page.form_token = hostile;
     page.username = hostile_single;
     page.error = hostile + "&amp;";
-    std::string html = render_signin(page);
+    std::string html = render_signin(PageContext(), page);
     check_page(html);
     expect_lacks(html, hostile);
     expect_lacks(html, hostile_single);
@@ -335,7 +335,7 @@ END_TEST
 
 START_TEST(code_page_totp)
 {
-    std::string html = render_code(code_page(Method::totp, bit(Method::totp)));
+    std::string html = render_code(PageContext(), code_page(Method::totp, bit(Method::totp)));
     check_page(html);
     expect_has(html, "<title>Enter code</title>");
     expect_has(html, "<h1>Enter code</h1>");
@@ -365,14 +365,14 @@ START_TEST(code_page_totp)
     expect_lacks(html, totp_label);
 
     // Nothing else offered, or nothing at all: no list either.
-    expect_lacks(render_code(code_page(Method::totp, 0)),
+    expect_lacks(render_code(PageContext(), code_page(Method::totp, 0)),
                  "Sign in another way");
 }
 END_TEST
 
 START_TEST(code_page_other_ways)
 {
-    std::string html = render_code(code_page(Method::totp, all_methods));
+    std::string html = render_code(PageContext(), code_page(Method::totp, all_methods));
     check_page(html);
     expect_has(html, "<h2 id=\"other-ways\">Sign in another way</h2>");
     expect_lacks(html, totp_label);
@@ -389,7 +389,7 @@ START_TEST(code_page_other_ways)
     // The list comes after the form.
     ck_assert(html.find("</form>") < push);
 
-    html = render_code(code_page(Method::totp,
+    html = render_code(PageContext(), code_page(Method::totp,
                                  bit(Method::totp) | bit(Method::sms)));
     expect_has(html, "Sign in another way");
     expect_has(html, sms_label);
@@ -401,7 +401,7 @@ END_TEST
 START_TEST(code_page_sms)
 {
     // Before a code is sent: a button that sends it, no code box.
-    std::string before = render_code(code_page(Method::sms,
+    std::string before = render_code(PageContext(), code_page(Method::sms,
                                                bit(Method::sms)));
     check_page(before);
     expect_has(before, "<button type=\"submit\" autofocus>Send code");
@@ -413,7 +413,7 @@ START_TEST(code_page_sms)
                               bit(Method::totp) | bit(Method::sms));
     sent.sms_sent = true;
     sent.notice = "We texted a code to <you>";
-    std::string html = render_code(sent);
+    std::string html = render_code(PageContext(), sent);
     check_page(html);
     expect_has(html, "We texted a code to &lt;you&gt;");
     expect_has(html, "<h1>Enter code</h1>");
@@ -428,14 +428,14 @@ START_TEST(code_page_sms)
     // sms alone: no other way to offer.
     CodePage alone = code_page(Method::sms, bit(Method::sms));
     alone.sms_sent = true;
-    expect_lacks(render_code(alone), "Sign in another way");
+    expect_lacks(render_code(PageContext(), alone), "Sign in another way");
 }
 END_TEST
 
 START_TEST(code_page_later_methods)
 {
     for (Method m : {Method::push, Method::call}) {
-        std::string html = render_code(code_page(m, all_methods));
+        std::string html = render_code(PageContext(), code_page(m, all_methods));
         check_page(html);
         expect_has(html, "Signing in as <strong>alice</strong>");
         expect_lacks(html, "name=\"code\"");
@@ -458,7 +458,7 @@ START_TEST(wait_page)
     page.return_to = "/app?x=1&y=<2>";
     page.methods = "totp,push";
     page.number = "42";
-    std::string html = render_wait(page);
+    std::string html = render_wait(PageContext(), page);
     // Exactly one inline script (the one the CSP allows by hash); the rest
     // of the page passes the same checks as every other.
     ck_assert_uint_eq(count(html, "<script"), 1);
@@ -482,7 +482,7 @@ START_TEST(wait_page)
 
     page.method = Method::call;
     page.number.clear();
-    html = render_wait(page);
+    html = render_wait(PageContext(), page);
     expect_has(html, "<h1>Answer the call and press the key</h1>");
     expect_lacks(html, "class=\"number\"");
 }
@@ -497,7 +497,7 @@ START_TEST(code_page_escapes_everything)
     page.methods = hostile;
     page.form_token = hostile_single;
     page.error = hostile;
-    std::string html = render_code(page);
+    std::string html = render_code(PageContext(), page);
     check_page(html);
     expect_lacks(html, hostile);
     expect_lacks(html, hostile_single);
@@ -517,17 +517,17 @@ END_TEST
 
 START_TEST(message_page)
 {
-    std::string html = render_message("Access denied", "You may not pass.");
+    std::string html = render_message(PageContext(), "Access denied", "You may not pass.");
     check_page(html);
     expect_has(html, "<title>Access denied</title>");
     expect_has(html, "<h1>Access denied</h1>");
     expect_has(html, "<p>You may not pass.</p>");
     expect_lacks(html, "<a ");
 
-    html = render_message("T", "x", "/back");
+    html = render_message(PageContext(), "T", "x", "/back");
     expect_has(html, "<a href=\"/back\">/back</a>");
 
-    html = render_message(hostile, hostile_single, hostile, hostile_single);
+    html = render_message(PageContext(), hostile, hostile_single, hostile, hostile_single);
     check_page(html);
     expect_lacks(html, hostile);
     expect_lacks(html, hostile_single);
@@ -541,14 +541,14 @@ END_TEST
 
 START_TEST(signed_out_page)
 {
-    std::string html = render_signed_out(paths());
+    std::string html = render_signed_out(PageContext(), paths());
     check_page(html);
     expect_has(html, "<h1>You have signed out</h1>");
     expect_has(html, "<a href=\"/.twostep/signin\">Sign in again</a>");
 
     PortalPaths evil = paths();
     evil.signin = hostile;
-    html = render_signed_out(evil);
+    html = render_signed_out(PageContext(), evil);
     expect_lacks(html, hostile);
     expect_has(html, "<a href=\"" + hostile_escaped + "\">Sign in again</a>");
 }
@@ -556,7 +556,7 @@ END_TEST
 
 START_TEST(enroll_page_contents)
 {
-    std::string html = render_enroll(enroll_page());
+    std::string html = render_enroll(PageContext(), enroll_page());
     check_page(html);
     expect_has(html, "<title>Set up your authenticator app</title>");
     expect_has(html, "<h1>Set up your authenticator app</h1>");
@@ -571,7 +571,7 @@ START_TEST(enroll_page_contents)
     // The svg as is, in its sizing box.
     expect_has(html, "<div class=\"qr\">" + fake_svg + "</div>");
     // The key for typing, in groups of four, and only that way.
-    expect_has(html, "<summary>Can't scan the code?</summary>");
+    expect_has(html, "<summary>Can&#39;t scan the code?</summary>");
     expect_has(html, "Enter this key in the app, as a time-based key.");
     expect_has(html, "<code class=\"key\">JBSW Y3DP EHPK 3PXP JBSW Y3DP "
                      "EHPK 3PXP</code>");
@@ -607,7 +607,7 @@ START_TEST(enroll_page_contents)
     // A key that is not a multiple of four long keeps its tail.
     EnrollPage odd = enroll_page();
     odd.secret = "ABCDEFGHIJ";
-    expect_has(render_enroll(odd), "<code class=\"key\">ABCD EFGH IJ</code>");
+    expect_has(render_enroll(PageContext(), odd), "<code class=\"key\">ABCD EFGH IJ</code>");
 }
 END_TEST
 
@@ -615,7 +615,7 @@ START_TEST(enroll_page_error)
 {
     EnrollPage page = enroll_page();
     page.error = "That code didn't work.";
-    std::string html = render_enroll(page);
+    std::string html = render_enroll(PageContext(), page);
     check_page(html);
     expect_has(html, "<p class=\"alert\" id=\"error\" role=\"alert\">That "
                      "code didn&#39;t work.</p>");
@@ -633,7 +633,7 @@ START_TEST(enroll_page_real_qr)
                              "JBSWY3DPEHPK3PXP&issuer=nginx-twostep");
     EnrollPage page = enroll_page();
     page.qr_svg = svg;
-    std::string html = render_enroll(page);
+    std::string html = render_enroll(PageContext(), page);
     expect_has(html, "<div class=\"qr\">" + svg + "</div>");
     // The SVG namespace is a name, not something loaded; without it the
     // page passes every check.
@@ -655,7 +655,7 @@ START_TEST(enroll_page_escapes_everything)
     page.methods = hostile;
     page.form_token = hostile_single;
     page.error = hostile;
-    std::string html = render_enroll(page);
+    std::string html = render_enroll(PageContext(), page);
     check_page(html);
     expect_lacks(html, hostile);
     expect_lacks(html, hostile_single);
@@ -679,7 +679,7 @@ START_TEST(security_info_page_basics)
     page.totp = true;
     page.available = bit(Method::totp);
     page.recovery_left = 7;
-    std::string html = render_security_info(page);
+    std::string html = render_security_info(PageContext(), page);
     check_page(html);
     expect_has(html, "<title>Security info</title>");
     expect_has(html, "<h1>Security info</h1>");
@@ -727,7 +727,7 @@ END_TEST
 START_TEST(security_info_totp)
 {
     SecurityInfoPage page = info_page();
-    std::string html = render_security_info(page);
+    std::string html = render_security_info(PageContext(), page);
     check_page(html);
     expect_has(html, "<h3>Authenticator app</h3>\n<p class=\"state\">Not set "
                      "up</p>");
@@ -736,7 +736,7 @@ START_TEST(security_info_totp)
     expect_lacks(html, "value=\"remove-totp\"");
 
     page.totp = true;
-    html = render_security_info(page);
+    html = render_security_info(PageContext(), page);
     check_page(html);
     expect_has(html, "<h3>Authenticator app</h3>\n<p class=\"state\">Set "
                      "up</p>");
@@ -749,7 +749,7 @@ END_TEST
 START_TEST(security_info_phone)
 {
     SecurityInfoPage page = info_page();
-    std::string html = render_security_info(page);
+    std::string html = render_security_info(PageContext(), page);
     check_page(html);
     expect_has(html, "<h3>Phone</h3>\n<p class=\"state\">Not set up</p>");
     std::string save = form_for(html, "phone", "Save phone");
@@ -766,7 +766,7 @@ START_TEST(security_info_phone)
     expect_lacks(html, "name=\"phone\" value=\"\"");
 
     page.phone_masked = "+1 *** *** 4567";
-    html = render_security_info(page);
+    html = render_security_info(PageContext(), page);
     check_page(html);
     expect_has(html, "<h3>Phone</h3>\n<p class=\"state\">+1 *** *** 4567</p>");
     ck_assert(!form_for(html, "phone", "Save phone").empty());
@@ -781,13 +781,13 @@ START_TEST(security_info_available_methods)
 {
     SecurityInfoPage page = info_page();
     page.available = bit(Method::totp);
-    std::string html = render_security_info(page);
+    std::string html = render_security_info(PageContext(), page);
     expect_lacks(html, push_label);
     expect_lacks(html, call_label);
     expect_lacks(html, sms_label);
 
     page.available = bit(Method::call) | bit(Method::sms);
-    html = render_security_info(page);
+    html = render_security_info(PageContext(), page);
     check_page(html);
     expect_lacks(html, push_label);
     expect_has(html, "<h3>" + std::string(call_label) + "</h3>\n"
@@ -795,7 +795,7 @@ START_TEST(security_info_available_methods)
     expect_has(html, "<h3>" + std::string(sms_label) + "</h3>");
 
     page.available = all_methods;
-    html = render_security_info(page);
+    html = render_security_info(PageContext(), page);
     for (const char *label : {push_label, call_label, sms_label}) {
         expect_has(html, "<h3>" + std::string(label) + "</h3>");
     }
@@ -813,7 +813,7 @@ START_TEST(security_info_default_select)
     SecurityInfoPage page = info_page();
     page.available = bit(Method::totp) | bit(Method::sms);
     page.default_method = Method::sms;
-    std::string html = render_security_info(page);
+    std::string html = render_security_info(PageContext(), page);
     check_page(html);
     Options opts = select_options(html);
     ck_assert(opts.values == (Values{"", "totp", "sms"}));
@@ -826,31 +826,31 @@ START_TEST(security_info_default_select)
 
     // No default: "(none)" is selected.
     page.default_method.reset();
-    opts = select_options(render_security_info(page));
+    opts = select_options(render_security_info(PageContext(), page));
     ck_assert(opts.values == (Values{"", "totp", "sms"}));
     ck_assert(opts.selected == "");
 
     // A default that is not available is neither listed nor selected.
     page.default_method = Method::push;
-    opts = select_options(render_security_info(page));
+    opts = select_options(render_security_info(PageContext(), page));
     ck_assert(opts.values == (Values{"", "totp", "sms"}));
     ck_assert(opts.selected == "");
 
     // Every method, a recovery code too: that one is never the default.
     page.available = all_methods;
     page.default_method = Method::call;
-    opts = select_options(render_security_info(page));
+    opts = select_options(render_security_info(PageContext(), page));
     ck_assert(opts.values == (Values{"", "totp", "push", "call", "sms"}));
     ck_assert(opts.selected == "call");
     page.default_method = Method::recovery;
-    opts = select_options(render_security_info(page));
+    opts = select_options(render_security_info(PageContext(), page));
     ck_assert(opts.values == (Values{"", "totp", "push", "call", "sms"}));
     ck_assert(opts.selected == "");
 
     // Nothing available, or only recovery codes: nothing to choose from.
     for (MethodSet none : {0u, bit(Method::recovery)}) {
         page.available = none;
-        html = render_security_info(page);
+        html = render_security_info(PageContext(), page);
         check_page(html);
         expect_lacks(html, "<select");
         ck_assert(form_for(html, "default", "Set default").empty());
@@ -864,7 +864,7 @@ START_TEST(security_info_recovery_codes)
 {
     SecurityInfoPage page = info_page();
     page.recovery_left = 0;
-    std::string html = render_security_info(page);
+    std::string html = render_security_info(PageContext(), page);
     expect_has(html, "<p>0 left</p>");
     expect_lacks(html, "class=\"codes\"");
     expect_lacks(html, "Save these codes somewhere safe.");
@@ -874,7 +874,7 @@ START_TEST(security_info_recovery_codes)
     page.new_recovery_codes = {"aaaaa-bbbbb-ccccc-ddddd-eeeee",
                                "fffff-ggggg-hhhhh-iiiii-jjjjj"};
     page.notice = "New recovery codes made.";
-    html = render_security_info(page);
+    html = render_security_info(PageContext(), page);
     check_page(html);
     expect_has(html, "<p>2 left</p>");
     std::size_t box = html.find("<section class=\"codes\"");
@@ -909,7 +909,7 @@ START_TEST(security_info_escapes_everything)
     page.form_token = hostile_single;
     page.notice = hostile;
     page.error = hostile_single;
-    std::string html = render_security_info(page);
+    std::string html = render_security_info(PageContext(), page);
     check_page(html);
     expect_lacks(html, hostile);
     expect_lacks(html, hostile_single);
