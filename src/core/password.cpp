@@ -69,10 +69,8 @@ Outcome crypt_compare(std::string_view password, std::string_view hash)
     return equal ? Outcome::match : Outcome::mismatch;
 }
 
-}  // namespace
-
 // Only salted, slow schemes (OWASP ASVS 2.4.1): no md5crypt, DES or NT.
-bool supported_password_hash(std::string_view hash)
+bool supported_scheme(std::string_view hash)
 {
     static constexpr std::string_view prefixes[] = {
         "$y$", "$gy$", "$7$", "$2b$", "$2a$", "$2y$", "$6$", "$5$",
@@ -80,14 +78,19 @@ bool supported_password_hash(std::string_view hash)
     if (hash.size() > max_hash_bytes) {
         return false;
     }
-    bool known = false;
     for (std::string_view prefix : prefixes) {
         if (hash.substr(0, prefix.size()) == prefix) {
-            known = true;
-            break;
+            return true;
         }
     }
-    if (!known) {
+    return false;
+}
+
+}  // namespace
+
+bool supported_password_hash(std::string_view hash)
+{
+    if (!supported_scheme(hash)) {
         return false;
     }
     for (char c : hash) {
@@ -124,15 +127,34 @@ bool password_matches(std::string_view password, std::string_view hash)
     return false;
 }
 
-void password_dummy_check(std::string_view password)
+std::string password_setting(std::string_view hash)
+{
+    if (!supported_password_hash(hash)) {
+        return {};
+    }
+    // bcrypt: "$2b$NN$" and 22 characters of salt run into the hash.
+    if (hash[1] == '2') {
+        return std::string(hash.substr(0, 29));
+    }
+    // The others: the hash is the last "$"-separated field.
+    return std::string(hash.substr(0, hash.rfind('$')));
+}
+
+bool password_dummy_check(std::string_view password, std::string_view setting)
 {
     // Same work as a real check, so response time does not tell whether a
     // user exists (OWASP Authentication Cheat Sheet, "Authentication and
     // Error Messages"). The password is cut to what crypt accepts, or the
-    // check would fail at once.
+    // check would fail at once. A setting never equals a hash, so the
+    // outcome is always a mismatch unless crypt refused the setting.
     std::string_view head = password.substr(0, max_password_bytes);
     head = head.substr(0, head.find('\0'));
+    if (supported_scheme(setting)
+        && crypt_compare(head, setting) != Outcome::failed) {
+        return true;
+    }
     crypt_compare(head, dummy_hash);
+    return false;
 }
 
 }  // namespace twostep

@@ -3,10 +3,13 @@
 #include <sys/stat.h>
 
 #include <openssl/evp.h>
+#include <openssl/rand.h>
 
 #include <jansson.h>
 
+#include <array>
 #include <cstddef>
+#include <cstdint>
 #include <cstdio>
 #include <stdexcept>
 #include <utility>
@@ -353,6 +356,56 @@ const User *UserStore::find(std::string_view name) const
     return it == users_.end() ? nullptr : &it->second;
 }
 
+namespace {
+
+// The key that spreads unknown names over the settings: random, made once
+// per process. The master makes it when it loads the store, so the workers
+// it forks agree on what each name costs.
+const unsigned char *dummy_key()
+{
+    static const std::array<unsigned char, 32> key = [] {
+        std::array<unsigned char, 32> k{};
+        if (RAND_bytes(k.data(), k.size()) != 1) {
+            throw std::runtime_error("RAND_bytes failed");
+        }
+        return k;
+    }();
+    return key.data();
+}
+
+}  // namespace
+
+void UserStore::prepare_dummy_settings()
+{
+    dummy_key();
+    for (const auto &entry : users_) {
+        std::string setting = password_setting(entry.second.password_hash);
+        if (!setting.empty()) {
+            dummy_settings_.push_back(std::move(setting));
+        }
+    }
+}
+
+std::string_view UserStore::dummy_setting(std::string_view name) const
+{
+    if (dummy_settings_.empty()) {
+        return {};
+    }
+    unsigned char mac[EVP_MAX_MD_SIZE];
+    size_t len = 0;
+    if (EVP_Q_mac(nullptr, "HMAC", nullptr, "SHA256", nullptr, dummy_key(),
+                  32, reinterpret_cast<const unsigned char *>(name.data()),
+                  name.size(), mac, sizeof mac, &len) == nullptr
+        || len < 8) {
+        throw std::runtime_error("HMAC failed");
+    }
+    std::uint64_t pick = 0;
+    for (int i = 0; i < 8; i++) {
+        pick = pick << 8 | mac[i];
+    }
+    return dummy_settings_[pick % dummy_settings_.size()];
+}
+
 std::shared_ptr<const UserStore> UserStore::parse(std::string_view json,
                                                   std::string &error)
 {
@@ -368,6 +421,7 @@ std::shared_ptr<const UserStore> UserStore::parse(std::string_view json,
     if (!read_users(root.get(), store->users_, error)) {
         return nullptr;
     }
+    store->prepare_dummy_settings();
     return store;
 }
 
@@ -390,6 +444,7 @@ std::shared_ptr<const UserStore> UserStore::load(const std::string &path,
         error = quote(path, path.size()) + ": " + error;
         return nullptr;
     }
+    store->prepare_dummy_settings();
     return store;
 }
 

@@ -43,6 +43,13 @@ public:
     // Every user, ordered by name.
     std::vector<const User *> users() const;
 
+    // What checking a name that is not in the store costs: the
+    // password_setting() of one user's hash, chosen by a keyed hash of the
+    // name, so unknown names cost what the store's users cost, scheme and
+    // cost alike and in the same proportions (OWASP ASVS 2.2.1). The same
+    // name always gets the same one. Empty when no user has a password.
+    std::string_view dummy_setting(std::string_view name) const;
+
     // Parses JSON text; on failure returns nullptr and sets `error` to a
     // message naming the position (line:column) or the user and member at
     // fault, e.g. `user "bob": "totp.digits" must be 6, 7 or 8`.
@@ -53,7 +60,10 @@ public:
                                                  std::string &error);
 
 private:
+    void prepare_dummy_settings();
+
     std::map<std::string, User, std::less<>> users_;
+    std::vector<std::string> dummy_settings_;  // one per user's password
 };
 
 // User names: 1..64 of [A-Za-z0-9._@+-], so they are safe in tokens, logs

@@ -81,7 +81,7 @@ ngx_http_twostep_log(ngx_http_request_t *r, ngx_uint_t level,
     }
 
     std::string name = twostep::valid_user_name(user) ? std::string(user)
-                                                       : "(malformed name)";
+                                                       : "(unknown)";
 
     ngx_log_error(level, r->connection->log, 0, "twostep: %s, user: \"%s\"",
                   event, name.c_str());
@@ -287,6 +287,18 @@ ngx_http_twostep_signin_get(ngx_http_twostep_page_t &p)
 }
 
 
+// A name typed into the sign-in form reaches the log only if it is in the
+// store: a password typed into the name field must not (OWASP ASVS 7.1.1).
+static std::string_view
+ngx_http_twostep_typed_name(const ngx_http_twostep_signin_t &signin)
+{
+    bool exists = twostep::valid_user_name(signin.username)
+                  && signin.users->find(signin.username) != nullptr;
+
+    return exists ? std::string_view(signin.username) : "(unknown)";
+}
+
+
 static void ngx_http_twostep_check_password(ngx_http_twostep_signin_t &signin);
 static ngx_int_t ngx_http_twostep_signin_answer(ngx_http_twostep_page_t &p,
     const ngx_http_twostep_signin_t &signin);
@@ -320,7 +332,8 @@ ngx_http_twostep_signin_post(ngx_http_twostep_page_t &p)
                                             ngx_http_twostep_address(r),
                                             ngx_time());
     if (locked > 0) {
-        return ngx_http_twostep_locked(r, signin->username, locked);
+        return ngx_http_twostep_locked(r,
+                   ngx_http_twostep_typed_name(*signin), locked);
     }
 
     const twostep::User *user = nullptr;
@@ -353,9 +366,10 @@ ngx_http_twostep_check_password(ngx_http_twostep_signin_t &signin)
                                                    user->password_hash);
 
     } else {
-        // Unknown users cost the same time (OWASP ASVS 2.2.1 / 3.x:
-        // no account enumeration through timing).
-        twostep::password_dummy_check(signin.password);
+        // Unknown users cost what the store's users cost (OWASP ASVS
+        // 2.2.1: no account enumeration through timing).
+        twostep::password_dummy_check(signin.password,
+            signin.users->dummy_setting(signin.username));
         signin.matched = false;
     }
 }
@@ -397,7 +411,7 @@ ngx_http_twostep_signin_answer(ngx_http_twostep_page_t &p,
     }
 
     ngx_http_twostep_log(p.r, NGX_LOG_WARN, "wrong user name or password",
-                         signin.username);
+                         ngx_http_twostep_typed_name(signin));
 
     rc = ngx_http_twostep_start_pending(p, pending, "",
                                         twostep::FirstFactor::none);
@@ -406,7 +420,8 @@ ngx_http_twostep_signin_answer(ngx_http_twostep_page_t &p,
     }
 
     if (locked > 0) {
-        return ngx_http_twostep_locked(p.r, signin.username, locked);
+        return ngx_http_twostep_locked(p.r,
+                   ngx_http_twostep_typed_name(signin), locked);
     }
 
     return ngx_http_twostep_signin_page(p, pending, NGX_HTTP_FORBIDDEN,

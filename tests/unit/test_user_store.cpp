@@ -542,6 +542,49 @@ START_TEST(users_in_order)
 }
 END_TEST
 
+// Unknown names cost what the store's users cost: their dummy check runs
+// the setting of one of the users' hashes, in the proportions of the store,
+// the same one for the same name.
+START_TEST(dummy_setting_follows_the_store)
+{
+    std::string sha = "$6$rounds=9000$salt%d$" + std::string(86, 'a');
+    std::string bcrypt = "$2b$10$" + std::string(22, 'S')
+                         + std::string(31, 'h');
+    std::string json = "{\"users\": {";
+    for (int i = 0; i < 3; i++) {
+        std::string hash = sha;
+        hash.replace(hash.find("%d"), 2, std::to_string(i));
+        json += "\"sha" + std::to_string(i) + "\": {\"password\": \"" + hash
+                + "\"}, ";
+    }
+    json += "\"bcrypt\": {\"password\": \"" + bcrypt + "\"}, ";
+    json += "\"identity-only\": {}}}";
+    auto store = parse_ok(json);
+
+    int by_sha = 0, by_bcrypt = 0;
+    for (int i = 0; i < 4000; i++) {
+        std::string name = "nobody-" + std::to_string(i);
+        std::string setting(store->dummy_setting(name));
+        ck_assert_string_eq(store->dummy_setting(name), setting);
+        if (setting == bcrypt.substr(0, 29)) {
+            by_bcrypt++;
+        } else {
+            ck_assert_msg(setting.compare(0, 19, "$6$rounds=9000$salt") == 0
+                          && setting.size() == 20, "%s", setting.c_str());
+            by_sha++;
+        }
+    }
+    // Three of four users have sha512crypt: about 3000 of 4000 names.
+    ck_assert_msg(by_sha > 2700 && by_sha < 3300, "%d sha512crypt", by_sha);
+    ck_assert_msg(by_bcrypt > 700 && by_bcrypt < 1300, "%d bcrypt",
+                  by_bcrypt);
+
+    // No user with a password: the built-in yescrypt dummy.
+    ck_assert(parse_ok(R"({"users": {"a": {}}})")->dummy_setting("x")
+              .empty());
+}
+END_TEST
+
 START_TEST(credential_tag_follows_the_factors)
 {
     std::string secret_a = "GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ";
@@ -600,6 +643,7 @@ int main()
     tcase_add_test(tc, validators);
     tcase_add_test(tc, users_in_order);
     tcase_add_test(tc, credential_tag_follows_the_factors);
+    tcase_add_test(tc, dummy_setting_follows_the_store);
     suite_add_tcase(suite, tc);
     return run_suite(suite);
 }
