@@ -17,6 +17,10 @@ static ngx_int_t ngx_http_twostep_variable(ngx_http_request_t *r,
     ngx_http_variable_value_t *v, uintptr_t data) noexcept;
 static void *ngx_http_twostep_create_main_conf(ngx_conf_t *cf);
 static void *ngx_http_twostep_create_srv_conf(ngx_conf_t *cf);
+static char *ngx_http_twostep_templates(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+static char *ngx_http_twostep_merge_pages(ngx_conf_t *cf,
+    ngx_http_twostep_srv_conf_t *prev, ngx_http_twostep_srv_conf_t *conf);
 static char *ngx_http_twostep_merge_srv_conf(ngx_conf_t *cf, void *parent,
     void *child);
 static void *ngx_http_twostep_create_loc_conf(ngx_conf_t *cf);
@@ -156,6 +160,27 @@ static ngx_command_t  ngx_http_twostep_commands[] = {
       offsetof(ngx_http_twostep_srv_conf_t, duo_timeout),
       NULL },
 
+    { ngx_string("twostep_language"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_str_slot,
+      NGX_HTTP_SRV_CONF_OFFSET,
+      offsetof(ngx_http_twostep_srv_conf_t, language_name),
+      NULL },
+
+    { ngx_string("twostep_site_name"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_str_slot,
+      NGX_HTTP_SRV_CONF_OFFSET,
+      offsetof(ngx_http_twostep_srv_conf_t, site_name),
+      NULL },
+
+    { ngx_string("twostep_templates"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_CONF_TAKE1,
+      ngx_http_twostep_templates,
+      NGX_HTTP_SRV_CONF_OFFSET,
+      0,
+      NULL },
+
     { ngx_string("twostep_thread_pool"),
       NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_CONF_TAKE1,
       ngx_conf_set_str_slot,
@@ -284,9 +309,8 @@ ngx_http_twostep_access_handler(ngx_http_request_t *r) noexcept
                 // the request here and tell the phase engine it is done.
                 ngx_http_finalize_request(r,
                     ngx_http_twostep_send_message(r, NGX_HTTP_FORBIDDEN,
-                        "Access denied",
-                        "Your account is not set up for two-step "
-                        "verification. Ask your administrator."));
+                        "msg.denied.title",
+                        "msg.denied.not_set_up"));
                 return NGX_DONE;
             }
 
@@ -450,6 +474,10 @@ ngx_http_twostep_create_srv_conf(ngx_conf_t *cf)
      *     conf->duo_skey = { 0, NULL };
      *     conf->protects = 0;
      *     conf->accepted = 0;
+     *     conf->theme = NULL;
+     *     conf->language = NULL;
+     *     conf->language_name = { 0, NULL };
+     *     conf->site_name = { 0, NULL };
      */
 
     conf->session_ttl = NGX_CONF_UNSET;
@@ -542,6 +570,94 @@ ngx_http_twostep_merge_srv_conf(ngx_conf_t *cf, void *parent, void *child)
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
                            "\"twostep_session_ttl\" must be at least 1s");
         return static_cast<char *>(NGX_CONF_ERROR);
+    }
+
+    return ngx_http_twostep_merge_pages(cf, prev, conf);
+}
+
+
+// twostep_templates DIR: the built-in pages with the administrator's files
+// in their place, loaded and checked now so that "nginx -t" names a broken
+// file (unknown placeholders, missing texts, unreadable files).
+static char *
+ngx_http_twostep_templates(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    auto scf = static_cast<ngx_http_twostep_srv_conf_t *>(conf);
+    auto value = static_cast<ngx_str_t *>(cf->args->elts);
+
+    if (scf->theme != NULL) {
+        return const_cast<char *>("is duplicate");
+    }
+
+    ngx_str_t dir = value[1];
+    if (ngx_conf_full_name(cf->cycle, &dir, 1) != NGX_OK) {
+        return static_cast<char *>(NGX_CONF_ERROR);
+    }
+
+    auto owner = ngx_http_twostep_pool_new<
+                     std::unique_ptr<twostep::PageTheme>>(cf->pool);
+    if (owner == NULL) {
+        return static_cast<char *>(NGX_CONF_ERROR);
+    }
+
+    try {
+        *owner = twostep::PageTheme::load(
+                     std::string(ngx_http_twostep_sv(dir)));
+
+    } catch (const std::exception &e) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0, "%V: %s", &cmd->name,
+                           e.what());
+        return static_cast<char *>(NGX_CONF_ERROR);
+    }
+
+    scf->theme = owner->get();
+    return NGX_CONF_OK;
+}
+
+
+// The pages' theme, language and site name: a server without its own
+// takes the http block's.
+static char *
+ngx_http_twostep_merge_pages(ngx_conf_t *cf,
+    ngx_http_twostep_srv_conf_t *prev, ngx_http_twostep_srv_conf_t *conf)
+{
+    if (conf->theme == NULL) {
+        conf->theme = prev->theme;
+    }
+
+    if (conf->theme == NULL) {
+        try {
+            conf->theme = &twostep::PageTheme::builtin();
+
+        } catch (const std::exception &e) {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "the built-in pages are broken: %s", e.what());
+            return static_cast<char *>(NGX_CONF_ERROR);
+        }
+    }
+
+    ngx_conf_merge_str_value(conf->site_name, prev->site_name, "");
+    ngx_conf_merge_str_value(conf->language_name, prev->language_name,
+                             "auto");
+
+    std::string_view code = ngx_http_twostep_sv(conf->language_name);
+    conf->language = NULL;
+
+    if (code != "auto") {
+        conf->language = conf->theme->language(code);
+
+        if (conf->language == NULL) {
+            std::string have;
+            for (const std::string &c : conf->theme->languages()) {
+                have += have.empty() ? c : ", " + c;
+            }
+
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "\"twostep_language\" is \"auto\" or one of "
+                               "the pages' languages (%s), not \"%V\"",
+                               have.c_str(), &conf->language_name);
+            return static_cast<char *>(NGX_CONF_ERROR);
+        }
     }
 
     return NGX_CONF_OK;

@@ -81,6 +81,11 @@ struct ngx_http_twostep_srv_conf_t {
     ngx_uint_t                                  accepted;  // the methods
                                                            // its locations
                                                            // accept
+    const twostep::PageTheme                   *theme;
+    const twostep::Language                    *language;  // NULL: the
+                                                           // visitor's
+    ngx_str_t                                   language_name;
+    ngx_str_t                                   site_name;
 };
 
 

@@ -58,8 +58,7 @@ ngx_http_twostep_duo_unavailable(ngx_http_twostep_page_t &p,
 
     twostep::CodePage page = ngx_http_twostep_code_form(p, pending, user,
                                                         method, offered);
-    page.error = "The verification service is unavailable right now. "
-                 "Try again in a minute, or sign in another way.";
+    page.error = "error.service_down";
 
     return ngx_http_twostep_send_page(p.r, NGX_HTTP_SERVICE_UNAVAILABLE,
                twostep::render_code(ngx_http_twostep_page_ctx(p.r),
@@ -174,21 +173,19 @@ ngx_http_twostep_duo_offered(ngx_http_twostep_duo_call_t &call,
         if (local == 0) {
             return ngx_http_twostep_send_message(p.r,
                        NGX_HTTP_SERVICE_UNAVAILABLE,
-                       "Verification service unavailable",
-                       "The verification service is unavailable right now. "
-                       "Please try again in a minute.");
+                       "msg.service_down.title",
+                       "msg.service_down.text");
         }
 
-        notice = "Push, call and text are unavailable right now.";
+        notice = "notice.provider_down";
 
     } else if (res.result == "deny") {
         ngx_http_twostep_log(p.r, NGX_LOG_WARN,
                              "denied by the verification service",
                              user.name);
         return ngx_http_twostep_send_message(p.r, NGX_HTTP_FORBIDDEN,
-                   "Access denied",
-                   "The verification service does not allow your account "
-                   "to sign in. Ask your administrator.");
+                   "msg.denied.title",
+                   "msg.denied.provider");
 
     } else if (res.result == "auth") {
         offered |= res.methods & ngx_http_twostep_provider_methods(p);
@@ -209,9 +206,8 @@ ngx_http_twostep_duo_offered(ngx_http_twostep_duo_call_t &call,
                              "not enrolled with the verification service",
                              user.name);
         return ngx_http_twostep_send_message(p.r, NGX_HTTP_FORBIDDEN,
-                   "Two-step verification is not set up",
-                   "Your account is not set up with the verification "
-                   "service yet. Ask your administrator.");
+                   "msg.not_set_up.title",
+                   "msg.not_set_up.provider");
     }
 
     // "allow" (a bypass configured at Duo) is not honoured: the location
@@ -251,9 +247,8 @@ ngx_http_twostep_duo_verify(ngx_http_twostep_page_t &p,
                              "a method the provider did not offer",
                              user.name);
         return ngx_http_twostep_send_message(p.r, NGX_HTTP_FORBIDDEN,
-                   "Sign-in method not available",
-                   "This way of signing in is not available for your "
-                   "account. Go back and choose another.");
+                   "msg.method.title",
+                   "msg.method.account");
     }
 
     // Push, call and text reach a phone: one at a time, only so many, and
@@ -279,20 +274,17 @@ ngx_http_twostep_duo_verify(ngx_http_twostep_page_t &p,
         break;
 
     case twostep::Start::busy:
-        error = "A request is already waiting on your phone. Approve it, "
-                "or wait a minute and send a new one.";
+        error = "error.request_waiting";
         break;
 
     case twostep::Start::too_many:
         ngx_http_twostep_log(p.r, NGX_LOG_WARN,
                              "too many requests to the phone", user.name);
-        error = "Too many requests were sent to your phone. Try again "
-                "later, or sign in another way.";
+        error = "error.too_many_requests";
         break;
 
     default: /* twostep::Start::unavailable */
-        error = "Sign-in cannot be completed right now. Please try again "
-                "in a minute.";
+        error = "error.try_later";
         status = NGX_HTTP_SERVICE_UNAVAILABLE;
         break;
     }
@@ -341,8 +333,7 @@ ngx_http_twostep_duo_verify(ngx_http_twostep_page_t &p,
             twostep::CodePage page = ngx_http_twostep_code_form(p, pending,
                 user, method, ngx_http_twostep_offered(p, pending, user));
             page.sms_sent = true;
-            page.error = "That code didn't work. Check the code and try "
-                         "again.";
+            page.error = "error.code_wrong";
 
             return ngx_http_twostep_send_page(p.r, NGX_HTTP_FORBIDDEN,
                        twostep::render_code(ngx_http_twostep_page_ctx(p.r),
@@ -464,24 +455,20 @@ ngx_http_twostep_duo_answered(ngx_http_twostep_duo_call_t &call,
         default:
             return ngx_http_twostep_send_message(p.r,
                        NGX_HTTP_SERVICE_UNAVAILABLE,
-                       "Sign-in is unavailable",
-                       "Sign-in cannot be completed right now. "
-                       "Please try again in a minute.");
+                       "msg.unavailable.title",
+                       "msg.unavailable.text");
         }
     }
 
-    const char *error = "The request was denied. Send a new one, or sign "
-                        "in another way.";
+    const char *error = "error.denied";
 
     if (res.status == "fraud") {
         ngx_http_twostep_log(p.r, NGX_LOG_WARN, "sign-in reported as fraud",
                              user.name);
-        error = "You reported this sign-in as fraud. It was refused and "
-                "your administrator can see it in the log.";
+        error = "error.fraud";
 
     } else if (res.status == "timeout") {
-        error = "The request timed out. Send a new one, or sign in another "
-                "way.";
+        error = "error.timeout";
 
     } else {
         ngx_http_twostep_log(p.r, NGX_LOG_WARN, "request denied on the phone",
@@ -603,15 +590,14 @@ ngx_http_twostep_duo_finish(ngx_http_twostep_duo_call_t &call, long status,
                 ngx_http_twostep_offered(p, call.pending, *user));
 
             if (res.status != "sent") {
-                page.error = "The text message could not be sent. Try "
-                             "again, or sign in another way.";
+                page.error = "error.sms_failed";
                 return ngx_http_twostep_send_page(p.r, NGX_HTTP_FORBIDDEN,
                            twostep::render_code(ngx_http_twostep_page_ctx(p.r),
                                                 page));
             }
 
             page.sms_sent = true;
-            page.notice = "We texted a code to your phone.";
+            page.notice = "notice.sms_sent";
             return ngx_http_twostep_send_page(p.r, NGX_HTTP_OK,
                        twostep::render_code(ngx_http_twostep_page_ctx(p.r),
                                             page));
@@ -630,8 +616,7 @@ ngx_http_twostep_duo_finish(ngx_http_twostep_duo_call_t &call, long status,
                 call.pending, *user, call.method,
                 ngx_http_twostep_offered(p, call.pending, *user));
             page.sms_sent = true;
-            page.error = "That code didn't work. Check the code and try "
-                         "again.";
+            page.error = "error.code_wrong";
 
             return ngx_http_twostep_send_page(p.r, NGX_HTTP_FORBIDDEN,
                        twostep::render_code(ngx_http_twostep_page_ctx(p.r),

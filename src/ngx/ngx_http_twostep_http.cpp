@@ -193,7 +193,6 @@ ngx_http_twostep_send_body(ngx_http_request_t *r, ngx_uint_t status,
     // no scripts at all, and no Referer that would leak return targets.
     static const std::pair<std::string_view, std::string_view> headers[] = {
         { "Cache-Control", "no-store" },
-        { "Content-Security-Policy", twostep::page_security_policy() },
         { "X-Frame-Options", "DENY" },
         { "X-Content-Type-Options", "nosniff" },
         // same-origin, not no-referrer: with no-referrer browsers send
@@ -205,6 +204,19 @@ ngx_http_twostep_send_body(ngx_http_request_t *r, ngx_uint_t status,
         if (ngx_http_twostep_add_header(r, key, value) == NULL) {
             return NGX_HTTP_INTERNAL_SERVER_ERROR;
         }
+    }
+
+    // The stylesheet and script the server's theme sends, by their hashes.
+    auto scf = static_cast<ngx_http_twostep_srv_conf_t *>(
+                   ngx_http_get_module_srv_conf(r, ngx_http_twostep_module));
+    const std::string &policy = scf != NULL && scf->theme != NULL
+                                ? scf->theme->security_policy()
+                                : twostep::page_security_policy();
+
+    if (ngx_http_twostep_add_header(r, "Content-Security-Policy", policy)
+        == NULL)
+    {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
     r->headers_out.status = status;
@@ -240,8 +252,21 @@ ngx_http_twostep_send_body(ngx_http_request_t *r, ngx_uint_t status,
 twostep::PageContext
 ngx_http_twostep_page_ctx(ngx_http_request_t *r)
 {
-    (void) r;
-    return twostep::PageContext();
+    twostep::PageContext ctx;
+
+    auto scf = static_cast<ngx_http_twostep_srv_conf_t *>(
+                   ngx_http_get_module_srv_conf(r, ngx_http_twostep_module));
+    if (scf == NULL || scf->theme == NULL) {
+        return ctx;
+    }
+
+    ctx.theme = scf->theme;
+    ctx.lang = scf->language != NULL
+               ? scf->language
+               : &scf->theme->negotiate(
+                     ngx_http_twostep_request_header(r, "Accept-Language"));
+    ctx.site_name = std::string(ngx_http_twostep_sv(scf->site_name));
+    return ctx;
 }
 
 

@@ -3,7 +3,7 @@
 //   signin   GET: the password form        POST: check it (thread pool)
 //   verify   GET: the second-step form     POST: check the code, issue the
 //                                                session, back to the URL
-//   logout   GET: a "Sign out" button      POST: clear the session
+//   logout   GET: a "info.sign_out" button      POST: clear the session
 //   enroll, security-info: self-service (ngx_http_twostep_selfservice.cpp)
 //   wait     GET: "Approve the request on your phone" (push and call)
 //   status   GET: JSON for the waiting page's script
@@ -142,12 +142,11 @@ ngx_http_twostep_expired(ngx_http_twostep_page_t &p)
 
     return ngx_http_twostep_send_page(p.r, NGX_HTTP_FORBIDDEN,
                twostep::render_message(ngx_http_twostep_page_ctx(p.r),
-                   "This page has expired",
-                   "Your sign-in took too long or came from another page. "
-                   "Please start again.",
+                   "msg.expired.title",
+                   "msg.expired.text",
                    ngx_http_twostep_portal_url(p.scf, "signin", p.return_to,
                                                p.methods),
-                   "Start again"));
+                   "msg.expired.link"));
 }
 
 
@@ -167,11 +166,14 @@ ngx_http_twostep_locked(ngx_http_request_t *r, std::string_view user,
 
     int64_t minutes = (seconds + 59) / 60;
 
+    twostep::PageData args;
+    args.text("minutes", std::to_string(minutes));
+
     return ngx_http_twostep_send_message(r, NGX_HTTP_TOO_MANY_REQUESTS,
-               "Too many attempts",
-               "Sign-in is paused after too many wrong attempts. Try again "
-               "in " + std::to_string(minutes)
-               + (minutes == 1 ? " minute." : " minutes."));
+               "msg.locked.title",
+               ngx_http_twostep_page_ctx(r).text(
+                   minutes == 1 ? "msg.locked.text_one" : "msg.locked.text",
+                   args));
 }
 
 
@@ -426,7 +428,7 @@ ngx_http_twostep_signin_answer(ngx_http_twostep_page_t &p,
 
     return ngx_http_twostep_signin_page(p, pending, NGX_HTTP_FORBIDDEN,
                                         signin.username,
-                                        "Wrong user name or password.");
+                                        "error.wrong_password");
 }
 
 
@@ -459,9 +461,8 @@ ngx_http_twostep_pending_user(ngx_http_twostep_page_t &p,
 
     if (user == nullptr) {
         *rc = ngx_http_twostep_send_message(p.r, NGX_HTTP_FORBIDDEN,
-                  "Access denied",
-                  "Your account is no longer available. "
-                  "Ask your administrator.");
+                  "msg.denied.title",
+                  "msg.denied.account_gone");
         return nullptr;
     }
 
@@ -486,10 +487,8 @@ ngx_http_twostep_not_set_up(ngx_http_twostep_page_t &p,
                          "no second step this location accepts", user.name);
 
     return ngx_http_twostep_send_message(p.r, NGX_HTTP_FORBIDDEN,
-               "Two-step verification is not set up",
-               "This page needs a second step that is not set up for "
-               "your account. Ask your administrator to set up your "
-               "security info.");
+               "msg.not_set_up.title",
+               "msg.not_set_up.text");
 }
 
 
@@ -620,9 +619,8 @@ ngx_http_twostep_verify_post(ngx_http_twostep_page_t &p)
 
     if (!method || !twostep::has_method(local | remote, *method)) {
         return ngx_http_twostep_send_message(p.r, NGX_HTTP_FORBIDDEN,
-                   "Sign-in method not available",
-                   "This way of signing in is not available here. Go back "
-                   "and choose another.");
+                   "msg.method.title",
+                   "msg.method.text");
     }
 
     ngx_http_twostep_zone_state state(p.r);
@@ -654,7 +652,7 @@ ngx_http_twostep_verify_post(ngx_http_twostep_page_t &p)
 
     if (!step) {
         ngx_http_twostep_log(p.r, NGX_LOG_WARN, "wrong code", user->name);
-        error = "That code didn't work. Check the code and try again.";
+        error = "error.code_wrong";
 
     } else {
         switch (twostep::claim_totp_step(state, user->name, *step,
@@ -666,16 +664,14 @@ ngx_http_twostep_verify_post(ngx_http_twostep_page_t &p)
         case twostep::Claim::replayed:
             ngx_http_twostep_log(p.r, NGX_LOG_WARN, "code used again",
                                  user->name);
-            error = "That code has already been used. Wait for the next "
-                    "code and try again.";
+            error = "error.code_used";
             break;
 
         default: /* twostep::Claim::unavailable */
             return ngx_http_twostep_send_message(p.r,
                        NGX_HTTP_SERVICE_UNAVAILABLE,
-                       "Sign-in is unavailable",
-                       "Sign-in cannot be completed right now. "
-                       "Please try again in a minute.");
+                       "msg.unavailable.title",
+                       "msg.unavailable.text");
         }
     }
 
@@ -817,7 +813,7 @@ ngx_http_twostep_dispatch(ngx_http_twostep_page_t &p)
     auto query = twostep::parse_form(ngx_http_twostep_sv(p.r->args), error);
     if (!query) {
         return ngx_http_twostep_send_message(p.r, NGX_HTTP_BAD_REQUEST,
-                   "Bad request", "The address of this page is malformed.");
+                   "msg.bad_request.title", "msg.bad_request.address");
     }
 
     p.query = std::move(*query);
@@ -833,7 +829,7 @@ ngx_http_twostep_dispatch(ngx_http_twostep_page_t &p)
         auto methods = twostep::methods_from_list(list);
         if (!methods) {
             return ngx_http_twostep_send_message(p.r, NGX_HTTP_BAD_REQUEST,
-                       "Bad request", "Unknown sign-in method.");
+                       "msg.bad_request.title", "msg.bad_request.method");
         }
 
         p.methods = *methods;
@@ -886,7 +882,7 @@ ngx_http_twostep_dispatch(ngx_http_twostep_page_t &p)
     }
 
     return ngx_http_twostep_send_message(p.r, NGX_HTTP_NOT_FOUND,
-               "Page not found", "There is no such sign-in page.");
+               "msg.not_found.title", "msg.not_found.text");
 }
 
 
@@ -910,7 +906,7 @@ ngx_http_twostep_run(ngx_http_request_t *r, std::string_view body) noexcept
 
             if (!form) {
                 return ngx_http_twostep_send_message(r, NGX_HTTP_BAD_REQUEST,
-                           "Bad request", "The form sent was malformed.");
+                           "msg.bad_request.title", "msg.bad_request.form");
             }
 
             p.form = std::move(*form);

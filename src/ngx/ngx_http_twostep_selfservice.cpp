@@ -95,10 +95,14 @@ ngx_http_twostep_enroll_page(ngx_http_twostep_page_t &p,
 {
     twostep::TotpParams params = ngx_http_twostep_enroll_params(p, pending);
 
-    // The issuer the app shows: this site's host name.
-    std::string issuer = "nginx-twostep";
-    if (p.r->headers_in.server.len) {
-        issuer = std::string(ngx_http_twostep_sv(p.r->headers_in.server));
+    // The issuer the app lists the account under: the site's name, or
+    // its host name.
+    twostep::PageContext ctx = ngx_http_twostep_page_ctx(p.r);
+    std::string issuer = ctx.site_name;
+    if (issuer.empty()) {
+        issuer = p.r->headers_in.server.len
+                 ? std::string(ngx_http_twostep_sv(p.r->headers_in.server))
+                 : "nginx-twostep";
     }
 
     twostep::EnrollPage page;
@@ -109,7 +113,7 @@ ngx_http_twostep_enroll_page(ngx_http_twostep_page_t &p,
     page.secret = twostep::base32_encode(params.secret);
     page.qr_svg = twostep::qr_svg(twostep::otpauth_uri(issuer, user.name,
                                                        params),
-                                  "QR code for your authenticator app");
+                                  ctx.text("enroll.qr_label"));
     page.return_to = p.return_to;
     page.methods = twostep::methods_to_list(p.methods);
     page.form_token = twostep::form_token(*p.scf->keys, pending);
@@ -149,9 +153,8 @@ ngx_http_twostep_enroll(ngx_http_twostep_page_t &p)
         ngx_http_twostep_log(p.r, NGX_LOG_WARN, "enrollment refused",
                              user->name);
         return ngx_http_twostep_send_message(p.r, NGX_HTTP_FORBIDDEN,
-                   "Set-up is not available",
-                   "Your authenticator app cannot be set up from here. "
-                   "Sign in again, or ask your administrator.");
+                   "msg.enroll_off.title",
+                   "msg.enroll_off.text");
     }
 
     if (!post) {
@@ -234,9 +237,8 @@ ngx_http_twostep_enroll(ngx_http_twostep_page_t &p)
                               result->error.c_str());
                 return ngx_http_twostep_send_message(page.r,
                            NGX_HTTP_SERVICE_UNAVAILABLE,
-                           "Could not save",
-                           "Your authenticator app could not be saved. "
-                           "Please try again later.");
+                           "msg.not_saved.title",
+                           "msg.not_saved.text");
             }
 
             ngx_http_twostep_refresh_store(page.scf->store,
@@ -326,8 +328,7 @@ ngx_http_twostep_recovery_verify(ngx_http_twostep_page_t &p,
             twostep::CodePage form = ngx_http_twostep_code_form(page, signin,
                 *user, twostep::Method::recovery,
                 ngx_http_twostep_offered(page, signin, *user));
-            form.error = "That recovery code didn't work. Check it and try "
-                         "again.";
+            form.error = "error.recovery_wrong";
 
             return ngx_http_twostep_send_page(page.r, NGX_HTTP_FORBIDDEN,
                        twostep::render_code(ngx_http_twostep_page_ctx(page.r),
@@ -383,23 +384,23 @@ static std::string_view
 ngx_http_twostep_done_notice(std::string_view done)
 {
     if (done == "totp") {
-        return "Your authenticator app is set up.";
+        return "info.done.totp";
     }
 
     if (done == "remove-totp") {
-        return "Your authenticator app was removed.";
+        return "info.done.remove_totp";
     }
 
     if (done == "phone") {
-        return "Your phone number was saved.";
+        return "info.done.phone";
     }
 
     if (done == "phone-removed") {
-        return "Your phone number was removed.";
+        return "info.done.phone_removed";
     }
 
     if (done == "default") {
-        return "Your default sign-in method was saved.";
+        return "info.done.default";
     }
 
     return "";
@@ -413,7 +414,7 @@ ngx_http_twostep_security_info(ngx_http_twostep_page_t &p)
 
     if (!p.scf->enroll) {
         return ngx_http_twostep_send_message(p.r, NGX_HTTP_NOT_FOUND,
-                   "Page not found", "There is no such sign-in page.");
+                   "msg.not_found.title", "msg.not_found.text");
     }
 
     std::string manage = ngx_http_twostep_manage_url(p);
@@ -476,8 +477,7 @@ ngx_http_twostep_security_info(ngx_http_twostep_page_t &p)
     if (action == "remove-totp" && p.scf->duo == NULL) {
         return ngx_http_twostep_manage_page(p, *session, *user,
                    NGX_HTTP_FORBIDDEN, "",
-                   "Your authenticator app is your only way to sign in: "
-                   "set up another before you remove it.");
+                   "info.error.only_totp");
     }
 
     std::string phone(twostep::field(p.form, "phone"));
@@ -485,14 +485,14 @@ ngx_http_twostep_security_info(ngx_http_twostep_page_t &p)
 
     if (action == "default" && !method) {
         return ngx_http_twostep_manage_page(p, *session, *user,
-                   NGX_HTTP_BAD_REQUEST, "", "Choose a sign-in method.");
+                   NGX_HTTP_BAD_REQUEST, "", "info.error.choose_method");
     }
 
     if (action != "remove-totp" && action != "phone" && action != "default"
         && action != "recovery")
     {
         return ngx_http_twostep_send_message(p.r, NGX_HTTP_BAD_REQUEST,
-                   "Bad request", "Unknown change.");
+                   "msg.bad_request.title", "msg.bad_request.change");
     }
 
     struct outcome {
@@ -561,10 +561,8 @@ ngx_http_twostep_security_info(ngx_http_twostep_page_t &p)
                 return ngx_http_twostep_manage_page(page, *session, *user,
                            NGX_HTTP_BAD_REQUEST, "",
                            action == "phone"
-                           ? "That phone number was not saved. Use the "
-                             "international format, e.g. +15551234567."
-                           : "The change could not be saved. Please try "
-                             "again later.");
+                           ? "info.error.phone"
+                           : "info.error.not_saved");
             }
 
             ngx_log_error(NGX_LOG_NOTICE, page.r->connection->log, 0,
@@ -573,7 +571,7 @@ ngx_http_twostep_security_info(ngx_http_twostep_page_t &p)
 
             if (action == "recovery") {
                 return ngx_http_twostep_manage_page(page, *session, *user,
-                           NGX_HTTP_OK, "New recovery codes were made.", "",
+                           NGX_HTTP_OK, "info.done.recovery", "",
                            std::move(result->codes));
             }
 

@@ -93,6 +93,29 @@ START_TEST(golden_signin)
 }
 END_TEST
 
+// One page in each other language, and with a site name: the wording and
+// the header, as a reviewer reads them.
+START_TEST(golden_languages_and_site_name)
+{
+    SigninPage page;
+    page.paths = paths();
+    page.return_to = "/app";
+    page.form_token = "tok.en";
+    page.error = "error.wrong_password";
+    for (const char *code : {"nl", "de", "fr", "es"}) {
+        PageContext ctx;
+        ctx.lang = PageTheme::builtin().language(code);
+        expect_golden(std::string("signin-") + code,
+                      render_signin(ctx, page));
+        expect_golden(std::string("code-totp-") + code,
+                      render_code(ctx, code_page(Method::totp)));
+    }
+    PageContext ctx;
+    ctx.site_name = "Contoso Intranet";
+    expect_golden("signin-site-name", render_signin(ctx, page));
+}
+END_TEST
+
 START_TEST(golden_code)
 {
     expect_golden("code-totp",
@@ -195,6 +218,7 @@ int main()
     tcase_add_test(tc, golden_enroll);
     tcase_add_test(tc, golden_security_info);
     tcase_add_test(tc, golden_messages);
+    tcase_add_test(tc, golden_languages_and_site_name);
     suite_add_tcase(suite, tc);
     return run_suite(suite);
 }

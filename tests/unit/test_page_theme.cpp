@@ -158,6 +158,74 @@ START_TEST(template_errors_name_the_line)
 }
 END_TEST
 
+START_TEST(builtin_languages_are_complete)
+{
+    // Loading checks every language against English, key for key; here
+    // the five are there and every method has its label in each.
+    const PageTheme &theme = PageTheme::builtin();
+    std::vector<std::string> want = {"de", "en", "es", "fr", "nl"};
+    ck_assert(theme.languages() == want);
+    for (const std::string &code : want) {
+        const Language *lang = theme.language(code);
+        ck_assert(lang != nullptr);
+        ck_assert_uint_eq(lang->texts.size(), theme.english().texts.size());
+        for (Method m : {Method::totp, Method::push, Method::call,
+                         Method::sms, Method::recovery}) {
+            ck_assert_msg(lang->texts.count(std::string("method.")
+                                            + method_name(m)),
+                          "%s lacks method.%s", code.c_str(), method_name(m));
+        }
+        ck_assert(!lang->rtl);
+    }
+    ck_assert_string_eq(theme.language("nl")->text("signin.title"),
+                        "Aanmelden");
+    ck_assert_string_eq(theme.language("de")->text("signin.title"),
+                        "Anmelden");
+}
+END_TEST
+
+START_TEST(negotiation)
+{
+    const PageTheme &t = PageTheme::builtin();
+    auto pick = [&t](const char *header) { return t.negotiate(header).code; };
+    ck_assert_string_eq(pick(""), "en");
+    ck_assert_string_eq(pick("nl"), "nl");
+    ck_assert_string_eq(pick("nl-NL,nl;q=0.9,en-US;q=0.8,en;q=0.7"), "nl");
+    ck_assert_string_eq(pick("DE-at"), "de");
+    ck_assert_string_eq(pick("it, fr;q=0.5"), "fr");
+    ck_assert_string_eq(pick("en;q=0.2, es;q=0.8"), "es");
+    ck_assert_string_eq(pick("fr;q=0, de;q=0.1"), "de");
+    ck_assert_string_eq(pick("fr;q=0"), "en");
+    ck_assert_string_eq(pick("*"), "en");
+    ck_assert_string_eq(pick("ja, *;q=0.5, nl;q=0.4"), "en");
+    ck_assert_string_eq(pick("nl;q=abc, de"), "de");
+    ck_assert_string_eq(pick("nl;q=2, es"), "es");
+    ck_assert_string_eq(pick(",,;q=,  ,"), "en");
+    ck_assert_string_eq(pick("zz-ZZ"), "en");
+    // Equal weights keep the visitor's order.
+    ck_assert_string_eq(pick("es;q=0.5, fr;q=0.5"), "es");
+}
+END_TEST
+
+START_TEST(pages_in_dutch)
+{
+    PageContext ctx;
+    ctx.lang = PageTheme::builtin().language("nl");
+    SigninPage page;
+    page.paths.signin = "/s";
+    page.error = "error.wrong_password";
+    std::string html = render_signin(ctx, page);
+    expect_has(html, "<html lang=\"nl\">");
+    expect_has(html, "<title>Aanmelden</title>");
+    expect_has(html, ">Onjuiste gebruikersnaam of wachtwoord.</p>");
+    expect_has(html, "<label for=\"password\">Wachtwoord</label>");
+
+    // A text that is no key is shown as given (and escaped).
+    page.error = "<old text>";
+    expect_has(render_signin(ctx, page), ">&lt;old text&gt;</p>");
+}
+END_TEST
+
 START_TEST(site_name_in_title_and_header)
 {
     PageContext ctx;
@@ -177,6 +245,7 @@ START_TEST(override_a_template)
     write(dir + "/signin.html", "<h1>{{title}}!</h1>\n<p>{{@signin.username}}"
                                 "</p>\n");
     write(dir + "/style.css", "body{color:red}");
+    write(dir + "/lang/nl.json", builtin_file("lang/nl.json"));
     std::unique_ptr<PageTheme> theme = PageTheme::load(dir);
 
     PageContext ctx;
@@ -205,6 +274,63 @@ START_TEST(override_errors_name_the_file)
     write(dir + "/code.html", "<p>\n{{@code.nonsense}}</p>\n");
     expect_has(load_error(dir), dir + "/code.html: line 2: unknown text "
                                       "{{@code.nonsense}}");
+
+    dir = scratch_dir();
+    write(dir + "/signin.htm", "x");
+    expect_has(load_error(dir), dir + "/signin.htm: not a page template");
+
+    dir = scratch_dir();
+    write(dir + "/nothing.html", "x");
+    expect_has(load_error(dir), dir + "/nothing.html: no page is called");
+
+    // A translation missing a text, with an unknown one, or a placeholder
+    // the pages do not have.
+    std::string nl = builtin_file("lang/nl.json");
+    dir = scratch_dir();
+    std::string missing = nl;
+    missing.erase(missing.find("  \"signin.password\""),
+                  missing.find('\n', missing.find("\"signin.password\"")) + 1
+                      - missing.find("  \"signin.password\""));
+    write(dir + "/lang/nl.json", missing);
+    ck_assert_string_eq(load_error(dir), dir + "/lang/nl.json: the text "
+                                               "\"signin.password\" is "
+                                               "missing");
+
+    dir = scratch_dir();
+    std::string extra = nl;
+    extra.insert(extra.find('{') + 1, "\n  \"signin.pasword\": \"x\",");
+    write(dir + "/lang/nl.json", extra);
+    ck_assert_string_eq(load_error(dir), dir + "/lang/nl.json: "
+                                               "\"signin.pasword\" is not a "
+                                               "text the pages use");
+
+    dir = scratch_dir();
+    std::string holder = nl;
+    holder.replace(holder.find("Nog {recovery_left} over"), 24,
+                   "Nog {left} over");
+    write(dir + "/lang/nl.json", holder);
+    expect_has(load_error(dir), dir + "/lang/nl.json: "
+                                      "\"info.recovery.left\" has an "
+                                      "unknown placeholder {left}");
+
+    dir = scratch_dir();
+    write(dir + "/lang/nl.json", "{\"a\": ");
+    expect_has(load_error(dir), dir + "/lang/nl.json: line 1:");
+
+    dir = scratch_dir();
+    write(dir + "/lang/dutch.json", "{}");
+    expect_has(load_error(dir), dir + "/lang/dutch.json: a language file");
+
+    expect_has(load_error("/nonexistent/twostep"),
+               "/nonexistent/twostep: No such file or directory");
+
+    // A file nobody may read (the test runs as root: skip the check).
+    if (geteuid() != 0) {
+        dir = scratch_dir();
+        write(dir + "/signin.html", "x");
+        chmod((dir + "/signin.html").c_str(), 0);
+        expect_has(load_error(dir), dir + "/signin.html: Permission denied");
+    }
     remove_scratch();
 }
 END_TEST
@@ -236,6 +362,9 @@ int main()
     tcase_add_test(tc, values_are_escaped);
     tcase_add_test(tc, sections_and_lists);
     tcase_add_test(tc, template_errors_name_the_line);
+    tcase_add_test(tc, builtin_languages_are_complete);
+    tcase_add_test(tc, negotiation);
+    tcase_add_test(tc, pages_in_dutch);
     tcase_add_test(tc, site_name_in_title_and_header);
     tcase_add_test(tc, override_a_template);
     tcase_add_test(tc, override_errors_name_the_file);
