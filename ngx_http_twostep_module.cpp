@@ -911,10 +911,16 @@ ngx_http_twostep_methods(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
                           ngx_http_twostep_sv(value[i]));
 
         if (!method) {
+            std::string names;
+            try {
+                names = twostep::method_names_for_people();
+            } catch (...) {
+                // out of memory: the message without the list
+            }
+
             ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
                                "unknown twostep method \"%V\", "
-                               "expected totp, push, call or sms",
-                               &value[i]);
+                               "expected %s", &value[i], names.c_str());
             return static_cast<char *>(NGX_CONF_ERROR);
         }
 

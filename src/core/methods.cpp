@@ -2,16 +2,14 @@
 #include "methods.h"
 
 #include <cstdint>
+#include <iterator>
+#include <stdexcept>
 
 #include "session.h"
 
 namespace twostep {
 
 namespace {
-
-// The fixed order of methods_to_list().
-constexpr Method method_order[] = {Method::totp, Method::push, Method::call,
-                                   Method::sms, Method::recovery};
 
 // Tolerated clock skew between the worker that issued a session and the
 // one checking it; beyond this a future auth_time is treated as forged.
@@ -28,30 +26,43 @@ std::int64_t saturating_sub(std::int64_t a, std::int64_t b)
 
 }  // namespace
 
+const MethodInfo &method_info(Method m)
+{
+    for (const MethodInfo &info : method_table) {
+        if (info.method == m)
+            return info;
+    }
+    throw std::invalid_argument("not a method");
+}
+
 std::optional<Method> method_from_name(std::string_view name)
 {
-    for (Method m : method_order) {
-        if (name == method_name(m))
-            return m;
+    for (const MethodInfo &info : method_table) {
+        if (name == info.name)
+            return info.method;
     }
     return std::nullopt;
 }
 
 const char *method_name(Method m)
 {
-    switch (m) {
-    case Method::totp:
-        return "totp";
-    case Method::push:
-        return "push";
-    case Method::call:
-        return "call";
-    case Method::sms:
-        return "sms";
-    case Method::recovery:
-        return "recovery";
+    for (const MethodInfo &info : method_table) {
+        if (info.method == m)
+            return info.name;
     }
     return "unknown";
+}
+
+std::string method_names_for_people()
+{
+    std::string text;
+    constexpr std::size_t count = std::size(method_table);
+    for (std::size_t i = 0; i < count; i++) {
+        if (i > 0)
+            text += i + 1 == count ? " or " : ", ";
+        text += method_table[i].name;
+    }
+    return text;
 }
 
 std::optional<MethodSet> methods_from_list(std::string_view list)
@@ -72,12 +83,12 @@ std::optional<MethodSet> methods_from_list(std::string_view list)
 std::string methods_to_list(MethodSet set)
 {
     std::string list;
-    for (Method m : method_order) {
-        if (!has_method(set, m))
+    for (const MethodInfo &info : method_table) {
+        if (!has_method(set, info.method))
             continue;
         if (!list.empty())
             list += ',';
-        list += method_name(m);
+        list += info.name;
     }
     return list;
 }

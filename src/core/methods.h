@@ -1,4 +1,5 @@
-// Second-step methods and the per-location decision.
+// Second-step methods: the one table every list, parser and page uses, and
+// the per-location decision.
 #pragma once
 
 #include <cstdint>
@@ -9,12 +10,69 @@
 namespace twostep {
 
 // recovery: one of the user's one-time recovery codes, for when the phone
-// is lost (NIST SP 800-63B 5.1.2 look-up secrets).
+// is lost (NIST SP 800-63B 5.1.2 look-up secrets). The values are bits of a
+// MethodSet, which travels as a number in signed tokens: never renumber.
 enum class Method : unsigned {
     totp = 1, push = 2, call = 4, sms = 8, recovery = 16
 };
 using MethodSet = unsigned;  // bit mask of Method values
-constexpr MethodSet all_methods = 1 | 2 | 4 | 8 | 16;
+
+// How a method proves possession (NIST SP 800-63B 5.1):
+//   code         the user types a secret the module checks itself
+//   out_of_band  a provider reaches the user's phone (a code it sends, or
+//                an approval it reports)
+//   key          a cryptographic authenticator answers a challenge
+enum class MethodKind { code, out_of_band, key };
+
+struct MethodInfo {
+    Method       method;
+    const char  *name;        // in twostep_methods, tokens, the store
+    const char  *label_key;   // its label in the language files
+    MethodKind   kind;
+    bool         typed;       // the user types a code on our page
+    bool         waits;       // a provider transaction the page waits on
+    bool         usual;       // may be the user's default (not a fallback)
+};
+
+// Every method, in the order lists and pages show them. Adding a method is
+// a row here and a factor file in src/ngx/ (README, "How it is built").
+inline constexpr MethodInfo method_table[] = {
+    //  method          name        label key          kind
+    //                                                 typed  waits  usual
+    {Method::totp,     "totp",     "method.totp",     MethodKind::code,
+                                                       true,  false, true},
+    {Method::push,     "push",     "method.push",     MethodKind::out_of_band,
+                                                       false, true,  true},
+    {Method::call,     "call",     "method.call",     MethodKind::out_of_band,
+                                                       false, true,  true},
+    {Method::sms,      "sms",      "method.sms",      MethodKind::out_of_band,
+                                                       true,  false, true},
+    // A way back in, never the usual way.
+    {Method::recovery, "recovery", "method.recovery", MethodKind::code,
+                                                       true,  false, false},
+};
+
+constexpr MethodSet method_bit(Method m)
+{
+    return static_cast<MethodSet>(m);
+}
+
+// The methods of one kind; all of them.
+constexpr MethodSet methods_of_kind(MethodKind kind)
+{
+    MethodSet set = 0;
+    for (const MethodInfo &info : method_table) {
+        if (info.kind == kind)
+            set |= method_bit(info.method);
+    }
+    return set;
+}
+
+constexpr MethodSet all_methods = methods_of_kind(MethodKind::code)
+                                  | methods_of_kind(MethodKind::out_of_band)
+                                  | methods_of_kind(MethodKind::key);
+
+const MethodInfo &method_info(Method m);
 
 std::optional<Method> method_from_name(std::string_view name);  // "totp"
 const char *method_name(Method m);
@@ -22,6 +80,9 @@ inline bool has_method(MethodSet set, Method m)
 {
     return (set & static_cast<unsigned>(m)) != 0;
 }
+
+// The names joined for people, e.g. "totp, push, call, sms or recovery".
+std::string method_names_for_people();
 
 // Comma-separated names as they travel in a portal query ("totp,sms");
 // nullopt on an unknown or empty name.

@@ -6,23 +6,19 @@ namespace twostep {
 
 namespace {
 
-constexpr Method method_order[] = {Method::totp, Method::push, Method::call,
-                                   Method::sms, Method::recovery};
-
 std::string method_label(const PageContext &ctx, Method m)
 {
-    return ctx.text(std::string("method.") + method_name(m));
+    return ctx.text(method_info(m).label_key);
 }
 
-// Which method a page is about, for the templates' {{#is_...}} sections.
+// Which method a page is about, for the templates' {{#is_...}} sections:
+// one flag per row of the method table.
 void method_flags(PageData &data, Method m)
 {
     data.text("method", method_name(m));
-    data.flag("is_totp", m == Method::totp);
-    data.flag("is_push", m == Method::push);
-    data.flag("is_call", m == Method::call);
-    data.flag("is_sms", m == Method::sms);
-    data.flag("is_recovery", m == Method::recovery);
+    for (const MethodInfo &info : method_table) {
+        data.flag(std::string("is_") + info.name, m == info.method);
+    }
 }
 
 // "Sign in another way": a link per offered method but this one.
@@ -33,7 +29,8 @@ void other_ways(PageData &data, const PageContext &ctx,
     MethodSet others = offered & ~static_cast<unsigned>(method);
     data.flag("other_ways", others != 0);
     data.list("ways");
-    for (Method m : method_order) {
+    for (const MethodInfo &info : method_table) {
+        Method m = info.method;
         if (!has_method(others, m)) {
             continue;
         }
@@ -105,10 +102,12 @@ std::string render_signin(const PageContext &ctx, const SigninPage &page)
 
 std::string render_code(const PageContext &ctx, const CodePage &page)
 {
-    // Push, call, or a text not sent yet: a button that starts it.
-    bool code_box = page.method == Method::totp
-                    || page.method == Method::recovery
-                    || (page.method == Method::sms && page.sms_sent);
+    // Push, call, or a text not sent yet: a button that starts it. A code
+    // box for a code the module checks, or one a provider sent already.
+    const MethodInfo &info = method_info(page.method);
+    bool code_box = info.typed
+                    && (info.kind != MethodKind::out_of_band
+                        || page.sms_sent);
     PageData data;
     data.text("user", page.user);
     data.text("verify_url", page.paths.verify);
@@ -139,8 +138,7 @@ std::string render_wait(const PageContext &ctx, const WaitPage &page)
     other_ways(data, ctx, page.paths, page.method, page.offered,
                page.return_to, page.methods);
     return render(ctx, "wait", data,
-                  page.method == Method::push ? "wait.push.title"
-                                              : "wait.call.title");
+                  std::string("wait.") + method_name(page.method) + ".title");
 }
 
 std::string render_enroll(const PageContext &ctx, const EnrollPage &page)
@@ -176,21 +174,27 @@ std::string render_security_info(const PageContext &ctx,
 
     // Push, call and text: provided by others, listed when usable.
     data.list("provided");
-    for (Method m : {Method::push, Method::call, Method::sms}) {
-        if (has_method(page.available, m)) {
-            data.item("provided").text("label", method_label(ctx, m));
+    for (const MethodInfo &info : method_table) {
+        if (info.kind == MethodKind::out_of_band
+            && has_method(page.available, info.method)) {
+            data.item("provided").text("label",
+                                       method_label(ctx, info.method));
         }
     }
 
     // A recovery code is a way back in, never the usual way.
-    MethodSet choices = page.available & all_methods
-                        & ~static_cast<MethodSet>(Method::recovery);
+    MethodSet choices = 0;
+    for (const MethodInfo &info : method_table) {
+        if (info.usual)
+            choices |= page.available & method_bit(info.method);
+    }
     bool chosen = page.default_method
                   && has_method(choices, *page.default_method);
     data.flag("choices", choices != 0);
     data.flag("chosen", chosen);
     data.list("options");
-    for (Method m : method_order) {
+    for (const MethodInfo &info : method_table) {
+        Method m = info.method;
         if (has_method(choices, m)) {
             data.item("options")
                 .text("method", method_name(m))

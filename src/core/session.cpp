@@ -170,8 +170,7 @@ std::string encode_pending(const KeyRing &keys, const PendingSignin &p)
                                                : valid_user_name(p.user);
     bool txid_ok = p.txid.empty()
                    || (valid_id(p.txid) && !p.user.empty()
-                       && (p.txid_method == Method::push
-                           || p.txid_method == Method::call));
+                       && method_info(p.txid_method).waits);
     if (!valid_id(p.nonce) || !user_ok || !txid_ok
         || methods_from_list(methods_to_list(p.methods)) != p.methods
         || p.confirmed > all_methods)
@@ -206,7 +205,7 @@ std::optional<PendingSignin> decode_pending(const KeyRing &keys,
     if (!f[5].empty()) {
         auto m = method_from_name(f[6]);
         if (!valid_id(f[5]) || f[2].empty() || !m
-            || (*m != Method::push && *m != Method::call))
+            || !method_info(*m).waits)
             return std::nullopt;
         p.txid = f[5];
         p.txid_method = *m;

@@ -498,8 +498,7 @@ ngx_http_twostep_local_methods(ngx_http_twostep_page_t &p,
     const twostep::User &user)
 {
     return user.methods() & p.methods
-           & (static_cast<unsigned>(twostep::Method::totp)
-              | static_cast<unsigned>(twostep::Method::recovery));
+           & ~twostep::methods_of_kind(twostep::MethodKind::out_of_band);
 }
 
 
@@ -520,9 +519,8 @@ ngx_http_twostep_provider_methods(ngx_http_twostep_page_t &p)
         return 0;
     }
 
-    return p.methods & (static_cast<unsigned>(twostep::Method::push)
-                        | static_cast<unsigned>(twostep::Method::call)
-                        | static_cast<unsigned>(twostep::Method::sms));
+    return p.methods
+           & twostep::methods_of_kind(twostep::MethodKind::out_of_band);
 }
 
 
@@ -542,12 +540,9 @@ ngx_http_twostep_pick_method(twostep::MethodSet offered,
         return *user.default_method;
     }
 
-    for (auto each : { twostep::Method::totp, twostep::Method::push,
-                       twostep::Method::call, twostep::Method::sms,
-                       twostep::Method::recovery })
-    {
-        if (twostep::has_method(offered, each)) {
-            return each;
+    for (const twostep::MethodInfo &each : twostep::method_table) {
+        if (twostep::has_method(offered, each.method)) {
+            return each.method;
         }
     }
 

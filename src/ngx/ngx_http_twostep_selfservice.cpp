@@ -363,9 +363,8 @@ ngx_http_twostep_manage_page(ngx_http_twostep_page_t &p,
                                            : twostep::mask_phone(user.phone);
     page.available = user.methods();
     if (p.scf->duo) {
-        page.available |= static_cast<unsigned>(twostep::Method::push)
-                          | static_cast<unsigned>(twostep::Method::call)
-                          | static_cast<unsigned>(twostep::Method::sms);
+        page.available |= twostep::methods_of_kind(
+                              twostep::MethodKind::out_of_band);
     }
     page.default_method = user.default_method;
     page.recovery_left = user.recovery.size();

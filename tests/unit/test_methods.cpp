@@ -69,6 +69,44 @@ START_TEST(method_names)
 }
 END_TEST
 
+// The table is the one list: names, label keys and bits agree, every kind
+// is one of three, and the names for people list every row.
+START_TEST(method_table_rows)
+{
+    MethodSet seen = 0;
+    std::string names;
+    for (const MethodInfo &info : method_table) {
+        unsigned bit = method_bit(info.method);
+        ck_assert_msg(bit != 0 && (bit & (bit - 1)) == 0, "%s", info.name);
+        ck_assert_msg((seen & bit) == 0, "%s twice", info.name);
+        seen |= bit;
+        ck_assert_string_eq(info.label_key,
+                            ("method." + std::string(info.name)).c_str());
+        ck_assert(&method_info(info.method) == &info);
+        ck_assert(method_from_name(info.name) == info.method);
+        // A transaction to wait on is a provider's, and typed codes are
+        // not waited on.
+        ck_assert(!info.waits || info.kind == MethodKind::out_of_band);
+        ck_assert(!(info.waits && info.typed));
+        names += names.empty() ? "" : " ";
+        names += info.name;
+    }
+    ck_assert_uint_eq(seen, all_methods);
+    ck_assert_uint_eq(methods_of_kind(MethodKind::code)
+                      | methods_of_kind(MethodKind::out_of_band)
+                      | methods_of_kind(MethodKind::key), all_methods);
+    ck_assert_uint_eq(methods_of_kind(MethodKind::out_of_band),
+                      method_bit(Method::push) | method_bit(Method::call)
+                      | method_bit(Method::sms));
+    ck_assert_string_eq(method_names_for_people(),
+                        "totp, push, call, sms or recovery");
+    ck_assert_string_eq(names, "totp push call sms recovery");
+    ck_assert(!method_info(Method::recovery).usual);
+    ck_assert(method_info(Method::push).waits);
+    ck_assert(method_info(Method::sms).typed);
+}
+END_TEST
+
 START_TEST(method_lists)
 {
     auto parse = [](const char *list) {
@@ -176,6 +214,7 @@ int main()
     Suite *suite = suite_create("methods");
     TCase *names = tcase_create("names");
     tcase_add_test(names, method_names);
+    tcase_add_test(names, method_table_rows);
     tcase_add_test(names, method_lists);
     suite_add_tcase(suite, names);
 
