@@ -10,7 +10,7 @@ PYTHON    := /usr/bin/python3
 BUILD_DEPS := nginx nginx-dev build-essential pkg-config libssl-dev \
               libjansson-dev libcurl4-openssl-dev libcrypt-dev \
               libqrencode-dev check
-UNIT_DEPS  := oathtool whois
+UNIT_DEPS  := oathtool whois python3
 TEST_DEPS  := oathtool python3-pytest python3-requests whois
 DEMO_DEPS  := oathtool qrencode whois
 BENCH_DEPS := wrk
@@ -91,9 +91,11 @@ $(TOOL): tools/twostep_user.cpp $(BUILD)/libtwostep_core.a
 
 tool: deps $(TOOL)
 
-# test_totp compares with oathtool, test_password with mkpasswd (whois).
+# test_totp compares with oathtool, test_password with mkpasswd (whois);
+# check-layers refuses include or call cycles among the nginx-side files.
 unit: deps $(UNIT_BINS)
 	@scripts/ensure-deps $(UNIT_DEPS)
+	@scripts/check-layers
 	@set -e; for t in $(UNIT_BINS); do echo "== $$t"; $$t; done
 
 e2e: module tool

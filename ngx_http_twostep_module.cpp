@@ -1128,6 +1128,10 @@ ngx_http_twostep_init(ngx_conf_t *cf)
     ngx_array_t                *handlers;
     ngx_http_core_main_conf_t  *cmcf;
 
+    if (ngx_http_twostep_check_factors(cf) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
     cmcf = static_cast<ngx_http_core_main_conf_t *>(
                ngx_http_conf_get_module_main_conf(cf, ngx_http_core_module));
 

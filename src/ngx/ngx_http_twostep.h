@@ -247,8 +247,12 @@ ngx_int_t ngx_http_twostep_fetch(ngx_http_request_t *r,
     const ngx_http_twostep_fetch_req_t &req,
     ngx_http_twostep_fetch_done_pt done);
 
+// src/ngx/ngx_http_twostep_factors.cpp: every method has its factor.
+ngx_int_t ngx_http_twostep_check_factors(ngx_conf_t *cf);
+
 // src/ngx/ngx_http_twostep_portal.cpp: the sign-in pages.
 ngx_int_t ngx_http_twostep_portal_handler(ngx_http_request_t *r) noexcept;
+// src/ngx/ngx_http_twostep_flow.cpp: a portal page's address.
 std::string ngx_http_twostep_portal_url(ngx_http_twostep_srv_conf_t *scf,
     std::string_view page, std::string_view return_to,
     twostep::MethodSet methods);

@@ -10,7 +10,7 @@
 // the request waits parked and is finished by the answer. Anything but a
 // well-formed answer is "the service is unavailable", never access.
 
-#include "ngx_http_twostep_portal.h"
+#include "ngx_http_twostep_factor.h"
 
 #include "core/duo.h"
 #include "core/guard.h"
@@ -143,7 +143,7 @@ ngx_http_twostep_duo_send(ngx_http_twostep_page_t &p,
 }
 
 
-ngx_int_t
+static ngx_int_t
 ngx_http_twostep_duo_offer(ngx_http_twostep_page_t &p,
     const twostep::PendingSignin &pending, const twostep::User &user)
 {
@@ -231,7 +231,7 @@ ngx_http_twostep_duo_offered(ngx_http_twostep_duo_call_t &call,
 }
 
 
-ngx_int_t
+static ngx_int_t
 ngx_http_twostep_duo_verify(ngx_http_twostep_page_t &p,
     const twostep::PendingSignin &pending, const twostep::User &user,
     twostep::Method method)
@@ -387,37 +387,23 @@ ngx_http_twostep_wait_page(ngx_http_twostep_page_t &p,
 }
 
 
-ngx_int_t
-ngx_http_twostep_duo_wait(ngx_http_twostep_page_t &p, bool json)
+static ngx_int_t
+ngx_http_twostep_duo_wait(ngx_http_twostep_page_t &p,
+    const twostep::PendingSignin &pending, const twostep::User &user,
+    bool json)
 {
-    ngx_int_t  rc = NGX_OK;
-
-    auto pending = ngx_http_twostep_pending(p);
-
-    if (p.scf->duo == NULL || !pending || pending->txid.empty()) {
-        if (json) {
-            return ngx_http_twostep_send_json(p.r, "{\"state\":\"done\"}");
-        }
-
-        return ngx_http_twostep_redirect(p.r,
-                   ngx_http_twostep_portal_url(p.scf, "verify", p.return_to,
-                                               p.methods));
-    }
-
-    const twostep::User *user = ngx_http_twostep_pending_user(p, *pending,
-                                                              &rc);
-    if (user == nullptr) {
-        return rc;
+    if (p.scf->duo == NULL) {
+        return ngx_http_twostep_nothing_waits(p, json);
     }
 
     if (!json && twostep::field(p.query, "check") != "1") {
-        return ngx_http_twostep_wait_page(p, *pending, *user);
+        return ngx_http_twostep_wait_page(p, pending, user);
     }
 
     return ngx_http_twostep_duo_send(p,
                json ? NGX_HTTP_TWOSTEP_DUO_STATUS : NGX_HTTP_TWOSTEP_DUO_WAIT,
-               *pending, *user, pending->txid_method,
-               twostep::duo::auth_status(*p.scf->duo, pending->txid,
+               pending, user, pending.txid_method,
+               twostep::duo::auth_status(*p.scf->duo, pending.txid,
                                          ngx_time()));
 }
 
@@ -657,3 +643,12 @@ ngx_http_twostep_duo_done(ngx_http_request_t *r,
 
     ngx_http_finalize_request(r, rc);
 }
+
+
+const ngx_http_twostep_factor_t  ngx_http_twostep_duo_factor = {
+    "duo",
+    twostep::methods_of_kind(twostep::MethodKind::out_of_band),
+    ngx_http_twostep_duo_offer,
+    ngx_http_twostep_duo_verify,
+    ngx_http_twostep_duo_wait
+};

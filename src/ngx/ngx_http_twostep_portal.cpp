@@ -8,12 +8,13 @@
 //   wait     GET: "Approve the request on your phone" (push and call)
 //   status   GET: JSON for the waiting page's script
 //
-// Push, call and text go through the provider in ngx_http_twostep_duo.cpp.
+// Each method's checks are in its factor file (ngx_http_twostep_factor.h);
+// what the steps share is the flow kit (ngx_http_twostep_flow.cpp).
 //
 // Between the steps the browser holds a pending-sign-in token that names the
 // user but opens nothing; every form carries a token bound to it.
 
-#include "ngx_http_twostep_portal.h"
+#include "ngx_http_twostep_factor.h"
 
 #include <openssl/crypto.h>
 
@@ -21,7 +22,6 @@
 #include "core/pages.h"
 #include "core/password.h"
 #include "core/return_to.h"
-#include "core/totp.h"
 
 
 // A password check in flight: what the thread reads and what it answers.
@@ -40,202 +40,6 @@ struct ngx_http_twostep_signin_t {
 
 static ngx_int_t ngx_http_twostep_dispatch(ngx_http_twostep_page_t &p);
 static void ngx_http_twostep_body_handler(ngx_http_request_t *r) noexcept;
-
-
-twostep::PortalPaths
-ngx_http_twostep_paths(ngx_http_twostep_srv_conf_t *scf)
-{
-    std::string base(ngx_http_twostep_sv(scf->portal_uri));
-
-    return { base + "signin", base + "verify", base + "logout",
-             base + "wait", base + "status" };
-}
-
-
-std::string
-ngx_http_twostep_portal_url(ngx_http_twostep_srv_conf_t *scf,
-    std::string_view page, std::string_view return_to,
-    twostep::MethodSet methods)
-{
-    std::string url(ngx_http_twostep_sv(scf->portal_uri));
-
-    url += page;
-    url += "?return_to=";
-    url += twostep::url_encode(return_to);
-    url += "&methods=";
-    url += twostep::url_encode(twostep::methods_to_list(methods));
-
-    return url;
-}
-
-
-// Only names that pass validation reach the log (no log injection); nginx
-// appends the client address and the request line.
-void
-ngx_http_twostep_log(ngx_http_request_t *r, ngx_uint_t level,
-    const char *event, std::string_view user)
-{
-    if (user.empty()) {
-        ngx_log_error(level, r->connection->log, 0, "twostep: %s", event);
-        return;
-    }
-
-    std::string name = twostep::valid_user_name(user) ? std::string(user)
-                                                       : "(unknown)";
-
-    ngx_log_error(level, r->connection->log, 0, "twostep: %s, user: \"%s\"",
-                  event, name.c_str());
-}
-
-
-ngx_int_t
-ngx_http_twostep_redirect(ngx_http_request_t *r, std::string_view location)
-{
-    if (ngx_http_twostep_set_location(r, location) != NGX_OK) {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
-    }
-
-    if (ngx_http_discard_request_body(r) != NGX_OK) {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
-    }
-
-    return NGX_HTTP_SEE_OTHER;
-}
-
-
-// A form from another site is refused even before its token is checked
-// (OWASP ASVS 4.2.2); browsers send Origin on every POST.
-bool
-ngx_http_twostep_same_origin(ngx_http_request_t *r)
-{
-    std::string_view origin = ngx_http_twostep_request_header(r, "Origin");
-
-    if (origin.empty()) {
-        return true;
-    }
-
-    if (r->headers_in.host == NULL) {
-        return false;
-    }
-
-    std::string expected;
-
-#if (NGX_HTTP_SSL)
-    expected = r->connection->ssl ? "https://" : "http://";
-#else
-    expected = "http://";
-#endif
-    expected += ngx_http_twostep_sv(r->headers_in.host->value);
-
-    return origin.size() == expected.size()
-           && ngx_strncasecmp((u_char *) origin.data(),
-                              (u_char *) expected.data(), origin.size()) == 0;
-}
-
-
-ngx_int_t
-ngx_http_twostep_expired(ngx_http_twostep_page_t &p)
-{
-    ngx_http_twostep_log(p.r, NGX_LOG_WARN,
-                         "form without a valid token or from another origin",
-                         "");
-
-    return ngx_http_twostep_send_page(p.r, NGX_HTTP_FORBIDDEN,
-               twostep::render_message(ngx_http_twostep_page_ctx(p.r),
-                   "msg.expired.title",
-                   "msg.expired.text",
-                   ngx_http_twostep_portal_url(p.scf, "signin", p.return_to,
-                                               p.methods),
-                   "msg.expired.link"));
-}
-
-
-std::string_view
-ngx_http_twostep_address(ngx_http_request_t *r)
-{
-    return ngx_http_twostep_sv(r->connection->addr_text);
-}
-
-
-// Too many failures for this account or this address (OWASP ASVS 2.2.1).
-ngx_int_t
-ngx_http_twostep_locked(ngx_http_request_t *r, std::string_view user,
-    int64_t seconds)
-{
-    ngx_http_twostep_log(r, NGX_LOG_WARN, "locked out", user);
-
-    int64_t minutes = (seconds + 59) / 60;
-
-    twostep::PageData args;
-    args.text("minutes", std::to_string(minutes));
-
-    return ngx_http_twostep_send_message(r, NGX_HTTP_TOO_MANY_REQUESTS,
-               "msg.locked.title",
-               ngx_http_twostep_page_ctx(r).text(
-                   minutes == 1 ? "msg.locked.text_one" : "msg.locked.text",
-                   args));
-}
-
-
-std::optional<twostep::PendingSignin>
-ngx_http_twostep_pending(ngx_http_twostep_page_t &p)
-{
-    std::string_view token = ngx_http_twostep_get_cookie(p.r, true);
-
-    if (token.empty()) {
-        return std::nullopt;
-    }
-
-    return twostep::decode_pending(*p.scf->keys, token, ngx_time());
-}
-
-
-// The posted form is genuine: same origin, and its token matches the
-// pending sign-in this browser holds.
-std::optional<twostep::PendingSignin>
-ngx_http_twostep_posted_pending(ngx_http_twostep_page_t &p)
-{
-    if (!ngx_http_twostep_same_origin(p.r)) {
-        return std::nullopt;
-    }
-
-    auto pending = ngx_http_twostep_pending(p);
-
-    if (!pending
-        || !twostep::form_token_ok(*p.scf->keys, *pending,
-                                   twostep::field(p.form, "form_token")))
-    {
-        return std::nullopt;
-    }
-
-    return pending;
-}
-
-
-ngx_int_t
-ngx_http_twostep_start_pending(ngx_http_twostep_page_t &p,
-    twostep::PendingSignin &pending, std::string_view user,
-    twostep::FirstFactor via)
-{
-    pending.nonce = twostep::random_token(16);
-    pending.user = std::string(user);
-    pending.via = via;
-    pending.expires = ngx_time() + NGX_HTTP_TWOSTEP_PENDING_TTL;
-    pending.txid.clear();
-    pending.methods = p.methods;
-    pending.confirmed = 0;
-
-    return ngx_http_twostep_save_pending(p, pending);
-}
-
-
-ngx_int_t
-ngx_http_twostep_save_pending(ngx_http_twostep_page_t &p,
-    const twostep::PendingSignin &pending)
-{
-    return ngx_http_twostep_set_cookie(p.r, true,
-               twostep::encode_pending(*p.scf->keys, pending));
-}
 
 
 static ngx_int_t
@@ -432,124 +236,6 @@ ngx_http_twostep_signin_answer(ngx_http_twostep_page_t &p,
 }
 
 
-twostep::CodePage
-ngx_http_twostep_code_form(ngx_http_twostep_page_t &p,
-    const twostep::PendingSignin &pending, const twostep::User &user,
-    twostep::Method method, twostep::MethodSet offered)
-{
-    twostep::CodePage page;
-
-    page.paths = ngx_http_twostep_paths(p.scf);
-    page.user = user.name;
-    page.method = method;
-    page.offered = offered;
-    page.return_to = p.return_to;
-    page.methods = twostep::methods_to_list(p.methods);
-    page.form_token = twostep::form_token(*p.scf->keys, pending);
-
-    return page;
-}
-
-
-// The user a pending sign-in names, if it still exists; otherwise a page
-// saying so.
-const twostep::User *
-ngx_http_twostep_pending_user(ngx_http_twostep_page_t &p,
-    const twostep::PendingSignin &pending, ngx_int_t *rc)
-{
-    const twostep::User *user = (p.scf->store->users)->find(pending.user);
-
-    if (user == nullptr) {
-        *rc = ngx_http_twostep_send_message(p.r, NGX_HTTP_FORBIDDEN,
-                  "msg.denied.title",
-                  "msg.denied.account_gone");
-        return nullptr;
-    }
-
-    return user;
-}
-
-
-ngx_int_t
-ngx_http_twostep_not_set_up(ngx_http_twostep_page_t &p,
-    const twostep::User &user)
-{
-    // With self-service on, a first sign-in sets up the app instead.
-    auto pending = ngx_http_twostep_pending(p);
-    if (pending && pending->user == user.name) {
-        ngx_int_t rc = ngx_http_twostep_enroll_offer(p, *pending, user);
-        if (rc != NGX_DECLINED) {
-            return rc;
-        }
-    }
-
-    ngx_http_twostep_log(p.r, NGX_LOG_WARN,
-                         "no second step this location accepts", user.name);
-
-    return ngx_http_twostep_send_message(p.r, NGX_HTTP_FORBIDDEN,
-               "msg.not_set_up.title",
-               "msg.not_set_up.text");
-}
-
-
-// The second steps the module checks itself (the authenticator app code).
-twostep::MethodSet
-ngx_http_twostep_local_methods(ngx_http_twostep_page_t &p,
-    const twostep::User &user)
-{
-    return user.methods() & p.methods
-           & ~twostep::methods_of_kind(twostep::MethodKind::out_of_band);
-}
-
-
-twostep::MethodSet
-ngx_http_twostep_offered(ngx_http_twostep_page_t &p,
-    const twostep::PendingSignin &pending, const twostep::User &user)
-{
-    return ngx_http_twostep_local_methods(p, user)
-           | (pending.confirmed & ngx_http_twostep_provider_methods(p));
-}
-
-
-// Those a provider checks (push, call, text), if one is configured.
-twostep::MethodSet
-ngx_http_twostep_provider_methods(ngx_http_twostep_page_t &p)
-{
-    if (p.scf->duo == NULL) {
-        return 0;
-    }
-
-    return p.methods
-           & twostep::methods_of_kind(twostep::MethodKind::out_of_band);
-}
-
-
-twostep::Method
-ngx_http_twostep_pick_method(twostep::MethodSet offered,
-    std::string_view wanted, const twostep::User &user)
-{
-    auto m = twostep::method_from_name(wanted);
-    if (m && twostep::has_method(offered, *m)) {
-        return *m;
-    }
-
-    // The user's default comes first; "Sign in another way" has the rest.
-    if (user.default_method
-        && twostep::has_method(offered, *user.default_method))
-    {
-        return *user.default_method;
-    }
-
-    for (const twostep::MethodInfo &each : twostep::method_table) {
-        if (twostep::has_method(offered, each.method)) {
-            return each.method;
-        }
-    }
-
-    return twostep::Method::totp;
-}
-
-
 static ngx_int_t
 ngx_http_twostep_verify_get(ngx_http_twostep_page_t &p)
 {
@@ -570,8 +256,11 @@ ngx_http_twostep_verify_get(ngx_http_twostep_page_t &p)
     }
 
     // Push, call and text: ask the provider what this user has first.
-    if (ngx_http_twostep_provider_methods(p)) {
-        return ngx_http_twostep_duo_offer(p, *pending, *user);
+    const ngx_http_twostep_factor_t *offering =
+        ngx_http_twostep_offering_factor(
+            ngx_http_twostep_provider_methods(p));
+    if (offering != nullptr) {
+        return offering->offer(p, *pending, *user);
     }
 
     twostep::MethodSet offered = ngx_http_twostep_local_methods(p, *user);
@@ -628,117 +317,12 @@ ngx_http_twostep_verify_post(ngx_http_twostep_page_t &p)
         return ngx_http_twostep_locked(p.r, user->name, locked);
     }
 
-    if (*method == twostep::Method::recovery) {
-        return ngx_http_twostep_recovery_verify(p, *pending, *user);
+    const ngx_http_twostep_factor_t *factor = ngx_http_twostep_factor(*method);
+    if (factor == nullptr) {
+        return NGX_HTTP_FORBIDDEN;
     }
 
-    if (*method != twostep::Method::totp) {
-        return ngx_http_twostep_duo_verify(p, *pending, *user, *method);
-    }
-
-    std::optional<int64_t> step;
-
-    if (user->totp) {
-        step = twostep::totp_verify(*user->totp,
-                                    twostep::field(p.form, "code"), now);
-    }
-
-    const char *error = nullptr;
-
-    if (!step) {
-        ngx_http_twostep_log(p.r, NGX_LOG_WARN, "wrong code", user->name);
-        error = "error.code_wrong";
-
-    } else {
-        switch (twostep::claim_totp_step(state, user->name, *step,
-                                         user->totp->period, now))
-        {
-        case twostep::Claim::fresh:
-            break;
-
-        case twostep::Claim::replayed:
-            ngx_http_twostep_log(p.r, NGX_LOG_WARN, "code used again",
-                                 user->name);
-            error = "error.code_used";
-            break;
-
-        default: /* twostep::Claim::unavailable */
-            return ngx_http_twostep_send_message(p.r,
-                       NGX_HTTP_SERVICE_UNAVAILABLE,
-                       "msg.unavailable.title",
-                       "msg.unavailable.text");
-        }
-    }
-
-    if (error) {
-        locked = twostep::record_failure(state, rule, user->name, address,
-                                         now);
-        if (locked > 0) {
-            return ngx_http_twostep_locked(p.r, user->name, locked);
-        }
-
-        twostep::CodePage page = ngx_http_twostep_code_form(p, *pending,
-                                     *user, *method,
-                                     ngx_http_twostep_offered(p, *pending, *user));
-        page.error = error;
-
-        return ngx_http_twostep_send_page(p.r, NGX_HTTP_FORBIDDEN,
-                   twostep::render_code(ngx_http_twostep_page_ctx(p.r),
-                                        page));
-    }
-
-    return ngx_http_twostep_finish_signin(p, *pending, *user, *method);
-}
-
-
-// The second step is passed: a new session, back to the URL.
-ngx_int_t
-ngx_http_twostep_finish_signin(ngx_http_twostep_page_t &p,
-    const twostep::PendingSignin &pending, const twostep::User &user,
-    twostep::Method method)
-{
-    time_t  now = ngx_time();
-
-    ngx_http_twostep_zone_state state(p.r);
-
-    twostep::Session session;
-    session.sid = twostep::random_token(16);
-    session.user = user.name;
-    session.method = method;
-    session.auth_time = now;
-    session.expires = now + p.scf->session_ttl;
-    session.credentials = user.credential_tag;
-
-    // A step-up refreshes the second step, not the session's lifetime:
-    // the absolute limit still counts from the password (NIST SP 800-63B
-    // 4.2.3).
-    if (pending.via == twostep::FirstFactor::session) {
-        const twostep::Session *old = ngx_http_twostep_session(p.r);
-
-        if (old == nullptr || old->user != user.name) {
-            return ngx_http_twostep_expired(p);
-        }
-
-        session.expires = old->expires;
-
-        // The cookie being replaced stops working too.
-        twostep::revoke_session(state, *old, now);
-    }
-
-    twostep::record_success(state, user.name, ngx_http_twostep_address(p.r),
-                            now);
-
-    ngx_http_twostep_log(p.r, NGX_LOG_NOTICE, "signed in", user.name);
-
-    // A new session id at every sign-in (OWASP ASVS 3.2.1).
-    if (ngx_http_twostep_set_cookie(p.r, false,
-            twostep::encode_session(*p.scf->keys, session)) != NGX_OK
-        || ngx_http_twostep_clear_cookie(p.r, true) != NGX_OK)
-    {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
-    }
-
-    return ngx_http_twostep_redirect(p.r, p.return_to);
+    return factor->verify(p, *pending, *user, *method);
 }
 
 
@@ -796,6 +380,33 @@ ngx_http_twostep_logout(ngx_http_twostep_page_t &p)
     return ngx_http_twostep_send_page(p.r, NGX_HTTP_OK,
                twostep::render_signed_out(ngx_http_twostep_page_ctx(p.r),
                                           ngx_http_twostep_paths(p.scf)));
+}
+
+
+// wait and status: the factor whose transaction this browser waits on.
+static ngx_int_t
+ngx_http_twostep_wait(ngx_http_twostep_page_t &p, bool json)
+{
+    ngx_int_t  rc = NGX_OK;
+
+    auto pending = ngx_http_twostep_pending(p);
+
+    const ngx_http_twostep_factor_t *factor = nullptr;
+    if (pending && !pending->txid.empty()) {
+        factor = ngx_http_twostep_factor(pending->txid_method);
+    }
+
+    if (factor == nullptr || factor->wait == NULL) {
+        return ngx_http_twostep_nothing_waits(p, json);
+    }
+
+    const twostep::User *user = ngx_http_twostep_pending_user(p, *pending,
+                                                              &rc);
+    if (user == nullptr) {
+        return rc;
+    }
+
+    return factor->wait(p, *pending, *user, json);
 }
 
 
@@ -863,11 +474,11 @@ ngx_http_twostep_dispatch(ngx_http_twostep_page_t &p)
     }
 
     if (p.page == "wait" && !post) {
-        return ngx_http_twostep_duo_wait(p, false);
+        return ngx_http_twostep_wait(p, false);
     }
 
     if (p.page == "status" && !post) {
-        return ngx_http_twostep_duo_wait(p, true);
+        return ngx_http_twostep_wait(p, true);
     }
 
     if (p.page.empty() && !post) {

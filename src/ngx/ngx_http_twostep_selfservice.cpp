@@ -3,21 +3,16 @@
 //   enroll          GET: "Set up your authenticator app" (QR code, key)
 //                   POST: the first code from the app saves it
 //   security-info   GET: the user's methods     POST: change one
-//   verify          POST method=recovery: sign in with a recovery code
 //
 // All of it needs twostep_enroll on. Writes go through StoreFile (locked,
 // atomic) in the thread pool; every worker reloads the changed file.
 
-#include "ngx_http_twostep_portal.h"
+#include "ngx_http_twostep_flow.h"
 
 #include "core/base32.h"
 #include "core/enroll.h"
 #include "core/store_file.h"
 #include "core/totp.h"
-
-
-// Changes need a second step this recent (step-up, OWASP ASVS 3.7.1).
-#define NGX_HTTP_TWOSTEP_FRESH  300
 
 
 static std::string
@@ -43,48 +38,6 @@ ngx_http_twostep_enroll_params(ngx_http_twostep_page_t &p,
     params.secret = raw->substr(0, 20);  // 160 bits, RFC 4226 section 4
 
     return params;
-}
-
-
-static bool
-ngx_http_twostep_fresh(const twostep::Session *session)
-{
-    return session
-           && ngx_time() - session->auth_time <= NGX_HTTP_TWOSTEP_FRESH;
-}
-
-
-// Who may enroll now: a signed-in user whose second step is fresh (adding
-// or replacing), or a user who passed the password and has no second step
-// at all (first set-up). A password alone never replaces a second step.
-static bool
-ngx_http_twostep_may_enroll(ngx_http_twostep_page_t &p,
-    const twostep::PendingSignin &pending, const twostep::User &user)
-{
-    if (!p.scf->enroll) {
-        return false;
-    }
-
-    if (pending.via == twostep::FirstFactor::session) {
-        const twostep::Session *session = ngx_http_twostep_session(p.r);
-        return ngx_http_twostep_fresh(session) && session->user == user.name;
-    }
-
-    return user.methods() == 0 && p.scf->duo == NULL;
-}
-
-
-ngx_int_t
-ngx_http_twostep_enroll_offer(ngx_http_twostep_page_t &p,
-    const twostep::PendingSignin &pending, const twostep::User &user)
-{
-    if (!ngx_http_twostep_may_enroll(p, pending, user)) {
-        return NGX_DECLINED;
-    }
-
-    return ngx_http_twostep_redirect(p.r,
-               ngx_http_twostep_portal_url(p.scf, "enroll", p.return_to,
-                                           p.methods));
 }
 
 
@@ -260,79 +213,6 @@ ngx_http_twostep_enroll(ngx_http_twostep_page_t &p)
 
             return ngx_http_twostep_finish_signin(page, signin, *user,
                                                   twostep::Method::totp);
-        });
-}
-
-
-// verify POST with method=recovery: the code is used up in the file, under
-// its lock, so no other worker accepts it again (OWASP ASVS 2.6.1).
-ngx_int_t
-ngx_http_twostep_recovery_verify(ngx_http_twostep_page_t &p,
-    const twostep::PendingSignin &pending, const twostep::User &user)
-{
-    ngx_http_twostep_zone_state state(p.r);
-    int64_t locked = twostep::begin_attempt(state,
-                                            ngx_http_twostep_lockout(p.scf),
-                                            user.name,
-                                            ngx_http_twostep_address(p.r),
-                                            ngx_time());
-    if (locked > 0) {
-        return ngx_http_twostep_locked(p.r, user.name, locked);
-    }
-
-    auto matched = std::make_shared<bool>(false);
-    std::string path = p.scf->store->path;
-    std::string name = user.name;
-    std::string code(twostep::field(p.form, "code"));
-
-    ngx_http_twostep_page_t page = p;
-    page.form.clear();
-    twostep::PendingSignin signin = pending;
-
-    return ngx_http_twostep_offload(p.r, p.scf->thread_pool,
-        [matched, path, name, code] {
-            std::string error;
-            auto file = twostep::StoreFile::open(path, error);
-            *matched = file && file->use_recovery_code(name, code)
-                       && file->commit(error);
-        },
-        [matched, page, signin, name]() mutable -> ngx_int_t {
-            ngx_http_twostep_refresh_store(page.scf->store,
-                                           page.r->connection->log);
-
-            const twostep::User *user = page.scf->store->users->find(name);
-            if (user == nullptr) {
-                return NGX_HTTP_FORBIDDEN;
-            }
-
-            ngx_http_twostep_zone_state state(page.r);
-            int64_t locked = twostep::end_attempt(state,
-                                 ngx_http_twostep_lockout(page.scf), name,
-                                 ngx_http_twostep_address(page.r), !*matched,
-                                 ngx_time());
-
-            if (*matched) {
-                ngx_http_twostep_log(page.r, NGX_LOG_NOTICE,
-                                     "recovery code used", name);
-                return ngx_http_twostep_finish_signin(page, signin, *user,
-                           twostep::Method::recovery);
-            }
-
-            if (locked > 0) {
-                return ngx_http_twostep_locked(page.r, name, locked);
-            }
-
-            ngx_http_twostep_log(page.r, NGX_LOG_WARN, "wrong recovery code",
-                                 name);
-
-            twostep::CodePage form = ngx_http_twostep_code_form(page, signin,
-                *user, twostep::Method::recovery,
-                ngx_http_twostep_offered(page, signin, *user));
-            form.error = "error.recovery_wrong";
-
-            return ngx_http_twostep_send_page(page.r, NGX_HTTP_FORBIDDEN,
-                       twostep::render_code(ngx_http_twostep_page_ctx(page.r),
-                                            form));
         });
 }
 

@@ -1,5 +1,5 @@
-// What the portal's pages share: ngx_http_twostep_portal.cpp (forms, codes,
-// sessions) and ngx_http_twostep_duo.cpp (push, call and text).
+// The flow kit (ngx_http_twostep_flow.cpp): what the portal, the factors
+// and security info share. It calls none of them back.
 #pragma once
 
 #include "ngx_http_twostep.h"
@@ -8,6 +8,10 @@
 
 #include "core/form.h"
 #include "core/pages.h"
+
+
+// Changes need a second step this recent (step-up, OWASP ASVS 3.7.1).
+#define NGX_HTTP_TWOSTEP_FRESH  300
 
 
 // What every portal page needs to know about the request.
@@ -33,6 +37,7 @@ ngx_int_t ngx_http_twostep_redirect(ngx_http_request_t *r,
 ngx_int_t ngx_http_twostep_expired(ngx_http_twostep_page_t &p);
 ngx_int_t ngx_http_twostep_locked(ngx_http_request_t *r,
     std::string_view user, int64_t seconds);
+// Nothing this location accepts is set up: first set-up, or a page.
 ngx_int_t ngx_http_twostep_not_set_up(ngx_http_twostep_page_t &p,
     const twostep::User &user);
 
@@ -63,24 +68,23 @@ twostep::CodePage ngx_http_twostep_code_form(ngx_http_twostep_page_t &p,
     const twostep::PendingSignin &pending, const twostep::User &user,
     twostep::Method method, twostep::MethodSet offered);
 
+// The second step is passed: a new session, back to the URL.
 ngx_int_t ngx_http_twostep_finish_signin(ngx_http_twostep_page_t &p,
     const twostep::PendingSignin &pending, const twostep::User &user,
     twostep::Method method);
 
-// ngx_http_twostep_duo.cpp. Each returns NGX_DONE when the request waits
-// for the provider and is finished by the answer.
-ngx_int_t ngx_http_twostep_duo_offer(ngx_http_twostep_page_t &p,
-    const twostep::PendingSignin &pending, const twostep::User &user);
-ngx_int_t ngx_http_twostep_duo_verify(ngx_http_twostep_page_t &p,
-    const twostep::PendingSignin &pending, const twostep::User &user,
-    twostep::Method method);
-ngx_int_t ngx_http_twostep_duo_wait(ngx_http_twostep_page_t &p, bool json);
+ngx_int_t ngx_http_twostep_nothing_waits(ngx_http_twostep_page_t &p,
+    bool json);
 
-// ngx_http_twostep_selfservice.cpp. enroll_offer answers NGX_DECLINED when
-// the user may not set up an authenticator app here.
+// First set-up: who may enroll an authenticator app now (a fresh second
+// step, or a password and no second step at all). enroll_offer answers
+// NGX_DECLINED when the user may not set one up here.
+bool ngx_http_twostep_fresh(const twostep::Session *session);
+bool ngx_http_twostep_may_enroll(ngx_http_twostep_page_t &p,
+    const twostep::PendingSignin &pending, const twostep::User &user);
 ngx_int_t ngx_http_twostep_enroll_offer(ngx_http_twostep_page_t &p,
     const twostep::PendingSignin &pending, const twostep::User &user);
+
+// ngx_http_twostep_selfservice.cpp.
 ngx_int_t ngx_http_twostep_enroll(ngx_http_twostep_page_t &p);
-ngx_int_t ngx_http_twostep_recovery_verify(ngx_http_twostep_page_t &p,
-    const twostep::PendingSignin &pending, const twostep::User &user);
 ngx_int_t ngx_http_twostep_security_info(ngx_http_twostep_page_t &p);

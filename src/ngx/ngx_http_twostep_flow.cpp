@@ -1,0 +1,430 @@
+// The flow kit: what every sign-in step shares. Pending-sign-in and form
+// tokens, the Origin check, lockout pages, the page that offers the
+// methods, and finishing a sign-in. Factors and the portal call it; it
+// calls none of them (README, "How it is built").
+
+#include "ngx_http_twostep_flow.h"
+
+#include "core/pages.h"
+
+
+twostep::PortalPaths
+ngx_http_twostep_paths(ngx_http_twostep_srv_conf_t *scf)
+{
+    std::string base(ngx_http_twostep_sv(scf->portal_uri));
+
+    return { base + "signin", base + "verify", base + "logout",
+             base + "wait", base + "status" };
+}
+
+
+std::string
+ngx_http_twostep_portal_url(ngx_http_twostep_srv_conf_t *scf,
+    std::string_view page, std::string_view return_to,
+    twostep::MethodSet methods)
+{
+    std::string url(ngx_http_twostep_sv(scf->portal_uri));
+
+    url += page;
+    url += "?return_to=";
+    url += twostep::url_encode(return_to);
+    url += "&methods=";
+    url += twostep::url_encode(twostep::methods_to_list(methods));
+
+    return url;
+}
+
+
+// Only names that pass validation reach the log (no log injection); nginx
+// appends the client address and the request line.
+void
+ngx_http_twostep_log(ngx_http_request_t *r, ngx_uint_t level,
+    const char *event, std::string_view user)
+{
+    if (user.empty()) {
+        ngx_log_error(level, r->connection->log, 0, "twostep: %s", event);
+        return;
+    }
+
+    std::string name = twostep::valid_user_name(user) ? std::string(user)
+                                                       : "(unknown)";
+
+    ngx_log_error(level, r->connection->log, 0, "twostep: %s, user: \"%s\"",
+                  event, name.c_str());
+}
+
+
+std::string_view
+ngx_http_twostep_address(ngx_http_request_t *r)
+{
+    return ngx_http_twostep_sv(r->connection->addr_text);
+}
+
+
+ngx_int_t
+ngx_http_twostep_redirect(ngx_http_request_t *r, std::string_view location)
+{
+    if (ngx_http_twostep_set_location(r, location) != NGX_OK) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    if (ngx_http_discard_request_body(r) != NGX_OK) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    return NGX_HTTP_SEE_OTHER;
+}
+
+
+// A form from another site is refused even before its token is checked
+// (OWASP ASVS 4.2.2); browsers send Origin on every POST.
+bool
+ngx_http_twostep_same_origin(ngx_http_request_t *r)
+{
+    std::string_view origin = ngx_http_twostep_request_header(r, "Origin");
+
+    if (origin.empty()) {
+        return true;
+    }
+
+    if (r->headers_in.host == NULL) {
+        return false;
+    }
+
+    std::string expected;
+
+#if (NGX_HTTP_SSL)
+    expected = r->connection->ssl ? "https://" : "http://";
+#else
+    expected = "http://";
+#endif
+    expected += ngx_http_twostep_sv(r->headers_in.host->value);
+
+    return origin.size() == expected.size()
+           && ngx_strncasecmp((u_char *) origin.data(),
+                              (u_char *) expected.data(), origin.size()) == 0;
+}
+
+
+ngx_int_t
+ngx_http_twostep_expired(ngx_http_twostep_page_t &p)
+{
+    ngx_http_twostep_log(p.r, NGX_LOG_WARN,
+                         "form without a valid token or from another origin",
+                         "");
+
+    return ngx_http_twostep_send_page(p.r, NGX_HTTP_FORBIDDEN,
+               twostep::render_message(ngx_http_twostep_page_ctx(p.r),
+                   "msg.expired.title",
+                   "msg.expired.text",
+                   ngx_http_twostep_portal_url(p.scf, "signin", p.return_to,
+                                               p.methods),
+                   "msg.expired.link"));
+}
+
+
+// Too many failures for this account or this address (OWASP ASVS 2.2.1).
+ngx_int_t
+ngx_http_twostep_locked(ngx_http_request_t *r, std::string_view user,
+    int64_t seconds)
+{
+    ngx_http_twostep_log(r, NGX_LOG_WARN, "locked out", user);
+
+    int64_t minutes = (seconds + 59) / 60;
+
+    twostep::PageData args;
+    args.text("minutes", std::to_string(minutes));
+
+    return ngx_http_twostep_send_message(r, NGX_HTTP_TOO_MANY_REQUESTS,
+               "msg.locked.title",
+               ngx_http_twostep_page_ctx(r).text(
+                   minutes == 1 ? "msg.locked.text_one" : "msg.locked.text",
+                   args));
+}
+
+
+std::optional<twostep::PendingSignin>
+ngx_http_twostep_pending(ngx_http_twostep_page_t &p)
+{
+    std::string_view token = ngx_http_twostep_get_cookie(p.r, true);
+
+    if (token.empty()) {
+        return std::nullopt;
+    }
+
+    return twostep::decode_pending(*p.scf->keys, token, ngx_time());
+}
+
+
+// The posted form is genuine: same origin, and its token matches the
+// pending sign-in this browser holds.
+std::optional<twostep::PendingSignin>
+ngx_http_twostep_posted_pending(ngx_http_twostep_page_t &p)
+{
+    if (!ngx_http_twostep_same_origin(p.r)) {
+        return std::nullopt;
+    }
+
+    auto pending = ngx_http_twostep_pending(p);
+
+    if (!pending
+        || !twostep::form_token_ok(*p.scf->keys, *pending,
+                                   twostep::field(p.form, "form_token")))
+    {
+        return std::nullopt;
+    }
+
+    return pending;
+}
+
+
+ngx_int_t
+ngx_http_twostep_start_pending(ngx_http_twostep_page_t &p,
+    twostep::PendingSignin &pending, std::string_view user,
+    twostep::FirstFactor via)
+{
+    pending.nonce = twostep::random_token(16);
+    pending.user = std::string(user);
+    pending.via = via;
+    pending.expires = ngx_time() + NGX_HTTP_TWOSTEP_PENDING_TTL;
+    pending.txid.clear();
+    pending.methods = p.methods;
+    pending.confirmed = 0;
+
+    return ngx_http_twostep_save_pending(p, pending);
+}
+
+
+ngx_int_t
+ngx_http_twostep_save_pending(ngx_http_twostep_page_t &p,
+    const twostep::PendingSignin &pending)
+{
+    return ngx_http_twostep_set_cookie(p.r, true,
+               twostep::encode_pending(*p.scf->keys, pending));
+}
+
+
+// The user a pending sign-in names, if it still exists; otherwise a page
+// saying so.
+const twostep::User *
+ngx_http_twostep_pending_user(ngx_http_twostep_page_t &p,
+    const twostep::PendingSignin &pending, ngx_int_t *rc)
+{
+    const twostep::User *user = (p.scf->store->users)->find(pending.user);
+
+    if (user == nullptr) {
+        *rc = ngx_http_twostep_send_message(p.r, NGX_HTTP_FORBIDDEN,
+                  "msg.denied.title",
+                  "msg.denied.account_gone");
+        return nullptr;
+    }
+
+    return user;
+}
+
+
+// The second steps the module checks itself (the authenticator app code).
+twostep::MethodSet
+ngx_http_twostep_local_methods(ngx_http_twostep_page_t &p,
+    const twostep::User &user)
+{
+    return user.methods() & p.methods
+           & ~twostep::methods_of_kind(twostep::MethodKind::out_of_band);
+}
+
+
+// Those a provider checks (push, call, text), if one is configured.
+twostep::MethodSet
+ngx_http_twostep_provider_methods(ngx_http_twostep_page_t &p)
+{
+    if (p.scf->duo == NULL) {
+        return 0;
+    }
+
+    return p.methods
+           & twostep::methods_of_kind(twostep::MethodKind::out_of_band);
+}
+
+
+twostep::MethodSet
+ngx_http_twostep_offered(ngx_http_twostep_page_t &p,
+    const twostep::PendingSignin &pending, const twostep::User &user)
+{
+    return ngx_http_twostep_local_methods(p, user)
+           | (pending.confirmed & ngx_http_twostep_provider_methods(p));
+}
+
+
+twostep::Method
+ngx_http_twostep_pick_method(twostep::MethodSet offered,
+    std::string_view wanted, const twostep::User &user)
+{
+    auto m = twostep::method_from_name(wanted);
+    if (m && twostep::has_method(offered, *m)) {
+        return *m;
+    }
+
+    // The user's default comes first; "Sign in another way" has the rest.
+    if (user.default_method
+        && twostep::has_method(offered, *user.default_method))
+    {
+        return *user.default_method;
+    }
+
+    for (const twostep::MethodInfo &each : twostep::method_table) {
+        if (twostep::has_method(offered, each.method)) {
+            return each.method;
+        }
+    }
+
+    return twostep::Method::totp;
+}
+
+
+twostep::CodePage
+ngx_http_twostep_code_form(ngx_http_twostep_page_t &p,
+    const twostep::PendingSignin &pending, const twostep::User &user,
+    twostep::Method method, twostep::MethodSet offered)
+{
+    twostep::CodePage page;
+
+    page.paths = ngx_http_twostep_paths(p.scf);
+    page.user = user.name;
+    page.method = method;
+    page.offered = offered;
+    page.return_to = p.return_to;
+    page.methods = twostep::methods_to_list(p.methods);
+    page.form_token = twostep::form_token(*p.scf->keys, pending);
+
+    return page;
+}
+
+
+bool
+ngx_http_twostep_fresh(const twostep::Session *session)
+{
+    return session
+           && ngx_time() - session->auth_time <= NGX_HTTP_TWOSTEP_FRESH;
+}
+
+
+// Who may enroll now: a signed-in user whose second step is fresh (adding
+// or replacing), or a user who passed the password and has no second step
+// at all (first set-up). A password alone never replaces a second step.
+bool
+ngx_http_twostep_may_enroll(ngx_http_twostep_page_t &p,
+    const twostep::PendingSignin &pending, const twostep::User &user)
+{
+    if (!p.scf->enroll) {
+        return false;
+    }
+
+    if (pending.via == twostep::FirstFactor::session) {
+        const twostep::Session *session = ngx_http_twostep_session(p.r);
+        return ngx_http_twostep_fresh(session) && session->user == user.name;
+    }
+
+    return user.methods() == 0 && p.scf->duo == NULL;
+}
+
+
+ngx_int_t
+ngx_http_twostep_enroll_offer(ngx_http_twostep_page_t &p,
+    const twostep::PendingSignin &pending, const twostep::User &user)
+{
+    if (!ngx_http_twostep_may_enroll(p, pending, user)) {
+        return NGX_DECLINED;
+    }
+
+    return ngx_http_twostep_redirect(p.r,
+               ngx_http_twostep_portal_url(p.scf, "enroll", p.return_to,
+                                           p.methods));
+}
+
+
+ngx_int_t
+ngx_http_twostep_not_set_up(ngx_http_twostep_page_t &p,
+    const twostep::User &user)
+{
+    // With self-service on, a first sign-in sets up the app instead.
+    auto pending = ngx_http_twostep_pending(p);
+    if (pending && pending->user == user.name) {
+        ngx_int_t rc = ngx_http_twostep_enroll_offer(p, *pending, user);
+        if (rc != NGX_DECLINED) {
+            return rc;
+        }
+    }
+
+    ngx_http_twostep_log(p.r, NGX_LOG_WARN,
+                         "no second step this location accepts", user.name);
+
+    return ngx_http_twostep_send_message(p.r, NGX_HTTP_FORBIDDEN,
+               "msg.not_set_up.title",
+               "msg.not_set_up.text");
+}
+
+
+// The second step is passed: a new session, back to the URL.
+ngx_int_t
+ngx_http_twostep_finish_signin(ngx_http_twostep_page_t &p,
+    const twostep::PendingSignin &pending, const twostep::User &user,
+    twostep::Method method)
+{
+    time_t  now = ngx_time();
+
+    ngx_http_twostep_zone_state state(p.r);
+
+    twostep::Session session;
+    session.sid = twostep::random_token(16);
+    session.user = user.name;
+    session.method = method;
+    session.auth_time = now;
+    session.expires = now + p.scf->session_ttl;
+    session.credentials = user.credential_tag;
+
+    // A step-up refreshes the second step, not the session's lifetime:
+    // the absolute limit still counts from the password (NIST SP 800-63B
+    // 4.2.3).
+    if (pending.via == twostep::FirstFactor::session) {
+        const twostep::Session *old = ngx_http_twostep_session(p.r);
+
+        if (old == nullptr || old->user != user.name) {
+            return ngx_http_twostep_expired(p);
+        }
+
+        session.expires = old->expires;
+
+        // The cookie being replaced stops working too.
+        twostep::revoke_session(state, *old, now);
+    }
+
+    twostep::record_success(state, user.name, ngx_http_twostep_address(p.r),
+                            now);
+
+    ngx_http_twostep_log(p.r, NGX_LOG_NOTICE, "signed in", user.name);
+
+    // A new session id at every sign-in (OWASP ASVS 3.2.1).
+    if (ngx_http_twostep_set_cookie(p.r, false,
+            twostep::encode_session(*p.scf->keys, session)) != NGX_OK
+        || ngx_http_twostep_clear_cookie(p.r, true) != NGX_OK)
+    {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    return ngx_http_twostep_redirect(p.r, p.return_to);
+}
+
+
+// The waiting page asked, but nothing waits (any more): its script stops,
+// the page goes back to the methods.
+ngx_int_t
+ngx_http_twostep_nothing_waits(ngx_http_twostep_page_t &p, bool json)
+{
+    if (json) {
+        return ngx_http_twostep_send_json(p.r, "{\"state\":\"done\"}");
+    }
+
+    return ngx_http_twostep_redirect(p.r,
+               ngx_http_twostep_portal_url(p.scf, "verify", p.return_to,
+                                           p.methods));
+}

@@ -1,0 +1,89 @@
+// Recovery codes (NIST SP 800-63B 5.1.2 look-up secrets): verify POST
+// with method=recovery.
+
+#include "ngx_http_twostep_factor.h"
+
+#include "core/store_file.h"
+
+
+// verify POST with method=recovery: the code is used up in the file, under
+// its lock, so no other worker accepts it again (OWASP ASVS 2.6.1).
+static ngx_int_t
+ngx_http_twostep_recovery_verify(ngx_http_twostep_page_t &p,
+    const twostep::PendingSignin &pending, const twostep::User &user,
+    twostep::Method)
+{
+    ngx_http_twostep_zone_state state(p.r);
+    int64_t locked = twostep::begin_attempt(state,
+                                            ngx_http_twostep_lockout(p.scf),
+                                            user.name,
+                                            ngx_http_twostep_address(p.r),
+                                            ngx_time());
+    if (locked > 0) {
+        return ngx_http_twostep_locked(p.r, user.name, locked);
+    }
+
+    auto matched = std::make_shared<bool>(false);
+    std::string path = p.scf->store->path;
+    std::string name = user.name;
+    std::string code(twostep::field(p.form, "code"));
+
+    ngx_http_twostep_page_t page = p;
+    page.form.clear();
+    twostep::PendingSignin signin = pending;
+
+    return ngx_http_twostep_offload(p.r, p.scf->thread_pool,
+        [matched, path, name, code] {
+            std::string error;
+            auto file = twostep::StoreFile::open(path, error);
+            *matched = file && file->use_recovery_code(name, code)
+                       && file->commit(error);
+        },
+        [matched, page, signin, name]() mutable -> ngx_int_t {
+            ngx_http_twostep_refresh_store(page.scf->store,
+                                           page.r->connection->log);
+
+            const twostep::User *user = page.scf->store->users->find(name);
+            if (user == nullptr) {
+                return NGX_HTTP_FORBIDDEN;
+            }
+
+            ngx_http_twostep_zone_state state(page.r);
+            int64_t locked = twostep::end_attempt(state,
+                                 ngx_http_twostep_lockout(page.scf), name,
+                                 ngx_http_twostep_address(page.r), !*matched,
+                                 ngx_time());
+
+            if (*matched) {
+                ngx_http_twostep_log(page.r, NGX_LOG_NOTICE,
+                                     "recovery code used", name);
+                return ngx_http_twostep_finish_signin(page, signin, *user,
+                           twostep::Method::recovery);
+            }
+
+            if (locked > 0) {
+                return ngx_http_twostep_locked(page.r, name, locked);
+            }
+
+            ngx_http_twostep_log(page.r, NGX_LOG_WARN, "wrong recovery code",
+                                 name);
+
+            twostep::CodePage form = ngx_http_twostep_code_form(page, signin,
+                *user, twostep::Method::recovery,
+                ngx_http_twostep_offered(page, signin, *user));
+            form.error = "error.recovery_wrong";
+
+            return ngx_http_twostep_send_page(page.r, NGX_HTTP_FORBIDDEN,
+                       twostep::render_code(ngx_http_twostep_page_ctx(page.r),
+                                            form));
+        });
+}
+
+
+const ngx_http_twostep_factor_t  ngx_http_twostep_recovery_factor = {
+    "recovery",
+    twostep::method_bit(twostep::Method::recovery),
+    NULL,
+    ngx_http_twostep_recovery_verify,
+    NULL
+};
