@@ -469,6 +469,7 @@ ngx_http_twostep_create_srv_conf(ngx_conf_t *cf)
      *     conf->thread_pool_name = { 0, NULL };
      *     conf->thread_pool = NULL;
      *     conf->duo = NULL;
+     *     conf->provider = NULL;
      *     conf->duo_api = { 0, NULL };
      *     conf->duo_ikey = { 0, NULL };
      *     conf->duo_skey = { 0, NULL };
@@ -557,6 +558,14 @@ ngx_http_twostep_merge_srv_conf(ngx_conf_t *cf, void *parent, void *child)
                                               .substr(scheme));
 
         } catch (...) {
+            return static_cast<char *>(NGX_CONF_ERROR);
+        }
+
+        // Requests go to the configured URL, signed for its host.
+        conf->provider = ngx_http_twostep_pool_new<twostep::duo::Provider>(
+                             cf->pool, *conf->duo,
+                             ngx_http_twostep_sv(conf->duo_api));
+        if (conf->provider == NULL) {
             return static_cast<char *>(NGX_CONF_ERROR);
         }
 

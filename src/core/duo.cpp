@@ -482,27 +482,6 @@ Request auth_status(const Credentials &c, std::string_view txid,
                         {{"txid", std::string(txid)}}, now);
 }
 
-const char *failure_name(Failure f)
-{
-    switch (f) {
-    case Failure::none:
-        return "none";
-    case Failure::http_status:
-        return "http_status";
-    case Failure::rate_limited:
-        return "rate_limited";
-    case Failure::not_json:
-        return "not_json";
-    case Failure::bad_shape:
-        return "bad_shape";
-    case Failure::stat_fail:
-        return "stat_fail";
-    case Failure::unknown_value:
-        return "unknown_value";
-    }
-    return "unknown";
-}
-
 PreauthResult parse_preauth(long http_status, std::string_view body)
 {
     Envelope env = open(http_status, body);

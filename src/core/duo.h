@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "methods.h"
+#include "provider.h"
 
 namespace twostep::duo {
 
@@ -65,18 +66,12 @@ Request passcode(const Credentials &c, std::string_view username,
 Request auth_status(const Credentials &c, std::string_view txid,
                     std::int64_t now);
 
-enum class Failure {
-    none,
-    http_status,    // not 2xx (and not 429)
-    rate_limited,   // HTTP 429
-    not_json,       // unparsable (duplicate names, NUL and invalid UTF-8
-                    // included), or a bare JSON scalar
-    bad_shape,      // too large, not an object, or a missing, ill-typed or
-                    // malformed member
-    stat_fail,      // "stat" other than "OK"
-    unknown_value,  // a "result" this client does not know
-};
-const char *failure_name(Failure f);
+// The answers are the provider interface's (provider.h).
+using Failure = ProviderFailure;
+using PreauthResult = ProviderOffer;
+using AuthResult = ProviderAnswer;
+using twostep::failure_name;
+
 
 // The parsers never throw (beyond std::bad_alloc). On a failure only
 // `failure` and `message` are set. Text copied out of a response holds no
@@ -88,28 +83,48 @@ constexpr std::size_t max_body_bytes = 64 * 1024;
 constexpr std::size_t max_text_bytes = 200;
 constexpr std::size_t max_txid_bytes = 64;
 
-struct PreauthResult {
-    Failure failure = Failure::none;
-    std::string result;      // "auth", "allow", "deny" or "enroll"
-    MethodSet methods = 0;   // for "auth": push, call, sms capabilities
-    std::string status_msg;
-    std::string message;
-};
 PreauthResult parse_preauth(long http_status, std::string_view body);
 
-struct AuthResult {
-    Failure failure = Failure::none;
-    std::string result;  // "allow", "deny", "waiting"; empty with a txid
-    std::string status;  // [a-z_]+, e.g. "pushed", "answered", "sent"
-    std::string status_msg;
-    std::string txid;    // [A-Za-z0-9-]+, only for an async /auth
-    std::string message;
-};
 // /auth: either {"txid"} (async: result, status, status_msg empty) or
 // {"result": "allow" | "deny", "status", "status_msg"} (sync: txid empty).
 AuthResult parse_auth(long http_status, std::string_view body);
 // /auth_status: {"result": "allow" | "deny" | "waiting", "status",
 // "status_msg"}.
 AuthResult parse_auth_status(long http_status, std::string_view body);
+
+// Duo as an out-of-band provider: the requests above, signed, for
+// base_url (twostep_duo_api); a user's "duo_username" if set, else the name.
+class Provider final : public OutOfBandProvider {
+public:
+    Provider(Credentials credentials, std::string_view base_url);
+
+    MethodSet methods() const override;
+    ProviderRequest offer(const User &user, std::int64_t now) const override;
+    ProviderOffer read_offer(long http_status,
+                             std::string_view body) const override;
+    ProviderRequest start(const User &user, Method m,
+                          std::string_view client_ip,
+                          std::int64_t now) const override;
+    ProviderAnswer read_start(long http_status,
+                              std::string_view body) const override;
+    ProviderRequest status(std::string_view txid,
+                           std::int64_t now) const override;
+    ProviderAnswer read_status(long http_status,
+                               std::string_view body) const override;
+    ProviderRequest send_code(const User &user,
+                              std::int64_t now) const override;
+    ProviderAnswer read_send_code(long http_status,
+                                  std::string_view body) const override;
+    ProviderRequest check_code(const User &user, std::string_view code,
+                               std::int64_t now) const override;
+    ProviderAnswer read_check_code(long http_status,
+                                   std::string_view body) const override;
+
+private:
+    ProviderRequest to_provider(const Request &req) const;
+
+    Credentials credentials_;
+    std::string base_url_;
+};
 
 }  // namespace twostep::duo

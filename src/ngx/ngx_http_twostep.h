@@ -69,6 +69,8 @@ struct ngx_http_twostep_srv_conf_t {
 #endif
     ngx_str_t                                   thread_pool_name;
     twostep::duo::Credentials                  *duo;
+    // push, call and text: Duo's, when configured
+    const twostep::OutOfBandProvider           *provider;
     ngx_str_t                                   duo_api;
     ngx_str_t                                   duo_ikey;
     ngx_str_t                                   duo_skey;

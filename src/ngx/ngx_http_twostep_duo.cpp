@@ -1,10 +1,12 @@
-// Push, phone call and text message through the Duo Auth API v2.
+// The out-of-band factor: push, phone call and text message through a
+// provider (twostep::OutOfBandProvider, src/core/provider.h; Duo's Auth API
+// v2 is the first).
 //
-//   verify GET    preauth: which of push, call, text the user has
-//   verify POST   push/call: /auth async, then the waiting page
-//                 text: /auth factor=sms, then the code; the code: passcode
-//   wait GET      the waiting page; with check=1, /auth_status decides
-//   status GET    JSON for the waiting page's script (/auth_status)
+//   verify GET    offer: which of push, call, text the user has
+//   verify POST   push/call: start a transaction, then the waiting page
+//                 text: send a code, then check the code typed
+//   wait GET      the waiting page; with check=1, its status decides
+//   status GET    JSON for the waiting page's script (status)
 //
 // Every call goes out through the event loop (ngx_http_twostep_curl.cpp);
 // the request waits parked and is finished by the answer. Anything but a
@@ -12,7 +14,7 @@
 
 #include "ngx_http_twostep_factor.h"
 
-#include "core/duo.h"
+#include "core/provider.h"
 #include "core/guard.h"
 
 
@@ -42,13 +44,6 @@ static void ngx_http_twostep_duo_done(ngx_http_request_t *r,
     noexcept;
 
 
-static std::string
-ngx_http_twostep_duo_user(const twostep::User &user)
-{
-    return user.duo_username.empty() ? user.name : user.duo_username;
-}
-
-
 static ngx_int_t
 ngx_http_twostep_duo_unavailable(ngx_http_twostep_page_t &p,
     const twostep::PendingSignin &pending, const twostep::User &user,
@@ -68,11 +63,11 @@ ngx_http_twostep_duo_unavailable(ngx_http_twostep_page_t &p,
 
 static void
 ngx_http_twostep_duo_log_failure(ngx_http_request_t *r, const char *call,
-    twostep::duo::Failure failure, const std::string &message)
+    twostep::ProviderFailure failure, const std::string &message)
 {
     ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
                   "twostep: verification service: %s failed: %s%s%s",
-                  call, twostep::duo::failure_name(failure),
+                  call, twostep::failure_name(failure),
                   message.empty() ? "" : ": ", message.c_str());
 }
 
@@ -82,7 +77,7 @@ static ngx_int_t
 ngx_http_twostep_duo_send(ngx_http_twostep_page_t &p,
     ngx_http_twostep_duo_step_e step, const twostep::PendingSignin &pending,
     const twostep::User &user, twostep::Method method,
-    const twostep::duo::Request &req)
+    const twostep::ProviderRequest &req)
 {
     ngx_http_request_t  *r = p.r;
 
@@ -101,20 +96,10 @@ ngx_http_twostep_duo_send(ngx_http_twostep_page_t &p,
 
     ngx_http_twostep_fetch_req_t fetch;
 
-    fetch.url = std::string(ngx_http_twostep_sv(p.scf->duo_api)) + req.path;
-    if (!req.query.empty()) {
-        fetch.url += '?';
-        fetch.url += req.query;
-    }
-
-    fetch.post = (req.method == "POST");
+    fetch.url = req.url;
+    fetch.post = req.post;
     fetch.body = req.body;
-    fetch.headers.push_back("Date: " + req.date);
-    fetch.headers.push_back("Authorization: " + req.authorization);
-    if (fetch.post) {
-        fetch.headers.push_back(
-            "Content-Type: application/x-www-form-urlencoded");
-    }
+    fetch.headers = req.headers;
 
     // auth_status long-polls: give it its own time on top.
     fetch.timeout_ms = p.scf->duo_timeout;
@@ -147,9 +132,7 @@ static ngx_int_t
 ngx_http_twostep_duo_offer(ngx_http_twostep_page_t &p,
     const twostep::PendingSignin &pending, const twostep::User &user)
 {
-    auto req = twostep::duo::preauth(*p.scf->duo,
-                                     ngx_http_twostep_duo_user(user),
-                                     ngx_time());
+    auto req = p.scf->provider->offer(user, ngx_time());
 
     return ngx_http_twostep_duo_send(p, NGX_HTTP_TWOSTEP_DUO_OFFER, pending,
                                      user, twostep::Method::push, req);
@@ -162,12 +145,12 @@ ngx_http_twostep_duo_offered(ngx_http_twostep_duo_call_t &call,
 {
     ngx_http_twostep_page_t &p = call.page;
 
-    auto res = twostep::duo::parse_preauth(status, body);
+    auto res = p.scf->provider->read_offer(status, body);
     twostep::MethodSet local = ngx_http_twostep_local_methods(p, user);
     twostep::MethodSet offered = local;
     std::string notice;
 
-    if (res.failure != twostep::duo::Failure::none) {
+    if (res.failure != twostep::ProviderFailure::none) {
         ngx_http_twostep_duo_log_failure(p.r, "preauth", res.failure,
                                          res.message);
         if (local == 0) {
@@ -238,8 +221,7 @@ ngx_http_twostep_duo_verify(ngx_http_twostep_page_t &p,
 {
     time_t  now = ngx_time();
 
-    const twostep::duo::Credentials &duo = *p.scf->duo;
-    std::string duo_user = ngx_http_twostep_duo_user(user);
+    const twostep::OutOfBandProvider &provider = *p.scf->provider;
     bool send = twostep::field(p.form, "action") == "send";
 
     if (!twostep::has_method(pending.confirmed, method)) {
@@ -253,7 +235,8 @@ ngx_http_twostep_duo_verify(ngx_http_twostep_page_t &p,
 
     // Push, call and text reach a phone: one at a time, only so many, and
     // only when the user presses the button (MFA fatigue, SMS pumping).
-    bool reaches_phone = method != twostep::Method::sms || send;
+    bool typed = twostep::method_info(method).typed;
+    bool reaches_phone = !typed || send;
     ngx_http_twostep_zone_state state(p.r);
 
     // This browser's own request still waiting: it gives way to the new
@@ -299,14 +282,13 @@ ngx_http_twostep_duo_verify(ngx_http_twostep_page_t &p,
                                         page));
     }
 
-    if (method == twostep::Method::sms) {
+    if (typed) {
         if (send) {
             return ngx_http_twostep_duo_send(p, NGX_HTTP_TWOSTEP_DUO_SMS,
-                       pending, user, method,
-                       twostep::duo::send_sms(duo, duo_user, now));
+                       pending, user, method, provider.send_code(user, now));
         }
 
-        // Duo's passcodes are digits; anything else is a wrong code
+        // Texted codes are 6 to 8 digits; anything else is a wrong code
         // without asking.
         auto code = twostep::normalize_code(twostep::field(p.form, "code"),
                                             6);
@@ -349,13 +331,13 @@ ngx_http_twostep_duo_verify(ngx_http_twostep_page_t &p,
 
         return ngx_http_twostep_duo_send(p, NGX_HTTP_TWOSTEP_DUO_PASSCODE,
                    pending, user, method,
-                   twostep::duo::passcode(duo, duo_user, *code, now));
+                   provider.check_code(user, *code, now));
     }
 
     return ngx_http_twostep_duo_send(p, NGX_HTTP_TWOSTEP_DUO_AUTH, pending,
                user, method,
-               twostep::duo::auth_async(duo, duo_user, method,
-                                        ngx_http_twostep_address(p.r), now));
+               provider.start(user, method, ngx_http_twostep_address(p.r),
+                              now));
 }
 
 
@@ -392,7 +374,7 @@ ngx_http_twostep_duo_wait(ngx_http_twostep_page_t &p,
     const twostep::PendingSignin &pending, const twostep::User &user,
     bool json)
 {
-    if (p.scf->duo == NULL) {
+    if (p.scf->provider == NULL) {
         return ngx_http_twostep_nothing_waits(p, json);
     }
 
@@ -403,15 +385,14 @@ ngx_http_twostep_duo_wait(ngx_http_twostep_page_t &p,
     return ngx_http_twostep_duo_send(p,
                json ? NGX_HTTP_TWOSTEP_DUO_STATUS : NGX_HTTP_TWOSTEP_DUO_WAIT,
                pending, user, pending.txid_method,
-               twostep::duo::auth_status(*p.scf->duo, pending.txid,
-                                         ngx_time()));
+               p.scf->provider->status(pending.txid, ngx_time()));
 }
 
 
 // The answer to a push or call: sign in, keep waiting, or say why not.
 static ngx_int_t
 ngx_http_twostep_duo_answered(ngx_http_twostep_duo_call_t &call,
-    const twostep::User &user, const twostep::duo::AuthResult &res)
+    const twostep::User &user, const twostep::ProviderAnswer &res)
 {
     ngx_http_twostep_page_t &p = call.page;
     twostep::PendingSignin pending = call.pending;
@@ -498,12 +479,18 @@ ngx_http_twostep_duo_finish(ngx_http_twostep_duo_call_t &call, long status,
     bool polled = call.step == NGX_HTTP_TWOSTEP_DUO_WAIT
                   || call.step == NGX_HTTP_TWOSTEP_DUO_STATUS;
 
-    auto res = polled ? twostep::duo::parse_auth_status(status, body)
-                      : twostep::duo::parse_auth(status, body);
+    const twostep::OutOfBandProvider &provider = *p.scf->provider;
+
+    auto res = polled ? provider.read_status(status, body)
+        : call.step == NGX_HTTP_TWOSTEP_DUO_SMS
+            ? provider.read_send_code(status, body)
+        : call.step == NGX_HTTP_TWOSTEP_DUO_PASSCODE
+            ? provider.read_check_code(status, body)
+            : provider.read_start(status, body);
 
     if (call.step == NGX_HTTP_TWOSTEP_DUO_STATUS) {
         // The script only learns whether to move on; the page decides.
-        bool waiting = res.failure == twostep::duo::Failure::none
+        bool waiting = res.failure == twostep::ProviderFailure::none
                        && res.result == "waiting";
         return ngx_http_twostep_send_json(p.r,
                    waiting ? "{\"state\":\"waiting\"}"
@@ -513,9 +500,9 @@ ngx_http_twostep_duo_finish(ngx_http_twostep_duo_call_t &call, long status,
     ngx_http_twostep_zone_state state(p.r);
 
     if (call.step == NGX_HTTP_TWOSTEP_DUO_PASSCODE) {
-        bool passed = res.failure == twostep::duo::Failure::none
+        bool passed = res.failure == twostep::ProviderFailure::none
                       && res.result == "allow";
-        bool refused = res.failure == twostep::duo::Failure::none
+        bool refused = res.failure == twostep::ProviderFailure::none
                        && !passed;
         int64_t locked = twostep::end_attempt(state,
                              ngx_http_twostep_lockout(p.scf), user->name,
@@ -525,7 +512,7 @@ ngx_http_twostep_duo_finish(ngx_http_twostep_duo_call_t &call, long status,
         }
     }
 
-    if (res.failure != twostep::duo::Failure::none) {
+    if (res.failure != twostep::ProviderFailure::none) {
         ngx_http_twostep_duo_log_failure(p.r,
             polled ? "auth_status" : "auth", res.failure, res.message);
 
@@ -558,7 +545,7 @@ ngx_http_twostep_duo_finish(ngx_http_twostep_duo_call_t &call, long status,
         {
             // Decided at once, without a transaction: a denied user, or a
             // bypass, which is not honoured either.
-            twostep::duo::AuthResult denied = res;
+            twostep::ProviderAnswer denied = res;
             denied.result = "deny";
             call.pending.txid_method = call.method;
             return ngx_http_twostep_duo_answered(call, *user, denied);
@@ -646,7 +633,7 @@ ngx_http_twostep_duo_done(ngx_http_request_t *r,
 
 
 const ngx_http_twostep_factor_t  ngx_http_twostep_duo_factor = {
-    "duo",
+    "out-of-band",
     twostep::methods_of_kind(twostep::MethodKind::out_of_band),
     ngx_http_twostep_duo_offer,
     ngx_http_twostep_duo_verify,

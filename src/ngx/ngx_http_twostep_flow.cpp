@@ -237,7 +237,7 @@ ngx_http_twostep_local_methods(ngx_http_twostep_page_t &p,
 twostep::MethodSet
 ngx_http_twostep_provider_methods(ngx_http_twostep_page_t &p)
 {
-    if (p.scf->duo == NULL) {
+    if (p.scf->provider == NULL) {
         return 0;
     }
 
@@ -324,7 +324,7 @@ ngx_http_twostep_may_enroll(ngx_http_twostep_page_t &p,
         return ngx_http_twostep_fresh(session) && session->user == user.name;
     }
 
-    return user.methods() == 0 && p.scf->duo == NULL;
+    return user.methods() == 0 && p.scf->provider == NULL;
 }
 
 

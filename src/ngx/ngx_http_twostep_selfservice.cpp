@@ -242,7 +242,7 @@ ngx_http_twostep_manage_page(ngx_http_twostep_page_t &p,
     page.phone_masked = user.phone.empty() ? ""
                                            : twostep::mask_phone(user.phone);
     page.available = user.methods();
-    if (p.scf->duo) {
+    if (p.scf->provider) {
         page.available |= twostep::methods_of_kind(
                               twostep::MethodKind::out_of_band);
     }
@@ -353,7 +353,7 @@ ngx_http_twostep_security_info(ngx_http_twostep_page_t &p)
 
     // The last way to sign in is not removed: the next sign-in would let
     // whoever has the password set up their own (first set-up).
-    if (action == "remove-totp" && p.scf->duo == NULL) {
+    if (action == "remove-totp" && p.scf->provider == NULL) {
         return ngx_http_twostep_manage_page(p, *session, *user,
                    NGX_HTTP_FORBIDDEN, "",
                    "info.error.only_totp");

@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "core/duo.h"
+#include "core/user_store.h"
 #include "unit.h"
 
 using namespace twostep;
@@ -927,6 +928,59 @@ START_TEST(failure_names)
 }
 END_TEST
 
+// Duo through the provider interface: the same signed requests, addressed
+// to the configured URL, for the user's Duo name.
+START_TEST(provider_requests)
+{
+    Provider duo(creds, "http://127.0.0.1:9443");
+    const OutOfBandProvider &provider = duo;
+    ck_assert_uint_eq(provider.methods(),
+                      methods_of_kind(MethodKind::out_of_band));
+
+    User alice;
+    alice.name = "alice";
+    ProviderRequest offer = provider.offer(alice, now);
+    ck_assert(offer.post);
+    ck_assert_string_eq(offer.url, "http://127.0.0.1:9443/auth/v2/preauth");
+    ck_assert_string_eq(offer.body, "username=alice");
+    ck_assert_uint_eq(offer.headers.size(), 3);
+    Request direct = preauth(creds, "alice", now);
+    ck_assert_string_eq(offer.headers[0], ("Date: " + direct.date).c_str());
+    ck_assert_string_eq(offer.headers[1],
+                        ("Authorization: " + direct.authorization).c_str());
+    ck_assert_string_eq(offer.headers[2],
+                        "Content-Type: application/x-www-form-urlencoded");
+
+    User mapped;
+    mapped.name = "bob";
+    mapped.duo_username = "bob.smith";
+    ck_assert_string_eq(provider.start(mapped, Method::push, "", now).body,
+                        "async=1&device=auto&factor=push"
+                        "&username=bob.smith");
+    ck_assert_string_eq(provider.send_code(mapped, now).body,
+                        send_sms(creds, "bob.smith", now).body.c_str());
+    ck_assert_string_eq(provider.check_code(mapped, "1234567", now).body,
+                        passcode(creds, "bob.smith", "1234567", now)
+                            .body.c_str());
+
+    ProviderRequest status = provider.status("tx-1", now);
+    ck_assert(!status.post);
+    ck_assert_string_eq(status.body, "");
+    ck_assert_string_eq(status.url,
+                        ("http://127.0.0.1:9443/auth/v2/auth_status?"
+                         + auth_status(creds, "tx-1", now).query).c_str());
+    ck_assert_uint_eq(status.headers.size(), 2);
+
+    // The readers are Duo's parsers, failing closed the same way.
+    ck_assert_failure(provider.read_offer(500, "").failure,
+                      Failure::http_status);
+    ck_assert_failure(provider.read_status(200, "{").failure,
+                      Failure::not_json);
+    ck_assert_failure(provider.read_check_code(429, "").failure,
+                      Failure::rate_limited);
+}
+END_TEST
+
 int main()
 {
     Suite *suite = suite_create("duo");
@@ -943,6 +997,7 @@ int main()
     tcase_add_test(builders, build_preauth);
     tcase_add_test(builders, build_auth_async);
     tcase_add_test(builders, build_sms_passcode_status);
+    tcase_add_test(builders, provider_requests);
     suite_add_tcase(suite, builders);
 
     TCase *parsing = tcase_create("parsing");
