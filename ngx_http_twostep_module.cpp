@@ -126,7 +126,7 @@ static ngx_command_t  ngx_http_twostep_commands[] = {
       NULL },
 
     { ngx_string("twostep_lockout"),
-      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_CONF_TAKE23,
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_CONF_TAKE2|NGX_CONF_TAKE3|NGX_CONF_TAKE4,
       ngx_http_twostep_lockout_rule,
       NGX_HTTP_SRV_CONF_OFFSET,
       0,
@@ -487,6 +487,7 @@ ngx_http_twostep_create_srv_conf(ngx_conf_t *cf)
     conf->lockout_failures = NGX_CONF_UNSET;
     conf->lockout_time = NGX_CONF_UNSET;
     conf->lockout_address_failures = NGX_CONF_UNSET;
+    conf->lockout_account_failures = NGX_CONF_UNSET;
 
     return conf;
 }
@@ -525,6 +526,11 @@ ngx_http_twostep_merge_srv_conf(ngx_conf_t *cf, void *parent, void *child)
     ngx_conf_merge_sec_value(conf->lockout_time, prev->lockout_time, 300);
     ngx_conf_merge_value(conf->lockout_address_failures,
                          prev->lockout_address_failures, 50);
+    // FAILURES counts per account and address; the account as a whole
+    // locks at four times that (20 by default), still within NIST's 100.
+    ngx_conf_merge_value(conf->lockout_account_failures,
+                         prev->lockout_account_failures,
+                         ngx_min(100, 4 * conf->lockout_failures));
 
     ngx_conf_merge_str_value(conf->duo_api, prev->duo_api, "");
     ngx_conf_merge_str_value(conf->duo_ikey, prev->duo_ikey, "");
@@ -967,7 +973,7 @@ ngx_http_twostep_portal_uri(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 }
 
 
-// twostep_lockout FAILURES TIME [address=FAILURES]
+// twostep_lockout FAILURES TIME [address=FAILURES] [account=FAILURES]
 static char *
 ngx_http_twostep_lockout_rule(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 {
@@ -994,18 +1000,43 @@ ngx_http_twostep_lockout_rule(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
         return static_cast<char *>(NGX_CONF_ERROR);
     }
 
-    if (cf->args->nelts == 4) {
-        if (value[3].len <= 8
-            || ngx_strncmp(value[3].data, "address=", 8) != 0
-            || (scf->lockout_address_failures =
-                    ngx_atoi(value[3].data + 8, value[3].len - 8))
-               < 1)
+    for (ngx_uint_t i = 3; i < cf->args->nelts; i++) {
+        ngx_int_t  n = NGX_ERROR;
+
+        if (value[i].len > 8
+            && ngx_strncmp(value[i].data, "address=", 8) == 0)
         {
+            n = ngx_atoi(value[i].data + 8, value[i].len - 8);
+            scf->lockout_address_failures = n;
+
+        } else if (value[i].len > 8
+                   && ngx_strncmp(value[i].data, "account=", 8) == 0)
+        {
+            n = ngx_atoi(value[i].data + 8, value[i].len - 8);
+            scf->lockout_account_failures = n;
+        }
+
+        if (n < 1) {
             ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
                                "invalid parameter \"%V\", expected "
-                               "\"address=FAILURES\"", &value[3]);
+                               "\"address=FAILURES\" or "
+                               "\"account=FAILURES\"", &value[i]);
             return static_cast<char *>(NGX_CONF_ERROR);
         }
+    }
+
+    // NIST SP 800-63B 5.2.2: at most 100 consecutive failures per account;
+    // the account as a whole at least as many as one address may make.
+    if (scf->lockout_account_failures != NGX_CONF_UNSET
+        && (scf->lockout_account_failures > 100
+            || scf->lockout_account_failures < scf->lockout_failures))
+    {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"twostep_lockout\" account=%i must be from "
+                           "FAILURES (%i) to 100 (NIST SP 800-63B)",
+                           scf->lockout_account_failures,
+                           scf->lockout_failures);
+        return static_cast<char *>(NGX_CONF_ERROR);
     }
 
     return NGX_CONF_OK;

@@ -1,6 +1,7 @@
 #include "guard.h"
 
 #include <algorithm>
+#include <functional>
 #include <limits>
 #include <string>
 
@@ -35,29 +36,22 @@ std::int64_t lock_left(SharedState &state, const std::string &key,
     return until > now ? until - now : 0;
 }
 
-// Counts one failure under `key`; locks when `max` is reached.
+// Counts one failure under `key`; locks when `max` is reached. The record
+// then holds a count or a lock, so a full store never drops it early.
 bool count_failure(SharedState &state, const std::string &key,
                    std::int64_t max, std::int64_t lock_time,
                    std::int64_t now)
 {
-    bool locks = false;
-    bool ok = state.update(key, now, now + lock_time, [&](StateRecord &r) {
+    return state.update(key, now, now + lock_time, [&](StateRecord &r) {
         if (r.until > now) {
             return false;  // already locked: the lock runs its course
         }
         if (++r.count >= max) {
             r.until = now + lock_time;
             r.count = 0;
-            locks = true;
         }
         return true;
     });
-    if (ok && locks) {
-        // Pin it: flooding the store with other names must not lift it.
-        ok = state.update(key, now, now + lock_time,
-                          [](StateRecord &) { return true; }, true);
-    }
-    return ok;
 }
 
 // Reserves one attempt under `key`: refused while locked, or while the
@@ -106,6 +100,25 @@ bool reset_count(SharedState &state, const std::string &key,
     });
 }
 
+// The three counters of an attempt (see LockoutRule), the address first:
+// a locked address is refused before anything is stored for the account.
+struct Counters {
+    struct Counter {
+        std::string key;
+        std::int64_t max;
+    };
+    Counter all[3];
+
+    Counters(const LockoutRule &rule, std::string_view user,
+             std::string_view address)
+        : all{{key_of("a:", address), rule.max_address_failures},
+              {key_of("f:", user) + " " + std::string(address),
+               rule.max_failures},
+              {key_of("u:", user), rule.max_account_failures}}
+    {
+    }
+};
+
 }  // namespace
 
 bool prepare_state(SharedState &state, std::int64_t now)
@@ -114,29 +127,37 @@ bool prepare_state(SharedState &state, std::int64_t now)
                         [](StateRecord &) { return true; }, true);
 }
 
+std::string unknown_account(std::string_view name)
+{
+    // A fixed hash (every worker must agree): which bucket an unknown name
+    // falls into is no secret, and a collision only shares a count.
+    static const char hex[] = "0123456789abcdef";
+    std::size_t h = std::hash<std::string_view>{}(name) % 1024;
+    return {'?', hex[h >> 8], hex[(h >> 4) & 15], hex[h & 15]};
+}
+
 std::int64_t locked_for(SharedState &state, const LockoutRule &rule,
                         std::string_view user, std::string_view address,
                         std::int64_t now)
 {
-    std::int64_t by_user = lock_left(state, key_of("u:", user),
-                                     rule.lock_time, now);
-    std::int64_t by_address = lock_left(state, key_of("a:", address),
-                                        rule.lock_time, now);
-    if (by_user < 0 || by_address < 0) {
-        return rule.lock_time;
+    for (const auto &c : Counters(rule, user, address).all) {
+        std::int64_t left = lock_left(state, c.key, rule.lock_time, now);
+        if (left != 0) {
+            return left < 0 ? rule.lock_time : left;
+        }
     }
-    return std::max(by_user, by_address);
+    return 0;
 }
 
 std::int64_t record_failure(SharedState &state, const LockoutRule &rule,
                             std::string_view user, std::string_view address,
                             std::int64_t now)
 {
-    bool counted = count_failure(state, key_of("u:", user), rule.max_failures,
-                                 rule.lock_time, now);
-    counted = count_failure(state, key_of("a:", address),
-                            rule.max_address_failures, rule.lock_time, now)
-              && counted;
+    bool counted = true;
+    for (const auto &c : Counters(rule, user, address).all) {
+        counted = count_failure(state, c.key, c.max, rule.lock_time, now)
+                  && counted;
+    }
     if (!counted) {
         return rule.lock_time;
     }
@@ -147,29 +168,36 @@ std::int64_t begin_attempt(SharedState &state, const LockoutRule &rule,
                            std::string_view user, std::string_view address,
                            std::int64_t now)
 {
-    std::string user_key = key_of("u:", user);
-    std::string address_key = key_of("a:", address);
-
-    std::int64_t wait = reserve(state, user_key, rule.max_failures,
-                                rule.lock_time, now);
-    if (wait > 0) {
-        return wait;
+    Counters counters(rule, user, address);
+    std::size_t reserved = 0;
+    for (const auto &c : counters.all) {
+        std::int64_t wait = reserve(state, c.key, c.max, rule.lock_time, now);
+        if (wait > 0) {
+            while (reserved > 0) {
+                release(state, counters.all[--reserved].key, rule.lock_time,
+                        now);
+            }
+            return wait;
+        }
+        reserved++;
     }
+    return 0;
+}
 
-    wait = reserve(state, address_key, rule.max_address_failures,
-                   rule.lock_time, now);
-    if (wait > 0) {
-        release(state, user_key, rule.lock_time, now);
+void cancel_attempt(SharedState &state, const LockoutRule &rule,
+                    std::string_view user, std::string_view address,
+                    std::int64_t now)
+{
+    for (const auto &c : Counters(rule, user, address).all) {
+        release(state, c.key, rule.lock_time, now);
     }
-    return wait;
 }
 
 std::int64_t end_attempt(SharedState &state, const LockoutRule &rule,
                          std::string_view user, std::string_view address,
                          bool failed, std::int64_t now)
 {
-    release(state, key_of("u:", user), rule.lock_time, now);
-    release(state, key_of("a:", address), rule.lock_time, now);
+    cancel_attempt(state, rule, user, address, now);
 
     if (failed) {
         return record_failure(state, rule, user, address, now);
@@ -177,11 +205,13 @@ std::int64_t end_attempt(SharedState &state, const LockoutRule &rule,
     return locked_for(state, rule, user, address, now);
 }
 
-void record_success(SharedState &state, std::string_view user,
-                    std::string_view address, std::int64_t now)
+void record_success(SharedState &state, const LockoutRule &rule,
+                    std::string_view user, std::string_view address,
+                    std::int64_t now)
 {
-    reset_count(state, key_of("u:", user), now);
-    reset_count(state, key_of("a:", address), now);
+    for (const auto &c : Counters(rule, user, address).all) {
+        reset_count(state, c.key, now);
+    }
 }
 
 Claim claim_totp_step(SharedState &state, std::string_view user,
@@ -296,21 +326,21 @@ bool revoke_session(SharedState &state, const Session &session,
     if (session.expires <= now) {
         return true;  // it opens nothing already
     }
-    if (state.update(key_of("r:", session.sid), now, session.expires,
-                     [](StateRecord &r) {
-                         r.until = 1;  // marks the revocation
-                         return true;
-                     }, true))
-    {
-        return true;
-    }
-    return state.update(revoked_before_key, now, forever,
+    bool ok = state.update(key_of("r:", session.sid), now, session.expires,
+                           [](StateRecord &r) {
+                               r.until = 1;  // marks the revocation
+                               return true;
+                           }, true)
+        || state.update(revoked_before_key, now, forever,
                         [&](StateRecord &r) {
                             std::int64_t after = session.auth_time
                                 < forever ? session.auth_time + 1 : forever;
                             r.count = std::max(r.count, after);
                             return true;
                         }, true);
+    // After the record: a worker that sees the new epoch finds it.
+    state.next_revocation_epoch();
+    return ok;
 }
 
 bool session_revoked(SharedState &state, const Session &session,

@@ -31,12 +31,28 @@ public:
     // full): callers then fail closed. Updating a record that exists never
     // fails, and neither does a read (`change` returning false).
     // `change` must not throw. A full store may drop the least recently
-    // used records to make room, but never a `pinned` one before it expires.
+    // used empty records (all zero: what a probe leaves) to make room, but
+    // never one that is `pinned` or holds anything (a count, an attempt in
+    // flight, a time) before it expires: counters that could be pushed out
+    // would reset themselves. When only such records are left, storing a
+    // new key fails and callers fail closed.
     virtual bool update(std::string_view key, std::int64_t now,
                         std::int64_t expires,
                         const std::function<bool(StateRecord &)> &change,
                         bool pinned = false) = 0;
+
+    // A number that only grows, by one at each revoke_session(), read
+    // without a lock: a worker that found a session not revoked while it
+    // had one value need not look again until it changes.
+    virtual std::uint64_t revocation_epoch() = 0;
+    virtual void next_revocation_epoch() = 0;
 };
+
+// What keeps a record from being dropped by a full store (see update()).
+inline bool holds_state(const StateRecord &r)
+{
+    return r.count != 0 || r.until != 0 || r.inflight != 0;
+}
 
 // The record that stands in for revocations the store had no room for.
 constexpr std::string_view revoked_before_key = "R";
@@ -45,15 +61,30 @@ constexpr std::string_view revoked_before_key = "R";
 // revoked-before record), so later updates of it cannot fail.
 bool prepare_state(SharedState &state, std::int64_t now);
 
+// NIST SP 800-63B 5.2.2 allows at most 100 consecutive failures per
+// account. They are counted three ways, so that someone who knows a user
+// name cannot lock its owner out from everywhere with a few guesses:
+// per account from one client address (max_failures: that address is
+// refused for the account), per account from every address together
+// (max_account_failures, higher: a distributed guess still hits a
+// ceiling, and then the account is refused everywhere), and per address
+// over every account (max_address_failures: password spraying).
 struct LockoutRule {
-    std::int64_t max_failures = 5;           // per account, consecutive
-    std::int64_t lock_time = 300;            // seconds
-    std::int64_t max_address_failures = 50;  // per client address
+    std::int64_t max_failures = 5;            // per account and address
+    std::int64_t lock_time = 300;             // seconds
+    std::int64_t max_address_failures = 50;   // per client address
+    std::int64_t max_account_failures = 20;   // per account, all addresses
 };
 
-// Seconds until the account, or the client address, may try again; 0 when
-// it may try now. A store that could not count a failure for them (full,
-// or unusable) counts as locked (fail closed).
+// The account a name typed at sign-in is counted under when it is not in
+// the user store: one of a fixed set of shared buckets, so that random
+// names cannot fill the store with counters ("?" and hex digits: never a
+// valid user name). Names in the store are counted under their own name.
+std::string unknown_account(std::string_view name);
+
+// Seconds until the account may try again from this client address; 0
+// when it may try now. A store that could not count a failure for them
+// (full, or unusable) counts as locked (fail closed).
 std::int64_t locked_for(SharedState &state, const LockoutRule &rule,
                         std::string_view user, std::string_view address,
                         std::int64_t now);
@@ -77,10 +108,18 @@ std::int64_t end_attempt(SharedState &state, const LockoutRule &rule,
                          std::string_view user, std::string_view address,
                          bool failed, std::int64_t now);
 
+// A check that ended without an answer (the client left while the
+// provider checked the code): the attempt is released without counting,
+// since nobody saw its outcome.
+void cancel_attempt(SharedState &state, const LockoutRule &rule,
+                    std::string_view user, std::string_view address,
+                    std::int64_t now);
+
 // A passed second step resets the counts of the account and the address
 // (not a lock in force).
-void record_success(SharedState &state, std::string_view user,
-                    std::string_view address, std::int64_t now);
+void record_success(SharedState &state, const LockoutRule &rule,
+                    std::string_view user, std::string_view address,
+                    std::int64_t now);
 
 enum class Claim { fresh, replayed, unavailable };
 

@@ -1,14 +1,18 @@
 // Session cookies one worker has verified recently: a cookie seen again is
-// neither decoded nor its MAC recomputed, so a signed-in request costs
+// neither decoded nor its MAC recomputed, and not looked up in the shared
+// state unless a session was revoked since, so a signed-in request costs
 // about what an unprotected one does.
 #pragma once
 
 #include <cstddef>
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <string_view>
 #include <vector>
 
+#include "guard.h"
+#include "keyring.h"
 #include "session.h"
 
 namespace twostep {
@@ -17,10 +21,20 @@ class SessionCache {
 public:
     explicit SessionCache(std::size_t slots = 4096);
 
+    // The session `token` stands for if it verifies under `keys`, has not
+    // expired at `now` and is not revoked in `state`; nullptr otherwise.
+    // A token seen before costs a constant-time comparison and, only when
+    // state.revocation_epoch() moved since it was last found not revoked,
+    // a look-up in `state`; no allocation either way. The result is shared
+    // with the cache, so it outlives the slot being reused.
+    std::shared_ptr<const Session> verified(const KeyRing &keys,
+                                            SharedState &state,
+                                            std::string_view token,
+                                            std::int64_t now);
+
     // The session `token` decoded to when it was verified, if it is still
     // in the cache and not expired at `now`. The token is compared in
-    // constant time. Revocation is not the cache's business: callers check
-    // it on every request.
+    // constant time. Says nothing about revocation.
     const Session *find(std::string_view token, std::int64_t now) const;
 
     // Remembers a token that decode_session() accepted (same key ring).
@@ -29,10 +43,14 @@ public:
 private:
     struct Slot {
         std::string token;
-        Session session;
+        std::shared_ptr<const Session> session;
+        bool checked = false;         // found not revoked at `epoch`
+        std::uint64_t epoch = 0;
     };
 
-    std::size_t slot_of(std::string_view token) const;
+    Slot &slot_of(std::string_view token);
+    static bool holds(const Slot &slot, std::string_view token,
+                      std::int64_t now);
 
     std::vector<Slot> slots_;
 };

@@ -78,6 +78,7 @@ struct ngx_http_twostep_srv_conf_t {
     ngx_int_t                                   lockout_failures;
     time_t                                      lockout_time;
     ngx_int_t                                   lockout_address_failures;
+    ngx_int_t                                   lockout_account_failures;
     ngx_flag_t                                  protects;  // a location
                                                            // has twostep on
     ngx_uint_t                                  accepted;  // the methods
@@ -105,9 +106,8 @@ struct ngx_http_twostep_duo_call_t;
 // Per-request state: the session seen (for the access check and the
 // variables) and a password check running in the thread pool.
 struct ngx_http_twostep_ctx_t {
-    twostep::Session             session;
+    std::shared_ptr<const twostep::Session>  session;  // valid, or null
     bool                         session_checked = false;
-    bool                         session_valid = false;
     ngx_http_twostep_offload_t  *offload = nullptr;
     ngx_http_twostep_duo_call_t *duo_call = nullptr;
 };
@@ -153,6 +153,7 @@ ngx_http_twostep_lockout(const ngx_http_twostep_srv_conf_t *scf)
     rule.max_failures = scf->lockout_failures;
     rule.lock_time = scf->lockout_time;
     rule.max_address_failures = scf->lockout_address_failures;
+    rule.max_account_failures = scf->lockout_account_failures;
     return rule;
 }
 
@@ -213,6 +214,8 @@ public:
     bool update(std::string_view key, int64_t now, int64_t expires,
                 const std::function<bool(twostep::StateRecord &)> &change,
                 bool pinned = false) override;
+    std::uint64_t revocation_epoch() override;
+    void next_revocation_epoch() override;
 
 private:
     ngx_http_twostep_zone_ctx_t  *ctx_;

@@ -36,7 +36,33 @@ struct ngx_http_twostep_duo_call_t {
     std::shared_ptr<const twostep::UserStore>  users;
     std::string                                user;
     twostep::Method                            method;
+    bool                                       attempt_open = false;
+
+    ~ngx_http_twostep_duo_call_t();
 };
+
+
+// Runs when the request's pool is destroyed (r is still readable then).
+// A passcode check whose client left before Duo answered never reaches
+// ngx_http_twostep_duo_finish(): the attempt it reserved is released here,
+// uncounted, since nobody saw the outcome; kept, five such posts would
+// lock the account.
+ngx_http_twostep_duo_call_t::~ngx_http_twostep_duo_call_t()
+{
+    if (!attempt_open) {
+        return;
+    }
+
+    try {
+        ngx_http_twostep_zone_state state(page.r);
+        twostep::cancel_attempt(state, ngx_http_twostep_lockout(page.scf),
+                                user, ngx_http_twostep_address(page.r),
+                                ngx_time());
+
+    } catch (...) {
+        // bad_alloc making a key: the reservation expires with its record
+    }
+}
 
 
 static void ngx_http_twostep_duo_done(ngx_http_request_t *r,
@@ -84,6 +110,13 @@ ngx_http_twostep_duo_send(ngx_http_twostep_page_t &p,
     auto call = ngx_http_twostep_pool_new<ngx_http_twostep_duo_call_t>(
                     r->pool);
     if (call == NULL) {
+        if (step == NGX_HTTP_TWOSTEP_DUO_PASSCODE) {
+            ngx_http_twostep_zone_state state(r);
+            twostep::cancel_attempt(state, ngx_http_twostep_lockout(p.scf),
+                                    user.name, ngx_http_twostep_address(r),
+                                    ngx_time());
+        }
+
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
@@ -93,6 +126,8 @@ ngx_http_twostep_duo_send(ngx_http_twostep_page_t &p,
     call->users = p.scf->store->users;
     call->user = user.name;
     call->method = method;
+    // From here on, however the request ends, the attempt is released.
+    call->attempt_open = step == NGX_HTTP_TWOSTEP_DUO_PASSCODE;
 
     ngx_http_twostep_fetch_req_t fetch;
 
@@ -500,6 +535,8 @@ ngx_http_twostep_duo_finish(ngx_http_twostep_duo_call_t &call, long status,
     ngx_http_twostep_zone_state state(p.r);
 
     if (call.step == NGX_HTTP_TWOSTEP_DUO_PASSCODE) {
+        call.attempt_open = false;
+
         bool passed = res.failure == twostep::ProviderFailure::none
                       && res.result == "allow";
         bool refused = res.failure == twostep::ProviderFailure::none

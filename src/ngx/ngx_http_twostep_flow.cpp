@@ -398,7 +398,8 @@ ngx_http_twostep_finish_signin(ngx_http_twostep_page_t &p,
         twostep::revoke_session(state, *old, now);
     }
 
-    twostep::record_success(state, user.name, ngx_http_twostep_address(p.r),
+    twostep::record_success(state, ngx_http_twostep_lockout(p.scf),
+                            user.name, ngx_http_twostep_address(p.r),
                             now);
 
     ngx_http_twostep_log(p.r, NGX_LOG_NOTICE, "signed in", user.name);

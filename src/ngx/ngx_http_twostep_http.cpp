@@ -381,44 +381,33 @@ ngx_http_twostep_session(ngx_http_request_t *r)
             time_t now = ngx_time();
 
             // Each worker keeps the cookies it verified lately (in its own
-            // copy of the configuration, made on first use).
+            // copy of the configuration, made on first use); without it
+            // nothing is trusted.
             if (scf->sessions == NULL) {
                 scf->sessions =
                     ngx_http_twostep_pool_new<twostep::SessionCache>(
                         ngx_cycle->pool);
             }
 
-            const twostep::Session *session = scf->sessions
-                ? scf->sessions->find(cookie, now) : nullptr;
-            std::optional<twostep::Session> decoded;
-
-            if (session == nullptr) {
-                decoded = twostep::decode_session(*scf->keys, cookie, now);
-                if (decoded) {
-                    session = &*decoded;
-                    if (scf->sessions) {
-                        scf->sessions->put(cookie, *decoded);
-                    }
-                }
-            }
-
-            if (session) {
+            if (scf->sessions) {
+                // No zone lock unless a session was revoked since this
+                // worker last looked, and no allocation: the hot path.
                 ngx_http_twostep_zone_state state(r);
-                const twostep::User *user = scf->store
+                auto session = scf->sessions->verified(*scf->keys, state,
+                                                       cookie, now);
+                const twostep::User *user = session && scf->store
                     ? scf->store->users->find(session->user) : nullptr;
 
-                // Signed out elsewhere, removed from the store, or a new
-                // password or authenticator since: the cookie opens nothing.
-                if (!twostep::session_revoked(state, *session, now)
-                    && user != nullptr
+                // Removed from the store, or a new password or
+                // authenticator since: the cookie opens nothing.
+                if (user != nullptr
                     && user->credential_tag == session->credentials)
                 {
-                    ctx->session = *session;
-                    ctx->session_valid = true;
+                    ctx->session = std::move(session);
                 }
             }
         }
     }
 
-    return ctx->session_valid ? &ctx->session : nullptr;
+    return ctx->session.get();
 }

@@ -29,6 +29,7 @@ struct ngx_http_twostep_signin_t {
     std::shared_ptr<const twostep::UserStore>  users;
     std::string                                username;
     std::string                                password;
+    std::string                                account;  // counted under
     bool                                       known = false;
     bool                                       matched = false;
 
@@ -129,23 +130,28 @@ ngx_http_twostep_signin_post(ngx_http_twostep_page_t &p)
     signin->username = std::string(twostep::field(p.form, "username"));
     signin->password = std::string(twostep::field(p.form, "password"));
 
+    const twostep::User *user = nullptr;
+
+    if (twostep::valid_user_name(signin->username)) {
+        user = signin->users->find(signin->username);
+    }
+
+    // Names not in the store share a fixed set of counters, so random
+    // names cannot crowd real accounts' counters out of the zone.
+    signin->account = user ? signin->username
+                           : twostep::unknown_account(signin->username);
+
     // The attempt is counted before the hash runs, so guesses sent all at
     // once cannot outrun the lockout.
     ngx_http_twostep_zone_state state(r);
     int64_t locked = twostep::begin_attempt(state,
                                             ngx_http_twostep_lockout(p.scf),
-                                            signin->username,
+                                            signin->account,
                                             ngx_http_twostep_address(r),
                                             ngx_time());
     if (locked > 0) {
         return ngx_http_twostep_locked(r,
                    ngx_http_twostep_typed_name(*signin), locked);
-    }
-
-    const twostep::User *user = nullptr;
-
-    if (twostep::valid_user_name(signin->username)) {
-        user = signin->users->find(signin->username);
     }
 
     signin->known = user != nullptr && !user->password_hash.empty();
@@ -190,7 +196,7 @@ ngx_http_twostep_signin_answer(ngx_http_twostep_page_t &p,
 
     ngx_http_twostep_zone_state state(p.r);
     int64_t locked = twostep::end_attempt(state,
-                         ngx_http_twostep_lockout(p.scf), signin.username,
+                         ngx_http_twostep_lockout(p.scf), signin.account,
                          ngx_http_twostep_address(p.r), !signin.matched,
                          ngx_time());
 

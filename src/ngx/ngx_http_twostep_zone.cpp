@@ -7,11 +7,11 @@
 
 struct ngx_http_twostep_record_t {
     ngx_rbtree_node_t      node;      // node.key: crc32 of the key
-    ngx_queue_t            queue;     // most recently used first
+    ngx_queue_t            queue;     // in `queue` or `kept`, newest first
     int64_t                expires;
     twostep::StateRecord   value;
     u_short                len;
-    u_char                 pinned;
+    u_char                 kept;      // never dropped before it expires
     u_char                 key[1];
 };
 
@@ -19,7 +19,9 @@ struct ngx_http_twostep_record_t {
 struct ngx_http_twostep_shctx_t {
     ngx_rbtree_t           rbtree;
     ngx_rbtree_node_t      sentinel;
-    ngx_queue_t            queue;
+    ngx_queue_t            queue;     // records a full zone may drop (LRU)
+    ngx_queue_t            kept;      // pinned records and counters
+    ngx_atomic_t           revocations;  // read without the mutex
 };
 
 
@@ -113,17 +115,63 @@ ngx_http_twostep_drop(ngx_http_twostep_zone_ctx_t *ctx,
 }
 
 
-// Drops up to `n` expired records from the least recently used end, so a
-// zone with no pressure stays clean without a timer.
+// As limit_req does: looks at no more than `n` records from the old end
+// of `queue` and stops at the first that has not expired, so a write
+// costs the same however many records the zone holds.
 static void
-ngx_http_twostep_expire(ngx_http_twostep_zone_ctx_t *ctx, int64_t now,
-    ngx_uint_t n)
+ngx_http_twostep_expire(ngx_http_twostep_zone_ctx_t *ctx, ngx_queue_t *queue,
+    int64_t now, ngx_uint_t n)
+{
+    ngx_queue_t                *q;
+    ngx_http_twostep_record_t  *rec;
+
+    while (n-- && !ngx_queue_empty(queue)) {
+        q = ngx_queue_last(queue);
+        rec = ngx_queue_data(q, ngx_http_twostep_record_t, queue);
+
+        if (rec->expires > now) {
+            return;
+        }
+
+        ngx_http_twostep_drop(ctx, rec);
+    }
+}
+
+
+// Makes room for one record when the slab is full: the least recently used
+// record that may be dropped, else any kept record that has expired (kept
+// records expire at different times, so the whole queue is looked at, but
+// only here, on a write, when nothing else is left). False if nothing
+// could be dropped.
+static bool
+ngx_http_twostep_evict(ngx_http_twostep_zone_ctx_t *ctx, int64_t now,
+    ngx_log_t *log)
 {
     ngx_queue_t                *q, *prev;
     ngx_http_twostep_record_t  *rec;
+    bool                        freed = false;
 
-    for (q = ngx_queue_last(&ctx->sh->queue);
-         n && q != ngx_queue_sentinel(&ctx->sh->queue);
+    if (!ngx_queue_empty(&ctx->sh->queue)) {
+        rec = ngx_queue_data(ngx_queue_last(&ctx->sh->queue),
+                             ngx_http_twostep_record_t, queue);
+
+        // Once a second at most: a flood must not flood the log too.
+        static time_t  logged;
+
+        if (rec->expires > now && logged != ngx_time()) {
+            logged = ngx_time();
+            ngx_log_error(NGX_LOG_WARN, log, 0,
+                          "twostep: zone is full, dropping the least "
+                          "recently used empty records (raise "
+                          "twostep_zone)");
+        }
+
+        ngx_http_twostep_drop(ctx, rec);
+        return true;
+    }
+
+    for (q = ngx_queue_last(&ctx->sh->kept);
+         q != ngx_queue_sentinel(&ctx->sh->kept);
          q = prev)
     {
         prev = ngx_queue_prev(q);
@@ -131,46 +179,11 @@ ngx_http_twostep_expire(ngx_http_twostep_zone_ctx_t *ctx, int64_t now,
 
         if (rec->expires <= now) {
             ngx_http_twostep_drop(ctx, rec);
-            n--;
-        }
-    }
-}
-
-
-// Makes room for one record: expired ones first, then the least recently
-// used record that is not pinned. False if nothing could be dropped.
-static bool
-ngx_http_twostep_evict(ngx_http_twostep_zone_ctx_t *ctx, int64_t now,
-    ngx_log_t *log)
-{
-    ngx_uint_t                  n;
-    ngx_queue_t                *q;
-    ngx_http_twostep_record_t  *rec;
-
-    for (q = ngx_queue_last(&ctx->sh->queue), n = 0;
-         q != ngx_queue_sentinel(&ctx->sh->queue)
-         && n < NGX_HTTP_TWOSTEP_EVICT_MAX;
-         q = ngx_queue_prev(q), n++)
-    {
-        rec = ngx_queue_data(q, ngx_http_twostep_record_t, queue);
-
-        if (rec->expires <= now || !rec->pinned) {
-            // Once a second at most: a flood must not flood the log too.
-            static time_t  logged;
-
-            if (rec->expires > now && logged != ngx_time()) {
-                logged = ngx_time();
-                ngx_log_error(NGX_LOG_WARN, log, 0,
-                              "twostep: zone is full, dropping the least "
-                              "recently used records (raise twostep_zone)");
-            }
-
-            ngx_http_twostep_drop(ctx, rec);
-            return true;
+            freed = true;
         }
     }
 
-    return false;
+    return freed;
 }
 
 
@@ -204,8 +217,6 @@ ngx_http_twostep_zone_state::update(std::string_view key, int64_t now,
 
     ngx_shmtx_lock(&ctx_->shpool->mutex);
 
-    ngx_http_twostep_expire(ctx_, now, 2);
-
     rec = ngx_http_twostep_lookup(ctx_->sh, hash, k, key.size());
 
     twostep::StateRecord value;
@@ -220,6 +231,11 @@ ngx_http_twostep_zone_state::update(std::string_view key, int64_t now,
     }
 
     if (rec == NULL) {
+        // Only writes clean up, and only a few records (a read stays a
+        // look-up).
+        ngx_http_twostep_expire(ctx_, &ctx_->sh->queue, now, 2);
+        ngx_http_twostep_expire(ctx_, &ctx_->sh->kept, now, 2);
+
         size_t size = offsetof(ngx_http_twostep_record_t, key) + key.size();
 
         for ( ;; ) {
@@ -250,8 +266,9 @@ ngx_http_twostep_zone_state::update(std::string_view key, int64_t now,
 
     rec->expires = expires;
     rec->value = value;
-    rec->pinned = pinned ? 1 : 0;
-    ngx_queue_insert_head(&ctx_->sh->queue, &rec->queue);
+    rec->kept = pinned || twostep::holds_state(value);
+    ngx_queue_insert_head(rec->kept ? &ctx_->sh->kept : &ctx_->sh->queue,
+                          &rec->queue);
 
     ngx_shmtx_unlock(&ctx_->shpool->mutex);
 
@@ -295,6 +312,8 @@ ngx_http_twostep_init_zone(ngx_shm_zone_t *shm_zone, void *data)
     ngx_rbtree_init(&ctx->sh->rbtree, &ctx->sh->sentinel,
                     ngx_http_twostep_rbtree_insert_value);
     ngx_queue_init(&ctx->sh->queue);
+    ngx_queue_init(&ctx->sh->kept);
+    ctx->sh->revocations = 0;
 
     len = sizeof(" in twostep zone \"\"") + shm_zone->shm.name.len;
 
@@ -368,4 +387,24 @@ ngx_http_twostep_zone_state::ngx_http_twostep_zone_state(
     ngx_http_twostep_zone_ctx_t *ctx, ngx_log_t *log)
     : ctx_(ctx), log_(log)
 {
+}
+
+
+std::uint64_t
+ngx_http_twostep_zone_state::revocation_epoch()
+{
+    if (ctx_ == nullptr || ctx_->sh == nullptr) {
+        return 0;
+    }
+
+    return ctx_->sh->revocations;
+}
+
+
+void
+ngx_http_twostep_zone_state::next_revocation_epoch()
+{
+    if (ctx_ && ctx_->sh) {
+        (void) ngx_atomic_fetch_add(&ctx_->sh->revocations, 1);
+    }
 }

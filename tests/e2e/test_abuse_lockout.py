@@ -1,6 +1,8 @@
-"""twostep_lockout FAILURES TIME [address=FAILURES]: after FAILURES
-consecutive wrong passwords or codes for an account, every attempt for it is
-refused with 429 for TIME, even with the right password, on every worker;
+"""twostep_lockout FAILURES TIME [address=FAILURES] [account=FAILURES]:
+after FAILURES consecutive wrong passwords or codes for an account from one
+client address, every attempt for it from there is refused with 429 for
+TIME, even with the right password, on every worker; the account as a whole
+locks after account= failures from all addresses together;
 a passed second step resets the count; an unknown user name locks exactly
 like a known one; and failures from one client address, spread over many
 user names, lock that address.
@@ -39,10 +41,11 @@ def assert_wrong_login(r):
     assert WRONG_LOGIN in Page(r).text, snippet(r)
 
 
-def fail_passwords(site, name, n, start=None):
-    """n wrong passwords for `name` in one browser, each from the form the
-    previous answer showed; returns the responses."""
-    b = site.browser()
+def fail_passwords(site, name, n, start=None, source=None):
+    """n wrong passwords for `name` in one browser (from client address
+    `source`), each from the form the previous answer showed; returns the
+    responses."""
+    b = site.browser(source=source)
     page = start or signin_page(b)
     out = []
     for i in range(n):
@@ -213,6 +216,34 @@ def test_failures_over_many_names_lock_the_address(guarded):
     sleep_past_lock(locked_at)
     r = password_attempt(site, site.users[0])()
     assert r.status_code == 303, snippet(r)
+
+
+def test_a_lock_from_one_address_spares_the_owner_elsewhere(guarded):
+    # 3 per account and address; 6 for the account from all addresses.
+    site = guarded("lock-pair", lockout="3 3s address=1000 account=6")
+    user, spread = site.users[0], site.users[1]
+
+    # Someone who knows the name locks it out, from their own address.
+    tries = fail_passwords(site, user.name, 3, source="127.0.0.2")
+    locked_at = time.time()
+    for r in tries[:2]:
+        assert_wrong_login(r)
+    on_both_workers(password_attempt(site, user, source="127.0.0.2"),
+                    locked_since(locked_at))
+    # The owner, from another address, signs in all the same.
+    b = site.browser(source="127.0.0.3")
+    b.sign_in("/app/", user)
+    assert b.app_view("/app/")["headers"]["X-Remote-User"] == user.name
+
+    # Two failures each from three addresses: none reaches 3, the account
+    # reaches 6 and is then refused from everywhere (NIST SP 800-63B 5.2.2).
+    for source in ("127.0.0.4", "127.0.0.5", "127.0.0.6"):
+        for r in fail_passwords(site, spread.name, 2, source=source):
+            assert r.status_code in (403, 429), snippet(r)
+    locked_at = time.time()
+    on_both_workers(password_attempt(site, spread, source="127.0.0.7"),
+                    locked_since(locked_at))
+    on_both_workers(password_attempt(site, spread), locked_since(locked_at))
 
 
 def test_default_rule_locks_after_5(guarded):

@@ -4,6 +4,7 @@
 #include <cstdint>
 #include <functional>
 #include <map>
+#include <set>
 #include <string>
 #include <string_view>
 
@@ -59,16 +60,20 @@ public:
         }
         it->second.record = record;
         it->second.expires = expires;
-        it->second.pinned = pinned;
+        it->second.pinned = pinned || holds_state(record);
         it->second.used = ++clock_;
         return true;
     }
+
+    std::uint64_t revocation_epoch() override { return epoch; }
+    void next_revocation_epoch() override { ++epoch; }
 
     std::size_t size() const { return entries_.size(); }
     bool has(const std::string &key) const { return entries_.count(key); }
     const Entry &at(const std::string &key) const { return entries_.at(key); }
 
     int updates = 0;
+    std::uint64_t epoch = 0;
 
 private:
     bool make_room(std::int64_t now_)
@@ -110,6 +115,8 @@ public:
     {
         return false;
     }
+    std::uint64_t revocation_epoch() override { return 0; }
+    void next_revocation_epoch() override {}
 };
 
 Session session(const std::string &sid, std::int64_t auth_time,
@@ -162,10 +169,11 @@ START_TEST(memstate_contract)
     ck_assert(state.update("a", now, now + 10, read(got)));
     ck_assert_int_eq(got, 0);
     ck_assert_uint_eq(state.size(), 0);  // a read stores nothing
-    ck_assert(state.update("a", now, now + 10, set(1)));
-    ck_assert(state.update("b", now, now + 10, set(2), true));
-    // Full: the LRU non-pinned record ("a") makes room for "c".
-    ck_assert(state.update("c", now, now + 10, set(3)));
+    ck_assert(state.update("a", now, now + 10, set(0)));  // empty
+    ck_assert(state.update("b", now, now + 10, set(2)));  // holds a count
+    // Full: the LRU empty record ("a") makes room for "c"; "b" is kept
+    // although not pinned.
+    ck_assert(state.update("c", now, now + 10, set(0)));
     ck_assert(!state.has("a"));
     ck_assert(state.has("b"));
     // "c" is the only evictable one; after it, nothing is.
@@ -260,9 +268,11 @@ START_TEST(lockout_nth_failure_locks)
     ck_assert_int_eq(
         locked_for(state, rule, "alice", "10.0.0.1", t + rule.lock_time - 1),
         1);
-    // The account is locked from every address; other accounts are not.
+    // Only from that address: its owner elsewhere may still sign in (the
+    // account as a whole locks at max_account_failures). Other accounts
+    // are not locked.
     ck_assert_int_eq(locked_for(state, rule, "alice", "192.0.2.7", t + 100),
-                     rule.lock_time - 100);
+                     0);
     ck_assert_int_eq(locked_for(state, rule, "bob", "10.0.0.1", t + 100), 0);
     // Failing during the lock does not extend it.
     ck_assert_int_eq(record_failure(state, rule, "alice", "10.0.0.1", t + 100),
@@ -297,7 +307,7 @@ START_TEST(lockout_success_resets)
         ck_assert_int_eq(
             record_failure(state, rule, "alice", "10.0.0.1", now), 0);
     ck_assert_int_eq(state.at("u:alice").record.count, rule.max_failures - 1);
-    record_success(state, "alice", "192.0.2.1", now + 1);
+    record_success(state, rule, "alice", "10.0.0.1", now + 1);
     ck_assert_int_eq(state.at("u:alice").record.count, 0);
     // Had the count survived, the first of these would lock.
     for (int i = 1; i < rule.max_failures; ++i)
@@ -313,10 +323,11 @@ START_TEST(lockout_success_does_not_lift)
     MemState state;
     for (int i = 0; i < rule.max_failures; ++i)
         record_failure(state, rule, "alice", "10.0.0.1", now);
-    record_success(state, "alice", "192.0.2.1", now + 10);
+    record_success(state, rule, "alice", "10.0.0.1", now + 10);
     ck_assert_int_eq(locked_for(state, rule, "alice", "10.0.0.1", now + 10),
                      rule.lock_time - 10);
-    ck_assert_int_eq(state.at("u:alice").record.until, now + rule.lock_time);
+    ck_assert_int_eq(state.at("f:alice 10.0.0.1").record.until,
+                     now + rule.lock_time);
 }
 END_TEST
 
@@ -385,6 +396,115 @@ START_TEST(lockout_held_lock_survives_full_store)
                      rule.lock_time - 1);
     ck_assert_int_eq(record_failure(state, rule, "alice", "10.0.0.1", now + 1),
                      rule.lock_time - 1);
+}
+END_TEST
+
+// Someone who knows a user name locks it out from their own address only;
+// failures from many addresses together still hit the account's ceiling
+// (NIST SP 800-63B 5.2.2: at most 100).
+START_TEST(lockout_attacker_does_not_lock_out_the_owner)
+{
+    MemState state;
+    const LockoutRule r{3, 300, 50, 7};
+    for (int i = 0; i < r.max_failures; ++i)
+        record_failure(state, r, "alice", "203.0.113.9", now);
+    ck_assert_int_eq(locked_for(state, r, "alice", "203.0.113.9", now + 1),
+                     r.lock_time - 1);
+    ck_assert_int_gt(begin_attempt(state, r, "alice", "203.0.113.9", now + 1),
+                     0);
+    // The owner, from their address, still gets in, and that resets the
+    // account's count, not the attacker's lock.
+    ck_assert_int_eq(begin_attempt(state, r, "alice", "10.0.0.1", now + 1), 0);
+    ck_assert_int_eq(end_attempt(state, r, "alice", "10.0.0.1", false,
+                                 now + 1), 0);
+    record_success(state, r, "alice", "10.0.0.1", now + 1);
+    ck_assert_int_eq(state.at("u:alice").record.count, 0);
+    ck_assert_int_eq(locked_for(state, r, "alice", "203.0.113.9", now + 2),
+                     r.lock_time - 2);
+}
+END_TEST
+
+START_TEST(lockout_account_ceiling)
+{
+    MemState state;
+    const LockoutRule r{3, 300, 50, 7};
+    // One failure each from seven addresses: no address reaches 3, the
+    // account reaches 7 and is refused from everywhere, new addresses too.
+    for (int i = 0; i < r.max_account_failures - 1; ++i) {
+        std::string address = "198.51.100." + std::to_string(i);
+        ck_assert_int_eq(record_failure(state, r, "alice", address, now), 0);
+    }
+    ck_assert_int_eq(locked_for(state, r, "alice", "10.0.0.1", now), 0);
+    ck_assert_int_eq(record_failure(state, r, "alice", "198.51.100.99", now),
+                     r.lock_time);
+    ck_assert_int_eq(locked_for(state, r, "alice", "10.0.0.1", now + 5),
+                     r.lock_time - 5);
+    ck_assert_int_eq(locked_for(state, r, "bob", "10.0.0.1", now + 5), 0);
+}
+END_TEST
+
+START_TEST(unknown_names_share_buckets)
+{
+    std::set<std::string> buckets;
+    for (int i = 0; i < 20000; ++i) {
+        std::string name = "random-" + std::to_string(i);
+        std::string account = unknown_account(name);
+        ck_assert_string_eq(unknown_account(name), account);
+        ck_assert(account.size() == 4 && account[0] == '?');
+        buckets.insert(account);
+    }
+    // A fixed set, never one counter per name.
+    ck_assert_uint_le(buckets.size(), 1024);
+    ck_assert_uint_gt(buckets.size(), 1000);
+}
+END_TEST
+
+// Counters below the lock are state: a flood of new records (probes of
+// other accounts and addresses) cannot push them out to reset them; a
+// store that is full of counters refuses new ones (fail closed).
+START_TEST(counters_are_never_evicted)
+{
+    MemState state(8);
+    ck_assert(prepare_state(state, now));
+    for (int i = 0; i < rule.max_failures - 1; ++i)
+        ck_assert_int_eq(record_failure(state, rule, "alice", "10.0.0.1",
+                                        now), 0);
+    ck_assert_uint_eq(state.size(), 4);  // R, a:, f:, u:
+    for (int i = 0; i < 500; ++i) {
+        std::string name = unknown_account("x" + std::to_string(i));
+        locked_for(state, rule, name, "10.9." + std::to_string(i), now + 1);
+    }
+    ck_assert_int_eq(state.at("u:alice").record.count, rule.max_failures - 1);
+    ck_assert_int_eq(state.at("f:alice 10.0.0.1").record.count,
+                     rule.max_failures - 1);
+    // The next failure still locks.
+    ck_assert_int_eq(record_failure(state, rule, "alice", "10.0.0.1",
+                                    now + 2), rule.lock_time);
+    // Failures elsewhere fill the rest with counters; then a new counter
+    // cannot be kept and the attempt is refused.
+    std::int64_t refused = 0;
+    for (int i = 0; i < 10 && !refused; ++i)
+        refused = record_failure(state, rule, "bob",
+                                 "192.0.2." + std::to_string(i), now + 3);
+    ck_assert_int_eq(refused, rule.lock_time);
+    ck_assert_int_eq(state.at("u:alice").record.count, rule.max_failures);
+    ck_assert_int_gt(state.at("f:alice 10.0.0.1").record.until, now);
+}
+END_TEST
+
+START_TEST(cancelled_attempt_is_released_uncounted)
+{
+    MemState state;
+    for (int i = 0; i < 10; ++i) {
+        ck_assert_int_eq(begin_attempt(state, rule, "alice", "10.0.0.1", now),
+                         0);
+        cancel_attempt(state, rule, "alice", "10.0.0.1", now);
+    }
+    for (const char *key : {"u:alice", "f:alice 10.0.0.1", "a:10.0.0.1"}) {
+        ck_assert_int_eq(state.at(key).record.inflight, 0);
+        ck_assert_int_eq(state.at(key).record.count, 0);
+    }
+    ck_assert_int_eq(locked_for(state, rule, "alice", "10.0.0.1", now), 0);
 }
 END_TEST
 
@@ -662,20 +782,21 @@ END_TEST
 START_TEST(success_stores_nothing_new)
 {
     MemState state;
-    record_success(state, "alice", "192.0.2.1", now);
+    record_success(state, rule, "alice", "192.0.2.1", now);
     ck_assert_uint_eq(state.size(), 0);
-    ck_assert_int_eq(state.updates, 2);  // the account and the address
+    ck_assert_int_eq(state.updates, 3);  // account, address, both
     // A failure during a lock neither counts nor extends it.
     for (int i = 0; i < rule.max_failures; ++i)
         record_failure(state, rule, "alice", "10.0.0.1", now);
     record_failure(state, rule, "alice", "10.0.0.1", now + 100);
-    ck_assert_int_eq(state.at("u:alice").expires, now + rule.lock_time);
+    const std::string pair = "f:alice 10.0.0.1";
+    ck_assert_int_eq(state.at(pair).expires, now + rule.lock_time);
     const std::size_t size = state.size();
-    const auto before = state.at("u:alice");
-    record_success(state, "alice", "192.0.2.1", now + rule.lock_time);
+    const auto before = state.at(pair);
+    record_success(state, rule, "alice", "10.0.0.1", now + rule.lock_time);
     ck_assert_uint_eq(state.size(), size);
-    ck_assert_int_eq(state.at("u:alice").expires, before.expires);
-    ck_assert_int_eq(state.at("u:alice").record.until, before.record.until);
+    ck_assert_int_eq(state.at(pair).expires, before.expires);
+    ck_assert_int_eq(state.at(pair).record.until, before.record.until);
 }
 END_TEST
 
@@ -698,6 +819,11 @@ int main()
     tcase_add_test(lockout, lockout_success_resets);
     tcase_add_test(lockout, lockout_success_does_not_lift);
     tcase_add_test(lockout, lockout_address_spray);
+    tcase_add_test(lockout, lockout_attacker_does_not_lock_out_the_owner);
+    tcase_add_test(lockout, lockout_account_ceiling);
+    tcase_add_test(lockout, unknown_names_share_buckets);
+    tcase_add_test(lockout, counters_are_never_evicted);
+    tcase_add_test(lockout, cancelled_attempt_is_released_uncounted);
     tcase_add_test(lockout, lockout_full_store_fails_closed);
     tcase_add_test(lockout, lockout_held_lock_survives_full_store);
     tcase_add_test(lockout, success_stores_nothing_new);

@@ -1,8 +1,11 @@
 // The per-worker cache of verified session cookies.
 #include "core/session_cache.h"
 
+#include <map>
 #include <string>
 
+#include "core/guard.h"
+#include "core/keyring.h"
 #include "unit.h"
 
 using namespace twostep;
@@ -22,7 +25,74 @@ Session session(const std::string &user, std::int64_t expires)
     return s;
 }
 
+// Shared state that counts its look-ups (no capacity, no expiry).
+class CountingState : public SharedState {
+public:
+    bool update(std::string_view key, std::int64_t, std::int64_t,
+                const std::function<bool(StateRecord &)> &change,
+                bool) override
+    {
+        ++lookups;
+        StateRecord &r = records[std::string(key)];
+        StateRecord copy = r;
+        if (change(copy)) {
+            r = copy;
+        }
+        return true;
+    }
+    std::uint64_t revocation_epoch() override { return epoch; }
+    void next_revocation_epoch() override { ++epoch; }
+
+    std::map<std::string, StateRecord> records;
+    int lookups = 0;
+    std::uint64_t epoch = 0;
+};
+
 }  // namespace
+
+// A signed-in request looks in the shared state only when a session was
+// revoked since the cookie was last checked (no zone lock on the hot path).
+START_TEST(verified_looks_up_only_after_a_revocation)
+{
+    KeyRing keys;
+    ck_assert(keys.add(std::string(32, 'k')));
+    CountingState state;
+    SessionCache cache(64);
+    std::string a = encode_session(keys, session("alice", now + 100));
+    Session bs = session("bob", now + 100);
+    std::string b = encode_session(keys, bs);
+
+    auto s = cache.verified(keys, state, a, now);
+    ck_assert(s != nullptr);
+    ck_assert_str_eq(s->user.c_str(), "alice");
+    int first = state.lookups;
+    ck_assert_int_gt(first, 0);
+    for (int i = 0; i < 10; ++i)
+        ck_assert(cache.verified(keys, state, a, now) == s);
+    ck_assert_int_eq(state.lookups, first);
+
+    // Bob signs out: alice's cookie is looked up once more, then not.
+    ck_assert(cache.verified(keys, state, b, now) != nullptr);
+    ck_assert(revoke_session(state, bs, now));
+    ck_assert(cache.verified(keys, state, b, now) == nullptr);
+    int after = state.lookups;
+    ck_assert(cache.verified(keys, state, a, now) == s);
+    ck_assert_int_gt(state.lookups, after);
+    after = state.lookups;
+    ck_assert(cache.verified(keys, state, a, now) == s);
+    ck_assert_int_eq(state.lookups, after);
+    ck_assert(cache.verified(keys, state, b, now) == nullptr);
+
+    // Forged or expired: nothing, and nothing cached.
+    ck_assert(cache.verified(keys, state, a + "x", now) == nullptr);
+    ck_assert(cache.verified(keys, state, a, now + 100) == nullptr);
+    // What verified() handed out outlives the slot being reused.
+    SessionCache one(1);
+    auto kept = one.verified(keys, state, a, now);
+    one.put("s.other.mac", session("carol", now + 100));
+    ck_assert_str_eq(kept->user.c_str(), "alice");
+}
+END_TEST
 
 START_TEST(remembers_what_was_put)
 {
@@ -79,6 +149,7 @@ int main()
     tcase_add_test(tc, only_the_exact_token);
     tcase_add_test(tc, expired_is_not_found);
     tcase_add_test(tc, a_slot_holds_one_token);
+    tcase_add_test(tc, verified_looks_up_only_after_a_revocation);
     suite_add_tcase(suite, tc);
     return run_suite(suite);
 }
