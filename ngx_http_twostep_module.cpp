@@ -259,6 +259,12 @@ ngx_http_twostep_access_handler(ngx_http_request_t *r) noexcept
     scf = static_cast<ngx_http_twostep_srv_conf_t *>(
               ngx_http_get_module_srv_conf(r, ngx_http_twostep_module));
 
+    // The portal answers these in the precontent phase, whatever location
+    // nginx chose for them: sending them to the portal would loop.
+    if (ngx_http_twostep_is_portal(r, scf)) {
+        return NGX_DECLINED;
+    }
+
     try {
         const twostep::Session *session = ngx_http_twostep_session(r);
         std::string_view name;
@@ -1175,10 +1181,13 @@ ngx_http_twostep_init(ngx_conf_t *cf)
     cmcf = static_cast<ngx_http_core_main_conf_t *>(
                ngx_http_conf_get_module_main_conf(cf, ngx_http_core_module));
 
-    // The portal answers before any location is chosen, so it needs no
-    // location block and no location's rules can get in its way.
+    // Handlers of the other phases run last added first: ours go before
+    // those of nginx's own modules. The portal answers in the precontent
+    // phase, so the location chosen for its URI applies its limit_req,
+    // allow/deny and other access rules first, and try_files after it
+    // cannot send it elsewhere; it needs no location block of its own.
     h = static_cast<ngx_http_handler_pt *>(ngx_array_push(
-            &cmcf->phases[NGX_HTTP_SERVER_REWRITE_PHASE].handlers));
+            &cmcf->phases[NGX_HTTP_PRECONTENT_PHASE].handlers));
     if (h == NULL) {
         return NGX_ERROR;
     }

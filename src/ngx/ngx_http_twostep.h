@@ -257,6 +257,10 @@ ngx_int_t ngx_http_twostep_check_factors(ngx_conf_t *cf);
 
 // src/ngx/ngx_http_twostep_portal.cpp: the sign-in pages.
 ngx_int_t ngx_http_twostep_portal_handler(ngx_http_request_t *r) noexcept;
+// A request the portal answers: the browser's own, under twostep_portal_uri
+// of a server that protects something.
+bool ngx_http_twostep_is_portal(ngx_http_request_t *r,
+    const ngx_http_twostep_srv_conf_t *scf);
 // src/ngx/ngx_http_twostep_flow.cpp: a portal page's address.
 std::string ngx_http_twostep_portal_url(ngx_http_twostep_srv_conf_t *scf,
     std::string_view page, std::string_view return_to,

@@ -593,23 +593,24 @@ ngx_http_twostep_body_handler(ngx_http_request_t *r) noexcept
 }
 
 
-// Server-rewrite phase: requests under the portal URI are answered here.
-ngx_int_t
-ngx_http_twostep_portal_handler(ngx_http_request_t *r) noexcept
+bool
+ngx_http_twostep_is_portal(ngx_http_request_t *r,
+    const ngx_http_twostep_srv_conf_t *scf)
 {
-    ngx_int_t                     rc;
-    ngx_http_twostep_srv_conf_t  *scf;
+    // Subrequests (SSI, auth_request) never get the portal: its pages and
+    // cookies are for the browser's own requests.
+    return r == r->main
+           && scf->protects
+           && r->uri.len >= scf->portal_uri.len
+           && ngx_strncmp(r->uri.data, scf->portal_uri.data,
+                          scf->portal_uri.len) == 0;
+}
 
-    scf = static_cast<ngx_http_twostep_srv_conf_t *>(
-              ngx_http_get_module_srv_conf(r, ngx_http_twostep_module));
 
-    if (!scf->protects
-        || r->uri.len < scf->portal_uri.len
-        || ngx_strncmp(r->uri.data, scf->portal_uri.data,
-                       scf->portal_uri.len) != 0)
-    {
-        return NGX_DECLINED;
-    }
+static ngx_int_t
+ngx_http_twostep_portal_start(ngx_http_request_t *r) noexcept
+{
+    ngx_int_t  rc;
 
     if (r->method & (NGX_HTTP_GET|NGX_HTTP_HEAD)) {
         return ngx_http_twostep_run(r, {});
@@ -631,9 +632,39 @@ ngx_http_twostep_portal_handler(ngx_http_request_t *r) noexcept
         return rc;
     }
 
-    // The rewrite phase does not finalize on NGX_DONE: balance the count
-    // taken by reading the body ourselves (as the mirror module does).
+    // No phase checker finalizes on NGX_DONE: balance the count taken by
+    // reading the body ourselves (as the mirror module does).
     ngx_http_finalize_request(r, NGX_DONE);
+
+    return NGX_DONE;
+}
+
+
+// Precontent phase: requests under the portal URI are answered here, after
+// the preaccess and access modules of the location nginx chose for them
+// (limit_req, allow/deny, ...) and before try_files or its content handler.
+ngx_int_t
+ngx_http_twostep_portal_handler(ngx_http_request_t *r) noexcept
+{
+    ngx_int_t                     rc;
+    ngx_http_twostep_srv_conf_t  *scf;
+
+    scf = static_cast<ngx_http_twostep_srv_conf_t *>(
+              ngx_http_get_module_srv_conf(r, ngx_http_twostep_module));
+
+    if (!ngx_http_twostep_is_portal(r, scf)) {
+        return NGX_DECLINED;
+    }
+
+    rc = ngx_http_twostep_portal_start(r);
+
+    if (rc == NGX_DONE) {
+        return NGX_DONE;  // a body, a thread or the provider answers later
+    }
+
+    // This phase's checker would run the content handler on NGX_OK and
+    // never finish on NGX_AGAIN: the answer is complete, finalize it here.
+    ngx_http_finalize_request(r, rc);
 
     return NGX_DONE;
 }
