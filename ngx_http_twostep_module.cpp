@@ -13,6 +13,8 @@
 
 static ngx_int_t ngx_http_twostep_access_handler(ngx_http_request_t *r)
     noexcept;
+static ngx_int_t ngx_http_twostep_subrequest_handler(ngx_http_request_t *r)
+    noexcept;
 static ngx_int_t ngx_http_twostep_variable(ngx_http_request_t *r,
     ngx_http_variable_value_t *v, uintptr_t data) noexcept;
 static void *ngx_http_twostep_create_main_conf(ngx_conf_t *cf);
@@ -379,6 +381,69 @@ ngx_http_twostep_access_handler(ngx_http_request_t *r) noexcept
     } catch (const std::exception &e) {
         ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
                       "twostep: access check failed: %s", e.what());
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+}
+
+
+/*
+ * Subrequests (SSI include virtual, auth_request, mirror) never run the
+ * access phase (ngx_http_core_access_phase skips them), so a protected
+ * location reached by one is checked here, in the location rewrite phase,
+ * before "return" or a content handler can answer it: the browser's
+ * session must satisfy the location as it would for its own request. A
+ * subrequest cannot sign anyone in, so anything less is a 403.
+ */
+
+static ngx_int_t
+ngx_http_twostep_subrequest_handler(ngx_http_request_t *r) noexcept
+{
+    ngx_http_twostep_loc_conf_t  *lcf;
+
+    if (r == r->main) {
+        return NGX_DECLINED;
+    }
+
+    lcf = static_cast<ngx_http_twostep_loc_conf_t *>(
+              ngx_http_get_module_loc_conf(r, ngx_http_twostep_module));
+
+    if (!lcf->enable) {
+        return NGX_DECLINED;
+    }
+
+    try {
+        const twostep::Session *session = ngx_http_twostep_session(r);
+
+        if (session && lcf->identity) {
+            ngx_str_t identity;
+
+            if (ngx_http_complex_value(r, lcf->identity, &identity)
+                != NGX_OK)
+            {
+                return NGX_HTTP_INTERNAL_SERVER_ERROR;
+            }
+
+            if (session->user != ngx_http_twostep_sv(identity)) {
+                session = nullptr;
+            }
+        }
+
+        if (twostep::decide(session, lcf->methods, lcf->max_age, ngx_time())
+            == twostep::Verdict::allow)
+        {
+            return NGX_DECLINED;
+        }
+
+        ngx_log_error(NGX_LOG_WARN, r->connection->log, 0,
+                      "twostep: subrequest \"%V\" to a protected location "
+                      "refused: the request has no session that satisfies "
+                      "it", &r->uri);
+
+        return NGX_HTTP_FORBIDDEN;
+
+    } catch (const std::exception &e) {
+        ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
+                      "twostep: subrequest check failed: %s", e.what());
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 }
@@ -1193,6 +1258,16 @@ ngx_http_twostep_init(ngx_conf_t *cf)
     }
 
     *h = ngx_http_twostep_portal_handler;
+
+    // Before the rewrite module's "return": a subrequest skips the access
+    // phase, so this is where it meets the protected location.
+    h = static_cast<ngx_http_handler_pt *>(ngx_array_push(
+            &cmcf->phases[NGX_HTTP_REWRITE_PHASE].handlers));
+    if (h == NULL) {
+        return NGX_ERROR;
+    }
+
+    *h = ngx_http_twostep_subrequest_handler;
 
     // Access handlers run last to first: putting ours first makes it run
     // after auth_basic and friends, so twostep_identity sees a verified user.

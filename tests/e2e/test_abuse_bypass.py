@@ -1,7 +1,102 @@
-"""Ways around the access check through nginx's own configuration: the
-portal under the location nginx chose for it (deny, limit_req)."""
+"""Ways around the access check through nginx's own configuration:
+subrequests (SSI, auth_request) that skip the access phase, and the portal
+under the location nginx chose for it (deny, limit_req)."""
+
+import json
+import tempfile
+from pathlib import Path
 
 from harness import SIGNIN, Page, location, snippet
+
+
+def write_www(workdir, name, files):
+    """A document root of its own (readable by the workers, user nobody)."""
+    www = Path(tempfile.mkdtemp(prefix=name + "-www-", dir=workdir))
+    for rel, text in files.items():
+        path = www / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+        path.chmod(0o644)
+    for d in [www] + [p for p in www.rglob("*") if p.is_dir()]:
+        d.chmod(0o755)
+    return www
+
+
+SUBREQUESTS = """
+        location / {{
+            twostep on;
+            {proxy}
+        }}
+        location /admin/ {{
+            twostep on;
+            twostep_max_age 1h;
+            {proxy}
+        }}
+        location /page/ {{
+            twostep off;
+            ssi on;
+            root {www};
+        }}
+        location /gate/ {{
+            twostep off;
+            auth_request /check;
+            {proxy}
+        }}
+        location = /check {{
+            internal;
+            twostep on;
+            return 204;
+        }}
+"""
+
+
+def subrequest_site(guarded, workdir, name):
+    www = write_www(workdir, name, {
+        "page/index.html": "<p>public</p>\n"
+                           '<!--# include virtual="/admin/secret'
+                           '?format=json" -->\n'})
+    return guarded(name, users=1,
+                   locations=SUBREQUESTS.replace("{www}", str(www)))
+
+
+def test_ssi_include_of_a_protected_location_needs_the_session(guarded,
+                                                               workdir):
+    site = subrequest_site(guarded, workdir, "ssi")
+    anonymous = site.browser()
+    r = anonymous.get("/page/index.html")
+    assert r.status_code == 200, snippet(r)
+    assert "public" in r.text
+    # The include answers 403 inside the page: no content of the app.
+    assert '"app": "legacy"' not in r.text, snippet(r)
+    assert "/admin/secret" not in r.text, snippet(r)
+
+    # Signed in, the same page includes it: the include itself works.
+    user = site.users[0]
+    b = site.browser()
+    b.sign_in("/admin/", user)
+    r = b.get("/page/index.html")
+    assert r.status_code == 200, snippet(r)
+    included = json.loads(r.text[r.text.index("{"):r.text.rindex("}") + 1])
+    assert included["path"] == "/admin/secret?format=json"
+    assert included["headers"]["X-Remote-User"] == user.name
+
+
+def test_auth_request_into_a_protected_location_needs_the_session(
+        guarded, workdir):
+    site = subrequest_site(guarded, workdir, "authreq")
+    r = site.browser().get("/gate/?format=json")
+    assert r.status_code == 403, snippet(r)
+    assert "legacy" not in r.text
+
+    # A forged or foreign cookie is no session either.
+    r = site.get_with_session("forged", "/gate/?format=json")
+    assert r.status_code == 403, snippet(r)
+
+    b = site.browser()
+    b.sign_in("/", site.users[0])
+    r = b.get("/gate/?format=json")
+    assert r.status_code == 200, snippet(r)
+    assert r.json()["app"] == "legacy"
 
 
 PORTAL_DENIED = """
