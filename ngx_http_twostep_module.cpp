@@ -34,6 +34,10 @@ static char *ngx_http_twostep_cookie_key(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 static char *ngx_http_twostep_methods(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
+static char *ngx_http_twostep_identity(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+static char *ngx_http_twostep_identity_verified(ngx_conf_t *cf,
+    ngx_http_twostep_loc_conf_t *conf, ngx_http_core_loc_conf_t *clcf);
 static char *ngx_http_twostep_portal_uri(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 static char *ngx_http_twostep_lockout_rule(ngx_conf_t *cf,
@@ -80,9 +84,9 @@ static ngx_command_t  ngx_http_twostep_commands[] = {
 
     { ngx_string("twostep_identity"),
       NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
-      ngx_http_set_complex_value_slot,
+      ngx_http_twostep_identity,
       NGX_HTTP_LOC_CONF_OFFSET,
-      offsetof(ngx_http_twostep_loc_conf_t, identity),
+      0,
       NULL },
 
     { ngx_string("twostep_users"),
@@ -241,6 +245,48 @@ static ngx_http_variable_t  ngx_http_twostep_vars[] = {
 
 
 /*
+ * The user name twostep_identity names, as the auth module of this location
+ * verified it. NGX_OK, or the status to answer with: auth_basic's realm
+ * turned "off" at run time has verified nobody.
+ */
+
+static ngx_int_t
+ngx_http_twostep_identity_value(ngx_http_request_t *r,
+    ngx_http_twostep_loc_conf_t *lcf, std::string_view *name)
+{
+    ngx_str_t                   realm;
+    ngx_http_variable_value_t  *v;
+
+    if (lcf->identity_realm) {
+        if (ngx_http_complex_value(r, lcf->identity_realm, &realm) != NGX_OK)
+        {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+
+        if (realm.len == 3 && ngx_strncmp(realm.data, "off", 3) == 0) {
+            ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
+                          "twostep: \"auth_basic\" is off for this "
+                          "request, so \"twostep_identity $%V\" is not "
+                          "verified: access denied",
+                          &lcf->identity->name);
+            return NGX_HTTP_FORBIDDEN;
+        }
+    }
+
+    v = ngx_http_get_indexed_variable(r, lcf->identity->index);
+    if (v == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    *name = v->not_found ? std::string_view()
+                         : std::string_view(reinterpret_cast<char *>(v->data),
+                                            v->len);
+
+    return NGX_OK;
+}
+
+
+/*
  * The access check. A valid session that satisfies this location's methods
  * and freshness passes; anything else is sent to the portal, never through.
  */
@@ -272,15 +318,11 @@ ngx_http_twostep_access_handler(ngx_http_request_t *r) noexcept
         std::string_view name;
 
         if (lcf->identity) {
-            ngx_str_t identity;
+            ngx_int_t rc = ngx_http_twostep_identity_value(r, lcf, &name);
 
-            if (ngx_http_complex_value(r, lcf->identity, &identity)
-                != NGX_OK)
-            {
-                return NGX_HTTP_INTERNAL_SERVER_ERROR;
+            if (rc != NGX_OK) {
+                return rc;
             }
-
-            name = ngx_http_twostep_sv(identity);
 
             // Someone else authenticated to the other module: the session
             // in this browser is not theirs.
@@ -290,7 +332,8 @@ ngx_http_twostep_access_handler(ngx_http_request_t *r) noexcept
         }
 
         twostep::Verdict verdict = twostep::decide(session, lcf->methods,
-                                                   lcf->max_age, ngx_time());
+                                                   lcf->max_age, ngx_time(),
+                                                   lcf->identity == NULL);
 
         if (verdict == twostep::Verdict::allow) {
             return NGX_OK;
@@ -364,6 +407,12 @@ ngx_http_twostep_access_handler(ngx_http_request_t *r) noexcept
 
             location = ngx_http_twostep_portal_url(scf, "signin", target,
                                                    lcf->methods);
+
+            // A session opened by another module's identity does not stand
+            // in for the password here: the portal asks for it.
+            if (session && verdict == twostep::Verdict::sign_in) {
+                location += "&first=password";
+            }
         }
 
         if (ngx_http_twostep_set_location(r, location) != NGX_OK) {
@@ -415,20 +464,20 @@ ngx_http_twostep_subrequest_handler(ngx_http_request_t *r) noexcept
         const twostep::Session *session = ngx_http_twostep_session(r);
 
         if (session && lcf->identity) {
-            ngx_str_t identity;
+            std::string_view name;
+            ngx_int_t rc = ngx_http_twostep_identity_value(r, lcf, &name);
 
-            if (ngx_http_complex_value(r, lcf->identity, &identity)
-                != NGX_OK)
-            {
-                return NGX_HTTP_INTERNAL_SERVER_ERROR;
+            if (rc != NGX_OK) {
+                return rc;
             }
 
-            if (session->user != ngx_http_twostep_sv(identity)) {
+            if (session->user != name) {
                 session = nullptr;
             }
         }
 
-        if (twostep::decide(session, lcf->methods, lcf->max_age, ngx_time())
+        if (twostep::decide(session, lcf->methods, lcf->max_age, ngx_time(),
+                            lcf->identity == NULL)
             == twostep::Verdict::allow)
         {
             return NGX_DECLINED;
@@ -764,8 +813,14 @@ ngx_http_twostep_create_loc_conf(ngx_conf_t *cf)
     conf->enable = NGX_CONF_UNSET;
     conf->methods = NGX_CONF_UNSET_UINT;
     conf->max_age = NGX_CONF_UNSET;
-    conf->identity = static_cast<ngx_http_complex_value_t *>(
+    conf->identity = static_cast<ngx_http_twostep_identity_t *>(
                          NGX_CONF_UNSET_PTR);
+
+    /*
+     * set by ngx_pcalloc():
+     *
+     *     conf->identity_realm = NULL;
+     */
 
     return conf;
 }
@@ -804,13 +859,9 @@ ngx_http_twostep_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
         return static_cast<char *>(NGX_CONF_ERROR);
     }
 
-    // With "satisfy any" a failed auth_basic still reaches us, and
-    // $remote_user would be whatever the client claimed.
-    if (conf->identity && clcf->satisfy == NGX_HTTP_SATISFY_ANY) {
-        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                           "\"twostep_identity\" cannot be used with "
-                           "\"satisfy any\" in location \"%V\": the identity "
-                           "would not be verified", &clcf->name);
+    if (conf->identity
+        && ngx_http_twostep_identity_verified(cf, conf, clcf) != NGX_CONF_OK)
+    {
         return static_cast<char *>(NGX_CONF_ERROR);
     }
 
@@ -1014,6 +1065,211 @@ ngx_http_twostep_methods(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
     }
 
     return NGX_CONF_OK;
+}
+
+
+// twostep_identity $variable | off
+static char *
+ngx_http_twostep_identity(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    auto lcf = static_cast<ngx_http_twostep_loc_conf_t *>(conf);
+
+    ngx_str_t                    *value, name;
+    ngx_uint_t                    i;
+    ngx_http_twostep_identity_t  *identity;
+
+    if (lcf->identity != NGX_CONF_UNSET_PTR) {
+        return const_cast<char *>("is duplicate");
+    }
+
+    value = static_cast<ngx_str_t *>(cf->args->elts);
+
+    // "off" stops the inheritance, e.g. in a nested location that turns
+    // the other auth module off.
+    if (value[1].len == 3 && ngx_strncmp(value[1].data, "off", 3) == 0) {
+        lcf->identity = NULL;
+        return NGX_CONF_OK;
+    }
+
+    // One variable and nothing else: what is checked at merge time is
+    // which module sets it.
+    name.data = value[1].data + 1;
+    name.len = value[1].len - 1;
+
+    bool ok = value[1].len > 1 && value[1].data[0] == '$';
+
+    for (i = 0; ok && i < name.len; i++) {
+        u_char ch = name.data[i];
+        ok = (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z')
+             || (ch >= '0' && ch <= '9') || ch == '_';
+    }
+
+    if (!ok) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"twostep_identity\" takes one variable, such "
+                           "as $remote_user, or \"off\", not \"%V\"",
+                           &value[1]);
+        return static_cast<char *>(NGX_CONF_ERROR);
+    }
+
+    identity = static_cast<ngx_http_twostep_identity_t *>(
+                   ngx_palloc(cf->pool, sizeof(ngx_http_twostep_identity_t)));
+    if (identity == NULL) {
+        return static_cast<char *>(NGX_CONF_ERROR);
+    }
+
+    identity->name = name;
+    identity->index = ngx_http_get_variable_index(cf, &name);
+    if (identity->index == NGX_ERROR) {
+        return static_cast<char *>(NGX_CONF_ERROR);
+    }
+
+    lcf->identity = identity;
+
+    return NGX_CONF_OK;
+}
+
+
+/*
+ * The location configuration of another HTTP module for the location being
+ * merged, found by name so that nginx built without it still loads us; NULL
+ * when it is not there. Modules merge in their order, and ours is loaded
+ * after nginx's own, so theirs are merged already.
+ */
+
+static void *
+ngx_http_twostep_other_loc_conf(ngx_conf_t *cf, const char *name)
+{
+    ngx_uint_t     i;
+    ngx_module_t  *m;
+
+    for (i = 0; cf->cycle->modules[i]; i++) {
+        m = cf->cycle->modules[i];
+
+        if (m->type == NGX_HTTP_MODULE && ngx_strcmp(m->name, name) == 0) {
+            return static_cast<ngx_http_conf_ctx_t *>(cf->ctx)
+                       ->loc_conf[m->ctx_index];
+        }
+    }
+
+    return NULL;
+}
+
+
+/*
+ * nginx's modules keep their configuration private; these mirror the
+ * layouts of the nginx the module is built against (1.22, as in nginx's
+ * later releases). Only read, never written.
+ */
+
+struct ngx_http_twostep_auth_basic_conf_t {
+    ngx_http_complex_value_t  *realm;
+    ngx_http_complex_value_t  *user_file;
+};
+
+struct ngx_http_twostep_auth_request_conf_t {
+    ngx_str_t                  uri;
+    ngx_array_t               *vars;
+};
+
+struct ngx_http_twostep_auth_request_var_t {
+    ngx_int_t                  index;
+    ngx_http_complex_value_t   value;
+    ngx_http_set_variable_pt   set_handler;
+};
+
+
+/*
+ * twostep_identity trusts a user name only where an auth module of the same
+ * location has verified it before our access check runs: $remote_user with
+ * auth_basic (realm and user file set, not "off"), or a variable that
+ * auth_request_set fills from the auth_request answer. Anything else is the
+ * client's own claim (a Basic header nobody checked, a request header), and
+ * is refused here rather than trusted at run time.
+ */
+
+static char *
+ngx_http_twostep_identity_verified(ngx_conf_t *cf,
+    ngx_http_twostep_loc_conf_t *conf, ngx_http_core_loc_conf_t *clcf)
+{
+    ngx_uint_t  i;
+
+    // With "satisfy any" a failed auth_basic still reaches us, and
+    // $remote_user would be whatever the client claimed.
+    if (clcf->satisfy == NGX_HTTP_SATISFY_ANY) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"twostep_identity\" cannot be used with "
+                           "\"satisfy any\" in location \"%V\": the identity "
+                           "would not be verified", &clcf->name);
+        return static_cast<char *>(NGX_CONF_ERROR);
+    }
+
+    auto basic = static_cast<ngx_http_twostep_auth_basic_conf_t *>(
+                     ngx_http_twostep_other_loc_conf(cf,
+                                                 "ngx_http_auth_basic_module"));
+    auto request = static_cast<ngx_http_twostep_auth_request_conf_t *>(
+                       ngx_http_twostep_other_loc_conf(cf,
+                                               "ngx_http_auth_request_module"));
+
+    if ((basic && (basic->realm == NGX_CONF_UNSET_PTR
+                   || basic->user_file == NGX_CONF_UNSET_PTR))
+        || (request && request->vars == NGX_CONF_UNSET_PTR))
+    {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"twostep_identity\" cannot tell whether the "
+                           "auth modules of location \"%V\" are on: load "
+                           "the twostep module after them", &clcf->name);
+        return static_cast<char *>(NGX_CONF_ERROR);
+    }
+
+    ngx_str_t  *name = &conf->identity->name;
+
+    if (name->len == sizeof("remote_user") - 1
+        && ngx_strncmp(name->data, "remote_user", name->len) == 0)
+    {
+        bool on = basic && basic->realm && basic->user_file;
+
+        if (on && basic->realm->lengths == NULL) {
+            on = !(basic->realm->value.len == 3
+                   && ngx_strncmp(basic->realm->value.data, "off", 3) == 0);
+
+        } else if (on) {
+            // A realm from variables may say "off" per request.
+            conf->identity_realm = basic->realm;
+        }
+
+        if (on) {
+            return NGX_CONF_OK;
+        }
+
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"twostep_identity $remote_user\" in location "
+                           "\"%V\" without \"auth_basic\" and "
+                           "\"auth_basic_user_file\": $remote_user would be "
+                           "the client's unverified Authorization header; "
+                           "use \"twostep_identity off\" where auth_basic "
+                           "is off", &clcf->name);
+        return static_cast<char *>(NGX_CONF_ERROR);
+    }
+
+    if (request && request->uri.len && request->vars) {
+        auto vars = static_cast<ngx_http_twostep_auth_request_var_t *>(
+                        request->vars->elts);
+
+        for (i = 0; i < request->vars->nelts; i++) {
+            if (vars[i].index == conf->identity->index) {
+                return NGX_CONF_OK;
+            }
+        }
+    }
+
+    ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                       "\"twostep_identity $%V\" in location \"%V\" is not "
+                       "set by an auth module there: use $remote_user with "
+                       "\"auth_basic\", or a variable of \"auth_request_set\" "
+                       "with \"auth_request\", or \"twostep_identity off\"",
+                       name, &clcf->name);
+    return static_cast<char *>(NGX_CONF_ERROR);
 }
 
 

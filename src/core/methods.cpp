@@ -94,13 +94,17 @@ std::string methods_to_list(MethodSet set)
 }
 
 Verdict decide(const Session *session, MethodSet allowed,
-               std::int64_t max_age, std::int64_t now)
+               std::int64_t max_age, std::int64_t now, bool needs_password)
 {
     if (!session)
         return Verdict::sign_in;
     // Checked first so a session from the future fails closed whatever
     // else is wrong with it.
     if (saturating_sub(session->auth_time, now) > max_future_skew)
+        return Verdict::sign_in;
+    // Whoever passed another module's check has not shown the password
+    // this location is configured to ask for.
+    if (needs_password && session->via != FirstFactor::password)
         return Verdict::sign_in;
     if (!has_method(allowed, session->method))
         return Verdict::step_up;

@@ -99,8 +99,9 @@ enum class Verdict {
 struct Session;
 
 // `session` is a decoded, unexpired session or nullptr. max_age <= 0 means
-// no freshness rule.
+// no freshness rule. needs_password: the location takes no identity from
+// another auth module, so a session opened by one is no sign-in there.
 Verdict decide(const Session *session, MethodSet allowed,
-               std::int64_t max_age, std::int64_t now);
+               std::int64_t max_age, std::int64_t now, bool needs_password);
 
 }  // namespace twostep

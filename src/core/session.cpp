@@ -1,6 +1,8 @@
 // Session and pending sign-in cookies: a versioned '|'-separated payload,
 // signed by the KeyRing.
-//   session (kind "s"): 1|sid|user|method|auth_time|expires|credentials
+//   session (kind "s"):
+//     2|sid|user|method|auth_time|expires|credentials|via
+//   (via: "password" or "identity"; version 1 had no via and is refused)
 //   pending (kind "p"): 1|nonce|user|via|expires|txid|method|methods|confirmed
 //   (txid and method empty unless a push or call is waiting; methods: those
 //   the protected location accepts, as methods_to_list() writes them;
@@ -20,6 +22,7 @@ namespace {
 constexpr std::string_view session_kind = "s";
 constexpr std::string_view pending_kind = "p";
 constexpr std::string_view payload_version = "1";
+constexpr std::string_view session_version = "2";
 constexpr std::size_t max_id_bytes = 128;
 
 constexpr FirstFactor first_factors[] = {
@@ -110,18 +113,27 @@ void append_time(std::string &payload, std::int64_t t)
 
 }  // namespace
 
+// A session was opened by a password or by a verified identity; a step-up
+// keeps what the session it replaces had.
+bool session_first_factor(FirstFactor f)
+{
+    return f == FirstFactor::password || f == FirstFactor::identity;
+}
+
 std::string encode_session(const KeyRing &keys, const Session &s)
 {
-    std::string payload(payload_version);
+    std::string payload(session_version);
     append(payload, s.sid);
     append(payload, s.user);
     append(payload, method_name(s.method));
     append_time(payload, s.auth_time);
     append_time(payload, s.expires);
     append(payload, s.credentials);
+    append(payload, first_factor_name(s.via));
     if (!valid_id(s.sid) || !valid_user_name(s.user)
         || !method_from_name(method_name(s.method))
-        || (!s.credentials.empty() && !valid_id(s.credentials)))
+        || (!s.credentials.empty() && !valid_id(s.credentials))
+        || !session_first_factor(s.via))
         throw std::invalid_argument("session would not decode");
     return keys.sign(session_kind, payload);
 }
@@ -134,14 +146,16 @@ std::optional<Session> decode_session(const KeyRing &keys,
     if (!payload)
         return std::nullopt;
     auto f = split(*payload);
-    if (f.size() != 7 || f[0] != payload_version)
+    if (f.size() != 8 || f[0] != session_version)
         return std::nullopt;
     auto method = method_from_name(f[3]);
     auto auth_time = parse_time(f[4]);
     auto expires = parse_time(f[5]);
+    auto via = first_factor_from_name(f[7]);
     if (!valid_id(f[1]) || !valid_user_name(f[2]) || !method || !auth_time
         || !expires || *expires <= now
-        || (!f[6].empty() && !valid_id(f[6])))
+        || (!f[6].empty() && !valid_id(f[6]))
+        || !via || !session_first_factor(*via))
         return std::nullopt;
 
     Session s;
@@ -151,6 +165,7 @@ std::optional<Session> decode_session(const KeyRing &keys,
     s.auth_time = *auth_time;
     s.expires = *expires;
     s.credentials = f[6];
+    s.via = *via;
     return s;
 }
 

@@ -12,6 +12,10 @@
 
 namespace twostep {
 
+// How the first factor of a sign-in was passed: none yet, the password, an
+// identity another nginx auth module verified, or (a step-up) the session.
+enum class FirstFactor { none, password, identity, session };
+
 struct Session {
     std::string sid;             // random id, for revocation
     std::string user;
@@ -20,6 +24,9 @@ struct Session {
     std::int64_t expires = 0;    // absolute expiry (unix s)
     std::string credentials;     // User::credential_tag at sign-in: a new
                                  // password or app secret ends the session
+    FirstFactor via = FirstFactor::password;  // password or identity only:
+                                 // an identity session never stands in
+                                 // for the password
 };
 
 std::string encode_session(const KeyRing &keys, const Session &s);
@@ -27,8 +34,6 @@ std::string encode_session(const KeyRing &keys, const Session &s);
 std::optional<Session> decode_session(const KeyRing &keys,
                                       std::string_view token,
                                       std::int64_t now);
-
-enum class FirstFactor { none, password, identity, session };
 
 struct PendingSignin {
     std::string nonce;          // random; binds the form tokens (anti-CSRF)

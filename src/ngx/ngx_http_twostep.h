@@ -92,11 +92,23 @@ struct ngx_http_twostep_srv_conf_t {
 };
 
 
+// twostep_identity $variable: a variable another auth module of the same
+// location sets once it has verified the user.
+struct ngx_http_twostep_identity_t {
+    ngx_str_t                    name;     // without the "$"
+    ngx_int_t                    index;
+};
+
+
 struct ngx_http_twostep_loc_conf_t {
     ngx_flag_t                   enable;
     ngx_uint_t                   methods;
     time_t                       max_age;
-    ngx_http_complex_value_t    *identity;
+    ngx_http_twostep_identity_t *identity;        // NULL: the password
+    ngx_http_complex_value_t    *identity_realm;  // auth_basic's realm when
+                                                  // it has variables: "off"
+                                                  // at run time verifies
+                                                  // nobody
 };
 
 

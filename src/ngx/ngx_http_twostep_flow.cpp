@@ -381,6 +381,7 @@ ngx_http_twostep_finish_signin(ngx_http_twostep_page_t &p,
     session.auth_time = now;
     session.expires = now + p.scf->session_ttl;
     session.credentials = user.credential_tag;
+    session.via = pending.via;
 
     // A step-up refreshes the second step, not the session's lifetime:
     // the absolute limit still counts from the password (NIST SP 800-63B
@@ -393,6 +394,7 @@ ngx_http_twostep_finish_signin(ngx_http_twostep_page_t &p,
         }
 
         session.expires = old->expires;
+        session.via = old->via;
 
         // The cookie being replaced stops working too.
         twostep::revoke_session(state, *old, now);

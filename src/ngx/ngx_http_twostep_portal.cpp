@@ -69,8 +69,18 @@ ngx_http_twostep_signin_get(ngx_http_twostep_page_t &p)
     twostep::PendingSignin  pending;
 
     // Signed in already but sent here: the location wants a fresher or
-    // another second step. The session stands for the password.
-    if (const twostep::Session *session = ngx_http_twostep_session(p.r)) {
+    // another second step. The session stands for the password, unless
+    // the location asks for the password and the session was opened by
+    // another module's identity (the step-up would keep it one).
+    const twostep::Session *session = ngx_http_twostep_session(p.r);
+
+    if (session && session->via != twostep::FirstFactor::password
+        && twostep::field(p.query, "first") == "password")
+    {
+        session = nullptr;
+    }
+
+    if (session) {
         if (ngx_http_twostep_start_pending(p, pending, session->user,
                                            twostep::FirstFactor::session)
             != NGX_OK)

@@ -6,7 +6,8 @@ import json
 import tempfile
 from pathlib import Path
 
-from harness import SIGNIN, Page, location, snippet
+from harness import SIGNIN, VERIFY, Page, location, set_cookies, snippet, \
+    write_htpasswd
 
 
 def write_www(workdir, name, files):
@@ -159,3 +160,51 @@ def test_limit_req_on_the_portal_location_applies(guarded):
     # The protected pages themselves are not limited by it.
     r = b.get("/app/")
     assert r.status_code == 302, snippet(r)
+
+
+def identity_site(guarded, workdir, name):
+    """/sso/ takes $remote_user from auth_basic, whose realm a nested
+    location turns "off" at run time; / wants the password."""
+    d = Path(tempfile.mkdtemp(prefix=name + "-htpasswd-", dir=workdir))
+    d.chmod(0o755)
+    user = "%s-u0" % name
+    secret = "basic-pw-%s-4Rt" % name
+    htpasswd = write_htpasswd(d / "htpasswd", {user: secret})
+    locations = """
+        location / {{
+            twostep on;
+            {proxy}
+        }}
+        location /sso/ {{
+            set $sso_realm SSO;
+            auth_basic $sso_realm;
+            auth_basic_user_file %s;
+            twostep on;
+            twostep_identity $remote_user;
+            {proxy}
+            location /sso/open/ {{
+                set $sso_realm off;
+                {proxy}
+            }}
+        }}
+""" % htpasswd
+    return guarded(name, users=1, locations=locations), secret
+
+
+def test_identity_is_not_trusted_where_auth_basic_is_off(guarded, workdir):
+    site, secret = identity_site(guarded, workdir, "realmoff")
+    user = site.users[0]
+    forged = (user.name, "not-" + secret)
+    b = site.browser()
+    assert b.get("/sso/", auth=forged).status_code == 401
+    # auth_basic is off here: the forged header names the user, nobody
+    # checked it. No sign-in starts from it, no pending token is minted.
+    r = b.get("/sso/open/", auth=forged)
+    assert r.status_code == 403, snippet(r)
+    assert "twostep_pending" not in set_cookies(r)
+    assert "auth_basic" in site.nginx.log_text()
+
+    # With the real password the code is owed, as before.
+    r = b.get("/sso/", auth=(user.name, secret))
+    assert r.status_code == 302, snippet(r)
+    assert location(r).path == VERIFY

@@ -7,9 +7,9 @@ never access without both.
 
 The flood has to be cheap to be big: a wrong password costs a yescrypt
 hash (tens of ms), so the failures here are wrong codes, for users whose
-first factor comes from a request header (twostep_identity
-$http_x_flood_user, a test device standing in for an auth module) -- three
-requests per name, no hashing."""
+first factor comes from an auth_request that accepts anyone and names the
+user of a request header (a test device standing in for a real auth
+service) -- three requests per name, no hashing."""
 
 import re
 import threading
@@ -29,9 +29,15 @@ LOCATIONS = """
             {proxy}
         }}
         location /hdr/ {{
+            auth_request /flood-auth;
+            auth_request_set $flood_user $http_x_flood_user;
             twostep on;
-            twostep_identity $http_x_flood_user;
+            twostep_identity $flood_user;
             {proxy}
+        }}
+        location = /flood-auth {{
+            internal;
+            return 204;
         }}"""
 
 

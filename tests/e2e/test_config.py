@@ -137,3 +137,69 @@ def test_twostep_on_without_users(case):
 
 def test_twostep_on_without_cookie_key(case):
     refused(case.check(key_line=""), "twostep_cookie_key")
+
+
+# twostep_identity trusts only what an auth module of the same location
+# verified: anything else is refused, naming the file and the location.
+
+BASIC = 'auth_basic "SSO"; auth_basic_user_file /dev/null;'
+
+
+def conf_file(case):
+    return case.dir / "nginx" / "nginx.conf"
+
+
+def test_identity_without_a_verifying_module(case):
+    refused(case.check(location_extra="twostep_identity $remote_user;"),
+            conf_file(case), "twostep_identity $remote_user",
+            "auth_basic")
+    refused(case.check(location_extra='twostep_identity $remote_user; '
+                                      'auth_basic off;'),
+            conf_file(case), "twostep_identity $remote_user")
+    # A request header is the client's own claim.
+    refused(case.check(location_extra="twostep_identity $http_x_user;"),
+            conf_file(case), "twostep_identity $http_x_user")
+
+
+def test_identity_inherited_where_auth_basic_is_off(case):
+    nested = (BASIC + " twostep_identity $remote_user; "
+              "location /open/ { auth_basic off; }")
+    refused(case.check(location_extra=nested), conf_file(case),
+            'location "/open/"', "twostep_identity off")
+    # Said explicitly, the nested location asks for the password instead.
+    rc, out = case.check(location_extra=nested.replace(
+        "auth_basic off;", "auth_basic off; twostep_identity off;"))
+    assert rc == 0, out
+    # Inherited from the server into a location that turns it off.
+    refused(case.check(server_extra=BASIC + " twostep_identity $remote_user;",
+                       location_extra="auth_basic off;"),
+            conf_file(case), 'location "/"')
+
+
+def test_identity_from_auth_request(case):
+    rc, out = case.check(location_extra="auth_request /auth; "
+                         "auth_request_set $who $upstream_http_x_user; "
+                         "twostep_identity $who;")
+    assert rc == 0, out
+    # auth_request does not check the Authorization header for us.
+    refused(case.check(location_extra="auth_request /auth; "
+                       "twostep_identity $remote_user;"),
+            conf_file(case), "twostep_identity $remote_user")
+    # Nor a variable it does not set, nor one set where it is off.
+    refused(case.check(location_extra="auth_request /auth; "
+                       "auth_request_set $who $upstream_http_x_user; "
+                       "twostep_identity $http_x_user;"),
+            conf_file(case), "$http_x_user")
+    refused(case.check(location_extra="auth_request off; "
+                       "auth_request_set $who $upstream_http_x_user; "
+                       "twostep_identity $who;"),
+            conf_file(case), "$who")
+
+
+def test_identity_is_one_variable(case):
+    for value in ('"$remote_user x"', "remote_user", "$", '"${remote_user}"'):
+        refused(case.check(location_extra=BASIC + " twostep_identity %s;"
+                           % value), "twostep_identity")
+    rc, out = case.check(location_extra=BASIC
+                         + " twostep_identity $remote_user;")
+    assert rc == 0, out

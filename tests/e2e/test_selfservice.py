@@ -739,12 +739,12 @@ def credential_tag(entry):
 def session_cookie(key_file, user, auth_time, credentials, method="totp",
                    ttl=3600):
     """A session cookie signed with the site's own key, exactly as the
-    module writes one (session.cpp: 1|sid|user|method|auth_time|expires|
-    credentials, keyring.cpp: kind.payload.tag): what the browser would
-    hold if its second step had been passed at `auth_time`."""
-    payload = "1|%s|%s|%s|%d|%d|%s" % (b64url(os.urandom(16)), user, method,
-                                       auth_time, int(time.time()) + ttl,
-                                       credentials)
+    module writes one (session.cpp: 2|sid|user|method|auth_time|expires|
+    credentials|via, keyring.cpp: kind.payload.tag): what the browser would
+    hold if its password and second step had been passed at `auth_time`."""
+    payload = "2|%s|%s|%s|%d|%d|%s|password" % (
+        b64url(os.urandom(16)), user, method, auth_time,
+        int(time.time()) + ttl, credentials)
     signed = "s." + b64url(payload.encode())
     tag = hmac.new(token_key(Path(key_file).read_bytes()), signed.encode(),
                    hashlib.sha256).digest()

@@ -98,3 +98,31 @@ def test_identity_session_of_another_user_does_not_open(site):
     r = b.get("/sso/?format=json", auth=(bob.name, site.basic_pw[bob.name]))
     assert r.status_code == 302, snippet(r)
     assert location(r).path == VERIFY
+
+
+def test_identity_session_does_not_stand_in_for_the_password(site):
+    """A session opened by auth_basic and a code opens the locations that
+    take that identity, never those that want the password."""
+    user = site.sso_users[3]
+    basic = (user.name, site.basic_pw[user.name])
+    b = site.browser()
+    r = b.follow(b.get("/sso/", auth=basic))
+    r = b.submit_code(r, user.fresh_code())
+    assert r.status_code == 303, snippet(r)
+    assert b.get("/sso/?format=json", auth=basic).status_code == 200
+
+    r = b.get("/app/?format=json")
+    assert r.status_code == 302, snippet(r)
+    assert location(r).path == SIGNIN
+    # The password form, not a step-up straight to the code.
+    r = b.follow(r)
+    assert r.status_code == 200, snippet(r)
+    assert Page(r).heading == "Sign in"
+    r = b.submit_password(r, user.name, user.password)
+    assert r.status_code == 303, snippet(r)
+    r = b.submit_code(b.follow(r), user.fresh_code())
+    assert r.status_code == 303, snippet(r)
+    assert path_and_query(location(r)) == "/app/?format=json"
+    assert b.app_view("/app/")["headers"]["X-Remote-User"] == user.name
+    # The password session still opens the identity location.
+    assert b.get("/sso/?format=json", auth=basic).status_code == 200

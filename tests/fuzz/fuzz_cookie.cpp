@@ -49,7 +49,7 @@ void check_session(const Session &s, std::string_view token)
     CHECK(s.expires > fuzz::now);
     // Canonical: one session, one token (no malleable encodings).
     CHECK(encode_session(keys(), s) == token);
-    decide(&s, all_methods, 300, fuzz::now);
+    decide(&s, all_methods, 300, fuzz::now, true);
 }
 
 void check_pending(const PendingSignin &p, std::string_view token)

@@ -46,8 +46,8 @@ int main(int argc, char **argv)
 
     // Another user's payload under alice's MAC: must never decode.
     std::string token = encode_session(keys, s);
-    std::string forged_payload = "1|Qm9vdGg0Y29va2llNnNpZA|root|totp|"
-                                 "1699999940|1700003600";
+    std::string forged_payload = "2|Qm9vdGg0Y29va2llNnNpZA|root|totp|"
+                                 "1699999940|1700003600||password";
     write(dir, "session-forged",
           "s." + base64url_encode(forged_payload)
               + token.substr(token.rfind('.')));

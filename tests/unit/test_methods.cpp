@@ -141,8 +141,9 @@ END_TEST
 
 START_TEST(decide_no_session)
 {
-    ck_assert_verdict(decide(nullptr, all_methods, 0, now), Verdict::sign_in);
-    ck_assert_verdict(decide(nullptr, all_methods, 3600, now),
+    ck_assert_verdict(decide(nullptr, all_methods, 0, now, false),
+                      Verdict::sign_in);
+    ck_assert_verdict(decide(nullptr, all_methods, 3600, now, false),
                       Verdict::sign_in);
 }
 END_TEST
@@ -150,62 +151,85 @@ END_TEST
 START_TEST(decide_allow)
 {
     Session s = session(Method::totp, now - 100);
-    ck_assert_verdict(decide(&s, all_methods, 0, now), Verdict::allow);
-    ck_assert_verdict(decide(&s, 1, 0, now), Verdict::allow);
-    ck_assert_verdict(decide(&s, 1, 3600, now), Verdict::allow);
+    ck_assert_verdict(decide(&s, all_methods, 0, now, false), Verdict::allow);
+    ck_assert_verdict(decide(&s, 1, 0, now, false), Verdict::allow);
+    ck_assert_verdict(decide(&s, 1, 3600, now, false), Verdict::allow);
     Session sms = session(Method::sms, now);
-    ck_assert_verdict(decide(&sms, 9, 60, now), Verdict::allow);
+    ck_assert_verdict(decide(&sms, 9, 60, now, false), Verdict::allow);
 }
 END_TEST
 
 START_TEST(decide_method_not_allowed)
 {
     Session s = session(Method::sms, now - 100);
-    ck_assert_verdict(decide(&s, 1, 0, now), Verdict::step_up);
-    ck_assert_verdict(decide(&s, 1 | 2 | 4, 3600, now), Verdict::step_up);
-    ck_assert_verdict(decide(&s, 0, 0, now), Verdict::step_up);
-    ck_assert_verdict(decide(&s, 8, 0, now), Verdict::allow);
+    ck_assert_verdict(decide(&s, 1, 0, now, false), Verdict::step_up);
+    ck_assert_verdict(decide(&s, 1 | 2 | 4, 3600, now, false),
+                      Verdict::step_up);
+    ck_assert_verdict(decide(&s, 0, 0, now, false), Verdict::step_up);
+    ck_assert_verdict(decide(&s, 8, 0, now, false), Verdict::allow);
 }
 END_TEST
 
 START_TEST(decide_max_age)
 {
     Session s = session(Method::totp, now - 600);
-    ck_assert_verdict(decide(&s, 1, 599, now), Verdict::step_up);
-    ck_assert_verdict(decide(&s, 1, 600, now), Verdict::allow);  // boundary
-    ck_assert_verdict(decide(&s, 1, 601, now), Verdict::allow);
+    ck_assert_verdict(decide(&s, 1, 599, now, false), Verdict::step_up);
+    ck_assert_verdict(decide(&s, 1, 600, now, false),
+                      Verdict::allow);  // boundary
+    ck_assert_verdict(decide(&s, 1, 601, now, false), Verdict::allow);
     // max_age <= 0: no freshness rule, however old.
     Session ancient = session(Method::totp, 0);
-    ck_assert_verdict(decide(&ancient, 1, 0, now), Verdict::allow);
-    ck_assert_verdict(decide(&ancient, 1, -5, now), Verdict::allow);
-    ck_assert_verdict(decide(&ancient, 1, 1, now), Verdict::step_up);
+    ck_assert_verdict(decide(&ancient, 1, 0, now, false), Verdict::allow);
+    ck_assert_verdict(decide(&ancient, 1, -5, now, false), Verdict::allow);
+    ck_assert_verdict(decide(&ancient, 1, 1, now, false), Verdict::step_up);
 }
 END_TEST
 
 START_TEST(decide_future_auth_time)
 {
     Session skewed = session(Method::totp, now + 60);
-    ck_assert_verdict(decide(&skewed, 1, 0, now), Verdict::allow);
-    ck_assert_verdict(decide(&skewed, 1, 30, now), Verdict::allow);
+    ck_assert_verdict(decide(&skewed, 1, 0, now, false), Verdict::allow);
+    ck_assert_verdict(decide(&skewed, 1, 30, now, false), Verdict::allow);
     Session future = session(Method::totp, now + 61);
-    ck_assert_verdict(decide(&future, 1, 0, now), Verdict::sign_in);
-    ck_assert_verdict(decide(&future, 1, 3600, now), Verdict::sign_in);
+    ck_assert_verdict(decide(&future, 1, 0, now, false), Verdict::sign_in);
+    ck_assert_verdict(decide(&future, 1, 3600, now, false), Verdict::sign_in);
     // Fails closed even when it would otherwise be a step-up.
     Session future_sms = session(Method::sms, now + 3600);
-    ck_assert_verdict(decide(&future_sms, 1, 0, now), Verdict::sign_in);
+    ck_assert_verdict(decide(&future_sms, 1, 0, now, false), Verdict::sign_in);
 }
 END_TEST
 
 START_TEST(decide_extreme_values)
 {
     Session s = session(Method::totp, INT64_MAX);
-    ck_assert_verdict(decide(&s, 1, 10, INT64_MIN), Verdict::sign_in);
-    ck_assert_verdict(decide(&s, 1, 10, INT64_MAX), Verdict::allow);
+    ck_assert_verdict(decide(&s, 1, 10, INT64_MIN, false), Verdict::sign_in);
+    ck_assert_verdict(decide(&s, 1, 10, INT64_MAX, false), Verdict::allow);
     Session old = session(Method::totp, INT64_MIN);
     // The age overflows int64 and saturates: older than any max_age.
-    ck_assert_verdict(decide(&old, 1, INT64_MAX - 1, INT64_MAX),
+    ck_assert_verdict(decide(&old, 1, INT64_MAX - 1, INT64_MAX, false),
                       Verdict::step_up);
-    ck_assert_verdict(decide(&old, 1, 0, INT64_MAX), Verdict::allow);
+    ck_assert_verdict(decide(&old, 1, 0, INT64_MAX, false), Verdict::allow);
+}
+END_TEST
+
+START_TEST(decide_first_factor)
+{
+    Session password = session(Method::totp, now - 100);
+    Session identity = password;
+    identity.via = FirstFactor::identity;
+    // Where another module's identity is taken, either session opens it.
+    ck_assert_verdict(decide(&password, 1, 0, now, false), Verdict::allow);
+    ck_assert_verdict(decide(&identity, 1, 0, now, false), Verdict::allow);
+    // Where the password is the first factor, only a password session.
+    ck_assert_verdict(decide(&password, 1, 0, now, true), Verdict::allow);
+    ck_assert_verdict(decide(&identity, 1, 0, now, true), Verdict::sign_in);
+    // A sign-in, not a step-up, even when the second step would not do.
+    Session identity_sms = session(Method::sms, now - 100);
+    identity_sms.via = FirstFactor::identity;
+    ck_assert_verdict(decide(&identity_sms, 1, 60, now, true),
+                      Verdict::sign_in);
+    ck_assert_verdict(decide(&identity_sms, 1, 60, now, false),
+                      Verdict::step_up);
 }
 END_TEST
 
@@ -225,6 +249,7 @@ int main()
     tcase_add_test(decision, decide_max_age);
     tcase_add_test(decision, decide_future_auth_time);
     tcase_add_test(decision, decide_extreme_values);
+    tcase_add_test(decision, decide_first_factor);
     suite_add_tcase(suite, decision);
     return run_suite(suite);
 }

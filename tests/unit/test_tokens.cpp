@@ -326,8 +326,15 @@ START_TEST(session_round_trip)
     // The documented payload layout.
     std::string token = encode_session(keys, sample_session());
     ck_assert_string_eq(keys.verify("s", token).value_or("(none)"),
-                        "1|sid-1_Ab|alice@example.org|sms|1700000000|"
-                        "1700003600|");
+                        "2|sid-1_Ab|alice@example.org|sms|1700000000|"
+                        "1700003600||password");
+    // How the first factor was passed travels signed.
+    Session identity = sample_session();
+    identity.via = FirstFactor::identity;
+    auto d = decode_session(keys, encode_session(keys, identity), 0);
+    ck_assert(d.has_value());
+    ck_assert(d->via == FirstFactor::identity);
+    ck_assert(decode_session(keys, token, 0)->via == FirstFactor::password);
     // A session is not a pending sign-in, and vice versa.
     ck_assert(!decode_pending(keys, token, 0));
     ck_assert(!decode_session(keys, encode_pending(keys, sample_pending()),
@@ -364,6 +371,12 @@ START_TEST(session_encode_refuses)
     s = sample_session();
     s.auth_time = -1;
     ck_assert(throws_invalid([&] { encode_session(keys, s); }));
+    // A session is opened by a password or an identity, nothing else.
+    s = sample_session();
+    s.via = FirstFactor::none;
+    ck_assert(throws_invalid([&] { encode_session(keys, s); }));
+    s.via = FirstFactor::session;
+    ck_assert(throws_invalid([&] { encode_session(keys, s); }));
 
     PendingSignin p = sample_pending();
     p.user = "b|ob";
@@ -385,43 +398,52 @@ START_TEST(session_malformed_payloads)
             .has_value();
     };
     // The well-formed baseline, so the refusals below mean something.
-    ck_assert(decodes("1|abc|alice|totp|100|2000|"));
-    ck_assert(decodes("1|abc|alice|totp|100|2000|Cred_tag-1"));
-    ck_assert(decodes("1|abc|alice|call|0|2000|"));
+    ck_assert(decodes("2|abc|alice|totp|100|2000||password"));
+    ck_assert(decodes("2|abc|alice|totp|100|2000|Cred_tag-1|password"));
+    ck_assert(decodes("2|abc|alice|call|0|2000||identity"));
     const char *bad[] = {
-        "1|abc|alice|totp|100|2000||x",    // extra field
-        "1|abc|alice|totp|100|2000||",     // extra empty field
-        "1|abc|alice|totp|2000",          // missing field
-        "1|abc|alice|totp|100",
+        "2|abc|alice|totp|100|2000||password|x",  // extra field
+        "2|abc|alice|totp|100|2000||password|",   // extra empty field
+        "2|abc|alice|totp|2000|password",          // missing field
+        "2|abc|alice|totp|100",
         "",
-        "2|abc|alice|totp|100|2000|",      // unknown version
-        "01|abc|alice|totp|100|2000|",
-        "1||alice|totp|100|2000|",         // empty sid
-        "1|a b|alice|totp|100|2000|",      // sid not base64url
-        "1|abc|alice|totp|1x0|2000|",      // non-numeric times
-        "1|abc|alice|totp|100|2000s|",
-        "1|abc|alice|totp||2000|",
-        "1|abc|alice|totp|-5|2000|",
-        "1|abc|alice|totp|+100|2000|",
-        "1|abc|alice|totp| 100|2000|",
-        "1|abc|alice|totp|0100|2000|",     // leading zero: not canonical
-        "1|abc|alice|totp|100|0x7d0|",
-        "1|abc|alice|totp|100|99999999999999999999|",  // overflows int64
-        "1|abc|alice|totp|100|9223372036854775808|",
-        "1|abc|alice|otp|100|2000|",       // unknown method
-        "1|abc|alice|TOTP|100|2000|",
-        "1|abc|alice||100|2000|",
-        "1|abc||totp|100|2000|",           // no user
-        "1|abc|al ice|totp|100|2000|",     // bad user
-        "1|abc|alice<script>|totp|100|2000|",
-        "1|abc|alice|totp|100|2000|a b",  // malformed credentials
-        "1|abc|alice|totp|100|2000",      // no credentials field
+        "1|abc|alice|totp|100|2000|",      // version 1: no first factor
+        "1|abc|alice|totp|100|2000||password",
+        "3|abc|alice|totp|100|2000||password",  // unknown version
+        "02|abc|alice|totp|100|2000||password",
+        "2|abc|alice|totp|100|2000||",         // no first factor
+        "2|abc|alice|totp|100|2000||none",
+        "2|abc|alice|totp|100|2000||session",  // a step-up's, not a session's
+        "2|abc|alice|totp|100|2000||Password",
+        "2|abc|alice|totp|100|2000||identity ",
+        "2||alice|totp|100|2000||password",    // empty sid
+        "2|a b|alice|totp|100|2000||password",  // sid not base64url
+        "2|abc|alice|totp|1x0|2000||password",      // non-numeric times
+        "2|abc|alice|totp|100|2000s||password",
+        "2|abc|alice|totp||2000||password",
+        "2|abc|alice|totp|-5|2000||password",
+        "2|abc|alice|totp|+100|2000||password",
+        "2|abc|alice|totp| 100|2000||password",
+        "2|abc|alice|totp|0100|2000||password",  // leading zero
+        "2|abc|alice|totp|100|0x7d0||password",
+        "2|abc|alice|totp|100|99999999999999999999||password",  // > int64
+        "2|abc|alice|totp|100|9223372036854775808||password",
+        "2|abc|alice|otp|100|2000||password",       // unknown method
+        "2|abc|alice|TOTP|100|2000||password",
+        "2|abc|alice||100|2000||password",
+        "2|abc||totp|100|2000||password",           // no user
+        "2|abc|al ice|totp|100|2000||password",     // bad user
+        "2|abc|alice<script>|totp|100|2000||password",
+        "2|abc|alice|totp|100|2000|a b|password",  // malformed credentials
+        "2|abc|alice|totp|100|2000|password",      // no credentials field
     };
     for (const char *payload : bad)
         ck_assert_msg(!decodes(payload), "accepted '%s'", payload);
-    ck_assert(!decodes("1|abc|" + std::string(65, 'u') + "|totp|100|2000|"));
-    ck_assert(decodes("1|abc|" + std::string(64, 'u') + "|totp|100|2000|"));
-    ck_assert(decodes("1|abc|alice|totp|100|9223372036854775807|"));
+    ck_assert(!decodes("2|abc|" + std::string(65, 'u')
+                       + "|totp|100|2000||password"));
+    ck_assert(decodes("2|abc|" + std::string(64, 'u')
+                      + "|totp|100|2000||password"));
+    ck_assert(decodes("2|abc|alice|totp|100|9223372036854775807||password"));
 }
 END_TEST
 
