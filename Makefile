@@ -9,7 +9,7 @@ PYTHON    := /usr/bin/python3
 
 BUILD_DEPS := nginx nginx-dev build-essential pkg-config libssl-dev \
               libjansson-dev libcurl4-openssl-dev libcrypt-dev \
-              libqrencode-dev check
+              libqrencode-dev libfido2-dev libcbor-dev check
 UNIT_DEPS  := oathtool whois python3
 TEST_DEPS  := oathtool python3-pytest python3-requests whois
 DEMO_DEPS  := oathtool qrencode whois
@@ -18,7 +18,7 @@ BENCH_DEPS := wrk
 CXX      ?= g++
 CXXFLAGS ?= -O2 -g
 CORE_FLAGS := -std=c++17 -Wall -Wextra -Werror -fPIC -Isrc $(CXXFLAGS)
-CORE_LIBS  := -lcrypto -ljansson -lcrypt -lqrencode
+CORE_LIBS  := -lcrypto -ljansson -lcrypt -lqrencode -lfido2 -lcbor
 
 CORE_SRCS := $(sort $(wildcard src/core/*.cpp))
 CORE_OBJS := $(patsubst src/core/%.cpp,$(BUILD)/core/%.o,$(CORE_SRCS)) \

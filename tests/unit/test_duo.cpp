@@ -22,12 +22,8 @@
 using namespace twostep;
 using namespace twostep::duo;
 
-#define ck_assert_failure(got, want)                                        \
-    do {                                                                    \
-        const Failure got_ = (got), want_ = (want);                         \
-        ck_assert_msg(got_ == want_, "%s: got %s, want %s", #got,           \
-                      failure_name(got_), failure_name(want_));             \
-    } while (0)
+#define ck_assert_failure(got, want) \
+    ck_assert_named_eq(got, want, failure_name)
 
 namespace {
 

@@ -15,6 +15,15 @@
                       got_.c_str(), want_.c_str());                         \
     } while (0)
 
+// For enums with a name function: the message names both values.
+#define ck_assert_named_eq(got, want, name)                                 \
+    do {                                                                    \
+        const auto got_ = (got);                                            \
+        const auto want_ = (want);                                          \
+        ck_assert_msg(got_ == want_, "%s: got %s, want %s", #got,           \
+                      name(got_), name(want_));                             \
+    } while (0)
+
 inline int run_suite(Suite *suite)
 {
     SRunner *runner = srunner_create(suite);
