@@ -10,18 +10,15 @@
 #include <memory>
 #include <stdexcept>
 
+#include "answer.h"
 #include "form.h"
+#include "keyring.h"
 
 namespace twostep::duo {
 
 namespace {
 
 constexpr std::size_t max_status_bytes = 32;
-
-struct JsonFree {
-    void operator()(json_t *json) const { json_decref(json); }
-};
-using JsonPtr = std::unique_ptr<json_t, JsonFree>;
 
 struct MacFree {
     void operator()(EVP_MAC *mac) const { EVP_MAC_free(mac); }
@@ -38,65 +35,6 @@ char ascii_upper(char c)
 char ascii_lower(char c)
 {
     return c >= 'A' && c <= 'Z' ? static_cast<char>(c - 'A' + 'a') : c;
-}
-
-std::string base64(std::string_view bytes)
-{
-    std::string out(4 * ((bytes.size() + 2) / 3) + 1, '\0');
-    int n = EVP_EncodeBlock(reinterpret_cast<unsigned char *>(out.data()),
-                            reinterpret_cast<const unsigned char *>(
-                                bytes.data()),
-                            static_cast<int>(bytes.size()));
-    out.resize(static_cast<std::size_t>(n));
-    return out;
-}
-
-// Replaced in anything shown or logged: besides C0, DEL and C1, the
-// invisible marks and overrides that reorder text on screen or in a
-// terminal (Unicode TR 9), and line separators that split a log line.
-bool control_character(std::uint32_t cp)
-{
-    return cp < 0x20 || (cp >= 0x7f && cp <= 0x9f) || cp == 0x061c
-        || cp == 0x200e || cp == 0x200f || (cp >= 0x2028 && cp <= 0x202e)
-        || (cp >= 0x2066 && cp <= 0x2069);
-}
-
-// Length of the UTF-8 sequence at in[i] and its code point, or 0 if it is
-// malformed (jansson only hands out valid UTF-8; this guards our own text).
-std::size_t utf8_char(std::string_view in, std::size_t i, std::uint32_t &cp)
-{
-    auto c = static_cast<unsigned char>(in[i]);
-    std::size_t len = c < 0x80 ? 1 : c >= 0xf8 ? 0 : c >= 0xf0 ? 4
-        : c >= 0xe0 ? 3 : c >= 0xc2 ? 2 : 0;
-    if (len == 0 || in.size() - i < len)
-        return 0;
-    cp = len == 1 ? c : c & (0x7f >> len);
-    for (std::size_t k = 1; k < len; k++) {
-        auto cont = static_cast<unsigned char>(in[i + k]);
-        if ((cont & 0xc0) != 0x80)
-            return 0;
-        cp = cp << 6 | (cont & 0x3f);
-    }
-    return len;
-}
-
-// At most `max` bytes of `in`, cut between characters, with every control
-// character as a space and every malformed byte as '?'.
-std::string clean_text(std::string_view in, std::size_t max)
-{
-    std::string out;
-    for (std::size_t i = 0; i < in.size();) {
-        std::uint32_t cp = 0;
-        std::size_t len = utf8_char(in, i, cp);
-        std::string_view piece = len == 0 ? "?"
-            : control_character(cp)       ? " "
-                                          : in.substr(i, len);
-        if (out.size() + piece.size() > max)
-            break;
-        out += piece;
-        i += len == 0 ? 1 : len;
-    }
-    return out;
 }
 
 bool is_token(std::string_view s, std::size_t max, bool (*allowed)(char))
@@ -116,44 +54,10 @@ bool txid_char(char c)
         || (c >= '0' && c <= '9') || c == '-';
 }
 
-std::string_view text_of(const json_t *string)
-{
-    return {json_string_value(string), json_string_length(string)};
-}
-
-// "40002 Invalid request parameters: username" from Duo's error object,
-// or "" if it has none of those members.
+// "40002 Invalid request parameters: username" from Duo's error object.
 std::string duo_error(const json_t *root)
 {
-    std::string out;
-    const json_t *code = json_object_get(root, "code");
-    if (json_is_integer(code))
-        out = std::to_string(json_integer_value(code));
-    const json_t *message = json_object_get(root, "message");
-    if (json_is_string(message)) {
-        if (!out.empty())
-            out += ' ';
-        out += text_of(message);
-    }
-    const json_t *detail = json_object_get(root, "message_detail");
-    if (json_is_string(detail)) {
-        if (!out.empty())
-            out += ": ";
-        out += text_of(detail);
-    }
-    return out;
-}
-
-// Duplicate names are refused: two parsers could pick different ones.
-JsonPtr load(std::string_view body, json_error_t &err)
-{
-    if (body.empty()) {
-        err.line = 0;
-        err.column = 0;
-        return nullptr;
-    }
-    return JsonPtr(
-        json_loadb(body.data(), body.size(), JSON_REJECT_DUPLICATES, &err));
+    return error_description(root, "message", "message_detail");
 }
 
 // The checks every answer shares: HTTP status, size, JSON object,
@@ -168,46 +72,21 @@ struct Envelope {
 Envelope open(long http_status, std::string_view body)
 {
     Envelope env;
-    json_error_t err;
-    if (http_status == 429 || http_status < 200 || http_status > 299) {
-        env.failure = http_status == 429 ? Failure::rate_limited
-                                         : Failure::http_status;
-        env.message = "HTTP " + std::to_string(http_status);
-        if (body.size() <= max_body_bytes) {
-            JsonPtr root = load(body, err);
-            std::string detail = json_is_object(root.get())
-                ? duo_error(root.get()) : std::string();
-            if (!detail.empty())
-                env.message += ": " + detail;
-        }
+    JsonAnswer answer = open_json_answer(http_status, body, max_body_bytes,
+                                         "message", "message_detail");
+    if (answer.failure != AnswerFailure::none) {
+        env.failure = as_failure<Failure>(answer.failure);
+        env.message = std::move(answer.message);
         return env;
     }
-    if (body.size() > max_body_bytes) {
-        env.failure = Failure::bad_shape;
-        env.message = "response larger than "
-            + std::to_string(max_body_bytes) + " bytes";
-        return env;
-    }
-    env.root = load(body, err);
-    if (!env.root) {
-        env.failure = Failure::not_json;
-        env.message = "response is not JSON (line "
-            + std::to_string(err.line) + ", column "
-            + std::to_string(err.column) + ")";
-        return env;
-    }
-    if (!json_is_object(env.root.get())) {
-        env.failure = Failure::bad_shape;
-        env.message = "response is not a JSON object";
-        return env;
-    }
+    env.root = std::move(answer.root);
     const json_t *stat = json_object_get(env.root.get(), "stat");
     if (!json_is_string(stat)) {
         env.failure = Failure::bad_shape;
         env.message = "\"stat\" missing or not a string";
         return env;
     }
-    if (text_of(stat) != "OK") {
+    if (json_text(stat) != "OK") {
         env.failure = Failure::stat_fail;
         env.message = duo_error(env.root.get());
         if (env.message.empty())
@@ -258,7 +137,7 @@ bool add_capabilities(const json_t *device, MethodSet &methods)
     json_array_foreach(caps, i, cap) {
         if (!json_is_string(cap))
             return false;
-        std::string_view name = text_of(cap);
+        std::string_view name = json_text(cap);
         if (name == "push")
             methods |= static_cast<MethodSet>(Method::push);
         else if (name == "phone")
@@ -279,20 +158,20 @@ AuthResult parse_outcome(const json_t *response,
     if (!json_is_string(result))
         return failed<AuthResult>(Failure::bad_shape,
                                   "\"result\" missing or not a string");
-    if (!one_of(text_of(result), results))
+    if (!one_of(json_text(result), results))
         return failed<AuthResult>(Failure::unknown_value,
-                                  "unknown result " + quoted(text_of(result)));
+                                  "unknown result " + quoted(json_text(result)));
     if (!json_is_string(status)
-        || !is_token(text_of(status), max_status_bytes, status_char))
+        || !is_token(json_text(status), max_status_bytes, status_char))
         return failed<AuthResult>(Failure::bad_shape,
                                   "\"status\" missing or malformed");
     if (!json_is_string(status_msg))
         return failed<AuthResult>(Failure::bad_shape,
                                   "\"status_msg\" missing or not a string");
     AuthResult out;
-    out.result = text_of(result);
-    out.status = text_of(status);
-    out.status_msg = clean_text(text_of(status_msg), max_text_bytes);
+    out.result = json_text(result);
+    out.status = json_text(status);
+    out.status_msg = clean_text(json_text(status_msg), max_text_bytes);
     return out;
 }
 
@@ -421,7 +300,7 @@ Request make_request(const Credentials &c, std::string_view method,
     std::string canon = canonical_params(params);
     std::string sig =
         sign(c, canonical_request(r.date, r.method, c.host, r.path, canon));
-    r.authorization = "Basic " + base64(c.ikey + ":" + sig);
+    r.authorization = "Basic " + base64_encode(c.ikey + ":" + sig);
     if (r.method == "GET")
         r.query = std::move(canon);
     else
@@ -493,7 +372,7 @@ PreauthResult parse_preauth(long http_status, std::string_view body)
     if (!json_is_string(result))
         return failed<PreauthResult>(Failure::bad_shape,
                                      "\"result\" missing or not a string");
-    std::string_view r = text_of(result);
+    std::string_view r = json_text(result);
     if (!one_of(r, {"auth", "allow", "deny", "enroll"}))
         return failed<PreauthResult>(Failure::unknown_value,
                                      "unknown result " + quoted(r));
@@ -520,7 +399,7 @@ PreauthResult parse_preauth(long http_status, std::string_view body)
     PreauthResult out;
     out.result = r;
     out.methods = r == "auth" ? methods : 0;
-    out.status_msg = clean_text(text_of(status_msg), max_text_bytes);
+    out.status_msg = clean_text(json_text(status_msg), max_text_bytes);
     return out;
 }
 
@@ -531,11 +410,11 @@ AuthResult parse_auth(long http_status, std::string_view body)
         return failed<AuthResult>(env.failure, env.message);
     if (const json_t *txid = json_object_get(env.response, "txid")) {
         if (!json_is_string(txid)
-            || !is_token(text_of(txid), max_txid_bytes, txid_char))
+            || !is_token(json_text(txid), max_txid_bytes, txid_char))
             return failed<AuthResult>(Failure::bad_shape,
                                       "\"txid\" malformed");
         AuthResult out;
-        out.txid = text_of(txid);
+        out.txid = json_text(txid);
         return out;
     }
     return parse_outcome(env.response, {"allow", "deny"});

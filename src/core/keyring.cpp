@@ -214,6 +214,17 @@ std::string base64url_encode(std::string_view bytes)
     return out;
 }
 
+std::string base64_encode(std::string_view bytes)
+{
+    std::string out(4 * ((bytes.size() + 2) / 3) + 1, '\0');
+    int n = EVP_EncodeBlock(reinterpret_cast<unsigned char *>(out.data()),
+                            reinterpret_cast<const unsigned char *>(
+                                bytes.data()),
+                            static_cast<int>(bytes.size()));
+    out.resize(static_cast<std::size_t>(n));
+    return out;
+}
+
 std::optional<std::string> base64url_decode(std::string_view text)
 {
     // A single leftover character carries only 6 bits: never valid.

@@ -57,6 +57,8 @@ private:
 std::string random_token(std::size_t bytes);
 
 std::string base64url_encode(std::string_view bytes);
+// RFC 4648 section 4, with padding (HTTP Basic credentials, signatures).
+std::string base64_encode(std::string_view bytes);
 std::optional<std::string> base64url_decode(std::string_view text);
 
 }  // namespace twostep

@@ -22,8 +22,7 @@
 using namespace twostep;
 using namespace twostep::duo;
 
-#define ck_assert_failure(got, want) \
-    ck_assert_named_eq(got, want, failure_name)
+#define ck_assert_failure(got, want) ck_assert_named(got, want, failure_name)
 
 namespace {
 

@@ -18,7 +18,7 @@ using namespace twostep;
 using namespace twostep::webauthn;
 
 #define ck_assert_failure(got, want) \
-    ck_assert_named_eq(got, want, failure_name)
+    ck_assert_named(got, want, failure_name)
 
 namespace {
 

@@ -15,13 +15,14 @@
                       got_.c_str(), want_.c_str());                         \
     } while (0)
 
-// For enums with a name function: the message names both values.
-#define ck_assert_named_eq(got, want, name)                                 \
+// Two values of an enum, named by `name_of` (failure_name, ...) when they
+// differ.
+#define ck_assert_named(got, want, name_of)                                 \
     do {                                                                    \
         const auto got_ = (got);                                            \
-        const auto want_ = (want);                                          \
+        const decltype(got_) want_ = (want);                                \
         ck_assert_msg(got_ == want_, "%s: got %s, want %s", #got,           \
-                      name(got_), name(want_));                             \
+                      name_of(got_), name_of(want_));                       \
     } while (0)
 
 inline int run_suite(Suite *suite)
