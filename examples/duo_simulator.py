@@ -55,7 +55,6 @@ import email.utils
 import hashlib
 import hmac
 import html
-import ipaddress
 import json
 import random
 import secrets
@@ -65,9 +64,12 @@ import sys
 import threading
 import time
 import uuid
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import parse_qsl, quote, unquote, urlsplit
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from standin_base import Plumbing, clean, is_loopback  # noqa: E402
 
 STATIC_DIR = Path(__file__).resolve().parent / "duo_simulator"
 STATIC_FILES = {"phone.css": "text/css; charset=utf-8",
@@ -685,16 +687,6 @@ class Sim:
 
 # ------------------------------------------------------------ HTTP
 
-def is_loopback(addr):
-    try:
-        ip = ipaddress.ip_address(addr.split("%", 1)[0])
-    except ValueError:
-        return False
-    if ip.version == 6 and ip.ipv4_mapped:
-        ip = ip.ipv4_mapped
-    return ip.is_loopback
-
-
 def peek_user(query, body):
     """The username a request names, for the log only (before any check)."""
     try:
@@ -705,29 +697,15 @@ def peek_user(query, body):
     return params.get("username") or params.get("user_id") or "-"
 
 
-def clean(value, limit=80):
-    """A value fit for a one-line log: printable, bounded."""
-    text = "".join(c if c.isprintable() and c != " " else "?"
-                   for c in str(value))
-    return text[:limit] + ("..." if len(text) > limit else "")
-
-
-class SimHandler(BaseHTTPRequestHandler):
+class SimHandler(Plumbing):
+    NAME = "duo-sim"
     server_version = "DuoSimulator/1.0"
-    protocol_version = "HTTP/1.1"
 
     # -- plumbing
 
     @property
     def sim(self):
         return self.server.sim
-
-    def log_request(self, code="-", size="-"):
-        pass                                 # our own line, see dispatch
-
-    def log_message(self, fmt, *args):
-        sys.stderr.write("duo-sim: %s - %s\n"
-                         % (self.address_string(), clean(fmt % args, 200)))
 
     def do_GET(self):
         self.dispatch("GET")
@@ -767,34 +745,6 @@ class SimHandler(BaseHTTPRequestHandler):
                 clean(self.log_user, 64), self.log_status,
                 self.log_result))
             sys.stderr.flush()
-
-    def read_body(self):
-        try:
-            length = int(self.headers.get("Content-Length") or 0)
-        except ValueError:
-            length = -1
-        if length < 0 or length > MAX_BODY:
-            self.close_connection = True
-            return None
-        return self.rfile.read(length) if length else b""
-
-    def send_bytes(self, status, body, ctype, extra=()):
-        self.log_status = status
-        self.send_response(status)
-        self.send_header("Content-Type", ctype)
-        self.send_header("Content-Length", str(len(body)))
-        self.send_header("Cache-Control", "no-store")
-        for name, value in extra:
-            self.send_header(name, value)
-        self.end_headers()
-        self.wfile.write(body)
-
-    def send_json(self, status, obj, extra=()):
-        self.send_bytes(status, json.dumps(obj).encode() + b"\n",
-                        "application/json", extra)
-
-    def send_text(self, status, text):
-        self.send_bytes(status, text.encode(), "text/plain; charset=utf-8")
 
     def send_html(self, status, page):
         self.send_bytes(status, page.encode(), "text/html; charset=utf-8", (
