@@ -8,6 +8,8 @@ slow|http500|http429|truncated, "seconds": N (slow), "count": N (then back
 to normal), "path": P (only requests to P)}.
 """
 
+import base64
+import hashlib
 import html
 import ipaddress
 import json
@@ -23,12 +25,7 @@ MAX_BODY = 64 * 1024
 FAULT_MODES = ("normal", "down", "garbage", "slow", "http500", "http429",
                "truncated")
 
-PAGE = """<!doctype html>
-<html lang="en"><head><meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<meta http-equiv="refresh" content="5">
-<title>%(title)s</title>
-<style>
+STYLE = """
 body { font: 16px/1.4 system-ui, sans-serif; margin: 1.5em auto;
        max-width: 40em; padding: 0 1em; color: #1b1b1b; }
 section { border: 1px solid #ccc; border-radius: 8px; padding: .75em 1em;
@@ -40,7 +37,17 @@ h2 { font-size: 1.05em; margin: 0 0 .4em; }
 button { font: inherit; padding: .45em .9em; }
 .keypad button { padding: .6em 0; }
 p.empty { color: #555; }
-</style></head>
+"""
+# The page allows exactly this style (CSP level 2 hash), no other.
+STYLE_HASH = "'sha256-%s'" % base64.b64encode(
+    hashlib.sha256(STYLE.encode()).digest()).decode()
+
+PAGE = """<!doctype html>
+<html lang="en"><head><meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<meta http-equiv="refresh" content="5">
+<title>%(title)s</title>
+<style>%(style)s</style></head>
 <body><h1>%(title)s</h1>
 <p class="meta">%(intro)s This page reloads every 5 seconds.</p>
 %(body)s
@@ -70,7 +77,8 @@ def esc(value):
 
 
 def page(title, intro, body):
-    return PAGE % {"title": esc(title), "intro": esc(intro), "body": body}
+    return PAGE % {"title": esc(title), "intro": esc(intro), "body": body,
+                   "style": STYLE}
 
 
 class Faults:
@@ -241,7 +249,7 @@ class Handler(Plumbing):
     def send_html(self, status, text):
         self.send_bytes(status, text.encode(), "text/html; charset=utf-8", (
             ("Content-Security-Policy",
-             "default-src 'none'; style-src 'unsafe-inline'; "
+             "default-src 'none'; style-src " + STYLE_HASH + "; "
              "form-action 'self'; base-uri 'none'; frame-ancestors 'none'"),
             ("X-Content-Type-Options", "nosniff"),
             ("Referrer-Policy", "no-referrer")))

@@ -357,7 +357,12 @@ def test_twilio_page_lists_texts_and_calls_escaped(twilio, portal):
     call = start_call(twilio, portal.base + "/cb")
     page = requests.get(twilio.base + "/", timeout=20)
     assert page.status_code == 200
-    assert "default-src 'none'" in page.headers["Content-Security-Policy"]
+    csp = page.headers["Content-Security-Policy"]
+    assert "default-src 'none'" in csp and "unsafe-inline" not in csp
+    # The one style block is allowed by its hash, nothing else is.
+    style = page.text.split("<style>", 1)[1].split("</style>", 1)[0]
+    assert "style-src 'sha256-%s'" % base64.b64encode(
+        hashlib.sha256(style.encode()).digest()).decode() in csp
     assert "<script>" not in page.text
     assert "&lt;script&gt;alert(1)&lt;/script&gt; 654321" in page.text
     assert "alice is signing in to Example." in page.text
