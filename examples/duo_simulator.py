@@ -69,7 +69,7 @@ from pathlib import Path
 from urllib.parse import parse_qsl, quote, unquote, urlsplit
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from standin_base import Plumbing, clean, is_loopback  # noqa: E402
+from standin_base import Faults, Plumbing, clean, is_loopback  # noqa: E402
 
 STATIC_DIR = Path(__file__).resolve().parent / "duo_simulator"
 STATIC_FILES = {"phone.css": "text/css; charset=utf-8",
@@ -377,6 +377,7 @@ class Sim:
         self.cond = threading.Condition(threading.RLock())
         self.rng = random.SystemRandom()
         self.form_token = secrets.token_urlsafe(24)
+        self.faults = Faults(FAULT_MODES, cfg["slow_seconds"])
         self.timers = []
         self.reset()
 
@@ -395,7 +396,7 @@ class Sim:
             self.texts = {u: [] for u in self.cfg["users"]}
             self.used_static = {u: set() for u in self.cfg["users"]}
             self.versions = {u: 0 for u in self.cfg["users"]}
-            self.mode = {"mode": "normal"}
+            self.faults.reset()
             self.cond.notify_all()
 
     def user(self, name=None, user_id=None):
@@ -440,43 +441,6 @@ class Sim:
                 if tx.user == user and tx.result == "waiting"]
 
     # -- fault injection
-
-    def set_mode(self, req):
-        mode = req.get("mode")
-        if mode not in FAULT_MODES:
-            raise ValueError("mode must be one of " + ", ".join(FAULT_MODES))
-        out = {"mode": mode}
-        seconds = req.get("seconds", self.cfg["slow_seconds"])
-        count = req.get("count")
-        path = req.get("path")
-        if isinstance(seconds, bool) or not isinstance(seconds, (int, float)) \
-                or not 0 <= seconds <= 600:
-            raise ValueError("seconds must be a number from 0 to 600")
-        if count is not None and (isinstance(count, bool)
-                                  or not isinstance(count, int) or count < 1):
-            raise ValueError("count must be a whole number >= 1")
-        if path is not None and not isinstance(path, str):
-            raise ValueError("path must be a string")
-        if mode != "normal":
-            out.update(seconds=seconds, count=count, path=path)
-        with self.cond:
-            self.mode = out
-            return dict(out)
-
-    def take_fault(self, path):
-        """The fault for this /auth/v2 request, if any (counts it down)."""
-        with self.cond:
-            mode = self.mode
-            if mode["mode"] == "normal":
-                return None
-            if mode.get("path") and mode["path"] != path:
-                return None
-            taken = dict(mode)
-            if mode.get("count") is not None:
-                mode["count"] -= 1
-                if mode["count"] <= 0:
-                    self.mode = {"mode": "normal"}
-            return taken
 
     # -- Duo endpoints
 
@@ -780,7 +744,7 @@ class SimHandler(Plumbing):
                                  "message": "Request entity too large"})
             return
         self.log_user = peek_user(url.query, body)
-        fault = self.sim.take_fault(url.path)
+        fault = self.sim.faults.take(url.path)
         if fault:
             self.log_result = "fault=" + fault["mode"]
             if fault["mode"] == "slow":
@@ -982,14 +946,12 @@ class SimHandler(Plumbing):
         elif url.path == "/sim/mode" and method in ("GET", "POST"):
             if method == "POST":
                 try:
-                    mode = sim.set_mode(req)
+                    mode = sim.faults.set(req)
                 except ValueError as e:
                     self.sim_fail(400, str(e))
                     return
                 self.log_result = "mode=" + mode["mode"]
-            with sim.cond:
-                mode = dict(sim.mode)
-            self.sim_ok(mode)
+            self.sim_ok(sim.faults.current())
         elif route == ("POST", "/sim/reset"):
             sim.reset()
             self.log_result = "reset"
@@ -1149,7 +1111,7 @@ class SimHandler(Plumbing):
     def render_index(self):
         e = html.escape
         with self.sim.cond:
-            mode = dict(self.sim.mode)
+            mode = self.sim.faults.current()
             pending = {u: len(self.sim.pending(u))
                        for u in self.sim.cfg["users"]}
         rows = "".join(

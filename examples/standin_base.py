@@ -84,17 +84,27 @@ def page(title, intro, body):
 class Faults:
     """The current fault mode, counted down request by request."""
 
-    def __init__(self):
+    def __init__(self, modes=FAULT_MODES, slow_seconds=5):
         self.lock = threading.Lock()
+        self.modes = modes
+        self.slow_seconds = slow_seconds
         self.mode = {"mode": "normal"}
+
+    def current(self):
+        with self.lock:
+            return dict(self.mode)
+
+    def reset(self):
+        with self.lock:
+            self.mode = {"mode": "normal"}
 
     def set(self, req):
         if not isinstance(req, dict):
             raise ValueError("the body must be a JSON object")
         mode = req.get("mode")
-        if mode not in FAULT_MODES:
-            raise ValueError("mode must be one of " + ", ".join(FAULT_MODES))
-        seconds = req.get("seconds", 5)
+        if mode not in self.modes:
+            raise ValueError("mode must be one of " + ", ".join(self.modes))
+        seconds = req.get("seconds", self.slow_seconds)
         count = req.get("count")
         path = req.get("path")
         if isinstance(seconds, bool) or not isinstance(seconds, (int, float)) \
