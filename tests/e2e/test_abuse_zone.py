@@ -175,12 +175,17 @@ def test_full_zone_keeps_locks_and_used_codes(guarded):
     # The code used before the flood stays used (its record lives until
     # its step can no longer verify: at least 30 s after the sign-in).
     assert time.time() - claimed_at < 30, "flood too slow to check the code"
+    # Failure counters of names in the store are never dropped, so a zone
+    # full of them refuses new sign-ins (fail closed) rather than forget one;
+    # a sign-in that does get through still finds the code used.
     b2 = site.browser()
     r = b2.submit_password(signin_page(b2), coder.name, coder.password)
-    assert r.status_code == 303, snippet(r)
-    r = b2.submit_code(b2.follow(r), code)
-    assert r.status_code == 403 and "already been used" in Page(r).text, \
-        snippet(r)
+    if r.status_code == 303:
+        r = b2.submit_code(b2.follow(r), code)
+        assert r.status_code == 403 and "already been used" in Page(r).text, \
+            snippet(r)
+    else:
+        assert_locked(r)
     # Sessions are unaffected; real users get in with both steps or are
     # told to come back.
     assert site.get_with_session(session).status_code == 200
