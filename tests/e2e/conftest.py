@@ -48,7 +48,7 @@ def pytest_configure(config):
                     "whois)" % " ".join(missing), returncode=2)
     if harness.ASAN:
         try:
-            harness.libasan_path()
+            harness.asan_preload()
         except (OSError, RuntimeError, subprocess.CalledProcessError) as e:
             pytest.exit("TWOSTEP_ASAN=1 but no libasan: %s" % e,
                         returncode=2)

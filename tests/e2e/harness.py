@@ -84,17 +84,27 @@ def sanitizer_setup(directory):
     return d
 
 
-def libasan_path():
-    """`gcc -print-file-name=libasan.so`, resolved and checked."""
+def gcc_library(name, package):
+    """`gcc -print-file-name=NAME`, resolved and checked."""
+    out = subprocess.run(["gcc", "-print-file-name=" + name], check=True,
+                         capture_output=True, text=True).stdout.strip()
+    if not os.path.isabs(out) or not os.path.exists(out):
+        raise RuntimeError("gcc does not know %s (%r): install %s"
+                           % (name, out, package))
+    return os.path.realpath(out)
+
+
+def asan_preload():
+    """The libraries preloaded into nginx: libasan first, as it must be, then
+    libstdc++. nginx is C, so without it the C++ runtime arrives only with
+    the dlopen()ed module, after ASan has looked for the real __cxa_throw,
+    and the first exception the module throws (and catches) aborts in
+    ASan's interceptor."""
     global _LIBASAN
     if _LIBASAN is None:
-        out = subprocess.run(["gcc", "-print-file-name=libasan.so"],
-                             check=True, capture_output=True,
-                             text=True).stdout.strip()
-        if not os.path.isabs(out) or not os.path.exists(out):
-            raise RuntimeError("gcc does not know libasan.so (%r): install "
-                               "gcc's libasan (libasan8)" % out)
-        _LIBASAN = os.path.realpath(out)
+        _LIBASAN = "%s %s" % (
+            gcc_library("libasan.so", "gcc's libasan (libasan8)"),
+            gcc_library("libstdc++.so.6", "libstdc++6"))
     return _LIBASAN
 
 
@@ -104,7 +114,7 @@ def nginx_env():
     if ASAN:
         if SANITIZER_DIR is None:
             sanitizer_setup(make_workdir("twostep-sanitizers-"))
-        env["LD_PRELOAD"] = libasan_path()
+        env["LD_PRELOAD"] = asan_preload()
         env["ASAN_OPTIONS"] = ("detect_leaks=0:abort_on_error=1:"
                                "log_path=%s/asan" % SANITIZER_DIR)
         env["UBSAN_OPTIONS"] = ("print_stacktrace=1:halt_on_error=1:"
