@@ -625,8 +625,8 @@ ngx_http_twostep_merge_srv_conf(ngx_conf_t *cf, void *parent, void *child)
 
     ngx_conf_merge_value(conf->enroll, prev->enroll, 0);
 
-    if (conf->enroll && conf->store) {
-        ngx_http_twostep_check_writable(cf, conf->store);
+    if (conf->store) {
+        ngx_http_twostep_check_store_access(cf, conf->store, conf->enroll);
     }
 
     if (conf->keys == NULL) {

@@ -53,6 +53,9 @@ struct ngx_http_twostep_store_t {
     std::shared_ptr<const twostep::UserStore>  users;
     std::string                                path;
     struct stat                                seen;  // when last loaded
+    time_t                                     looked = 0;  // last stat
+    bool                                       stale = false;  // changed,
+                                                   // and does not load
 };
 
 
@@ -170,12 +173,19 @@ ngx_http_twostep_lockout(const ngx_http_twostep_srv_conf_t *scf)
 }
 
 
-// Reloads the store if its file changed since it was loaded; a file that
-// no longer loads keeps the last good store (and is logged).
+// Reloads the store if its file changed since it was loaded (portal pages
+// look every time). A changed file that does not load (unreadable by the
+// workers, or broken) leaves the store `stale` until it loads: then no
+// session is honoured.
 void ngx_http_twostep_refresh_store(ngx_http_twostep_store_t *store,
     ngx_log_t *log);
-void ngx_http_twostep_check_writable(ngx_conf_t *cf,
-    const ngx_http_twostep_store_t *store);
+// The same at most once a second, for the access path.
+void ngx_http_twostep_watch_store(ngx_http_twostep_store_t *store,
+    ngx_log_t *log);
+// nginx -t: warnings when the workers could not read the store (or, with
+// twostep_enroll on, write it).
+void ngx_http_twostep_check_store_access(ngx_conf_t *cf,
+    const ngx_http_twostep_store_t *store, bool enroll);
 
 
 // src/ngx/ngx_http_twostep_http.cpp: requests and responses.

@@ -395,7 +395,16 @@ ngx_http_twostep_session(ngx_http_request_t *r)
                 ngx_http_twostep_zone_state state(r);
                 auto session = scf->sessions->verified(*scf->keys, state,
                                                        cookie, now);
-                const twostep::User *user = session && scf->store
+
+                // A cheap stat at most once a second notices a store another
+                // process changed (ASVS 3.3.3), without a portal request.
+                if (session && scf->store) {
+                    ngx_http_twostep_watch_store(scf->store,
+                                                 r->connection->log);
+                }
+
+                const twostep::User *user =
+                    session && scf->store && !scf->store->stale
                     ? scf->store->users->find(session->user) : nullptr;
 
                 // Removed from the store, or a new password or

@@ -517,6 +517,14 @@ ngx_http_twostep_run(ngx_http_request_t *r, std::string_view body) noexcept
     try {
         ngx_http_twostep_refresh_store(scf->store, r->connection->log);
 
+        if (scf->store->stale) {
+            return ngx_http_twostep_send_message(r,
+                       NGX_HTTP_SERVICE_UNAVAILABLE,
+                       "Sign-in is unavailable",
+                       "Sign-in is not possible right now. Please try "
+                       "again later.");
+        }
+
         ngx_http_twostep_page_t p;
         p.r = r;
         p.scf = scf;

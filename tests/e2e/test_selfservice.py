@@ -30,6 +30,8 @@ import time
 from pathlib import Path
 from urllib.parse import urlsplit
 
+import requests
+
 from conftest import POOL_PASSWORD
 from harness import (PORTAL, SIGNIN, VERIFY, WORKER_HEADER,
                      WORKER_HEADER_CONF, Browser, Page, User, free_port,
@@ -871,3 +873,46 @@ def test_concurrent_changes_from_two_workers_are_all_kept(
         for _ in range(4):
             r = security_page(b)
             assert masked(phones[-1]) in r.text, snippet(r, 4000)
+
+
+def test_replaced_app_ends_a_copied_session_on_every_worker(
+        nginx_factory, workdir, app):
+    """OWASP ASVS 3.3.3: a user who replaces their authenticator app
+    (because someone may have copied their session) ends the old session
+    on every worker within about a second, not only on the worker that
+    wrote the store; their own browser keeps a renewed one."""
+    user = new_user("replace-everywhere")
+    site = SelfServiceSite(nginx_factory, workdir, app, "replace-all",
+                           [user], workers=2)
+    b = signed_in(site, user)
+    copied = b.cookie("twostep_session")
+
+    def answers(cookie, n=40):
+        statuses, workers = {}, set()
+        for _ in range(n):
+            r = requests.get(site.url + "/app/", allow_redirects=False,
+                             headers={"Cookie": "twostep_session=" + cookie,
+                                      "Connection": "close"}, timeout=15)
+            statuses[r.status_code] = statuses.get(r.status_code, 0) + 1
+            workers.add(r.headers.get(WORKER_HEADER))
+        return statuses, workers
+
+    statuses, workers = answers(copied)
+    assert statuses == {200: 40} and len(workers) == 2, (statuses, workers)
+
+    r = change(b, manage_token(security_page(b)), action="totp")
+    assert r.status_code == 303 and location(r).path == ENROLL, snippet(r)
+    r = b.follow(r)
+    new_key = assert_enroll_page(r)
+    _, code = enroll_code(new_key, after_step=user.last_step)
+    r = b.post(ENROLL, dict(Page(r).form(ENROLL).fields, code=code))
+    assert r.status_code == 303, snippet(r)
+    assert site.user_entry(user.name)["totp"] == new_key
+    time.sleep(2)   # the workers look at the file at most once a second
+
+    statuses, workers = answers(copied)
+    assert statuses == {302: 40} and len(workers) == 2, (statuses, workers)
+    renewed = b.cookie("twostep_session")
+    assert renewed != copied
+    statuses, _ = answers(renewed, n=10)
+    assert statuses == {200: 10}, statuses

@@ -397,3 +397,49 @@ def test_tool_user_signs_in(tdir, nginx_factory, app):
     r = other.submit_password(r, carol.name, PASSWORD)
     assert r.status_code == 403, snippet(r)
     assert "Wrong user name or password" in Page(r).text
+
+
+# ------------------------- sessions end on every worker, without a reload
+
+def answers(site, cookie, n=40):
+    """n requests with this session cookie, each on a new connection (so
+    both workers answer): {status: count} and the workers seen."""
+    statuses, workers = {}, set()
+    for _ in range(n):
+        r = site.get_with_session(cookie)
+        statuses[r.status_code] = statuses.get(r.status_code, 0) + 1
+        workers.add(r.headers.get("X-Worker"))
+        if r.status_code == 302:
+            assert urlsplit(r.headers["Location"]).path == \
+                "/.twostep/signin", r.headers["Location"]
+    return statuses, workers
+
+
+@pytest.mark.parametrize("command", ["passwd", "remove", "reset"])
+def test_tool_change_ends_sessions_on_every_worker(guarded, command):
+    """OWASP ASVS 3.3.3 without `nginx -s reload`: after twostep-user
+    changes a user's password, removes the user or resets their second
+    steps, a copied session cookie stops opening pages on both workers
+    within about a second, though no sign-in page was asked for; another
+    user's session goes on."""
+    site = guarded("watch-" + command, users=2)
+    victim, bystander = site.users
+    cookies = {}
+    for user in site.users:
+        b = site.browser()
+        b.sign_in("/app/", user)
+        cookies[user.name] = b.cookie("twostep_session")
+
+    statuses, workers = answers(site, cookies[victim.name])
+    assert statuses == {200: 40} and len(workers) == 2, (statuses, workers)
+
+    stdin = "another-pw-123\n" if command == "passwd" else None
+    if stdin:
+        remember_sensitive("password", stdin.strip())
+    tool(site.users_file, command, victim.name, stdin=stdin, check=0)
+    time.sleep(2)   # the workers look at the file at most once a second
+
+    statuses, workers = answers(site, cookies[victim.name])
+    assert statuses == {302: 40} and len(workers) == 2, (statuses, workers)
+    statuses, workers = answers(site, cookies[bystander.name], n=10)
+    assert statuses == {200: 10}, statuses
