@@ -17,39 +17,66 @@ static ngx_int_t ngx_http_twostep_subrequest_handler(ngx_http_request_t *r)
     noexcept;
 static ngx_int_t ngx_http_twostep_variable(ngx_http_request_t *r,
     ngx_http_variable_value_t *v, uintptr_t data) noexcept;
-static void *ngx_http_twostep_create_main_conf(ngx_conf_t *cf);
-static void *ngx_http_twostep_create_srv_conf(ngx_conf_t *cf);
+static void *ngx_http_twostep_create_main_conf(ngx_conf_t *cf) noexcept;
+static void *ngx_http_twostep_create_srv_conf(ngx_conf_t *cf) noexcept;
 static char *ngx_http_twostep_templates(ngx_conf_t *cf, ngx_command_t *cmd,
-    void *conf);
+    void *conf) noexcept;
 static char *ngx_http_twostep_merge_pages(ngx_conf_t *cf,
     ngx_http_twostep_srv_conf_t *prev, ngx_http_twostep_srv_conf_t *conf);
 static char *ngx_http_twostep_merge_srv_conf(ngx_conf_t *cf, void *parent,
-    void *child);
-static void *ngx_http_twostep_create_loc_conf(ngx_conf_t *cf);
+    void *child) noexcept;
+static void *ngx_http_twostep_create_loc_conf(ngx_conf_t *cf) noexcept;
 static char *ngx_http_twostep_merge_loc_conf(ngx_conf_t *cf, void *parent,
-    void *child);
+    void *child) noexcept;
 static char *ngx_http_twostep_users(ngx_conf_t *cf, ngx_command_t *cmd,
-    void *conf);
+    void *conf) noexcept;
 static char *ngx_http_twostep_cookie_key(ngx_conf_t *cf, ngx_command_t *cmd,
-    void *conf);
+    void *conf) noexcept;
 static char *ngx_http_twostep_methods(ngx_conf_t *cf, ngx_command_t *cmd,
-    void *conf);
+    void *conf) noexcept;
 static char *ngx_http_twostep_identity(ngx_conf_t *cf, ngx_command_t *cmd,
-    void *conf);
+    void *conf) noexcept;
 static char *ngx_http_twostep_identity_verified(ngx_conf_t *cf,
     ngx_http_twostep_loc_conf_t *conf, ngx_http_core_loc_conf_t *clcf);
 static char *ngx_http_twostep_portal_uri(ngx_conf_t *cf, ngx_command_t *cmd,
-    void *conf);
+    void *conf) noexcept;
 static char *ngx_http_twostep_lockout_rule(ngx_conf_t *cf,
-    ngx_command_t *cmd, void *conf);
+    ngx_command_t *cmd, void *conf) noexcept;
 static char *ngx_http_twostep_duo_api(ngx_conf_t *cf, ngx_command_t *cmd,
-    void *conf);
+    void *conf) noexcept;
 static char *ngx_http_twostep_duo_skey_file(ngx_conf_t *cf,
-    ngx_command_t *cmd, void *conf);
-static ngx_int_t ngx_http_twostep_init_process(ngx_cycle_t *cycle);
-static void ngx_http_twostep_exit_process(ngx_cycle_t *cycle);
-static ngx_int_t ngx_http_twostep_add_variables(ngx_conf_t *cf);
-static ngx_int_t ngx_http_twostep_init(ngx_conf_t *cf);
+    ngx_command_t *cmd, void *conf) noexcept;
+static ngx_int_t ngx_http_twostep_init_process(ngx_cycle_t *cycle) noexcept;
+static void ngx_http_twostep_exit_process(ngx_cycle_t *cycle) noexcept;
+static ngx_int_t ngx_http_twostep_add_variables(ngx_conf_t *cf) noexcept;
+static ngx_int_t ngx_http_twostep_init(ngx_conf_t *cf) noexcept;
+
+
+// Inside a catch (...): what was thrown, for the log.
+static const char *
+ngx_http_twostep_what() noexcept
+{
+    try {
+        throw;
+
+    } catch (const std::exception &e) {
+        return e.what();
+
+    } catch (...) {
+        return "unknown exception";
+    }
+}
+
+
+// A configuration callback that threw fails nginx -t with the reason,
+// never unwinds through nginx's C frames.
+static char *
+ngx_http_twostep_conf_failed(ngx_conf_t *cf) noexcept
+{
+    ngx_conf_log_error(NGX_LOG_EMERG, cf, 0, "twostep: %s",
+                       ngx_http_twostep_what());
+    return static_cast<char *>(NGX_CONF_ERROR);
+}
 
 
 enum ngx_http_twostep_var_e {
@@ -431,6 +458,12 @@ ngx_http_twostep_access_handler(ngx_http_request_t *r) noexcept
         ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
                       "twostep: access check failed: %s", e.what());
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
+
+    } catch (...) {
+        ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
+                      "twostep: access check failed: %s",
+                      ngx_http_twostep_what());
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 }
 
@@ -494,6 +527,12 @@ ngx_http_twostep_subrequest_handler(ngx_http_request_t *r) noexcept
         ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
                       "twostep: subrequest check failed: %s", e.what());
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
+
+    } catch (...) {
+        ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
+                      "twostep: subrequest check failed: %s",
+                      ngx_http_twostep_what());
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 }
 
@@ -552,7 +591,7 @@ ngx_http_twostep_variable(ngx_http_request_t *r,
 
 
 static void *
-ngx_http_twostep_create_main_conf(ngx_conf_t *cf)
+ngx_http_twostep_create_main_conf(ngx_conf_t *cf) noexcept
 {
     ngx_http_twostep_main_conf_t  *conf;
 
@@ -569,7 +608,7 @@ ngx_http_twostep_create_main_conf(ngx_conf_t *cf)
 
 
 static void *
-ngx_http_twostep_create_srv_conf(ngx_conf_t *cf)
+ngx_http_twostep_create_srv_conf(ngx_conf_t *cf) noexcept
 {
     ngx_http_twostep_srv_conf_t  *conf;
 
@@ -614,8 +653,9 @@ ngx_http_twostep_create_srv_conf(ngx_conf_t *cf)
 
 
 static char *
-ngx_http_twostep_merge_srv_conf(ngx_conf_t *cf, void *parent, void *child)
-{
+ngx_http_twostep_merge_srv_conf(ngx_conf_t *cf, void *parent,
+    void *child) noexcept
+try {
     auto prev = static_cast<ngx_http_twostep_srv_conf_t *>(parent);
     auto conf = static_cast<ngx_http_twostep_srv_conf_t *>(child);
 
@@ -708,6 +748,8 @@ ngx_http_twostep_merge_srv_conf(ngx_conf_t *cf, void *parent, void *child)
     }
 
     return ngx_http_twostep_merge_pages(cf, prev, conf);
+} catch (...) {
+    return ngx_http_twostep_conf_failed(cf);
 }
 
 
@@ -715,7 +757,8 @@ ngx_http_twostep_merge_srv_conf(ngx_conf_t *cf, void *parent, void *child)
 // in their place, loaded and checked now so that "nginx -t" names a broken
 // file (unknown placeholders, missing texts, unreadable files).
 static char *
-ngx_http_twostep_templates(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+ngx_http_twostep_templates(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf) noexcept
 {
     auto scf = static_cast<ngx_http_twostep_srv_conf_t *>(conf);
     auto value = static_cast<ngx_str_t *>(cf->args->elts);
@@ -800,7 +843,7 @@ ngx_http_twostep_merge_pages(ngx_conf_t *cf,
 
 
 static void *
-ngx_http_twostep_create_loc_conf(ngx_conf_t *cf)
+ngx_http_twostep_create_loc_conf(ngx_conf_t *cf) noexcept
 {
     ngx_http_twostep_loc_conf_t  *conf;
 
@@ -827,8 +870,9 @@ ngx_http_twostep_create_loc_conf(ngx_conf_t *cf)
 
 
 static char *
-ngx_http_twostep_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
-{
+ngx_http_twostep_merge_loc_conf(ngx_conf_t *cf, void *parent,
+    void *child) noexcept
+try {
     auto prev = static_cast<ngx_http_twostep_loc_conf_t *>(parent);
     auto conf = static_cast<ngx_http_twostep_loc_conf_t *>(child);
 
@@ -891,12 +935,14 @@ ngx_http_twostep_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
     mcf->protects = 1;
 
     return NGX_CONF_OK;
+} catch (...) {
+    return ngx_http_twostep_conf_failed(cf);
 }
 
 
 static char *
-ngx_http_twostep_users(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
-{
+ngx_http_twostep_users(ngx_conf_t *cf, ngx_command_t *cmd, void *conf) noexcept
+try {
     auto scf = static_cast<ngx_http_twostep_srv_conf_t *>(conf);
 
     ngx_str_t  *value;
@@ -941,6 +987,8 @@ ngx_http_twostep_users(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
     }
 
     return NGX_CONF_OK;
+} catch (...) {
+    return ngx_http_twostep_conf_failed(cf);
 }
 
 
@@ -981,8 +1029,9 @@ ngx_http_twostep_read_secret(ngx_conf_t *cf, ngx_str_t *name, u_char *buf,
 
 
 static char *
-ngx_http_twostep_cookie_key(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
-{
+ngx_http_twostep_cookie_key(ngx_conf_t *cf,
+    ngx_command_t *cmd, void *conf) noexcept
+try {
     auto scf = static_cast<ngx_http_twostep_srv_conf_t *>(conf);
 
     ngx_str_t   *value;
@@ -1025,12 +1074,15 @@ ngx_http_twostep_cookie_key(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
     }
 
     return NGX_CONF_OK;
+} catch (...) {
+    return ngx_http_twostep_conf_failed(cf);
 }
 
 
 static char *
-ngx_http_twostep_methods(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
-{
+ngx_http_twostep_methods(ngx_conf_t *cf,
+    ngx_command_t *cmd, void *conf) noexcept
+try {
     auto lcf = static_cast<ngx_http_twostep_loc_conf_t *>(conf);
 
     ngx_str_t   *value;
@@ -1065,13 +1117,16 @@ ngx_http_twostep_methods(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
     }
 
     return NGX_CONF_OK;
+} catch (...) {
+    return ngx_http_twostep_conf_failed(cf);
 }
 
 
 // twostep_identity $variable | off
 static char *
-ngx_http_twostep_identity(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
-{
+ngx_http_twostep_identity(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf) noexcept
+try {
     auto lcf = static_cast<ngx_http_twostep_loc_conf_t *>(conf);
 
     ngx_str_t                    *value, name;
@@ -1127,6 +1182,8 @@ ngx_http_twostep_identity(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
     lcf->identity = identity;
 
     return NGX_CONF_OK;
+} catch (...) {
+    return ngx_http_twostep_conf_failed(cf);
 }
 
 
@@ -1274,8 +1331,9 @@ ngx_http_twostep_identity_verified(ngx_conf_t *cf,
 
 
 static char *
-ngx_http_twostep_portal_uri(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
-{
+ngx_http_twostep_portal_uri(ngx_conf_t *cf,
+    ngx_command_t *cmd, void *conf) noexcept
+try {
     char       *rv;
     ngx_str_t  *uri;
 
@@ -1297,13 +1355,16 @@ ngx_http_twostep_portal_uri(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
     }
 
     return NGX_CONF_OK;
+} catch (...) {
+    return ngx_http_twostep_conf_failed(cf);
 }
 
 
 // twostep_lockout FAILURES TIME [address=FAILURES] [account=FAILURES]
 static char *
-ngx_http_twostep_lockout_rule(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
-{
+ngx_http_twostep_lockout_rule(ngx_conf_t *cf,
+    ngx_command_t *cmd, void *conf) noexcept
+try {
     auto scf = static_cast<ngx_http_twostep_srv_conf_t *>(conf);
 
     ngx_str_t  *value;
@@ -1367,13 +1428,16 @@ ngx_http_twostep_lockout_rule(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
     }
 
     return NGX_CONF_OK;
+} catch (...) {
+    return ngx_http_twostep_conf_failed(cf);
 }
 
 
 // twostep_duo_api https://api-XXXXXXXX.duosecurity.com
 static char *
-ngx_http_twostep_duo_api(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
-{
+ngx_http_twostep_duo_api(ngx_conf_t *cf,
+    ngx_command_t *cmd, void *conf) noexcept
+try {
     char       *rv;
     ngx_str_t  *url;
     size_t      scheme;
@@ -1416,6 +1480,8 @@ ngx_http_twostep_duo_api(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
     }
 
     return NGX_CONF_OK;
+} catch (...) {
+    return ngx_http_twostep_conf_failed(cf);
 }
 
 
@@ -1423,8 +1489,8 @@ ngx_http_twostep_duo_api(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 // cookie key, by the master process.
 static char *
 ngx_http_twostep_duo_skey_file(ngx_conf_t *cf, ngx_command_t *cmd,
-    void *conf)
-{
+    void *conf) noexcept
+try {
     ngx_str_t   *value, *skey;
     u_char       buf[256];
     ssize_t      n;
@@ -1466,12 +1532,14 @@ ngx_http_twostep_duo_skey_file(ngx_conf_t *cf, ngx_command_t *cmd,
     ngx_explicit_memzero(buf, sizeof(buf));
 
     return NGX_CONF_OK;
+} catch (...) {
+    return ngx_http_twostep_conf_failed(cf);
 }
 
 
 static ngx_int_t
-ngx_http_twostep_add_variables(ngx_conf_t *cf)
-{
+ngx_http_twostep_add_variables(ngx_conf_t *cf) noexcept
+try {
     ngx_http_variable_t  *var, *v;
 
     for (v = ngx_http_twostep_vars; v->name.len; v++) {
@@ -1485,12 +1553,15 @@ ngx_http_twostep_add_variables(ngx_conf_t *cf)
     }
 
     return NGX_OK;
+} catch (...) {
+    ngx_http_twostep_conf_failed(cf);
+    return NGX_ERROR;
 }
 
 
 static ngx_int_t
-ngx_http_twostep_init(ngx_conf_t *cf)
-{
+ngx_http_twostep_init(ngx_conf_t *cf) noexcept
+try {
     ngx_http_handler_pt        *h;
     ngx_array_t                *handlers;
     ngx_http_core_main_conf_t  *cmcf;
@@ -1571,12 +1642,15 @@ ngx_http_twostep_init(ngx_conf_t *cf)
     }
 
     return ngx_http_twostep_init_cookie_vars(cf);
+} catch (...) {
+    ngx_http_twostep_conf_failed(cf);
+    return NGX_ERROR;
 }
 
 
 static ngx_int_t
-ngx_http_twostep_init_process(ngx_cycle_t *cycle)
-{
+ngx_http_twostep_init_process(ngx_cycle_t *cycle) noexcept
+try {
     auto mcf = static_cast<ngx_http_twostep_main_conf_t *>(
                    ngx_http_cycle_get_module_main_conf(cycle,
                                                    ngx_http_twostep_module));
@@ -1595,12 +1669,16 @@ ngx_http_twostep_init_process(ngx_cycle_t *cycle)
     } catch (...) {
         return NGX_ERROR;
     }
+} catch (...) {
+    ngx_log_error(NGX_LOG_EMERG, cycle->log, 0, "twostep: %s",
+                  ngx_http_twostep_what());
+    return NGX_ERROR;
 }
 
 
 static void
-ngx_http_twostep_exit_process(ngx_cycle_t *cycle)
-{
+ngx_http_twostep_exit_process(ngx_cycle_t *cycle) noexcept
+try {
     auto mcf = static_cast<ngx_http_twostep_main_conf_t *>(
                    ngx_http_cycle_get_module_main_conf(cycle,
                                                    ngx_http_twostep_module));
@@ -1608,4 +1686,7 @@ ngx_http_twostep_exit_process(ngx_cycle_t *cycle)
     if (mcf && mcf->duo) {
         ngx_http_twostep_curl_exit(cycle);
     }
+} catch (...) {
+    ngx_log_error(NGX_LOG_ALERT, cycle->log, 0, "twostep: %s",
+                  ngx_http_twostep_what());
 }

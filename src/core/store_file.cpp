@@ -227,20 +227,18 @@ bool write_atomic(const std::string &path, std::string_view text,
     return true;
 }
 
-// Opens (creating it if needed) and locks "<path>.lock". A new lock file
-// gets the store's owner, group and mode, so whoever may write the store
-// may also take the lock; a lock file this process may only read still
-// serves, since flock(2) needs no write access.
+// Opens (creating it if needed) and locks "<path>.lock". The lock file
+// gets the store's owner, group and mode whenever this process may set
+// them (root may; an owner may set the mode), also when it exists already:
+// after `chgrp www-data users.json; chmod 0660 users.json` the next
+// twostep-user run lets nginx's workers take the lock too. A lock file
+// this process may only read still serves: flock(2) needs no write access.
 bool take_lock(const std::string &path, const struct stat *store, Fd &out,
                std::string &error)
 {
     std::string lock = path + ".lock";
     int flags = O_CLOEXEC | O_NOFOLLOW;
     Fd fd(::open(lock.c_str(), O_RDWR | O_CREAT | O_EXCL | flags, 0600));
-    if (fd && store) {
-        (void)!::fchown(fd.get(), store->st_uid, store->st_gid);
-        (void)!::fchmod(fd.get(), store->st_mode & 0666);
-    }
     if (!fd && errno == EEXIST) {
         fd.reset(::open(lock.c_str(), O_RDWR | flags));
         if (!fd && errno == EACCES) {
@@ -250,6 +248,15 @@ bool take_lock(const std::string &path, const struct stat *store, Fd &out,
     if (!fd) {
         error = sys_error("cannot open the lock file " + quoted(lock), path);
         return false;
+    }
+    struct stat st;
+    if (store && ::fstat(fd.get(), &st) == 0) {
+        if (st.st_uid != store->st_uid || st.st_gid != store->st_gid) {
+            (void)!::fchown(fd.get(), store->st_uid, store->st_gid);
+        }
+        if ((st.st_mode & 07777) != (store->st_mode & 0666)) {
+            (void)!::fchmod(fd.get(), store->st_mode & 0666);
+        }
     }
     while (::flock(fd.get(), LOCK_EX) != 0) {
         if (errno != EINTR) {

@@ -663,6 +663,11 @@ ngx_http_twostep_duo_done(ngx_http_request_t *r,
         ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
                       "twostep: verification step failed: %s", e.what());
         rc = NGX_HTTP_INTERNAL_SERVER_ERROR;
+
+    } catch (...) {
+        ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
+                      "twostep: verification step failed");
+        rc = NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
     ngx_http_finalize_request(r, rc);

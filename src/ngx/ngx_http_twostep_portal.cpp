@@ -554,6 +554,11 @@ ngx_http_twostep_run(ngx_http_request_t *r, std::string_view body) noexcept
         ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
                       "twostep: portal request failed: %s", e.what());
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
+
+    } catch (...) {
+        ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
+                      "twostep: portal request failed");
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 }
 

@@ -178,5 +178,23 @@ ngx_http_twostep_check_store_access(ngx_conf_t *cf,
                            "directory: users cannot save their security "
                            "info (see the README: the user store)",
                            (int) uid, store->path.c_str());
+        return;
+    }
+
+    // Writers take turns with a lock on this file (store_file.h): one the
+    // workers cannot open refuses every save with "Could not save".
+    std::string lock = store->path + ".lock";
+    struct stat  lst;
+
+    if (stat(lock.c_str(), &lst) == 0
+        && !ngx_http_twostep_may(lst, uid, gid, S_IRUSR))
+    {
+        ngx_conf_log_error(NGX_LOG_WARN, cf, 0,
+                           "\"twostep_enroll\" is on but nginx's worker "
+                           "user (uid %d) cannot open the lock file "
+                           "\"%s\": users cannot save their security "
+                           "info; give it the store's group and mode, or "
+                           "run twostep-user as root once (see the README: "
+                           "the user store)", (int) uid, lock.c_str());
     }
 }

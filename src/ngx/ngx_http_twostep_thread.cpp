@@ -53,6 +53,11 @@ ngx_http_twostep_offload_resume(ngx_http_request_t *r) noexcept
         ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
                       "twostep: %s", e.what());
         rc = NGX_HTTP_INTERNAL_SERVER_ERROR;
+
+    } catch (...) {
+        ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
+                      "twostep: a hashing job failed");
+        rc = NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
     ngx_http_finalize_request(r, rc);
@@ -111,6 +116,10 @@ ngx_http_twostep_offload(ngx_http_request_t *r, ngx_thread_pool_t *pool,
     task->event.data = r;
     task->event.handler = ngx_http_twostep_offload_event;
 
+    // Everything that can fail (get_ctx throws when the pool is exhausted)
+    // comes before the post: a queued job must find its request waiting.
+    ngx_http_twostep_ctx_t *ctx = ngx_http_twostep_get_ctx(r);
+
     if (ngx_thread_task_post(pool, task) != NGX_OK) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
@@ -118,7 +127,7 @@ ngx_http_twostep_offload(ngx_http_request_t *r, ngx_thread_pool_t *pool,
     // The request stays alive until the thread answers, even if the client
     // goes away meanwhile (the pattern of nginx's own thread reads).
     job->running = true;
-    ngx_http_twostep_get_ctx(r)->offload = job;
+    ctx->offload = job;
     r->main->blocked++;
     r->aio = 1;
     r->write_event_handler = ngx_http_twostep_offload_resume;

@@ -277,7 +277,7 @@ ngx_http_twostep_zone_state::update(std::string_view key, int64_t now,
 
 
 static ngx_int_t
-ngx_http_twostep_init_zone(ngx_shm_zone_t *shm_zone, void *data)
+ngx_http_twostep_init_zone(ngx_shm_zone_t *shm_zone, void *data) noexcept
 {
     size_t                        len;
     ngx_http_twostep_zone_ctx_t  *ctx, *octx;
