@@ -144,6 +144,13 @@ static ngx_command_t  ngx_http_twostep_commands[] = {
       offsetof(ngx_http_twostep_srv_conf_t, session_ttl),
       NULL },
 
+    { ngx_string("twostep_session_audience"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_str_slot,
+      NGX_HTTP_SRV_CONF_OFFSET,
+      offsetof(ngx_http_twostep_srv_conf_t, session_audience),
+      NULL },
+
     { ngx_string("twostep_portal_uri"),
       NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_CONF_TAKE1,
       ngx_http_twostep_portal_uri,
@@ -625,6 +632,7 @@ ngx_http_twostep_create_srv_conf(ngx_conf_t *cf) noexcept
      *     conf->keys = NULL;
      *     conf->sessions = NULL;
      *     conf->portal_uri = { 0, NULL };
+     *     conf->session_audience = { 0, NULL };
      *     conf->thread_pool_name = { 0, NULL };
      *     conf->thread_pool = NULL;
      *     conf->duo = NULL;
@@ -652,6 +660,72 @@ ngx_http_twostep_create_srv_conf(ngx_conf_t *cf) noexcept
 }
 
 
+// The first address the server listens on ("127.0.0.1:8080"), as nginx
+// has recorded it while parsing; servers are merged before nginx sorts
+// the addresses, so the order is that of the configuration.
+static std::string
+ngx_http_twostep_listen_of(ngx_conf_t *cf, ngx_http_core_srv_conf_t *cscf)
+{
+    auto cmcf = static_cast<ngx_http_core_main_conf_t *>(
+                    ngx_http_conf_get_module_main_conf(cf,
+                                                       ngx_http_core_module));
+
+    if (cmcf->ports == NULL) {
+        return {};
+    }
+
+    auto port = static_cast<ngx_http_conf_port_t *>(cmcf->ports->elts);
+
+    for (ngx_uint_t p = 0; p < cmcf->ports->nelts; p++) {
+        auto addr = static_cast<ngx_http_conf_addr_t *>(port[p].addrs.elts);
+
+        for (ngx_uint_t a = 0; a < port[p].addrs.nelts; a++) {
+            auto server = static_cast<ngx_http_core_srv_conf_t **>(
+                              addr[a].servers.elts);
+
+            for (ngx_uint_t s = 0; s < addr[a].servers.nelts; s++) {
+                if (server[s] == cscf) {
+                    return std::string(
+                               ngx_http_twostep_sv(addr[a].opt.addr_text));
+                }
+            }
+        }
+    }
+
+    return {};
+}
+
+
+// Every token a server signs (sessions, sign-ins, form tokens) is bound to
+// its audience: twostep_session_audience, else the server's first
+// server_name, else its first listen address. So a cookie from one server
+// opens no other, even with one key for all of them; servers that should
+// share sessions name the same audience.
+static twostep::KeyRing *
+ngx_http_twostep_bind_keys(ngx_conf_t *cf, ngx_http_twostep_srv_conf_t *conf)
+{
+    std::string audience(ngx_http_twostep_sv(conf->session_audience));
+
+    if (audience.empty()) {
+        auto cscf = static_cast<ngx_http_core_srv_conf_t *>(
+                        ngx_http_conf_get_module_srv_conf(cf,
+                                                      ngx_http_core_module));
+        audience = "name:";
+        audience += ngx_http_twostep_sv(cscf->server_name);
+
+        if (cscf->server_name.len == 0) {
+            audience = "listen:" + ngx_http_twostep_listen_of(cf, cscf);
+        }
+
+    } else {
+        audience.insert(0, "audience:");
+    }
+
+    return ngx_http_twostep_pool_new<twostep::KeyRing>(cf->pool,
+               conf->keys->for_audience(audience));
+}
+
+
 static char *
 ngx_http_twostep_merge_srv_conf(ngx_conf_t *cf, void *parent,
     void *child) noexcept
@@ -671,6 +745,16 @@ try {
 
     if (conf->keys == NULL) {
         conf->keys = prev->keys;
+    }
+
+    ngx_conf_merge_str_value(conf->session_audience, prev->session_audience,
+                             "");
+
+    if (conf->keys) {
+        conf->keys = ngx_http_twostep_bind_keys(cf, conf);
+        if (conf->keys == NULL) {
+            return static_cast<char *>(NGX_CONF_ERROR);
+        }
     }
 
     // NIST SP 800-63B 4.2.3 (AAL2): re-authenticate at least every 12 hours.
@@ -1641,7 +1725,7 @@ try {
         }
     }
 
-    return ngx_http_twostep_init_cookie_vars(cf);
+    return NGX_OK;
 } catch (...) {
     ngx_http_twostep_conf_failed(cf);
     return NGX_ERROR;

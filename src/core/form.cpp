@@ -111,6 +111,31 @@ std::optional<Fields> parse_form(std::string_view body, std::string &error)
     return fields;
 }
 
+std::size_t find_cookie(std::string_view header, std::string_view name,
+                        std::string_view &value)
+{
+    auto trim = [](std::string_view s) {
+        while (!s.empty() && (s.front() == ' ' || s.front() == '\t'))
+            s.remove_prefix(1);
+        while (!s.empty() && (s.back() == ' ' || s.back() == '\t'))
+            s.remove_suffix(1);
+        return s;
+    };
+    std::size_t found = 0;
+    while (!header.empty()) {
+        std::size_t end = header.find(';');
+        std::string_view pair = header.substr(0, end);
+        header.remove_prefix(end == std::string_view::npos ? header.size()
+                                                           : end + 1);
+        std::size_t eq = pair.find('=');
+        if (eq == std::string_view::npos || trim(pair.substr(0, eq)) != name)
+            continue;
+        value = trim(pair.substr(eq + 1));
+        found++;
+    }
+    return found;
+}
+
 std::string url_encode(std::string_view text)
 {
     static constexpr char hex[] = "0123456789ABCDEF";

@@ -24,4 +24,11 @@ int hex_digit(char c);
 // The value of `name` or an empty view.
 std::string_view field(const Fields &fields, std::string_view name);
 
+// How many cookies named exactly `name` one Cookie header carries (names
+// compare octet by octet, RFC 6265 section 5.4, unlike nginx's $cookie_*),
+// and in `value` the last one's value, without the whitespace around it
+// (quotes are kept: no token of ours has any, so a quoted one is refused).
+std::size_t find_cookie(std::string_view header, std::string_view name,
+                        std::string_view &value);
+
 }  // namespace twostep

@@ -22,6 +22,7 @@ constexpr std::string_view key_label = "nginx-twostep token key v1";
 // Prefixed to mac() input: a signed token's MAC input starts with a
 // [a-z] word and '.', so mac() of any data can never forge a token.
 constexpr std::string_view mac_label = "mac|";
+constexpr std::string_view audience_label = "audience|";
 
 constexpr char b64url_alphabet[] =
     "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
@@ -78,11 +79,18 @@ bool KeyRing::add(std::string_view raw)
 {
     if (raw.size() < min_key_bytes)
         return false;
+    std::string key = hmac_sha256(raw, key_label);
+    add_derived(key);
+    return true;
+}
+
+// Keys an HMAC context with `key` (32 derived bytes), which is wiped.
+void KeyRing::add_derived(std::string &key)
+{
     static EVP_MAC *hmac = EVP_MAC_fetch(nullptr, "HMAC", nullptr);
     if (hmac == nullptr)
         throw std::runtime_error("HMAC is not available");
 
-    std::string key = hmac_sha256(raw, key_label);
     std::unique_ptr<EVP_MAC_CTX, MacCtxFree> ctx(EVP_MAC_CTX_new(hmac));
     OSSL_PARAM params[] = {
         OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST,
@@ -97,7 +105,20 @@ bool KeyRing::add(std::string_view raw)
     if (!keyed)
         throw std::runtime_error("HMAC-SHA256 key setup failed");
     keys_.push_back(std::move(ctx));
-    return true;
+}
+
+KeyRing KeyRing::for_audience(std::string_view audience) const
+{
+    // "audience|" is neither a token's "<kind>." nor mac()'s "mac|": a
+    // derived key is never a MAC anyone can obtain.
+    std::string input(audience_label);
+    input += audience;
+    KeyRing ring;
+    for (const auto &key : keys_) {
+        std::string derived = mac_with(key.get(), input);
+        ring.add_derived(derived);
+    }
+    return ring;
 }
 
 void KeyRing::MacCtxFree::operator()(EVP_MAC_CTX *ctx) const

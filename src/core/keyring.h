@@ -33,6 +33,11 @@ public:
     std::optional<std::string> verify(std::string_view kind,
                                       std::string_view token) const;
 
+    // The same keys, each derived anew for `audience` (HMAC of "audience|"
+    // + audience under it): what one audience signed, token or MAC, no
+    // other verifies (a server's sessions open no other server).
+    KeyRing for_audience(std::string_view audience) const;
+
     // HMAC of "mac|" + `data` under the first key, base64url (for form
     // tokens); the label keeps these from ever passing as a token MAC.
     std::string mac(std::string_view data) const;
@@ -50,6 +55,7 @@ private:
 
     static std::string mac_with(const EVP_MAC_CTX *key,
                                 std::string_view data);
+    void add_derived(std::string &key);
 };
 
 // `bytes` random bytes from RAND_bytes, base64url without padding.

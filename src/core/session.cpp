@@ -1,8 +1,9 @@
 // Session and pending sign-in cookies: a versioned '|'-separated payload,
 // signed by the KeyRing.
 //   session (kind "s"):
-//     2|sid|user|method|auth_time|expires|credentials|via
-//   (via: "password" or "identity"; version 1 had no via and is refused)
+//     3|sid|user|method|auth_time|expires|credentials|via|issued
+//   (via: "password" or "identity"; issued: when the session began, for the
+//   current TTL; versions 1 and 2 lacked one of them and are refused)
 //   pending (kind "p"): 1|nonce|user|via|expires|txid|method|methods|confirmed
 //   (txid and method empty unless a push or call is waiting; methods: those
 //   the protected location accepts, as methods_to_list() writes them;
@@ -22,7 +23,7 @@ namespace {
 constexpr std::string_view session_kind = "s";
 constexpr std::string_view pending_kind = "p";
 constexpr std::string_view payload_version = "1";
-constexpr std::string_view session_version = "2";
+constexpr std::string_view session_version = "3";
 constexpr std::size_t max_id_bytes = 128;
 
 constexpr FirstFactor first_factors[] = {
@@ -130,6 +131,7 @@ std::string encode_session(const KeyRing &keys, const Session &s)
     append_time(payload, s.expires);
     append(payload, s.credentials);
     append(payload, first_factor_name(s.via));
+    append_time(payload, s.issued);
     if (!valid_id(s.sid) || !valid_user_name(s.user)
         || !method_from_name(method_name(s.method))
         || (!s.credentials.empty() && !valid_id(s.credentials))
@@ -146,14 +148,15 @@ std::optional<Session> decode_session(const KeyRing &keys,
     if (!payload)
         return std::nullopt;
     auto f = split(*payload);
-    if (f.size() != 8 || f[0] != session_version)
+    if (f.size() != 9 || f[0] != session_version)
         return std::nullopt;
     auto method = method_from_name(f[3]);
     auto auth_time = parse_time(f[4]);
     auto expires = parse_time(f[5]);
     auto via = first_factor_from_name(f[7]);
+    auto issued = parse_time(f[8]);
     if (!valid_id(f[1]) || !valid_user_name(f[2]) || !method || !auth_time
-        || !expires || *expires <= now
+        || !expires || !issued || *expires <= now
         || (!f[6].empty() && !valid_id(f[6]))
         || !via || !session_first_factor(*via))
         return std::nullopt;
@@ -166,7 +169,13 @@ std::optional<Session> decode_session(const KeyRing &keys,
     s.expires = *expires;
     s.credentials = f[6];
     s.via = *via;
+    s.issued = *issued;
     return s;
+}
+
+bool session_within(const Session &s, std::int64_t ttl, std::int64_t now)
+{
+    return now < s.expires && now - s.issued < ttl;
 }
 
 std::string encode_pending(const KeyRing &keys, const PendingSignin &p)

@@ -27,9 +27,15 @@ struct Session {
     FirstFactor via = FirstFactor::password;  // password or identity only:
                                  // an identity session never stands in
                                  // for the password
+    std::int64_t issued = 0;     // when the session began (a step-up
+                                 // keeps it), for the current TTL
 };
 
 std::string encode_session(const KeyRing &keys, const Session &s);
+
+// Whether `s` is still within `ttl` seconds of its start and its own
+// expiry at `now`: a lifetime lowered since the sign-in applies to it too.
+bool session_within(const Session &s, std::int64_t ttl, std::int64_t now);
 // nullopt if forged, malformed, signed by an unknown key, or expired at `now`.
 std::optional<Session> decode_session(const KeyRing &keys,
                                       std::string_view token,

@@ -66,6 +66,7 @@ struct ngx_http_twostep_srv_conf_t {
                                                            // made on use
     ngx_flag_t                                  enroll;
     ngx_str_t                                   portal_uri;
+    ngx_str_t                                   session_audience;
     time_t                                      session_ttl;
 #if (NGX_THREADS)
     ngx_thread_pool_t                          *thread_pool;
@@ -189,7 +190,6 @@ void ngx_http_twostep_check_store_access(ngx_conf_t *cf,
 
 
 // src/ngx/ngx_http_twostep_http.cpp: requests and responses.
-ngx_int_t ngx_http_twostep_init_cookie_vars(ngx_conf_t *cf);
 std::string_view ngx_http_twostep_get_cookie(ngx_http_request_t *r,
     bool pending);
 ngx_int_t ngx_http_twostep_set_cookie(ngx_http_request_t *r, bool pending,

@@ -382,6 +382,7 @@ ngx_http_twostep_finish_signin(ngx_http_twostep_page_t &p,
     session.expires = now + p.scf->session_ttl;
     session.credentials = user.credential_tag;
     session.via = pending.via;
+    session.issued = now;
 
     // A step-up refreshes the second step, not the session's lifetime:
     // the absolute limit still counts from the password (NIST SP 800-63B
@@ -395,6 +396,7 @@ ngx_http_twostep_finish_signin(ngx_http_twostep_page_t &p,
 
         session.expires = old->expires;
         session.via = old->via;
+        session.issued = old->issued;
 
         // The cookie being replaced stops working too.
         twostep::revoke_session(state, *old, now);

@@ -2,21 +2,19 @@
 
 #include "ngx_http_twostep.h"
 
+#include "core/form.h"
 #include "core/pages.h"
 
 
-// Cookies are read through nginx's own $cookie_* variables, which know how
-// each nginx version stores the Cookie header. On https the names carry the
-// __Host- prefix: Secure, Path=/ and no Domain are then enforced by the
-// browser, so a sibling subdomain cannot plant one (OWASP ASVS 3.4.4).
+// On https the names carry the __Host- prefix: Secure, Path=/ and no
+// Domain are then enforced by the browser, so a sibling subdomain cannot
+// plant one (OWASP ASVS 3.4.4).
 static ngx_str_t  ngx_http_twostep_cookie_names[] = {
     ngx_string("twostep_session"),
     ngx_string("twostep_pending"),
     ngx_string("__Host-twostep_session"),
     ngx_string("__Host-twostep_pending"),
 };
-
-static ngx_int_t  ngx_http_twostep_cookie_index[4];
 
 
 static ngx_uint_t
@@ -34,48 +32,35 @@ ngx_http_twostep_cookie_slot(ngx_http_request_t *r, bool pending)
 }
 
 
-ngx_int_t
-ngx_http_twostep_init_cookie_vars(ngx_conf_t *cf)
-{
-    ngx_str_t   name;
-    ngx_uint_t  i;
-
-    for (i = 0; i < 4; i++) {
-        ngx_str_t &cookie = ngx_http_twostep_cookie_names[i];
-
-        name.len = sizeof("cookie_") - 1 + cookie.len;
-        name.data = static_cast<u_char *>(ngx_pnalloc(cf->pool, name.len));
-        if (name.data == NULL) {
-            return NGX_ERROR;
-        }
-
-        ngx_sprintf(name.data, "cookie_%V", &cookie);
-
-        ngx_http_twostep_cookie_index[i] = ngx_http_get_variable_index(cf,
-                                                                       &name);
-        if (ngx_http_twostep_cookie_index[i] == NGX_ERROR) {
-            return NGX_ERROR;
-        }
-    }
-
-    return NGX_OK;
-}
-
-
+// Read from the Cookie headers with the exact name: nginx's $cookie_*
+// ignore case, so "__HOST-twostep_session" would pass for ours. Two
+// cookies of the name (one may be planted, and which one is ours cannot be
+// told) count as none: the request fails closed.
 std::string_view
 ngx_http_twostep_get_cookie(ngx_http_request_t *r, bool pending)
 {
-    ngx_http_variable_value_t  *v;
+    std::string_view  value;
+    size_t            found = 0;
 
-    v = ngx_http_get_indexed_variable(r,
-            ngx_http_twostep_cookie_index[
-                ngx_http_twostep_cookie_slot(r, pending)]);
+    std::string_view name = ngx_http_twostep_sv(
+        ngx_http_twostep_cookie_names[ngx_http_twostep_cookie_slot(r,
+                                                                   pending)]);
 
-    if (v == NULL || v->not_found || !v->valid) {
-        return {};
+#if (nginx_version >= 1023000)
+    for (ngx_table_elt_t *h = r->headers_in.cookie; h; h = h->next) {
+        found += twostep::find_cookie(ngx_http_twostep_sv(h->value), name,
+                                      value);
     }
+#else
+    auto h = static_cast<ngx_table_elt_t **>(r->headers_in.cookies.elts);
 
-    return std::string_view(reinterpret_cast<char *>(v->data), v->len);
+    for (ngx_uint_t i = 0; i < r->headers_in.cookies.nelts; i++) {
+        found += twostep::find_cookie(ngx_http_twostep_sv(h[i]->value), name,
+                                      value);
+    }
+#endif
+
+    return found == 1 ? value : std::string_view();
 }
 
 
@@ -407,9 +392,12 @@ ngx_http_twostep_session(ngx_http_request_t *r)
                     session && scf->store && !scf->store->stale
                     ? scf->store->users->find(session->user) : nullptr;
 
-                // Removed from the store, or a new password or
-                // authenticator since: the cookie opens nothing.
+                // Past the current twostep_session_ttl, removed from the
+                // store, or a new password or authenticator since: the
+                // cookie opens nothing. (Sign-outs elsewhere: verified().)
                 if (user != nullptr
+                    && twostep::session_within(*session, scf->session_ttl,
+                                               now)
                     && user->credential_tag == session->credentials)
                 {
                     ctx->session = std::move(session);

@@ -163,6 +163,8 @@ class Site:
       other     signs with an unrelated key
       oldkey    only the old key
       portal    twostep_portal_uri /auth/
+    main and oldkey share twostep_session_audience "main": one's sessions
+    open the other (key rotation across servers); the others' do not.
     """
 
     def __init__(self, workdir, app, pool):
@@ -199,6 +201,7 @@ class Site:
         listen 127.0.0.1:{main};
         twostep_cookie_key {key_new};
         twostep_cookie_key {key_old};
+        twostep_session_audience main;
 
         location / {{
             twostep on;
@@ -248,6 +251,7 @@ class Site:
     server {{
         listen 127.0.0.1:{oldkey};
         twostep_cookie_key {key_old};
+        twostep_session_audience main;
         location / {{
             twostep on;
             {proxy}

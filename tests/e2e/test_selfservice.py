@@ -738,18 +738,21 @@ def credential_tag(entry):
     return b64url(hashlib.sha256(data).digest()[:12])
 
 
-def session_cookie(key_file, user, auth_time, credentials, method="totp",
+def session_cookie(site, user, auth_time, credentials, method="totp",
                    ttl=3600):
     """A session cookie signed with the site's own key, exactly as the
-    module writes one (session.cpp: 2|sid|user|method|auth_time|expires|
-    credentials|via, keyring.cpp: kind.payload.tag): what the browser would
+    module writes one (session.cpp: 3|sid|user|method|auth_time|expires|
+    credentials|via|issued, keyring.cpp: kind.payload.tag, the key bound to
+    the server's audience, here its listen address): what the browser would
     hold if its password and second step had been passed at `auth_time`."""
-    payload = "2|%s|%s|%s|%d|%d|%s|password" % (
+    payload = "3|%s|%s|%s|%d|%d|%s|password|%d" % (
         b64url(os.urandom(16)), user, method, auth_time,
-        int(time.time()) + ttl, credentials)
+        int(time.time()) + ttl, credentials, auth_time)
     signed = "s." + b64url(payload.encode())
-    tag = hmac.new(token_key(Path(key_file).read_bytes()), signed.encode(),
+    key = hmac.new(token_key(Path(site.key_file).read_bytes()),
+                   b"audience|listen:127.0.0.1:%d" % site.port,
                    hashlib.sha256).digest()
+    tag = hmac.new(key, signed.encode(), hashlib.sha256).digest()
     value = signed + "." + b64url(tag)
     remember_sensitive("cookie", value)
     return value
@@ -768,7 +771,7 @@ def test_stale_second_step_must_be_renewed_before_a_change(
     fresh = site.browser()
     tag = credential_tag(site.user_entry(user.name))
     fresh.set_cookie("twostep_session",
-                     session_cookie(site.key_file, user.name,
+                     session_cookie(site, user.name,
                                     int(time.time()), tag))
     assert fresh.app_view("/app/")["headers"]["X-Remote-User"] == user.name
     r = change(fresh, manage_token(security_page(fresh)), action="phone",
@@ -780,7 +783,7 @@ def test_stale_second_step_must_be_renewed_before_a_change(
     # 310 s old: the session still opens the app and shows the page ...
     stale = site.browser()
     stale.set_cookie("twostep_session",
-                     session_cookie(site.key_file, user.name,
+                     session_cookie(site, user.name,
                                     int(time.time()) - 310, tag))
     seen = stale.app_view("/app/")
     assert seen["headers"]["X-Remote-User"] == user.name

@@ -6,8 +6,10 @@ import time
 import pytest
 import requests
 
-from harness import (LOGOUT, SIGNIN, Page, cookie_cleared, location,
-                     set_cookies, snippet)
+from harness import (LOGOUT, SIGNIN, Browser, Page, cookie_cleared,
+                     free_port, location, on_both_workers, proxy_to,
+                     raw_request, set_cookies, snippet, write_key,
+                     write_users)
 
 B64URL = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
 
@@ -79,8 +81,9 @@ def test_session_signed_by_unknown_key_never_opens(site, user):
 
 
 def test_every_listed_key_verifies_only_first_signs(site, pool):
-    # Signed with the old key (that server has only it): main, whose second
-    # twostep_cookie_key is the old one, accepts it.
+    # Signed with the old key (that server has only it, and the same
+    # session audience as main): main, whose second twostep_cookie_key is
+    # the old one, accepts it.
     old_user = pool.take()
     _, old_value = signed_in_session(site, old_user, server="oldkey")
     assert_opens(get_with_session(site, old_value, server="main",
@@ -144,3 +147,110 @@ def test_logout_needs_form_token(site, user, fields):
     assert r.status_code == 403, snippet(r)
     assert "twostep_session" not in set_cookies(r)
     assert b.get("/app/").status_code == 200
+
+
+def test_only_the_exact_cookie_name_once_opens(site, user):
+    """OWASP ASVS 3.4.4 and fail closed: the session is read from the
+    Cookie header by its exact name (nginx's $cookie_* ignore case, so a
+    "TWOSTEP_SESSION" planted first would be taken for it), and a request
+    with two session cookies, whichever is valid, gets no session."""
+    _, value = signed_in_session(site, user)
+    port = site.ports["main"]
+
+    def status(*cookie_headers):
+        r = raw_request(port, "/app/s", headers=[("Cookie", c)
+                                                 for c in cookie_headers])
+        return r.status
+
+    assert status("a=1; twostep_session=%s; b=2" % value) == 200
+    for name in ("TWOSTEP_SESSION", "Twostep_Session", "twostep_Session",
+                 "__Host-twostep_session", " twostep_session2"):
+        assert status("%s=%s" % (name, value)) == 302, name
+    for pair in (("twostep_session=%s; twostep_session=%s" % (value, value),),
+                 ("twostep_session=x.y.z; twostep_session=%s" % value,),
+                 ("twostep_session=%s; twostep_session=x.y.z" % value,),
+                 ("twostep_session=%s" % value, "twostep_session=x.y.z"),
+                 ("twostep_session=%s" % value,
+                  "twostep_session=%s" % value)):
+        assert status(*pair) == 302, pair
+
+
+def test_a_session_opens_only_its_own_server(nginx_factory, workdir, app,
+                                             pool):
+    """A session is bound to its server (its server_name, else its listen
+    address, or twostep_session_audience): with one key for the whole http
+    block, a cookie from A opens neither B nor a server with a shorter
+    twostep_session_ttl, while two servers naming the same audience share
+    sessions."""
+    user = pool.take()
+    d = workdir / "audience"
+    d.mkdir()
+    d.chmod(0o755)
+    ports = {n: free_port()
+             for n in ("a", "b", "c", "d")}
+    servers = {"a": "", "b": "twostep_session_ttl 5s;",
+               "c": "twostep_session_audience shared;",
+               "d": "twostep_session_audience shared;"}
+    body = """
+    twostep_users {users};
+    twostep_cookie_key {key};
+""".format(users=write_users(d / "users.json", [user]),
+           key=write_key(d / "key"))
+    for name, extra in servers.items():
+        body += """
+    server {{
+        listen 127.0.0.1:{port};
+        {extra}
+        location / {{
+            twostep on;
+            {proxy}
+        }}
+    }}
+""".format(port=ports[name], extra=extra, proxy=proxy_to(app.port))
+    nginx = nginx_factory("audience", body, list(ports.values()))
+
+    def url(name):
+        return nginx.url(ports[name])
+
+    def get(name, value):
+        return requests.get(url(name) + "/app/s?format=json",
+                            allow_redirects=False, timeout=15,
+                            headers={"Cookie": "twostep_session=" + value})
+
+    a = Browser(url("a"))
+    a.sign_in("/app/", user)
+    from_a = a.cookie("twostep_session")
+    assert_opens(get("a", from_a), user)
+    assert_sent_to_signin(get("b", from_a))
+    assert_sent_to_signin(get("c", from_a))
+
+    c = Browser(url("c"))
+    c.sign_in("/app/", user)
+    from_c = c.cookie("twostep_session")
+    assert_opens(get("d", from_c), user)
+    assert_sent_to_signin(get("a", from_c))
+
+
+def test_a_lower_session_ttl_applies_to_existing_sessions(guarded):
+    """twostep_session_ttl is checked on every request against when the
+    session began: lowered to 2s and reloaded, it ends sessions older than
+    that on every worker (they were made under 12 h); new ones get 2 s."""
+    site = guarded("ttl", users=2)
+    old, new = site.users
+    b = site.browser()
+    b.sign_in("/app/", old)
+    value = b.cookie("twostep_session")
+    began = time.time()
+    on_both_workers(lambda: site.get_with_session(value),
+                    lambda r: assert_opens(r, old))
+    time.sleep(max(0.0, began + 3.5 - time.time()))
+    on_both_workers(lambda: site.get_with_session(value),
+                    lambda r: assert_opens(r, old))
+
+    site.server_extra = "twostep_session_ttl 2s;"
+    site.reload(["a"])
+    on_both_workers(lambda: site.get_with_session(value),
+                    assert_sent_to_signin)
+    b2 = site.browser()
+    b2.sign_in("/app/", new)
+    assert_opens(site.get_with_session(b2.cookie("twostep_session")), new)

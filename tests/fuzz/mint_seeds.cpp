@@ -42,12 +42,14 @@ int main(int argc, char **argv)
     s.method = Method::totp;
     s.auth_time = fuzz::now - 60;
     s.expires = fuzz::now + 3600;
+    s.issued = fuzz::now - 60;
     write(dir, "session", encode_session(keys, s));
 
     // Another user's payload under alice's MAC: must never decode.
     std::string token = encode_session(keys, s);
-    std::string forged_payload = "2|Qm9vdGg0Y29va2llNnNpZA|root|totp|"
-                                 "1699999940|1700003600||password";
+    std::string forged_payload = "3|Qm9vdGg0Y29va2llNnNpZA|root|totp|"
+                                 "1699999940|1700003600||password|"
+                                 "1699999940";
     write(dir, "session-forged",
           "s." + base64url_encode(forged_payload)
               + token.substr(token.rfind('.')));

@@ -171,6 +171,36 @@ START_TEST(url_encode_round_trip)
 }
 END_TEST
 
+START_TEST(cookie_names_are_exact)
+{
+    std::string_view v;
+    ck_assert_uint_eq(find_cookie("a=1; twostep_session=tok; b=2",
+                                  "twostep_session", v), 1);
+    ck_assert_string_eq(v, "tok");
+    ck_assert_uint_eq(find_cookie("twostep_session=\"tok\"",
+                                  "twostep_session", v), 1);
+    ck_assert_string_eq(v, "\"tok\"");
+    ck_assert_uint_eq(find_cookie("  twostep_session = x.y ;",
+                                  "twostep_session", v), 1);
+    ck_assert_string_eq(v, "x.y");
+    // Other case, other prefix, a longer or shorter name: not ours.
+    for (const char *h : {"TWOSTEP_SESSION=a", "__HOST-twostep_session=a",
+                          "twostep_session2=a", "xtwostep_session=a",
+                          "twostep_session", "twostep_sessio=a", ""}) {
+        ck_assert_uint_eq(find_cookie(h, "twostep_session", v), 0);
+        ck_assert_uint_eq(find_cookie(h, "__Host-twostep_session", v), 0);
+    }
+    ck_assert_uint_eq(find_cookie("__Host-twostep_session=h",
+                                  "__Host-twostep_session", v), 1);
+    ck_assert_string_eq(v, "h");
+    // Two of them are counted, whatever their values.
+    ck_assert_uint_eq(find_cookie("twostep_session=a; twostep_session=b",
+                                  "twostep_session", v), 2);
+    ck_assert_uint_eq(find_cookie("twostep_session=a;twostep_session=a",
+                                  "twostep_session", v), 2);
+}
+END_TEST
+
 int main()
 {
     Suite *suite = suite_create("form");
@@ -185,6 +215,7 @@ int main()
     tcase_add_test(tc, error_does_not_echo_input);
     tcase_add_test(tc, url_encode_cases);
     tcase_add_test(tc, url_encode_round_trip);
+    tcase_add_test(tc, cookie_names_are_exact);
     suite_add_tcase(suite, tc);
     return run_suite(suite);
 }

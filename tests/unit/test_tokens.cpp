@@ -50,6 +50,7 @@ Session sample_session()
     s.method = Method::sms;
     s.auth_time = 1700000000;
     s.expires = 1700003600;
+    s.issued = 1699999990;
     return s;
 }
 
@@ -196,6 +197,31 @@ START_TEST(keyring_key_derivation)
 }
 END_TEST
 
+START_TEST(keyring_audiences)
+{
+    KeyRing keys = ring({key_a});
+    KeyRing a = keys.for_audience("a.example");
+    KeyRing b = keys.for_audience("b.example");
+    std::string token = a.sign("s", "payload");
+    ck_assert(a.verify("s", token));
+    ck_assert(keys.for_audience("a.example").verify("s", token));
+    // Another audience, or none, verifies nothing of a's; nor a theirs.
+    ck_assert(!b.verify("s", token));
+    ck_assert(!keys.verify("s", token));
+    ck_assert(!a.verify("s", keys.sign("s", "payload")));
+    ck_assert(!b.mac_ok("form|n", a.mac("form|n")));
+    // Rotation still works: every key is derived.
+    ck_assert(ring({key_b, key_a}).for_audience("a.example")
+                  .verify("s", token));
+    // The derived key: HMAC-SHA256(token key, "audience|" + audience).
+    std::string derived = hmac256(
+        hmac256(key_a, "nginx-twostep token key v1"), "audience|a.example");
+    std::string body = "p." + base64url_encode("x");
+    ck_assert_string_eq(a.sign("p", "x"),
+                        body + "." + base64url_encode(hmac256(derived, body)));
+}
+END_TEST
+
 START_TEST(keyring_tampering)
 {
     KeyRing keys = ring({key_a});
@@ -322,12 +348,13 @@ START_TEST(session_round_trip)
         ck_assert(d->method == m);
         ck_assert_int_eq(d->auth_time, s.auth_time);
         ck_assert_int_eq(d->expires, s.expires);
+        ck_assert_int_eq(d->issued, s.issued);
     }
     // The documented payload layout.
     std::string token = encode_session(keys, sample_session());
     ck_assert_string_eq(keys.verify("s", token).value_or("(none)"),
-                        "2|sid-1_Ab|alice@example.org|sms|1700000000|"
-                        "1700003600||password");
+                        "3|sid-1_Ab|alice@example.org|sms|1700000000|"
+                        "1700003600||password|1699999990");
     // How the first factor was passed travels signed.
     Session identity = sample_session();
     identity.via = FirstFactor::identity;
@@ -335,6 +362,7 @@ START_TEST(session_round_trip)
     ck_assert(d.has_value());
     ck_assert(d->via == FirstFactor::identity);
     ck_assert(decode_session(keys, token, 0)->via == FirstFactor::password);
+    ck_assert(decode_session(keys, token, 0)->issued == 1699999990);
     // A session is not a pending sign-in, and vice versa.
     ck_assert(!decode_pending(keys, token, 0));
     ck_assert(!decode_session(keys, encode_pending(keys, sample_pending()),
@@ -353,6 +381,21 @@ START_TEST(session_expiry)
     ck_assert(!decode_session(keys, token, s.expires));
     ck_assert(!decode_session(keys, token, s.expires + 1));
     ck_assert(!decode_session(keys, token, INT64_MAX));
+}
+END_TEST
+
+START_TEST(session_lifetime_is_the_current_ttl)
+{
+    Session s = sample_session();   // began 1699999990, expires +3610
+    ck_assert(session_within(s, 3600, 1700000000));
+    ck_assert(session_within(s, 3600, s.issued + 3599));
+    ck_assert(!session_within(s, 3600, s.issued + 3600));
+    // A lower TTL now: the session ends that much after its start.
+    ck_assert(session_within(s, 5, s.issued + 4));
+    ck_assert(!session_within(s, 5, s.issued + 5));
+    ck_assert(!session_within(s, 5, s.issued + 7));
+    // A higher one never extends the expiry it was made with.
+    ck_assert(!session_within(s, 86400, s.expires));
 }
 END_TEST
 
@@ -398,52 +441,57 @@ START_TEST(session_malformed_payloads)
             .has_value();
     };
     // The well-formed baseline, so the refusals below mean something.
-    ck_assert(decodes("2|abc|alice|totp|100|2000||password"));
-    ck_assert(decodes("2|abc|alice|totp|100|2000|Cred_tag-1|password"));
-    ck_assert(decodes("2|abc|alice|call|0|2000||identity"));
+    ck_assert(decodes("3|abc|alice|totp|100|2000||password|100"));
+    ck_assert(decodes("3|abc|alice|totp|100|2000|Cred_tag-1|password|100"));
+    ck_assert(decodes("3|abc|alice|call|0|2000||identity|100"));
     const char *bad[] = {
-        "2|abc|alice|totp|100|2000||password|x",  // extra field
-        "2|abc|alice|totp|100|2000||password|",   // extra empty field
-        "2|abc|alice|totp|2000|password",          // missing field
-        "2|abc|alice|totp|100",
+        "3|abc|alice|totp|100|2000||password|100|x",  // extra field
+        "3|abc|alice|totp|100|2000||password|100|",   // extra empty field
+        "3|abc|alice|totp|100|2000||password|",       // no start
+        "3|abc|alice|totp|100|2000||password",
+        "3|abc|alice|totp|100|2000||password|1e2",
+        "3|abc|alice|totp|2000|password|100",         // missing field
+        "3|abc|alice|totp|100",
         "",
-        "1|abc|alice|totp|100|2000|",      // version 1: no first factor
-        "1|abc|alice|totp|100|2000||password",
-        "3|abc|alice|totp|100|2000||password",  // unknown version
-        "02|abc|alice|totp|100|2000||password",
-        "2|abc|alice|totp|100|2000||",         // no first factor
-        "2|abc|alice|totp|100|2000||none",
-        "2|abc|alice|totp|100|2000||session",  // a step-up's, not a session's
-        "2|abc|alice|totp|100|2000||Password",
-        "2|abc|alice|totp|100|2000||identity ",
-        "2||alice|totp|100|2000||password",    // empty sid
-        "2|a b|alice|totp|100|2000||password",  // sid not base64url
-        "2|abc|alice|totp|1x0|2000||password",      // non-numeric times
-        "2|abc|alice|totp|100|2000s||password",
-        "2|abc|alice|totp||2000||password",
-        "2|abc|alice|totp|-5|2000||password",
-        "2|abc|alice|totp|+100|2000||password",
-        "2|abc|alice|totp| 100|2000||password",
-        "2|abc|alice|totp|0100|2000||password",  // leading zero
-        "2|abc|alice|totp|100|0x7d0||password",
-        "2|abc|alice|totp|100|99999999999999999999||password",  // > int64
-        "2|abc|alice|totp|100|9223372036854775808||password",
-        "2|abc|alice|otp|100|2000||password",       // unknown method
-        "2|abc|alice|TOTP|100|2000||password",
-        "2|abc|alice||100|2000||password",
-        "2|abc||totp|100|2000||password",           // no user
-        "2|abc|al ice|totp|100|2000||password",     // bad user
-        "2|abc|alice<script>|totp|100|2000||password",
-        "2|abc|alice|totp|100|2000|a b|password",  // malformed credentials
-        "2|abc|alice|totp|100|2000|password",      // no credentials field
+        "1|abc|alice|totp|100|2000||100",      // version 1: no first factor
+        "1|abc|alice|totp|100|2000|",
+        "2|abc|alice|totp|100|2000||password",  // version 2: no start
+        "2|abc|alice|totp|100|2000||password|100",
+        "4|abc|alice|totp|100|2000||password|100",  // unknown version
+        "03|abc|alice|totp|100|2000||password|100",
+        "3|abc|alice|totp|100|2000|||100",         // no first factor
+        "3|abc|alice|totp|100|2000||none|100",
+        "3|abc|alice|totp|100|2000||session|100",  // a step-up's
+        "3|abc|alice|totp|100|2000||Password|100",
+        "3|abc|alice|totp|100|2000||identity |100",
+        "3||alice|totp|100|2000||password|100",    // empty sid
+        "3|a b|alice|totp|100|2000||password|100",  // sid not base64url
+        "3|abc|alice|totp|1x0|2000||password|100",  // non-numeric times
+        "3|abc|alice|totp|100|2000s||password|100",
+        "3|abc|alice|totp||2000||password|100",
+        "3|abc|alice|totp|-5|2000||password|100",
+        "3|abc|alice|totp|+100|2000||password|100",
+        "3|abc|alice|totp| 100|2000||password|100",
+        "3|abc|alice|totp|0100|2000||password|100",  // leading zero
+        "3|abc|alice|totp|100|0x7d0||password|100",
+        "3|abc|alice|totp|100|99999999999999999999||password|100",
+        "3|abc|alice|totp|100|9223372036854775808||password|100",
+        "3|abc|alice|otp|100|2000||password|100",   // unknown method
+        "3|abc|alice|TOTP|100|2000||password|100",
+        "3|abc|alice||100|2000||password|100",
+        "3|abc||totp|100|2000||password|100",       // no user
+        "3|abc|al ice|totp|100|2000||password|100",  // bad user
+        "3|abc|alice<script>|totp|100|2000||password|100",
+        "3|abc|alice|totp|100|2000|a b|password|100",  // bad credentials
+        "3|abc|alice|totp|100|2000|password|100",   // no credentials field
     };
     for (const char *payload : bad)
         ck_assert_msg(!decodes(payload), "accepted '%s'", payload);
-    ck_assert(!decodes("2|abc|" + std::string(65, 'u')
-                       + "|totp|100|2000||password"));
-    ck_assert(decodes("2|abc|" + std::string(64, 'u')
-                      + "|totp|100|2000||password"));
-    ck_assert(decodes("2|abc|alice|totp|100|9223372036854775807||password"));
+    ck_assert(!decodes("3|abc|" + std::string(65, 'u')
+                       + "|totp|100|2000||password|100"));
+    ck_assert(decodes("3|abc|" + std::string(64, 'u')
+                      + "|totp|100|2000||password|100"));
+    ck_assert(decodes("3|abc|alice|totp|100|9223372036854775807||password|100"));
 }
 END_TEST
 
@@ -562,6 +610,7 @@ int main()
     tcase_add_test(kr, keyring_short_key);
     tcase_add_test(kr, keyring_round_trip);
     tcase_add_test(kr, keyring_key_derivation);
+    tcase_add_test(kr, keyring_audiences);
     tcase_add_test(kr, keyring_tampering);
     tcase_add_test(kr, keyring_kinds);
     tcase_add_test(kr, keyring_unknown_key_and_rotation);
@@ -572,6 +621,7 @@ int main()
     TCase *cookies = tcase_create("cookies");
     tcase_add_test(cookies, session_round_trip);
     tcase_add_test(cookies, session_expiry);
+    tcase_add_test(cookies, session_lifetime_is_the_current_ttl);
     tcase_add_test(cookies, session_encode_refuses);
     tcase_add_test(cookies, session_malformed_payloads);
     tcase_add_test(cookies, pending_round_trip);
