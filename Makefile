@@ -41,12 +41,17 @@ deps:
 NGX_CC_OPT := -O2 -g -fstack-protector-strong -Wformat \
               -Werror=format-security -D_FORTIFY_SOURCE=2
 NGX_LD_OPT := -Wl,-z,relro -Wl,-z,now
+# Debian's tree carries the flags its nginx was configured with; a plain
+# nginx source tree gets --with-compat, which is what makes a dynamic module
+# load into any build of the same version.
+NGX_CONF_FLAGS := { NGX_CONF_FLAGS=(--with-compat --with-threads); \
+                    if [ -f conf_flags ]; then . ./conf_flags; fi; }
 MODULE_SRCS := ngx_http_twostep_module.cpp $(wildcard src/ngx/*) \
                $(wildcard src/core/*.cpp src/core/*.h) $(PAGE_FILES)
 
 $(BUILD)/nginx/Makefile: config config.make | deps
 	@mkdir -p $(BUILD)
-	cd $(NGINX_SRC) && . ./conf_flags && \
+	cd $(NGINX_SRC) && $(NGX_CONF_FLAGS) && \
 	    ./configure "$${NGX_CONF_FLAGS[@]}" --add-dynamic-module=$(CURDIR) \
 	        --with-cc-opt="$(NGX_CC_OPT)" --with-ld-opt="$(NGX_LD_OPT)" \
 	        --builddir=$(BUILD)/nginx >$(BUILD)/configure.log 2>&1 \
@@ -64,7 +69,7 @@ module: deps $(MODULE)
 $(BUILD)/core/%.o: src/core/%.cpp src/core/*.h
 	@mkdir -p $(dir $@)
 	@echo "  CXX  $<"
-	@$(CXX) $(CORE_FLAGS) -c $< -o $@
+	@$(CXX) $(CPPFLAGS) $(CORE_FLAGS) -c $< -o $@
 
 $(BUILD)/core/embedded_pages.cpp: scripts/embed-pages $(PAGE_FILES)
 	@mkdir -p $(dir $@)
@@ -87,7 +92,8 @@ $(BUILD)/unit/%: tests/unit/%.cpp tests/unit/*.h $(BUILD)/libtwostep_core.a
 TOOL := $(BUILD)/twostep-user
 
 $(TOOL): tools/twostep_user.cpp $(BUILD)/libtwostep_core.a
-	$(CXX) $(CORE_FLAGS) $< -o $@ $(BUILD)/libtwostep_core.a $(CORE_LIBS)
+	$(CXX) $(CPPFLAGS) $(CORE_FLAGS) $< -o $@ $(BUILD)/libtwostep_core.a \
+	    $(LDFLAGS) $(CORE_LIBS)
 
 tool: deps $(TOOL)
 
@@ -177,7 +183,7 @@ ASAN_MODULE := $(BUILD)/asan/ngx_http_twostep_module.so
 
 $(BUILD)/asan/nginx/Makefile: config config.make | deps
 	@mkdir -p $(BUILD)/asan
-	cd $(NGINX_SRC) && . ./conf_flags && \
+	cd $(NGINX_SRC) && $(NGX_CONF_FLAGS) && \
 	    ./configure "$${NGX_CONF_FLAGS[@]}" --add-dynamic-module=$(CURDIR) \
 	        --with-cc-opt="$(ASAN_OPT)" --with-ld-opt="-fsanitize=address,undefined" \
 	        --builddir=$(BUILD)/asan/nginx >$(BUILD)/asan/configure.log 2>&1 \
@@ -197,6 +203,32 @@ test-asan: deps $(ASAN_MODULE)
 soak: module
 	@scripts/ensure-deps $(BENCH_DEPS) $(TEST_DEPS)
 	@TWOSTEP_MODULE=$(MODULE) $(PYTHON) tests/soak/soak.py
+
+# The Debian package, built by dpkg-buildpackage from debian/ (dh with
+# nginx-dev's dh-sequence-nginx) in a copy of the source tree under
+# build/deb/, so the checkout itself stays clean; the .deb lands in build/.
+# `make deb-test` installs it with apt, checks it and purges it.
+.PHONY: deb deb-test
+
+DEB_DEPS := dpkg-dev debhelper nginx-dev build-essential libssl-dev \
+            libjansson-dev libcurl4-openssl-dev libcrypt-dev libqrencode-dev
+DEB_NAME := libnginx-mod-http-twostep
+DEB_FILE  = $(BUILD)/$(DEB_NAME)_$(shell dpkg-parsechangelog -S Version \
+            -l debian/changelog)_$(shell dpkg-architecture -qDEB_HOST_ARCH).deb
+
+deb:
+	@scripts/ensure-deps $(DEB_DEPS)
+	rm -rf $(BUILD)/deb && mkdir -p $(BUILD)/deb/src
+	tar -c --exclude=./build --exclude=./.git --exclude='./tests/browser/node_modules' \
+	    -f - . | tar -x -C $(BUILD)/deb/src
+	cd $(BUILD)/deb/src && dpkg-buildpackage -b -uc -us \
+	    >$(BUILD)/deb/build.log 2>&1 \
+	    || { tail -n 60 $(BUILD)/deb/build.log; exit 1; }
+	cp $(BUILD)/deb/$(notdir $(DEB_FILE)) $(DEB_FILE)
+	@echo "built $(DEB_FILE)"
+
+deb-test: deb
+	scripts/deb-test $(DEB_FILE)
 
 clean:
 	rm -rf $(BUILD)
