@@ -11,7 +11,8 @@ BUILD_DEPS := nginx nginx-dev build-essential pkg-config libssl-dev \
               libjansson-dev libcurl4-openssl-dev libcrypt-dev \
               libqrencode-dev libfido2-dev libcbor-dev check
 UNIT_DEPS  := oathtool whois python3
-TEST_DEPS  := oathtool python3-pytest python3-requests whois
+# promtool (prometheus) checks what twostep_metrics serves.
+TEST_DEPS  := oathtool python3-pytest python3-requests whois prometheus
 DEMO_DEPS  := oathtool qrencode whois
 BENCH_DEPS := wrk
 

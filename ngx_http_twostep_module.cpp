@@ -221,6 +221,13 @@ static ngx_command_t  ngx_http_twostep_commands[] = {
       0,
       NULL },
 
+    { ngx_string("twostep_metrics"),
+      NGX_HTTP_LOC_CONF|NGX_CONF_NOARGS,
+      ngx_http_twostep_metrics,
+      0,
+      0,
+      NULL },
+
     { ngx_string("twostep_thread_pool"),
       NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_CONF_TAKE1,
       ngx_conf_set_str_slot,
@@ -1723,6 +1730,12 @@ try {
         if (ngx_http_twostep_add_zone(cf, mcf) != NGX_OK) {
             return NGX_ERROR;
         }
+    }
+
+    if ((mcf->protects || mcf->metrics)
+        && ngx_http_twostep_add_metrics_zone(cf, mcf) != NGX_OK)
+    {
+        return NGX_ERROR;
     }
 
     return NGX_OK;

@@ -23,6 +23,7 @@ extern "C" {
 #include "core/guard.h"
 #include "core/keyring.h"
 #include "core/methods.h"
+#include "core/metrics.h"
 #include "core/page_theme.h"
 #include "core/session.h"
 #include "core/session_cache.h"
@@ -43,6 +44,8 @@ struct ngx_http_twostep_main_conf_t {
     ngx_shm_zone_t              *zone;
     ngx_flag_t                   protects;  // some location has twostep on
     ngx_flag_t                   duo;       // some server uses Duo
+    ngx_shm_zone_t              *metrics_zone;
+    ngx_flag_t                   metrics;   // a location serves them
 };
 
 
@@ -205,6 +208,8 @@ ngx_int_t ngx_http_twostep_send_page(ngx_http_request_t *r,
     ngx_uint_t status, const std::string &html);
 ngx_int_t ngx_http_twostep_send_json(ngx_http_request_t *r,
     const std::string &json);
+ngx_int_t ngx_http_twostep_send_text(ngx_http_request_t *r,
+    std::string_view type, const std::string &text);
 ngx_int_t ngx_http_twostep_send_message(ngx_http_request_t *r,
     ngx_uint_t status, std::string_view title, std::string_view text);
 std::string_view ngx_http_twostep_request_header(ngx_http_request_t *r,
@@ -248,6 +253,23 @@ ngx_int_t ngx_http_twostep_add_zone(ngx_conf_t *cf,
     ngx_http_twostep_main_conf_t *mcf);
 ngx_int_t ngx_http_twostep_prepare_zone(ngx_cycle_t *cycle,
     ngx_http_twostep_main_conf_t *mcf);
+// Records in the zone now, and those a full zone dropped before they
+// expired (since the zone was made), for the metrics.
+void ngx_http_twostep_zone_stats(ngx_http_twostep_main_conf_t *mcf,
+    ngx_uint_t *records, ngx_uint_t *evictions);
+
+// src/ngx/ngx_http_twostep_metrics.cpp: counters every worker adds to, in
+// a small zone of their own (atomic adds, no lock), and twostep_metrics.
+ngx_int_t ngx_http_twostep_add_metrics_zone(ngx_conf_t *cf,
+    ngx_http_twostep_main_conf_t *mcf);
+char *ngx_http_twostep_metrics(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+// Adds one to counter `slot` (twostep::metrics layout); nothing without
+// the zone.
+void ngx_http_twostep_count(std::size_t slot);
+// A provider request ended after `ms` with an HTTP `status` (0: none).
+void ngx_http_twostep_count_provider(twostep::metrics::Provider provider,
+    long status, ngx_msec_t ms);
 
 // src/ngx/ngx_http_twostep_curl.cpp: outbound HTTP on the event loop.
 struct ngx_http_twostep_fetch_s;
@@ -260,6 +282,7 @@ struct ngx_http_twostep_fetch_req_t {
     std::vector<std::string>   headers;
     ngx_msec_t                 connect_timeout_ms = 5000;
     ngx_msec_t                 timeout_ms = 10000;
+    twostep::metrics::Provider provider = twostep::metrics::Provider::duo;
 };
 
 // Called on the event loop when the transfer ends: status 0 means it

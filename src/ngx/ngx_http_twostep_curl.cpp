@@ -26,6 +26,8 @@ struct ngx_http_twostep_fetch_s {
     ngx_http_request_t            *r = nullptr;
     ngx_http_twostep_fetch_done_pt done = nullptr;
     char                           error[CURL_ERROR_SIZE] = {};
+    twostep::metrics::Provider     provider;
+    ngx_msec_t                     started = 0;
 
     ~ngx_http_twostep_fetch_s();
 };
@@ -278,6 +280,10 @@ ngx_http_twostep_curl_check(void)
                                           : curl_easy_strerror(result));
         }
 
+        ngx_http_twostep_count_provider(fetch->provider,
+                                        result == CURLE_OK ? status : 0,
+                                        ngx_current_msec - fetch->started);
+
         r = fetch->r;
         c = r->connection;
 
@@ -427,6 +433,8 @@ ngx_http_twostep_fetch(ngx_http_request_t *r,
     }
 
     fetch->running = true;
+    fetch->provider = req.provider;
+    fetch->started = ngx_current_msec;
 
     return NGX_OK;
 }

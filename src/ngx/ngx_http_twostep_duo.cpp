@@ -188,6 +188,8 @@ ngx_http_twostep_duo_offered(ngx_http_twostep_duo_call_t &call,
     if (res.failure != twostep::ProviderFailure::none) {
         ngx_http_twostep_duo_log_failure(p.r, "preauth", res.failure,
                                          res.message);
+        ngx_http_twostep_audit(p.r, NGX_HTTP_TWOSTEP_PROVIDER_ERROR, user.name,
+                               "", NGX_HTTP_TWOSTEP_ERROR);
         if (local == 0) {
             return ngx_http_twostep_send_message(p.r,
                        NGX_HTTP_SERVICE_UNAVAILABLE,
@@ -342,10 +344,13 @@ ngx_http_twostep_duo_verify(ngx_http_twostep_page_t &p,
                                  ngx_http_twostep_lockout(p.scf), user.name,
                                  ngx_http_twostep_address(p.r), now);
             if (locked > 0) {
-                return ngx_http_twostep_locked(p.r, user.name, locked);
+                return ngx_http_twostep_locked(p.r, user.name, locked,
+                                               "sms");
             }
 
             ngx_http_twostep_log(p.r, NGX_LOG_WARN, "wrong code", user.name);
+            ngx_http_twostep_audit(p.r, NGX_HTTP_TWOSTEP_SIGNIN, user.name,
+                                   "sms", NGX_HTTP_TWOSTEP_FAILED);
 
             twostep::CodePage page = ngx_http_twostep_code_form(p, pending,
                 user, method, ngx_http_twostep_offered(p, pending, user));
@@ -361,7 +366,7 @@ ngx_http_twostep_duo_verify(ngx_http_twostep_page_t &p,
                              ngx_http_twostep_lockout(p.scf), user.name,
                              ngx_http_twostep_address(p.r), now);
         if (locked > 0) {
-            return ngx_http_twostep_locked(p.r, user.name, locked);
+            return ngx_http_twostep_locked(p.r, user.name, locked, "sms");
         }
 
         return ngx_http_twostep_duo_send(p, NGX_HTTP_TWOSTEP_DUO_PASSCODE,
@@ -479,6 +484,8 @@ ngx_http_twostep_duo_answered(ngx_http_twostep_duo_call_t &call,
 
     // The transaction is over: the next attempt starts a new one.
     twostep::Method method = pending.txid_method;
+    ngx_http_twostep_audit(p.r, NGX_HTTP_TWOSTEP_SIGNIN, user.name, method,
+                           NGX_HTTP_TWOSTEP_FAILED);
     pending.txid.clear();
 
     if (ngx_http_twostep_save_pending(p, pending) != NGX_OK) {
@@ -545,13 +552,15 @@ ngx_http_twostep_duo_finish(ngx_http_twostep_duo_call_t &call, long status,
                              ngx_http_twostep_lockout(p.scf), user->name,
                              ngx_http_twostep_address(p.r), refused, now);
         if (refused && locked > 0) {
-            return ngx_http_twostep_locked(p.r, user->name, locked);
+            return ngx_http_twostep_locked(p.r, user->name, locked, "sms");
         }
     }
 
     if (res.failure != twostep::ProviderFailure::none) {
         ngx_http_twostep_duo_log_failure(p.r,
             polled ? "auth_status" : "auth", res.failure, res.message);
+        ngx_http_twostep_audit(p.r, NGX_HTTP_TWOSTEP_PROVIDER_ERROR, user->name,
+                               call.method, NGX_HTTP_TWOSTEP_ERROR);
 
         if (call.step == NGX_HTTP_TWOSTEP_DUO_AUTH
             || call.step == NGX_HTTP_TWOSTEP_DUO_SMS || polled)
@@ -621,6 +630,8 @@ ngx_http_twostep_duo_finish(ngx_http_twostep_duo_call_t &call, long status,
 
         {
             ngx_http_twostep_log(p.r, NGX_LOG_WARN, "wrong code", user->name);
+            ngx_http_twostep_audit(p.r, NGX_HTTP_TWOSTEP_SIGNIN, user->name,
+                                   "sms", NGX_HTTP_TWOSTEP_FAILED);
 
             twostep::CodePage page = ngx_http_twostep_code_form(p,
                 call.pending, *user, call.method,

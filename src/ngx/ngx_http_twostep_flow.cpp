@@ -126,9 +126,11 @@ ngx_http_twostep_expired(ngx_http_twostep_page_t &p)
 // Too many failures for this account or this address (OWASP ASVS 2.2.1).
 ngx_int_t
 ngx_http_twostep_locked(ngx_http_request_t *r, std::string_view user,
-    int64_t seconds)
+    int64_t seconds, std::string_view method)
 {
     ngx_http_twostep_log(r, NGX_LOG_WARN, "locked out", user);
+    ngx_http_twostep_audit(r, NGX_HTTP_TWOSTEP_LOCKOUT, user, method,
+                           NGX_HTTP_TWOSTEP_LOCKED);
 
     int64_t minutes = (seconds + 59) / 60;
 
@@ -400,6 +402,8 @@ ngx_http_twostep_finish_signin(ngx_http_twostep_page_t &p,
 
         // The cookie being replaced stops working too.
         twostep::revoke_session(state, *old, now);
+        ngx_http_twostep_audit(p.r, NGX_HTTP_TWOSTEP_REVOKED, old->user,
+                               old->method, NGX_HTTP_TWOSTEP_PASSED);
     }
 
     twostep::record_success(state, ngx_http_twostep_lockout(p.scf),
@@ -407,6 +411,8 @@ ngx_http_twostep_finish_signin(ngx_http_twostep_page_t &p,
                             now);
 
     ngx_http_twostep_log(p.r, NGX_LOG_NOTICE, "signed in", user.name);
+    ngx_http_twostep_audit(p.r, NGX_HTTP_TWOSTEP_SIGNIN, user.name, method,
+                           NGX_HTTP_TWOSTEP_PASSED);
 
     // A new session id at every sign-in (OWASP ASVS 3.2.1).
     if (ngx_http_twostep_set_cookie(p.r, false,

@@ -3,6 +3,7 @@
 #pragma once
 
 #include "ngx_http_twostep.h"
+#include "ngx_http_twostep_audit.h"
 
 #include <optional>
 
@@ -35,8 +36,10 @@ bool ngx_http_twostep_same_origin(ngx_http_request_t *r);
 ngx_int_t ngx_http_twostep_redirect(ngx_http_request_t *r,
     std::string_view location);
 ngx_int_t ngx_http_twostep_expired(ngx_http_twostep_page_t &p);
+// `method`: the step refused, for the audit log and the metrics.
 ngx_int_t ngx_http_twostep_locked(ngx_http_request_t *r,
-    std::string_view user, int64_t seconds);
+    std::string_view user, int64_t seconds,
+    std::string_view method = "password");
 // Nothing this location accepts is set up: first set-up, or a page.
 ngx_int_t ngx_http_twostep_not_set_up(ngx_http_twostep_page_t &p,
     const twostep::User &user);

@@ -273,6 +273,14 @@ ngx_http_twostep_send_json(ngx_http_request_t *r, const std::string &json)
 
 
 ngx_int_t
+ngx_http_twostep_send_text(ngx_http_request_t *r, std::string_view type,
+    const std::string &text)
+{
+    return ngx_http_twostep_send_body(r, NGX_HTTP_OK, type, text);
+}
+
+
+ngx_int_t
 ngx_http_twostep_send_message(ngx_http_request_t *r, ngx_uint_t status,
     std::string_view title, std::string_view text)
 {

@@ -218,6 +218,8 @@ ngx_http_twostep_signin_answer(ngx_http_twostep_page_t &p,
     if (signin.matched) {
         ngx_http_twostep_log(p.r, NGX_LOG_NOTICE, "password accepted",
                              signin.username);
+        ngx_http_twostep_audit(p.r, NGX_HTTP_TWOSTEP_SIGNIN, signin.username,
+                               "password", NGX_HTTP_TWOSTEP_PASSED);
 
         // A fresh token after the password: nothing minted before sign-in
         // carries over (no fixation, OWASP ASVS 3.2.1).
@@ -234,6 +236,9 @@ ngx_http_twostep_signin_answer(ngx_http_twostep_page_t &p,
 
     ngx_http_twostep_log(p.r, NGX_LOG_WARN, "wrong user name or password",
                          ngx_http_twostep_typed_name(signin));
+    ngx_http_twostep_audit(p.r, NGX_HTTP_TWOSTEP_SIGNIN,
+                           ngx_http_twostep_typed_name(signin), "password",
+                           NGX_HTTP_TWOSTEP_FAILED);
 
     rc = ngx_http_twostep_start_pending(p, pending, "",
                                         twostep::FirstFactor::none);
@@ -330,7 +335,8 @@ ngx_http_twostep_verify_post(ngx_http_twostep_page_t &p)
     int64_t locked = twostep::locked_for(state, rule, user->name, address,
                                          now);
     if (locked > 0) {
-        return ngx_http_twostep_locked(p.r, user->name, locked);
+        return ngx_http_twostep_locked(p.r, user->name, locked,
+                                       twostep::method_name(*method));
     }
 
     const ngx_http_twostep_factor_t *factor = ngx_http_twostep_factor(*method);
@@ -385,6 +391,8 @@ ngx_http_twostep_logout(ngx_http_twostep_page_t &p)
 
         ngx_http_twostep_log(p.r, NGX_LOG_NOTICE, "signed out",
                              session->user);
+        ngx_http_twostep_audit(p.r, NGX_HTTP_TWOSTEP_SIGNOUT, session->user,
+                               session->method, NGX_HTTP_TWOSTEP_PASSED);
     }
 
     if (ngx_http_twostep_clear_cookie(p.r, false) != NGX_OK

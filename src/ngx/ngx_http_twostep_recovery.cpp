@@ -20,7 +20,7 @@ ngx_http_twostep_recovery_verify(ngx_http_twostep_page_t &p,
                                             ngx_http_twostep_address(p.r),
                                             ngx_time());
     if (locked > 0) {
-        return ngx_http_twostep_locked(p.r, user.name, locked);
+        return ngx_http_twostep_locked(p.r, user.name, locked, "recovery");
     }
 
     auto matched = std::make_shared<bool>(false);
@@ -62,11 +62,14 @@ ngx_http_twostep_recovery_verify(ngx_http_twostep_page_t &p,
             }
 
             if (locked > 0) {
-                return ngx_http_twostep_locked(page.r, name, locked);
+                return ngx_http_twostep_locked(page.r, name, locked,
+                                               "recovery");
             }
 
             ngx_http_twostep_log(page.r, NGX_LOG_WARN, "wrong recovery code",
                                  name);
+            ngx_http_twostep_audit(page.r, NGX_HTTP_TWOSTEP_SIGNIN, name,
+                                   "recovery", NGX_HTTP_TWOSTEP_FAILED);
 
             twostep::CodePage form = ngx_http_twostep_code_form(page, signin,
                 *user, twostep::Method::recovery,

@@ -122,7 +122,7 @@ ngx_http_twostep_enroll(ngx_http_twostep_page_t &p)
     int64_t locked = twostep::locked_for(state, rule, user->name, address,
                                          now);
     if (locked > 0) {
-        return ngx_http_twostep_locked(p.r, user->name, locked);
+        return ngx_http_twostep_locked(p.r, user->name, locked, "totp");
     }
 
     // Only a correct code from the app saves the secret: the user has it.
@@ -136,11 +136,14 @@ ngx_http_twostep_enroll(ngx_http_twostep_page_t &p)
     {
         ngx_http_twostep_log(p.r, NGX_LOG_WARN, "wrong code at set-up",
                              user->name);
+        ngx_http_twostep_audit(p.r, NGX_HTTP_TWOSTEP_ENROLL, user->name, "totp",
+                               NGX_HTTP_TWOSTEP_FAILED);
 
         locked = twostep::record_failure(state, rule, user->name, address,
                                          now);
         if (locked > 0) {
-            return ngx_http_twostep_locked(p.r, user->name, locked);
+            return ngx_http_twostep_locked(p.r, user->name, locked,
+                                           "totp");
         }
 
         return ngx_http_twostep_enroll_page(p, *pending, *user,
@@ -198,6 +201,8 @@ ngx_http_twostep_enroll(ngx_http_twostep_page_t &p)
                                            page.r->connection->log);
             ngx_http_twostep_log(page.r, NGX_LOG_NOTICE,
                                  "authenticator app set up", name);
+            ngx_http_twostep_audit(page.r, NGX_HTTP_TWOSTEP_ENROLL, name,
+                                   "totp", NGX_HTTP_TWOSTEP_PASSED);
 
             const twostep::User *user = page.scf->store->users->find(name);
             if (user == nullptr) {
@@ -437,6 +442,8 @@ ngx_http_twostep_security_info(ngx_http_twostep_page_t &p)
                               "twostep: security info change \"%s\" for "
                               "\"%s\" refused: %s", action.c_str(),
                               name.c_str(), result->error.c_str());
+                ngx_http_twostep_audit(page.r, NGX_HTTP_TWOSTEP_SECURITY_INFO,
+                                       name, action, NGX_HTTP_TWOSTEP_FAILED);
                 return ngx_http_twostep_manage_page(page, *session, *user,
                            NGX_HTTP_BAD_REQUEST, "",
                            action == "phone"
@@ -447,6 +454,8 @@ ngx_http_twostep_security_info(ngx_http_twostep_page_t &p)
             ngx_log_error(NGX_LOG_NOTICE, page.r->connection->log, 0,
                           "twostep: security info changed (%s), "
                           "user: \"%s\"", action.c_str(), name.c_str());
+            ngx_http_twostep_audit(page.r, NGX_HTTP_TWOSTEP_SECURITY_INFO, name,
+                                   action, NGX_HTTP_TWOSTEP_PASSED);
 
             if (action == "recovery") {
                 return ngx_http_twostep_manage_page(page, *session, *user,

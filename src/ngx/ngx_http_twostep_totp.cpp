@@ -29,6 +29,8 @@ ngx_http_twostep_totp_verify(ngx_http_twostep_page_t &p,
 
     if (!step) {
         ngx_http_twostep_log(p.r, NGX_LOG_WARN, "wrong code", user.name);
+        ngx_http_twostep_audit(p.r, NGX_HTTP_TWOSTEP_SIGNIN, user.name, method,
+                               NGX_HTTP_TWOSTEP_FAILED);
         error = "error.code_wrong";
 
     } else {
@@ -41,10 +43,14 @@ ngx_http_twostep_totp_verify(ngx_http_twostep_page_t &p,
         case twostep::Claim::replayed:
             ngx_http_twostep_log(p.r, NGX_LOG_WARN, "code used again",
                                  user.name);
+            ngx_http_twostep_audit(p.r, NGX_HTTP_TWOSTEP_REPLAY, user.name,
+                                   method, NGX_HTTP_TWOSTEP_FAILED);
             error = "error.code_used";
             break;
 
         default: /* twostep::Claim::unavailable */
+            ngx_http_twostep_audit(p.r, NGX_HTTP_TWOSTEP_SIGNIN, user.name,
+                                   method, NGX_HTTP_TWOSTEP_ERROR);
             return ngx_http_twostep_send_message(p.r,
                        NGX_HTTP_SERVICE_UNAVAILABLE,
                        "msg.unavailable.title",
@@ -56,7 +62,8 @@ ngx_http_twostep_totp_verify(ngx_http_twostep_page_t &p,
         locked = twostep::record_failure(state, rule, user.name, address,
                                          now);
         if (locked > 0) {
-            return ngx_http_twostep_locked(p.r, user.name, locked);
+            return ngx_http_twostep_locked(p.r, user.name, locked,
+                                           twostep::method_name(method));
         }
 
         twostep::CodePage page = ngx_http_twostep_code_form(p, pending,

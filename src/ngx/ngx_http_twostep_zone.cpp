@@ -22,6 +22,8 @@ struct ngx_http_twostep_shctx_t {
     ngx_queue_t            queue;     // records a full zone may drop (LRU)
     ngx_queue_t            kept;      // pinned records and counters
     ngx_atomic_t           revocations;  // read without the mutex
+    ngx_uint_t             records;   // in both queues, for the metrics
+    ngx_uint_t             evictions; // dropped before they expired
 };
 
 
@@ -112,6 +114,7 @@ ngx_http_twostep_drop(ngx_http_twostep_zone_ctx_t *ctx,
     ngx_queue_remove(&rec->queue);
     ngx_rbtree_delete(&ctx->sh->rbtree, &rec->node);
     ngx_slab_free_locked(ctx->shpool, rec);
+    ctx->sh->records--;
 }
 
 
@@ -164,6 +167,10 @@ ngx_http_twostep_evict(ngx_http_twostep_zone_ctx_t *ctx, int64_t now,
                           "twostep: zone is full, dropping the least "
                           "recently used empty records (raise "
                           "twostep_zone)");
+        }
+
+        if (rec->expires > now) {
+            ctx->sh->evictions++;
         }
 
         ngx_http_twostep_drop(ctx, rec);
@@ -259,6 +266,7 @@ ngx_http_twostep_zone_state::update(std::string_view key, int64_t now,
         rec->len = static_cast<u_short>(key.size());
         ngx_memcpy(rec->key, k, key.size());
         ngx_rbtree_insert(&ctx_->sh->rbtree, &rec->node);
+        ctx_->sh->records++;
 
     } else {
         ngx_queue_remove(&rec->queue);
@@ -314,6 +322,8 @@ ngx_http_twostep_init_zone(ngx_shm_zone_t *shm_zone, void *data) noexcept
     ngx_queue_init(&ctx->sh->queue);
     ngx_queue_init(&ctx->sh->kept);
     ctx->sh->revocations = 0;
+    ctx->sh->records = 0;
+    ctx->sh->evictions = 0;
 
     len = sizeof(" in twostep zone \"\"") + shm_zone->shm.name.len;
 
@@ -407,4 +417,31 @@ ngx_http_twostep_zone_state::next_revocation_epoch()
     if (ctx_ && ctx_->sh) {
         (void) ngx_atomic_fetch_add(&ctx_->sh->revocations, 1);
     }
+}
+
+
+// For the metrics, which read the zone (the zone never calls them): kept
+// up to date under the lock, read once a scrape.
+void
+ngx_http_twostep_zone_stats(ngx_http_twostep_main_conf_t *mcf,
+    ngx_uint_t *records, ngx_uint_t *evictions)
+{
+    ngx_http_twostep_zone_ctx_t  *ctx;
+
+    *records = 0;
+    *evictions = 0;
+
+    if (mcf == NULL || mcf->zone == NULL) {
+        return;
+    }
+
+    ctx = static_cast<ngx_http_twostep_zone_ctx_t *>(mcf->zone->data);
+    if (ctx == NULL || ctx->sh == NULL) {
+        return;
+    }
+
+    ngx_shmtx_lock(&ctx->shpool->mutex);
+    *records = ctx->sh->records;
+    *evictions = ctx->sh->evictions;
+    ngx_shmtx_unlock(&ctx->shpool->mutex);
 }
