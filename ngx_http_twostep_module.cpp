@@ -7,6 +7,7 @@
 // src/core/.
 
 #include "ngx/ngx_http_twostep.h"
+#include "ngx/ngx_http_twostep_audit.h"
 
 #include "core/return_to.h"
 
@@ -219,6 +220,13 @@ static ngx_command_t  ngx_http_twostep_commands[] = {
       ngx_http_twostep_templates,
       NGX_HTTP_SRV_CONF_OFFSET,
       0,
+      NULL },
+
+    { ngx_string("twostep_audit_log"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_CONF_TAKE1,
+      ngx_http_twostep_audit_log,
+      NGX_HTTP_SRV_CONF_OFFSET,
+      offsetof(ngx_http_twostep_srv_conf_t, audit_log),
       NULL },
 
     { ngx_string("twostep_metrics"),
@@ -662,6 +670,8 @@ ngx_http_twostep_create_srv_conf(ngx_conf_t *cf) noexcept
     conf->lockout_time = NGX_CONF_UNSET;
     conf->lockout_address_failures = NGX_CONF_UNSET;
     conf->lockout_account_failures = NGX_CONF_UNSET;
+    conf->audit_log = static_cast<ngx_http_twostep_audit_log_t *>(
+                          NGX_CONF_UNSET_PTR);
 
     return conf;
 }
@@ -763,6 +773,8 @@ try {
             return static_cast<char *>(NGX_CONF_ERROR);
         }
     }
+
+    ngx_conf_merge_ptr_value(conf->audit_log, prev->audit_log, NULL);
 
     // NIST SP 800-63B 4.2.3 (AAL2): re-authenticate at least every 12 hours.
     ngx_conf_merge_sec_value(conf->session_ttl, prev->session_ttl,
@@ -1730,6 +1742,10 @@ try {
         if (ngx_http_twostep_add_zone(cf, mcf) != NGX_OK) {
             return NGX_ERROR;
         }
+    }
+
+    if (ngx_http_twostep_audit_init(cf) != NGX_OK) {
+        return NGX_ERROR;
     }
 
     if ((mcf->protects || mcf->metrics)

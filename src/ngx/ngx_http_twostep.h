@@ -62,12 +62,15 @@ struct ngx_http_twostep_store_t {
 };
 
 
+struct ngx_http_twostep_audit_log_t;
+
 struct ngx_http_twostep_srv_conf_t {
     ngx_http_twostep_store_t                   *store;
     twostep::KeyRing                           *keys;
     twostep::SessionCache                      *sessions;  // per worker,
                                                            // made on use
     ngx_flag_t                                  enroll;
+    ngx_http_twostep_audit_log_t               *audit_log;  // or NULL
     ngx_str_t                                   portal_uri;
     ngx_str_t                                   session_audience;
     time_t                                      session_ttl;

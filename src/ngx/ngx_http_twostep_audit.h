@@ -25,6 +25,12 @@ enum ngx_http_twostep_event_e {
 #define NGX_HTTP_TWOSTEP_ERROR   twostep::metrics::Result::error
 
 
+// twostep_audit_log FILE | syslog:... | off (http, server).
+char *ngx_http_twostep_audit_log(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+ngx_int_t ngx_http_twostep_audit_init(ngx_conf_t *cf);
+
+
 // `method`: "password", a method name ("totp", "push", ...) or "" when
 // none applies. Never pass a password, code, secret, token or cookie.
 void ngx_http_twostep_audit(ngx_http_request_t *r,
