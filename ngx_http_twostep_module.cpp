@@ -9,6 +9,8 @@
 #include "ngx/ngx_http_twostep.h"
 #include "ngx/ngx_http_twostep_audit.h"
 
+#include <cstdio>
+
 #include "core/return_to.h"
 
 
@@ -982,6 +984,12 @@ try {
     ngx_http_core_loc_conf_t     *clcf;
     ngx_http_twostep_srv_conf_t  *scf;
 
+    // Methods listed here or above (the default, all, offers only what a
+    // provider confirms, so it needs no provider).
+    bool listed = conf->methods != NGX_CONF_UNSET_UINT
+                  || (prev->methods != NGX_CONF_UNSET_UINT
+                      && prev->methods != twostep::all_methods);
+
     ngx_conf_merge_value(conf->enable, prev->enable, 0);
     ngx_conf_merge_uint_value(conf->methods, prev->methods,
                               twostep::all_methods);
@@ -1004,6 +1012,19 @@ try {
                            "\"twostep_users\" and \"twostep_cookie_key\" "
                            "are not both set for its server", &clcf->name);
         return static_cast<char *>(NGX_CONF_ERROR);
+    }
+
+    twostep::MethodSet remote =
+        conf->methods & twostep::methods_of_kind(
+                            twostep::MethodKind::out_of_band);
+
+    if (listed && remote && scf->provider == NULL) {
+        ngx_conf_log_error(NGX_LOG_WARN, cf, 0,
+                           "location \"%V\" allows %s, but its server has "
+                           "no provider for them (\"twostep_duo_api\"): "
+                           "nobody can sign in that way",
+                           &clcf->name,
+                           twostep::methods_to_list(remote).c_str());
     }
 
     if (conf->identity
@@ -1095,6 +1116,30 @@ try {
 }
 
 
+// Keys are read by the master process as root: nobody else, the workers
+// included, has any business reading them.
+static void
+ngx_http_twostep_check_private(ngx_conf_t *cf, ngx_fd_t fd, ngx_str_t *name)
+{
+    ngx_file_info_t  fi;
+
+    if (ngx_fd_info(fd, &fi) == NGX_FILE_ERROR
+        || (fi.st_mode & (S_IRWXG|S_IRWXO)) == 0)
+    {
+        return;
+    }
+
+    char mode[8];
+    std::snprintf(mode, sizeof(mode), "%04o",
+                  static_cast<unsigned>(fi.st_mode & 07777));
+
+    ngx_conf_log_error(NGX_LOG_WARN, cf, 0,
+                       "secret file \"%V\" is readable by other users "
+                       "(mode %s): make it readable by its owner only "
+                       "(chmod 600)", name, mode);
+}
+
+
 // Reads a key file into `buf` (by the master process, so it may be
 // readable by root only); the name is resolved against the prefix. The
 // number of bytes read, or NGX_ERROR with the reason logged.
@@ -1119,6 +1164,8 @@ ngx_http_twostep_read_secret(ngx_conf_t *cf, ngx_str_t *name, u_char *buf,
                            ngx_open_file_n " \"%V\" failed", name);
         return NGX_ERROR;
     }
+
+    ngx_http_twostep_check_private(cf, file.fd, name);
 
     n = ngx_read_file(&file, buf, size, 0);
 

@@ -98,11 +98,13 @@ cat >"$state/duo-sim.json.new" <<JSON
 JSON
 mv "$state/duo-sim.json.new" "$state/duo-sim.json"
 
-# nginx reads the store and key as root at start-up; should a worker (user
-# nobody) ever need them, it may read them through the group, nobody else.
+# nginx reads the store and the keys as root at start-up. A worker (user
+# nobody) rereads the store when it changes, through the group; the keys
+# stay the owner's alone (nginx -t warns otherwise).
 if [ "$(id -u)" -eq 0 ] && getent group nogroup >/dev/null; then
-    chgrp nogroup "$state/users.json" "$state/cookie.key" "$state/duo.skey"
-    chmod 640 "$state/users.json" "$state/cookie.key" "$state/duo.skey"
+    chgrp nogroup "$state/users.json"
+    chmod 640 "$state/users.json"
+    chmod 600 "$state/cookie.key" "$state/duo.skey"
 fi
 umask 022
 

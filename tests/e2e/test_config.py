@@ -203,3 +203,67 @@ def test_identity_is_one_variable(case):
     rc, out = case.check(location_extra=BASIC
                          + " twostep_identity $remote_user;")
     assert rc == 0, out
+
+
+# ------------------------------------------------ warnings, still accepted
+
+def warned(result, *must_mention):
+    rc, out = result
+    assert rc == 0, "nginx -t refused it:\n" + out
+    assert "[warn]" in out, out
+    for text in must_mention:
+        assert str(text) in out, "%r not in:\n%s" % (str(text), out)
+    return out
+
+
+def test_cookie_key_readable_by_others_warns(case):
+    conf = case.dir / "nginx" / "nginx.conf"
+    for mode in (0o644, 0o640):
+        os.chmod(case.key, mode)
+        warned(case.check(),
+               'secret file "%s" is readable by other users (mode %04o)'
+               % (case.key, mode), "chmod 600", "in %s:" % conf)
+    os.chmod(case.key, 0o600)
+    rc, out = case.check()
+    assert rc == 0 and "secret file" not in out, out
+
+
+def test_duo_secret_key_readable_by_others_warns(case):
+    skey = case.dir / "duo.skey"
+    skey.write_text("s" * 40)
+    os.chmod(case.key, 0o600)
+    duo = ("twostep_duo_api https://api-12345678.duosecurity.com;\n"
+           "twostep_duo_ikey DIXXXXXXXXXXXXXXXXXX;\n"
+           "twostep_duo_skey_file %s;" % skey)
+    os.chmod(skey, 0o604)
+    out = warned(case.check(http_extra=duo),
+                 'secret file "%s" is readable by other users (mode 0604)'
+                 % skey)
+    assert str(case.key) not in out
+    os.chmod(skey, 0o600)
+    rc, out = case.check(http_extra=duo)
+    assert rc == 0 and "secret file" not in out, out
+
+
+def test_push_call_sms_without_a_provider_warn(case):
+    os.chmod(case.key, 0o600)
+    warned(case.check(location_extra="twostep_methods totp push sms;"),
+           'location "/" allows push,sms, but its server has no provider',
+           "twostep_duo_api")
+    # Listed for the whole server, inherited by the location.
+    warned(case.check(server_extra="twostep_methods call;"),
+           'location "/" allows call, but its server has no provider')
+    # The default (every method) offers only what a provider confirms.
+    for extra in ("", "twostep_methods totp;"):
+        rc, out = case.check(location_extra=extra)
+        assert rc == 0 and "[warn]" not in out, out
+    # With a provider configured there is nothing to say.
+    skey = case.dir / "duo.skey"
+    skey.write_text("s" * 40)
+    os.chmod(skey, 0o600)
+    rc, out = case.check(
+        location_extra="twostep_methods totp push;",
+        http_extra="twostep_duo_api https://api-12345678.duosecurity.com;\n"
+                   "twostep_duo_ikey DIXXXXXXXXXXXXXXXXXX;\n"
+                   "twostep_duo_skey_file %s;" % skey)
+    assert rc == 0 and "no provider" not in out, out
