@@ -7,20 +7,12 @@
 #include <cstdlib>
 #include <memory>
 
+#include "json.h"
 #include "user_store.h"
 
 namespace twostep {
 
 namespace {
-
-struct JsonDeleter {
-    void operator()(json_t *json) const { json_decref(json); }
-};
-using JsonPtr = std::unique_ptr<json_t, JsonDeleter>;
-
-struct FreeDeleter {
-    void operator()(char *p) const { std::free(p); }
-};
 
 // Printable ASCII as it is, anything else as %XX: a URI or a Host header
 // may carry any byte, and jansson takes only UTF-8.
@@ -70,7 +62,7 @@ std::string audit_line(const AuditEvent &e)
         return {};
     }
 
-    std::unique_ptr<char, FreeDeleter> text(
+    CharPtr text(
         json_dumps(obj.get(), JSON_COMPACT | JSON_PRESERVE_ORDER));
     if (!text)
         return {};

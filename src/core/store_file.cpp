@@ -18,21 +18,12 @@
 
 #include "base32.h"
 #include "enroll.h"
+#include "json.h"
 #include "password.h"
 
 namespace twostep {
 
 namespace {
-
-struct JsonDeleter {
-    void operator()(json_t *json) const { json_decref(json); }
-};
-using JsonPtr = std::unique_ptr<json_t, JsonDeleter>;
-
-struct FreeDeleter {
-    void operator()(char *p) const { std::free(p); }
-};
-using CharPtr = std::unique_ptr<char, FreeDeleter>;
 
 // A file descriptor closed on destruction.
 class Fd {

@@ -15,17 +15,13 @@
 #include <utility>
 
 #include "base32.h"
+#include "json.h"
 #include "keyring.h"
 #include "password.h"
 
 namespace twostep {
 
 namespace {
-
-struct JsonDeleter {
-    void operator()(json_t *json) const { json_decref(json); }
-};
-using JsonPtr = std::unique_ptr<json_t, JsonDeleter>;
 
 // RFC 4226 section 4, requirement R6: a shared secret of at least 128 bits.
 constexpr std::size_t min_secret_bytes = 16;
