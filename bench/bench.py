@@ -11,7 +11,17 @@ loads each in turn, every request carrying the same session cookie:
                                        the same nginx): the shape of
                                        Authelia / oauth2-proxy set-ups
 
-Rounds are interleaved (each round runs all three, in a rotating order) so
+  twostep-full   the same `twostep on` location and valid session cookie,
+                 served by a second nginx (1 worker, its own users.json
+                 and `twostep_zone FILL_ZONE`) whose zone was filled before
+                 the rounds with failure records: wrong passwords, one
+                 each, for FILL_NAMES names in its store (cheap
+                 sha512crypt hashes so the fill takes seconds), far more
+                 records than fit. The fill's statuses and what the error
+                 log says about the zone are printed. The cookie path
+                 should not notice: it takes no zone lock.
+
+Rounds are interleaved (each round runs all four, in a rotating order) so
 drift on a shared machine hits all alike; the table shows the median over
 rounds of req/s and of p99 latency.
 
@@ -25,7 +35,7 @@ just before. A worker that waited for Duo would stall for seconds.
 Environment: TWOSTEP_MODULE (required), BENCH_ROUNDS (3), BENCH_DURATION
 (8, seconds per run; the two long-poll runs take BENCH_POLL_DURATION, 6),
 BENCH_CONNECTIONS (32), BENCH_PIN=1 (nginx on CPU 0, wrk on CPU 1),
-BENCH_KEEP=1 keeps the files.
+BENCH_KEEP=1 keeps the files, BENCH_FILL_ZONE (512k), BENCH_FILL_NAMES (3000).
 """
 
 import os
@@ -42,23 +52,29 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "e2e"))
 
 from harness import (ALERT_RE, Browser, DuoSimulator, Nginx,  # noqa: E402
                      User, duo_phone, free_port, main_conf, make_workdir,
-                     start_push, wait_status_url, write_key, write_users)
+                     password_hash, start_push, tally, wait_status_url,
+                     write_key, write_users)
 
 ROUNDS = int(os.environ.get("BENCH_ROUNDS", "3"))
 DURATION = int(os.environ.get("BENCH_DURATION", "8"))
 CONNECTIONS = int(os.environ.get("BENCH_CONNECTIONS", "32"))
 POLL_DURATION = int(os.environ.get("BENCH_POLL_DURATION", "6"))
+FILL_ZONE = os.environ.get("BENCH_FILL_ZONE", "512k")
+FILL_NAMES = int(os.environ.get("BENCH_FILL_NAMES", "3000"))
+FILL_THREADS = 8
 POLLERS = 4             # clients parked in Duo long-polls
 LONG_POLL = 2.0         # the simulator's auth_status long-poll, seconds
 
 VARIANTS = [
     ("unprotected", "/open/index.html"),
     ("twostep", "/protected/index.html"),
+    ("twostep-full", "/protected/index.html"),
     ("forward-auth", "/fwd/index.html"),
 ]
 LABELS = {
     "unprotected": "unprotected (static file)",
     "twostep": "twostep on, valid session",
+    "twostep-full": "twostep on, session, full zone",
     "forward-auth": "auth_request -> keepalive 204",
 }
 
@@ -140,6 +156,44 @@ def nginx_body(d, port, auth_port, duo_port, duo_conf):
            duo_conf=duo_conf)
 
 
+def full_zone_body(d, port):
+    # Its own http block, so its own zone: the fill cannot touch the main
+    # nginx's. The address limit is out of reach so every wrong password
+    # leaves a record for its name rather than one lock for 127.0.0.1.
+    return """
+    access_log off;
+    twostep_users {d}/full-users.json;
+    twostep_zone {zone};
+    twostep_lockout 5 5m address=100000000 account=100;
+
+    server {{
+        listen 127.0.0.1:{port};
+        twostep_cookie_key {d}/cookie.key;
+        root {d}/www;
+        location /protected/ {{
+            twostep on;
+        }}
+    }}
+""".format(d=d, port=port, zone=FILL_ZONE)
+
+
+def fill_zone(base, names):
+    """One wrong password for each name (each in the store), FILL_THREADS
+    clients at once. Returns ({status: count}, errors, seconds)."""
+    def step(b, name):
+        page = b.follow(b.get("/protected/index.html"))
+        r = b.submit_password(page, name, "wrong-password")
+        if "twostep_session" in r.headers.get("Set-Cookie", ""):
+            raise AssertionError("a session for a wrong password")
+        return r.status_code
+
+    t = time.monotonic()
+    statuses, errors = tally([names[i::FILL_THREADS]
+                              for i in range(FILL_THREADS)],
+                             lambda _: Browser(base), step)
+    return statuses, errors, time.monotonic() - t
+
+
 UNITS = {"us": 1e-3, "ms": 1.0, "s": 1e3, "m": 60e3}
 
 
@@ -204,6 +258,13 @@ def bench(d, module):
     pollers = [User("bench-push-%d" % i, user.password, pw_hash=user.pw_hash)
                for i in range(POLLERS)]
     write_users(d / "users.json", [user] + pollers)
+    # The filled nginx's store: the bench user and FILL_NAMES accounts with
+    # a cheap hash, so each wrong password costs a millisecond, not 50.
+    cheap = password_hash("fill-" + os.urandom(6).hex(), 1000, "sha512crypt")
+    fill_names = ["fill%05d" % i for i in range(FILL_NAMES)]
+    write_users(d / "full-users.json", [user],
+                extra={n: {"password": cheap, "totp": user.secret}
+                       for n in fill_names})
     write_key(d / "cookie.key")
     sim = DuoSimulator(d / "duo-sim", {
         u.name: {"status": "auth",
@@ -219,33 +280,67 @@ def bench(d, module):
     # so it is opt-in.
     pin = os.environ.get("BENCH_PIN") == "1" and have_cpus(0, 1)
     port, auth_port, duo_port = free_port(), free_port(), free_port()
+    full_port = free_port()
+    full = Nginx(d / "nginx-full", main_conf(
+        d / "nginx-full", module, full_zone_body(d, full_port), workers=1,
+        main_extra="worker_cpu_affinity 01;" if pin else ""),
+        ports=[full_port])
     nginx = Nginx(d / "nginx", main_conf(
         d / "nginx", module,
         nginx_body(d, port, auth_port, duo_port, sim.nginx_conf("5s")),
         workers=1, main_extra="worker_cpu_affinity 01;" if pin else ""),
         ports=[port, auth_port, duo_port])
+    full.start()
     sim.start()
     nginx.start()
     polled = None
     try:
         base = nginx.url()
-        # A real sign-in (password + oathtool code) for the session cookie.
-        browser = Browser(base)
-        browser.sign_in("/protected/index.html", user)
-        cookie = browser.cookie("twostep_session")
-        if not cookie:
-            die("sign-in gave no session cookie")
+        full_base = full.url()
+        # A real sign-in (password + oathtool code) for the session cookie,
+        # on each nginx (each has its own zone, where the code is spent).
+        cookies = {}
+        for b_url in (base, full_base):
+            browser = Browser(b_url)
+            browser.sign_in("/protected/index.html", user)
+            cookies[b_url] = browser.cookie("twostep_session")
+            if not cookies[b_url]:
+                die("sign-in gave no session cookie")
+        cookie = cookies[base]
+        target = {name: (full_base if name == "twostep-full" else base)
+                  for name, _ in VARIANTS}
+
+        # Fill the second nginx's zone, then check that it says so.
+        mark = full.log_size()
+        statuses, errors, took = fill_zone(full_base, fill_names)
+        if errors:
+            die("the zone fill failed: %s" % errors[:5])
+        fill_log = full.log_text(mark)
+        print("zone fill: %d sign-in POSTs with a wrong password for names "
+              "in the store (twostep_zone %s), %d clients, %.1f s; "
+              "statuses %s; error log: %d \"zone is full\" warning(s), "
+              "%d \"must be kept\" error(s)"
+              % (len(fill_names), FILL_ZONE, FILL_THREADS, took,
+                 dict(sorted(statuses.items())),
+                 fill_log.count("zone is full, dropping"),
+                 fill_log.count("zone is full of records that must be kept")),
+              flush=True)
+        if "zone is full" not in fill_log:
+            die("the fill did not fill the zone (raise BENCH_FILL_NAMES "
+                "or lower BENCH_FILL_ZONE)")
 
         # Each variant must serve the page, and twostep must really guard.
         import requests
-        r = requests.get(base + "/protected/index.html",
-                         allow_redirects=False)
-        if r.status_code != 302:
-            die("/protected/ without a session answered %d, not 302"
-                % r.status_code)
+        for b_url in (base, full_base):
+            r = requests.get(b_url + "/protected/index.html",
+                             allow_redirects=False)
+            if r.status_code != 302:
+                die("/protected/ without a session answered %d, not 302"
+                    % r.status_code)
         for name, path in VARIANTS:
-            r = requests.get(base + path, allow_redirects=False,
-                             headers={"Cookie": "twostep_session=" + cookie})
+            r = requests.get(target[name] + path, allow_redirects=False,
+                             headers={"Cookie": "twostep_session="
+                                      + cookies[target[name]]})
             if r.status_code != 200 or r.text != PAGE:
                 die("%s (%s) answered %d" % (name, path, r.status_code))
 
@@ -255,9 +350,11 @@ def bench(d, module):
                  DURATION, ROUNDS, len(PAGE)))
         results = {name: [] for name, _ in VARIANTS}
         for rnd in range(ROUNDS):
-            order = VARIANTS[rnd % 3:] + VARIANTS[:rnd % 3]
+            k = rnd % len(VARIANTS)
+            order = VARIANTS[k:] + VARIANTS[:k]
             for name, path in order:
-                rps, p99, errors = run_wrk(base + path, cookie, pin)
+                rps, p99, errors = run_wrk(target[name] + path,
+                                           cookies[target[name]], pin)
                 results[name].append((rps, p99))
                 print("  round %d  %-13s %10.0f req/s  p99 %7.2f ms%s"
                       % (rnd + 1, name, rps, p99,
@@ -267,11 +364,12 @@ def bench(d, module):
         polled = long_poll_runs(base, "http://127.0.0.1:%d" % duo_port,
                                 pollers, cookie, pin)
     finally:
+        full.stop()
         nginx.stop()
         sim.stop()
 
-    alerts = [line for line in nginx.log_text().splitlines()
-              if ALERT_RE.search(line)]
+    alerts = [line for text in (nginx.log_text(), full.log_text())
+              for line in text.splitlines() if ALERT_RE.search(line)]
 
     med = {name: (statistics.median(r for r, _ in runs),
                   statistics.median(p for _, p in runs))
@@ -287,6 +385,8 @@ def bench(d, module):
     print()
     print("twostep/unprotected:      %.2f of the throughput"
           % (med["twostep"][0] / base_rps))
+    print("twostep-full/unprotected: %.2f of the throughput (zone full)"
+          % (med["twostep-full"][0] / base_rps))
     print("forward-auth/unprotected: %.2f of the throughput"
           % (med["forward-auth"][0] / base_rps))
     print("forward-auth/twostep:     %.2f" % (med["forward-auth"][0]

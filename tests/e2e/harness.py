@@ -823,6 +823,34 @@ class Browser:
         return self.post(urljoin(code_page.url, form.action), data)
 
 
+def tally(chunks, start, step):
+    """One thread per chunk: state = start(i) for chunk i, then
+    step(state, item) for
+    each item of the chunk. Returns ({step's result: count}, [errors]);
+    a thread stops at its first error."""
+    counts, errors = {}, []
+    lock = threading.Lock()
+
+    def run(i, chunk):
+        try:
+            state = start(i)
+            for item in chunk:
+                result = step(state, item)
+                with lock:
+                    counts[result] = counts.get(result, 0) + 1
+        except Exception as e:   # noqa: returned to the caller
+            with lock:
+                errors.append(repr(e))
+
+    threads = [threading.Thread(target=run, args=(i, c))
+               for i, c in enumerate(chunks)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return counts, errors
+
+
 def hammer(fn, n):
     """Runs fn(i) in n threads released at once; returns results in order
     (exceptions are returned, not raised)."""

@@ -12,13 +12,12 @@ user of a request header (a test device standing in for a real auth
 service) -- three requests per name, no hashing."""
 
 import re
-import threading
 import time
 
 import requests
 
 from harness import (LOGOUT, SIGNIN, VERIFY, Page, location, on_both_workers,
-                     set_cookies, snippet, totp_code)
+                     set_cookies, snippet, tally, totp_code)
 
 FLOOD_SECRET = "GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ"   # RFC 6238's test key
 FLOOD_PREFIX = "flood"
@@ -52,44 +51,27 @@ def flood(site, names, threads=8):
     near = {totp_code(FLOOD_SECRET, time.time() + s * 30)
             for s in (-2, -1, 0, 1, 2)}
     wrong = next(c for c in ("000000", "999999", "123123") if c not in near)
-    statuses, errors = {}, []
-    lock = threading.Lock()
-    chunks = [names[i::threads] for i in range(threads)]
 
-    def run(chunk):
-        s = requests.Session()
-        try:
-            for name in chunk:
-                r = s.get(site.url + "/hdr/x", allow_redirects=False,
-                          headers={"X-Flood-User": name}, timeout=15)
-                if r.status_code != 302 or location(r).path != VERIFY:
-                    raise AssertionError("%s: %s" % (name, snippet(r)))
-                r = s.get(r.headers["Location"], allow_redirects=False,
-                          timeout=15)
-                m = re.search(r'name="form_token" value="([^"]+)"', r.text)
-                if r.status_code != 200 or not m:
-                    raise AssertionError("%s: %s" % (name, snippet(r)))
-                r = s.post(site.url + VERIFY, allow_redirects=False,
-                           timeout=15,
-                           data={"code": wrong, "method": "totp",
-                                 "form_token": m.group(1),
-                                 "return_to": "/hdr/x", "methods": "totp"})
-                if "twostep_session" in set_cookies(r):
-                    raise AssertionError("a session for a wrong code: "
-                                         + snippet(r))
-                with lock:
-                    statuses[r.status_code] = \
-                        statuses.get(r.status_code, 0) + 1
-        except Exception as e:   # noqa: reported by the caller
-            with lock:
-                errors.append(repr(e))
+    def step(s, name):
+        r = s.get(site.url + "/hdr/x", allow_redirects=False,
+                  headers={"X-Flood-User": name}, timeout=15)
+        if r.status_code != 302 or location(r).path != VERIFY:
+            raise AssertionError("%s: %s" % (name, snippet(r)))
+        r = s.get(r.headers["Location"], allow_redirects=False, timeout=15)
+        m = re.search(r'name="form_token" value="([^"]+)"', r.text)
+        if r.status_code != 200 or not m:
+            raise AssertionError("%s: %s" % (name, snippet(r)))
+        r = s.post(site.url + VERIFY, allow_redirects=False, timeout=15,
+                   data={"code": wrong, "method": "totp",
+                         "form_token": m.group(1),
+                         "return_to": "/hdr/x", "methods": "totp"})
+        if "twostep_session" in set_cookies(r):
+            raise AssertionError("a session for a wrong code: "
+                                 + snippet(r))
+        return r.status_code
 
-    ts = [threading.Thread(target=run, args=(c,)) for c in chunks]
-    for t in ts:
-        t.start()
-    for t in ts:
-        t.join()
-    return statuses, errors
+    return tally([names[i::threads] for i in range(threads)],
+                 lambda _: requests.Session(), step)
 
 
 def signin_page(b):
@@ -238,3 +220,4 @@ def test_zone_full_of_locks_fails_closed(guarded):
 def sent_to_signin(r):
     assert r.status_code == 302, snippet(r)
     assert location(r).path == SIGNIN, r.headers["Location"]
+
