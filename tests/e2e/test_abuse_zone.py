@@ -11,9 +11,11 @@ first factor comes from an auth_request that accepts anyone and names the
 user of a request header (a test device standing in for a real auth
 service) -- three requests per name, no hashing."""
 
+import os
 import re
 import time
 
+import pytest
 import requests
 
 from harness import (LOGOUT, SIGNIN, VERIFY, Page, location, on_both_workers,
@@ -221,3 +223,71 @@ def sent_to_signin(r):
     assert r.status_code == 302, snippet(r)
     assert location(r).path == SIGNIN, r.headers["Location"]
 
+
+def unknown_name_attempts(site, n, sources):
+    """n wrong sign-ins with random names nobody has, spread over client
+    addresses `sources` (one thread each). Returns {status: count}."""
+    def step(b, _):
+        r = b.submit_password(signin_page(b), "rnd-" + os.urandom(6).hex(),
+                              "guess-" + os.urandom(4).hex())
+        assert "twostep_session" not in set_cookies(r)
+        return r.status_code
+
+    statuses, errors = tally([range(n // len(sources))] * len(sources),
+                             lambda i: site.browser(source=sources[i]),
+                             step)
+    assert not errors, errors[:5]
+    return statuses
+
+
+@pytest.mark.parametrize("zone", ["32k", None])
+def test_random_names_cannot_make_the_zone_forget_failures(guarded, zone):
+    # Issue 8's reproduction: with the smallest zone (room for about 190
+    # records), wrong passwords for one account with ~400 attempts for
+    # random names from a few other addresses between them used to push
+    # the account's counter out, so it
+    # never locked and the right password got in. Unknown names now share
+    # fixed buckets and counters of known names are never dropped: the
+    # account locks on its FAILURES-th wrong password (or sign-in fails
+    # closed), and the right password is refused while it is locked. With
+    # the default zone (1m) nothing is full: exactly FAILURES-1 "wrong
+    # password" answers, then the lock.
+    failures = 3
+    site = guarded("zoneforget", users=2, zone=zone,
+                   lockout="%d 60s address=100000 account=100" % failures)
+    mark = site.nginx.log_size()
+    alice = site.users[0]
+    sources = ["127.0.0.%d" % i for i in range(2, 6)]
+    between = 400 if zone else 100
+    b = site.browser()
+    page = signin_page(b)
+    seen, noise = [], {}
+    for i in range(failures + 1):
+        for status, count in unknown_name_attempts(site, between,
+                                                   sources).items():
+            noise[status] = noise.get(status, 0) + count
+        if i == failures:
+            break
+        r = b.submit_password(page, alice.name, "wrong-%d" % i)
+        assert "twostep_session" not in set_cookies(r)
+        seen.append(r.status_code)
+        page = r if r.status_code == 403 else signin_page(b)
+    print("alice's wrong passwords:", seen, "random names:", noise)
+    assert sum(noise.values()) == between * (failures + 1)
+    assert set(noise) <= {403, 429, 503}, noise
+    assert all(s in (403, 429, 503) for s in seen), seen
+    if zone is None:
+        assert seen == [403] * (failures - 1) + [429], seen
+    elif seen != [403] * (failures - 1) + [429]:
+        # Refused early: only because the zone is full of state it keeps.
+        assert "zone is full of records that must be kept" in \
+            site.nginx.log_text(mark), seen
+
+    def locked_or_closed(r):
+        assert r.status_code in (429, 503), snippet(r)
+        assert "twostep_session" not in set_cookies(r)
+        if r.status_code == 429:
+            assert Page(r).heading == "Too many attempts", snippet(r)
+
+    # The right password, from alice's address, on both workers: refused.
+    on_both_workers(password_attempt(site, alice), locked_or_closed)
