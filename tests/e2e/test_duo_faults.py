@@ -393,3 +393,49 @@ def test_many_clients_leave_during_long_polls(duo_site, duo_pool,
     time.sleep(2)                     # the abandoned polls finish at Duo
     assert duo_site.nginx.workers() == workers
     assert duo_site.browser().get("/static/hello.txt").status_code == 200
+
+
+def test_text_code_checks_abandoned_while_duo_answers_release_their_attempt(
+        duo_site, duo_pool, duo_normal):
+    """A text-message code check reserves a lockout attempt while Duo
+    decides; a client that leaves before Duo answers never sees the
+    outcome, so the request's cleanup gives the attempt back. Six such
+    abandoned posts (twostep_lockout 3 on this site: without the release
+    the fourth would already be refused) leave the account unlocked: the
+    texted code still signs in."""
+    sim = duo_normal
+    user = duo_pool.take("auth")
+    b = duo_site.browser()
+    page = choose_method(b, password_step(b, "/app/", user), "sms")
+    r = press_send(b, page)
+    assert r.status_code == 200, snippet(r)
+    right = sim.last_sms(user.name)["passcode"]
+    # A wrong code in the abandoned posts: Duo may still check them after
+    # nginx gave up, and must not spend the right one.
+    wrong = "1000000" if right != "1000000" else "2000000"
+    form = Page(r).form(VERIFY)
+    body = urlencode(dict(form.fields, code=wrong, method="sms")).encode()
+    cookie = "twostep_pending=" + b.cookie("twostep_pending")
+    mark = sim.log_size()
+    workers = duo_site.nginx.workers()
+
+    sim.set_mode("slow", seconds=DUO_SLOW, path="/auth/v2/auth")
+    try:
+        for _ in range(6):
+            s = raw_send(duo_site.port, "POST", VERIFY, cookie, body)
+            time.sleep(1)     # parked on Duo, which sits on it for 3 s
+            s.close()         # the client leaves before the answer
+            time.sleep(0.2)
+    finally:
+        sim.set_mode("normal")
+    time.sleep(DUO_SLOW + 0.5)         # the slow checks are over at Duo
+    checks = [c for c in sim.api_calls(mark) if c[1] == "/auth/v2/auth"]
+    assert len(checks) == 6, checks    # every post did reach Duo
+    assert all("fault=slow" in c[3] or "client-gone" in c[3]
+               for c in checks), checks
+    assert duo_site.nginx.workers() == workers
+
+    # Not locked: the right code signs in.
+    r = b.submit_code(r, right, method="sms")
+    assert r.status_code == 303, snippet(r)
+    assert b.app_view("/app/")["headers"]["X-Twostep-Method"] == "sms"
