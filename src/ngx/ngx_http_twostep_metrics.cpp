@@ -78,11 +78,22 @@ ngx_http_twostep_count_provider(twostep::metrics::Provider provider,
 
 static ngx_int_t
 ngx_http_twostep_init_metrics_zone(ngx_shm_zone_t *shm_zone, void *data)
+    noexcept
 {
     size_t                        size;
     ngx_slab_pool_t              *shpool;
     ngx_http_twostep_counters_t  *c;
-    std::size_t                   n = twostep::metrics::counter_count();
+    std::size_t                   n;
+
+    // The first call builds the list of metric names: it can throw.
+    try {
+        n = twostep::metrics::counter_count();
+
+    } catch (...) {
+        ngx_log_error(NGX_LOG_EMERG, shm_zone->shm.log, 0,
+                      "twostep: no memory for the metrics");
+        return NGX_ERROR;
+    }
 
     // A reload keeps the counts: Prometheus sees no reset.
     if (data) {
