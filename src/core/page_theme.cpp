@@ -261,9 +261,12 @@ void PageTheme::finish(const std::string &where, const PageTheme *base)
                 throw ThemeError(file + ": \"" + key
                                  + "\" is not a text the pages use");
             }
+            // C++17 lambdas cannot capture a structured binding (clang
+            // refuses it, for the fuzz build): name it first.
+            const std::string &text_key = key;
             placeholders(text, [&](std::string_view name) {
                 if (!known_name(name)) {
-                    throw ThemeError(file + ": \"" + key + "\" has an "
+                    throw ThemeError(file + ": \"" + text_key + "\" has an "
                                      "unknown placeholder {"
                                      + std::string(name) + "}");
                 }
