@@ -14,7 +14,9 @@ UNIT_DEPS  := oathtool whois python3
 # promtool (prometheus) checks what twostep_metrics serves.
 TEST_DEPS  := oathtool python3-pytest python3-requests whois prometheus
 DEMO_DEPS  := oathtool qrencode whois
-BENCH_DEPS := wrk
+# The bench signs in through the e2e harness (requests, mkpasswd, oathtool);
+# perf counts the zone locks of a signed-in request.
+BENCH_DEPS := wrk linux-perf python3-requests oathtool whois
 
 CXX      ?= g++
 CXXFLAGS ?= -O2 -g

@@ -1,0 +1,197 @@
+#!/usr/bin/python3
+"""`make bench`, part two: what a signed-in request costs the worker.
+
+One nginx (1 worker) with a valid session; N keep-alive requests each to
+the unprotected and to the `twostep on` location, in turn. For each:
+
+  allocations   heap allocations per request in the worker (malloc,
+                calloc, realloc, posix_memalign), counted by an LD_PRELOAD
+                shim (bench/count_allocs.c) read before and after;
+  zone locks    calls of ngx_shmtx_lock/ngx_shmtx_trylock in the worker,
+                counted by perf with uprobes on nginx's binary (skipped,
+                with the reason, where perf or uprobes are unavailable).
+
+Then a wrong password, to show the lock probe does count. Environment:
+TWOSTEP_MODULE (required), BENCH_HOTPATH_REQUESTS (2000).
+"""
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent / "tests" / "e2e"))
+
+from harness import (Browser, Nginx, User, child_pids,  # noqa: E402
+                     free_port, main_conf, make_workdir, write_key,
+                     write_users)
+
+import requests  # noqa: E402
+
+REQUESTS = int(os.environ.get("BENCH_HOTPATH_REQUESTS", "2000"))
+NGINX = "/usr/sbin/nginx"
+PROBES = ("ngx_shmtx_lock", "ngx_shmtx_trylock")
+
+
+def die(msg):
+    print("bench: " + msg, file=sys.stderr)
+    sys.exit(1)
+
+
+def build_shim(d):
+    out = d / "count_allocs.so"
+    subprocess.run(["cc", "-O2", "-shared", "-fPIC", "-o", str(out),
+                    str(HERE / "count_allocs.c")], check=True)
+    out.chmod(0o755)
+    return out
+
+
+def add_probes():
+    """The perf events to count, or (None, why not)."""
+    events = []
+    del_probes()   # left by an interrupted run
+    for fn in PROBES:
+        try:
+            r = subprocess.run(["perf", "probe", "-x", NGINX, fn],
+                               capture_output=True, text=True)
+        except FileNotFoundError:
+            return None, "perf is not installed"
+        if r.returncode != 0:
+            del_probes()
+            return None, (r.stderr.strip().splitlines() or ["failed"])[-1]
+        events.append("probe_nginx:" + fn)
+    return events, None
+
+
+def del_probes():
+    for fn in PROBES:
+        try:
+            subprocess.run(["perf", "probe", "-d", "probe_nginx:" + fn],
+                           capture_output=True)
+        except FileNotFoundError:
+            return
+
+
+class Counter:
+    """Counts, in the worker, allocations and (if it can) zone locks
+    while the `with` body runs."""
+
+    def __init__(self, nginx, worker, events):
+        self.nginx, self.worker, self.events = nginx, worker, events
+
+    def allocs(self):
+        mark = self.nginx.log_size()
+        os.kill(self.worker, signal.SIGRTMIN + 3)
+        pattern = re.compile(r"allocs %d (\d+)" % self.worker)
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline:
+            found = pattern.findall(self.nginx.log_text(mark))
+            if found:
+                return int(found[-1])
+            time.sleep(0.05)
+        die("the worker did not report its allocations")
+
+    def __enter__(self):
+        self.perf = None
+        if self.events:
+            self.perf = subprocess.Popen(
+                ["perf", "stat", "-x,", "-e", ",".join(self.events),
+                 "-p", str(self.worker)],
+                stderr=subprocess.PIPE, text=True)
+            time.sleep(1)   # perf attaches
+        self.before = self.allocs()
+        return self
+
+    def __exit__(self, *exc):
+        self.after = self.allocs()
+        self.locks = None
+        if self.perf:
+            self.perf.send_signal(signal.SIGINT)
+            out = self.perf.communicate()[1]
+            counts = [int(line.split(",")[0]) for line in out.splitlines()
+                      if line.split(",")[0].isdigit()]
+            if len(counts) == len(self.events):
+                self.locks = sum(counts)
+        return False
+
+
+def main():
+    module = os.environ.get("TWOSTEP_MODULE") or die("set TWOSTEP_MODULE")
+    d = make_workdir("twostep-hotpath-")
+    shim = build_shim(d)
+    user = User("bench", "bench-pw-" + os.urandom(6).hex())
+    write_users(d / "users.json", [user])
+    write_key(d / "cookie.key")
+    for sub in ("open", "protected"):
+        (d / "www" / sub).mkdir(parents=True)
+        (d / "www" / sub / "index.html").write_text("x" * 594)
+        (d / "www" / sub).chmod(0o755)
+    (d / "www").chmod(0o755)
+    port = free_port()
+    body = """
+    access_log off;
+    twostep_users {d}/users.json;
+    server {{
+        listen 127.0.0.1:{port};
+        twostep_cookie_key {d}/cookie.key;
+        root {d}/www;
+        location /open/ {{ }}
+        location /protected/ {{ twostep on; }}
+    }}
+""".format(d=d, port=port)
+    os.environ["LD_PRELOAD"] = str(shim)   # for nginx, which inherits it
+    nginx = Nginx(d / "nginx", main_conf(d / "nginx", module, body,
+                                         workers=1), ports=[port])
+    nginx.start()
+    del os.environ["LD_PRELOAD"]
+    events, why = add_probes()
+    try:
+        base = nginx.url()
+        browser = Browser(base)
+        browser.sign_in("/protected/index.html", user)
+        cookie = browser.cookie("twostep_session")
+        if not cookie:
+            die("sign-in gave no session cookie")
+        worker = min(child_pids(nginx.proc.pid))
+
+        print("\nPer signed-in request, in the worker (%d keep-alive requests "
+              "each):" % REQUESTS)
+        print("%-40s %12s %12s" % ("", "allocations", "zone locks"))
+        for label, path in (("unprotected (static file)", "/open/index.html"),
+                            ("twostep on, valid session",
+                             "/protected/index.html")):
+            s = requests.Session()
+            s.cookies.set("twostep_session", cookie)
+            s.get(base + path)   # the connection and the session cache
+            with Counter(nginx, worker, events) as c:
+                for _ in range(REQUESTS):
+                    r = s.get(base + path, allow_redirects=False)
+                    if r.status_code != 200:
+                        die("%s answered %d" % (path, r.status_code))
+            locks = ("%12.3f" % (c.locks / REQUESTS) if c.locks is not None
+                     else "%12s" % "n/a")
+            print("%-40s %12.3f %s" % (label, (c.after - c.before) / REQUESTS,
+                                       locks))
+
+        # The probe sees locks where there are some: a wrong password.
+        other = Browser(base)
+        page = other.follow(other.get("/protected/index.html"))
+        with Counter(nginx, worker, events) as c:
+            r = other.submit_password(page, user.name, "wrong-password")
+        print("%-40s %12s %12s" % ("one wrong password (%d)" % r.status_code,
+                                   c.after - c.before,
+                                   c.locks if c.locks is not None else "n/a"))
+        if why:
+            print("(zone locks not counted: perf probe: %s)" % why)
+    finally:
+        nginx.stop()
+        if events:
+            del_probes()
+
+
+if __name__ == "__main__":
+    main()
