@@ -9,10 +9,11 @@ PYTHON    := /usr/bin/python3
 
 BUILD_DEPS := nginx nginx-dev build-essential pkg-config libssl-dev \
               libjansson-dev libcurl4-openssl-dev libcrypt-dev \
-              libqrencode-dev libfido2-dev libcbor-dev check
+              libqrencode-dev libfido2-dev libcbor-dev libhiredis-dev check
 UNIT_DEPS  := oathtool whois python3
 # promtool (prometheus) checks what twostep_metrics serves.
-TEST_DEPS  := oathtool python3-pytest python3-requests whois prometheus
+TEST_DEPS  := oathtool python3-pytest python3-requests whois prometheus \
+              redis-server
 DEMO_DEPS  := oathtool qrencode whois
 # The bench signs in through the e2e harness (requests, mkpasswd, oathtool);
 # perf counts the zone locks of a signed-in request.
@@ -214,7 +215,8 @@ soak: module
 .PHONY: deb deb-test
 
 DEB_DEPS := dpkg-dev debhelper nginx-dev build-essential libssl-dev \
-            libjansson-dev libcurl4-openssl-dev libcrypt-dev libqrencode-dev
+            libjansson-dev libcurl4-openssl-dev libcrypt-dev libqrencode-dev \
+            libhiredis-dev
 DEB_NAME := libnginx-mod-http-twostep
 DEB_FILE  = $(BUILD)/$(DEB_NAME)_$(shell dpkg-parsechangelog -S Version \
             -l debian/changelog)_$(shell dpkg-architecture -qDEB_HOST_ARCH).deb

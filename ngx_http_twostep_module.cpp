@@ -168,6 +168,34 @@ static ngx_command_t  ngx_http_twostep_commands[] = {
       offsetof(ngx_http_twostep_main_conf_t, zone_size),
       NULL },
 
+    { ngx_string("twostep_redis"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_http_twostep_redis,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("twostep_redis_password_file"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_http_twostep_redis,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("twostep_redis_timeout"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_http_twostep_redis,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("twostep_redis_prefix"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_http_twostep_redis,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      0,
+      NULL },
+
     { ngx_string("twostep_lockout"),
       NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_CONF_TAKE2|NGX_CONF_TAKE3|NGX_CONF_TAKE4,
       ngx_http_twostep_lockout_rule,
@@ -1791,6 +1819,10 @@ try {
         }
     }
 
+    if (ngx_http_twostep_redis_check(cf, mcf) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
     if (ngx_http_twostep_audit_init(cf) != NGX_OK) {
         return NGX_ERROR;
     }
@@ -1824,7 +1856,12 @@ try {
     }
 
     try {
-        return ngx_http_twostep_prepare_zone(cycle, mcf);
+        if (ngx_http_twostep_prepare_zone(cycle, mcf) != NGX_OK) {
+            return NGX_ERROR;
+        }
+
+        // The connections to Redis, for a worker that checks sign-ins.
+        return mcf->zone ? ngx_http_twostep_redis_init(cycle, mcf) : NGX_OK;
 
     } catch (...) {
         return NGX_ERROR;
@@ -1846,6 +1883,8 @@ try {
     if (mcf && mcf->duo) {
         ngx_http_twostep_curl_exit(cycle);
     }
+
+    ngx_http_twostep_redis_exit(cycle);
 } catch (...) {
     ngx_log_error(NGX_LOG_ALERT, cycle->log, 0, "twostep: %s",
                   ngx_http_twostep_what());

@@ -54,36 +54,6 @@ std::optional<FirstFactor> first_factor_from_name(std::string_view name)
     return std::nullopt;
 }
 
-// sid and nonce come from random_token(): base64url, non-empty, bounded.
-bool valid_id(std::string_view id)
-{
-    if (id.empty() || id.size() > max_id_bytes)
-        return false;
-    for (char c : id) {
-        bool ok = (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z')
-                  || (c >= '0' && c <= '9') || c == '-' || c == '_';
-        if (!ok)
-            return false;
-    }
-    return true;
-}
-
-// Plain decimal, as encoding writes it: no sign, no leading zero, in range.
-std::optional<std::int64_t> parse_time(std::string_view text)
-{
-    if (text.empty() || (text.size() > 1 && text[0] == '0'))
-        return std::nullopt;
-    std::int64_t value = 0;
-    for (char c : text) {
-        if (c < '0' || c > '9')
-            return std::nullopt;
-        if (__builtin_mul_overflow(value, 10, &value)
-            || __builtin_add_overflow(value, c - '0', &value))
-            return std::nullopt;
-    }
-    return value;
-}
-
 std::vector<std::string_view> split(std::string_view text)
 {
     std::vector<std::string_view> fields;
@@ -113,6 +83,36 @@ void append_time(std::string &payload, std::int64_t t)
 }
 
 }  // namespace
+
+// sid and nonce come from random_token(): base64url, non-empty, bounded.
+bool valid_id(std::string_view id)
+{
+    if (id.empty() || id.size() > max_id_bytes)
+        return false;
+    for (char c : id) {
+        bool ok = (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z')
+                  || (c >= '0' && c <= '9') || c == '-' || c == '_';
+        if (!ok)
+            return false;
+    }
+    return true;
+}
+
+// Plain decimal, as encoding writes it: no sign, no leading zero, in range.
+std::optional<std::int64_t> parse_time(std::string_view text)
+{
+    if (text.empty() || (text.size() > 1 && text[0] == '0'))
+        return std::nullopt;
+    std::int64_t value = 0;
+    for (char c : text) {
+        if (c < '0' || c > '9')
+            return std::nullopt;
+        if (__builtin_mul_overflow(value, 10, &value)
+            || __builtin_add_overflow(value, c - '0', &value))
+            return std::nullopt;
+    }
+    return value;
+}
 
 // A session was opened by a password or by a verified identity; a step-up
 // keeps what the session it replaces had.

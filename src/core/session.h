@@ -37,6 +37,11 @@ std::string encode_session(const KeyRing &keys, const Session &s);
 // expiry at `now`: a lifetime lowered since the sign-in applies to it too.
 bool session_within(const Session &s, std::int64_t ttl, std::int64_t now);
 // nullopt if forged, malformed, signed by an unknown key, or expired at `now`.
+// A session id or nonce as random_token() makes them: base64url, bounded.
+bool valid_id(std::string_view id);
+// A time as the cookies write it: plain decimal, no sign, no leading zero.
+std::optional<std::int64_t> parse_time(std::string_view text);
+
 std::optional<Session> decode_session(const KeyRing &keys,
                                       std::string_view token,
                                       std::int64_t now);

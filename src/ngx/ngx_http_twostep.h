@@ -39,6 +39,9 @@ extern ngx_module_t ngx_http_twostep_module;
 #define NGX_HTTP_TWOSTEP_PENDING_TTL  600
 
 
+struct ngx_http_twostep_redis_conf_s;
+typedef struct ngx_http_twostep_redis_conf_s  ngx_http_twostep_redis_conf_t;
+
 struct ngx_http_twostep_main_conf_t {
     size_t                       zone_size;
     ngx_shm_zone_t              *zone;
@@ -46,6 +49,7 @@ struct ngx_http_twostep_main_conf_t {
     ngx_flag_t                   duo;       // some server uses Duo
     ngx_shm_zone_t              *metrics_zone;
     ngx_flag_t                   metrics;   // a location serves them
+    ngx_http_twostep_redis_conf_t *redis;   // twostep_redis, or NULL
 };
 
 
@@ -260,6 +264,42 @@ ngx_int_t ngx_http_twostep_prepare_zone(ngx_cycle_t *cycle,
 // expired (since the zone was made), for the metrics.
 void ngx_http_twostep_zone_stats(ngx_http_twostep_main_conf_t *mcf,
     ngx_uint_t *records, ngx_uint_t *evictions);
+
+// src/ngx/ngx_http_twostep_redis.cpp: state shared by several hosts.
+// Without twostep_redis the zone alone holds it and every call below
+// answers at once as the zone-only flow expects.
+char *ngx_http_twostep_redis(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+ngx_int_t ngx_http_twostep_redis_check(ngx_conf_t *cf,
+    ngx_http_twostep_main_conf_t *mcf);
+ngx_int_t ngx_http_twostep_redis_init(ngx_cycle_t *cycle,
+    ngx_http_twostep_main_conf_t *mcf);
+void ngx_http_twostep_redis_exit(ngx_cycle_t *cycle);
+bool ngx_http_twostep_redis_on();
+
+// The lockout of every host (twostep::LockoutRule, counted in Redis):
+// `then` gets the seconds the attempt must wait, 0 to go on, or -1 when
+// Redis could not answer (fail closed). With `failed`, a failure is
+// counted first. Returns `then`'s result, or NGX_DONE while Redis answers
+// (the request finalizes with `then`'s result).
+ngx_int_t ngx_http_twostep_shared_locked(ngx_http_request_t *r,
+    ngx_http_twostep_srv_conf_t *scf, std::string_view user,
+    std::string_view address, bool failed,
+    std::function<ngx_int_t(int64_t)> then);
+// RFC 6238 section 5.2 across hosts: the TOTP step is claimed in Redis.
+ngx_int_t ngx_http_twostep_shared_claim_step(ngx_http_request_t *r,
+    std::string_view user, int64_t step, int64_t period,
+    std::function<ngx_int_t(twostep::Claim)> then);
+// A passed second step clears the counts in Redis too (not waited for:
+// counts left behind only expire later).
+void ngx_http_twostep_shared_success(ngx_http_twostep_srv_conf_t *scf,
+    std::string_view user, std::string_view address);
+// Ends `session` on this host at once and, with twostep_redis, on every
+// host (published; kept and sent again while Redis is unavailable). The
+// one place a session is revoked: "sign out everywhere" builds on it.
+// False if this host could not record it (logged by the caller).
+bool ngx_http_twostep_revoke_session(ngx_http_request_t *r,
+    const twostep::Session &session);
 
 // src/ngx/ngx_http_twostep_metrics.cpp: counters every worker adds to, in
 // a small zone of their own (atomic adds, no lock), and twostep_metrics.

@@ -107,6 +107,15 @@ ngx_http_twostep_same_origin(ngx_http_request_t *r)
 
 
 ngx_int_t
+ngx_http_twostep_unavailable(ngx_http_request_t *r)
+{
+    return ngx_http_twostep_send_message(r, NGX_HTTP_SERVICE_UNAVAILABLE,
+                                         "msg.unavailable.title",
+                                         "msg.unavailable.text");
+}
+
+
+ngx_int_t
 ngx_http_twostep_expired(ngx_http_twostep_page_t &p)
 {
     ngx_http_twostep_log(p.r, NGX_LOG_WARN,
@@ -400,8 +409,8 @@ ngx_http_twostep_finish_signin(ngx_http_twostep_page_t &p,
         session.via = old->via;
         session.issued = old->issued;
 
-        // The cookie being replaced stops working too.
-        twostep::revoke_session(state, *old, now);
+        // The cookie being replaced stops working too, on every host.
+        ngx_http_twostep_revoke_session(p.r, *old);
         ngx_http_twostep_audit(p.r, NGX_HTTP_TWOSTEP_REVOKED, old->user,
                                old->method, NGX_HTTP_TWOSTEP_PASSED);
     }
@@ -409,6 +418,8 @@ ngx_http_twostep_finish_signin(ngx_http_twostep_page_t &p,
     twostep::record_success(state, ngx_http_twostep_lockout(p.scf),
                             user.name, ngx_http_twostep_address(p.r),
                             now);
+    ngx_http_twostep_shared_success(p.scf, user.name,
+                                    ngx_http_twostep_address(p.r));
 
     ngx_http_twostep_log(p.r, NGX_LOG_NOTICE, "signed in", user.name);
     ngx_http_twostep_audit(p.r, NGX_HTTP_TWOSTEP_SIGNIN, user.name, method,

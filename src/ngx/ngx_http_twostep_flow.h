@@ -36,6 +36,9 @@ bool ngx_http_twostep_same_origin(ngx_http_request_t *r);
 ngx_int_t ngx_http_twostep_redirect(ngx_http_request_t *r,
     std::string_view location);
 ngx_int_t ngx_http_twostep_expired(ngx_http_twostep_page_t &p);
+// 503 "sign-in is unavailable right now": the shared state (the zone, or
+// Redis) could not record what this step needs; nothing is granted.
+ngx_int_t ngx_http_twostep_unavailable(ngx_http_request_t *r);
 // `method`: the step refused, for the audit log and the metrics.
 ngx_int_t ngx_http_twostep_locked(ngx_http_request_t *r,
     std::string_view user, int64_t seconds,

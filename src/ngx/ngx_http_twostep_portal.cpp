@@ -197,18 +197,40 @@ ngx_http_twostep_check_password(ngx_http_twostep_signin_t &signin)
 }
 
 
+static ngx_int_t ngx_http_twostep_signin_result(ngx_http_twostep_page_t &p,
+    const ngx_http_twostep_signin_t &signin, int64_t locked);
+
+
 static ngx_int_t
 ngx_http_twostep_signin_answer(ngx_http_twostep_page_t &p,
     const ngx_http_twostep_signin_t &signin)
 {
-    ngx_int_t               rc;
-    twostep::PendingSignin  pending;
-
     ngx_http_twostep_zone_state state(p.r);
     int64_t locked = twostep::end_attempt(state,
                          ngx_http_twostep_lockout(p.scf), signin.account,
                          ngx_http_twostep_address(p.r), !signin.matched,
                          ngx_time());
+
+    // Counted on every host too (twostep_redis): the longer lock holds.
+    return ngx_http_twostep_shared_locked(p.r, p.scf, signin.account,
+                                          ngx_http_twostep_address(p.r),
+                                          !signin.matched,
+        [p, &signin, locked](int64_t left) mutable {
+            if (left < 0) {
+                return ngx_http_twostep_unavailable(p.r);
+            }
+            return ngx_http_twostep_signin_result(p, signin,
+                                                  std::max(locked, left));
+        });
+}
+
+
+static ngx_int_t
+ngx_http_twostep_signin_result(ngx_http_twostep_page_t &p,
+    const ngx_http_twostep_signin_t &signin, int64_t locked)
+{
+    ngx_int_t               rc;
+    twostep::PendingSignin  pending;
 
     // A right password while a lock is in force opens nothing either.
     if (signin.matched && locked > 0) {
@@ -344,7 +366,33 @@ ngx_http_twostep_verify_post(ngx_http_twostep_page_t &p)
         return NGX_HTTP_FORBIDDEN;
     }
 
-    return factor->verify(p, *pending, *user, *method);
+    // Then the lockout of every host (twostep_redis): the factor runs once
+    // Redis said the account may try.
+    twostep::PendingSignin waiting = *pending;
+    twostep::Method m = *method;
+    std::string name = user->name;
+
+    return ngx_http_twostep_shared_locked(p.r, p.scf, user->name, address,
+                                          false,
+        [p, factor, waiting, m, name](int64_t left) mutable {
+            if (left < 0) {
+                return ngx_http_twostep_unavailable(p.r);
+            }
+            if (left > 0) {
+                return ngx_http_twostep_locked(p.r, name, left,
+                                               twostep::method_name(m));
+            }
+
+            ngx_int_t rc = NGX_OK;
+            // Looked up again: the store may have been reloaded meanwhile.
+            const twostep::User *u = ngx_http_twostep_pending_user(p,
+                                                                   waiting,
+                                                                   &rc);
+            if (u == nullptr) {
+                return rc;
+            }
+            return factor->verify(p, waiting, *u, m);
+        });
 }
 
 
@@ -382,9 +430,7 @@ ngx_http_twostep_logout(ngx_http_twostep_page_t &p)
             return ngx_http_twostep_expired(p);
         }
 
-        ngx_http_twostep_zone_state state(p.r);
-
-        if (!twostep::revoke_session(state, *session, ngx_time())) {
+        if (!ngx_http_twostep_revoke_session(p.r, *session)) {
             ngx_log_error(NGX_LOG_ALERT, p.r->connection->log, 0,
                           "twostep: could not revoke a session at sign-out");
         }

@@ -60,7 +60,11 @@ ngx_http_twostep_offload_resume(ngx_http_request_t *r) noexcept
         rc = NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
-    ngx_http_finalize_request(r, rc);
+    // NGX_DONE: `finish` started another wait (a shared-state command),
+    // which finalizes the request itself.
+    if (rc != NGX_DONE) {
+        ngx_http_finalize_request(r, rc);
+    }
 }
 
 

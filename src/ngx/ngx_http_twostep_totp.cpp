@@ -5,6 +5,68 @@
 
 #include "core/totp.h"
 
+#include <algorithm>
+
+
+// A wrong or replayed code: counted here and (twostep_redis) on every
+// host, then the lock page or the form again.
+static ngx_int_t
+ngx_http_twostep_totp_failed(ngx_http_twostep_page_t &p,
+    const twostep::PendingSignin &pending, const twostep::User &user,
+    twostep::Method method, const char *error)
+{
+    ngx_http_twostep_zone_state state(p.r);
+    std::string_view address = ngx_http_twostep_address(p.r);
+
+    int64_t locked = twostep::record_failure(state,
+                         ngx_http_twostep_lockout(p.scf), user.name, address,
+                         ngx_time());
+
+    return ngx_http_twostep_shared_locked(p.r, p.scf, user.name, address,
+                                          true,
+        [p, pending, method, error, locked](int64_t left) mutable {
+            if (left < 0) {
+                return ngx_http_twostep_unavailable(p.r);
+            }
+
+            ngx_int_t rc = NGX_OK;
+            const twostep::User *u = ngx_http_twostep_pending_user(p,
+                                                                   pending,
+                                                                   &rc);
+            if (u == nullptr) {
+                return rc;
+            }
+
+            if (std::max(locked, left) > 0) {
+                return ngx_http_twostep_locked(p.r, u->name,
+                                               std::max(locked, left),
+                                               twostep::method_name(method));
+            }
+
+            twostep::CodePage page = ngx_http_twostep_code_form(p, pending,
+                *u, method, ngx_http_twostep_offered(p, pending, *u));
+            page.error = error;
+
+            return ngx_http_twostep_send_page(p.r, NGX_HTTP_FORBIDDEN,
+                       twostep::render_code(ngx_http_twostep_page_ctx(p.r),
+                                            page));
+        });
+}
+
+
+static ngx_int_t
+ngx_http_twostep_totp_replayed(ngx_http_twostep_page_t &p,
+    const twostep::PendingSignin &pending, const twostep::User &user,
+    twostep::Method method)
+{
+    ngx_http_twostep_log(p.r, NGX_LOG_WARN, "code used again", user.name);
+    ngx_http_twostep_audit(p.r, NGX_HTTP_TWOSTEP_REPLAY, user.name, method,
+                           NGX_HTTP_TWOSTEP_FAILED);
+
+    return ngx_http_twostep_totp_failed(p, pending, user, method,
+                                        "error.code_used");
+}
+
 
 static ngx_int_t
 ngx_http_twostep_totp_verify(ngx_http_twostep_page_t &p,
@@ -13,11 +75,6 @@ ngx_http_twostep_totp_verify(ngx_http_twostep_page_t &p,
 {
     time_t  now = ngx_time();
 
-    ngx_http_twostep_zone_state state(p.r);
-    twostep::LockoutRule rule = ngx_http_twostep_lockout(p.scf);
-    std::string_view address = ngx_http_twostep_address(p.r);
-    int64_t locked;
-
     std::optional<int64_t> step;
 
     if (user.totp) {
@@ -25,57 +82,59 @@ ngx_http_twostep_totp_verify(ngx_http_twostep_page_t &p,
                                     twostep::field(p.form, "code"), now);
     }
 
-    const char *error = nullptr;
-
     if (!step) {
         ngx_http_twostep_log(p.r, NGX_LOG_WARN, "wrong code", user.name);
         ngx_http_twostep_audit(p.r, NGX_HTTP_TWOSTEP_SIGNIN, user.name, method,
                                NGX_HTTP_TWOSTEP_FAILED);
-        error = "error.code_wrong";
 
-    } else {
-        switch (twostep::claim_totp_step(state, user.name, *step,
-                                         user.totp->period, now))
-        {
-        case twostep::Claim::fresh:
-            break;
-
-        case twostep::Claim::replayed:
-            ngx_http_twostep_log(p.r, NGX_LOG_WARN, "code used again",
-                                 user.name);
-            ngx_http_twostep_audit(p.r, NGX_HTTP_TWOSTEP_REPLAY, user.name,
-                                   method, NGX_HTTP_TWOSTEP_FAILED);
-            error = "error.code_used";
-            break;
-
-        default: /* twostep::Claim::unavailable */
-            ngx_http_twostep_audit(p.r, NGX_HTTP_TWOSTEP_SIGNIN, user.name,
-                                   method, NGX_HTTP_TWOSTEP_ERROR);
-            return ngx_http_twostep_send_message(p.r,
-                       NGX_HTTP_SERVICE_UNAVAILABLE,
-                       "msg.unavailable.title",
-                       "msg.unavailable.text");
-        }
+        return ngx_http_twostep_totp_failed(p, pending, user, method,
+                                            "error.code_wrong");
     }
 
-    if (error) {
-        locked = twostep::record_failure(state, rule, user.name, address,
-                                         now);
-        if (locked > 0) {
-            return ngx_http_twostep_locked(p.r, user.name, locked,
-                                           twostep::method_name(method));
-        }
+    ngx_http_twostep_zone_state state(p.r);
 
-        twostep::CodePage page = ngx_http_twostep_code_form(p, pending,
-            user, method, ngx_http_twostep_offered(p, pending, user));
-        page.error = error;
+    switch (twostep::claim_totp_step(state, user.name, *step,
+                                     user.totp->period, now))
+    {
+    case twostep::Claim::fresh:
+        break;
 
-        return ngx_http_twostep_send_page(p.r, NGX_HTTP_FORBIDDEN,
-                   twostep::render_code(ngx_http_twostep_page_ctx(p.r),
-                                        page));
+    case twostep::Claim::replayed:
+        return ngx_http_twostep_totp_replayed(p, pending, user, method);
+
+    default: /* twostep::Claim::unavailable */
+        ngx_http_twostep_audit(p.r, NGX_HTTP_TWOSTEP_SIGNIN, user.name,
+                               method, NGX_HTTP_TWOSTEP_ERROR);
+        return ngx_http_twostep_unavailable(p.r);
     }
 
-    return ngx_http_twostep_finish_signin(p, pending, user, method);
+    // Fresh on this host; with twostep_redis, it must be on every host.
+    return ngx_http_twostep_shared_claim_step(p.r, user.name, *step,
+                                              user.totp->period,
+        [p, pending, method](twostep::Claim claim) mutable {
+            ngx_int_t rc = NGX_OK;
+            const twostep::User *u = ngx_http_twostep_pending_user(p,
+                                                                   pending,
+                                                                   &rc);
+            if (u == nullptr) {
+                return rc;
+            }
+
+            switch (claim) {
+            case twostep::Claim::fresh:
+                return ngx_http_twostep_finish_signin(p, pending, *u,
+                                                      method);
+
+            case twostep::Claim::replayed:
+                return ngx_http_twostep_totp_replayed(p, pending, *u,
+                                                      method);
+
+            default: /* twostep::Claim::unavailable */
+                ngx_http_twostep_audit(p.r, NGX_HTTP_TWOSTEP_SIGNIN, u->name,
+                                       method, NGX_HTTP_TWOSTEP_ERROR);
+                return ngx_http_twostep_unavailable(p.r);
+            }
+        });
 }
 
 

@@ -1282,3 +1282,69 @@ def start_push(browser, path, user, method="push"):
     r = browser.follow(r)
     assert r.status_code == 200, snippet(r)
     return r
+
+
+# ------------------------------------------------------------------ Redis
+
+REDIS_SERVER = "/usr/bin/redis-server"
+
+
+class RedisServer:
+    """Debian's redis-server on a random loopback port, with a password
+    (requirepass), no persistence, everything in its own directory.
+    stop()/kill() and start() again on the same port make a restarted,
+    empty Redis; pause()/resume() a hung one (SIGSTOP)."""
+
+    def __init__(self, directory, password=None):
+        self.dir = Path(directory)
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self.port = free_port()
+        self.password = password or new_secret(12).lower()
+        remember_sensitive("password", self.password)
+        self.proc = None
+
+    def start(self):
+        log = open(self.dir / "redis.log", "ab")
+        self.proc = subprocess.Popen(
+            [REDIS_SERVER, "--port", str(self.port), "--bind", "127.0.0.1",
+             "--requirepass", self.password, "--save", "",
+             "--appendonly", "no", "--dir", str(self.dir),
+             "--daemonize", "no"],
+            stdin=subprocess.DEVNULL, stdout=log, stderr=log)
+        wait_for_port(self.port, self.proc, what="redis-server")
+        return self
+
+    def password_file(self, path, password=None):
+        """A password file as an operator writes it (root-only is enough:
+        the master reads it)."""
+        Path(path).write_text((password or self.password) + "\n")
+        os.chmod(path, 0o600)
+        return str(path)
+
+    def url(self, db=0):
+        return "redis://127.0.0.1:%d/%d" % (self.port, db)
+
+    def cli(self, *args):
+        r = subprocess.run(["redis-cli", "-p", str(self.port),
+                            "--no-auth-warning", "-a", self.password]
+                           + list(args), capture_output=True, text=True,
+                           timeout=10)
+        return r.stdout.strip()
+
+    def pause(self):
+        self.proc.send_signal(signal.SIGSTOP)
+
+    def resume(self):
+        self.proc.send_signal(signal.SIGCONT)
+
+    def kill(self):
+        if self.proc:
+            self.proc.send_signal(signal.SIGCONT)
+            stop_process(self.proc, signal.SIGKILL)
+            self.proc = None
+
+    def stop(self):
+        if self.proc:
+            self.proc.send_signal(signal.SIGCONT)
+            stop_process(self.proc)
+            self.proc = None

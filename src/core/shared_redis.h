@@ -1,0 +1,88 @@
+// What the nginx hosts of one site share through Redis (twostep_redis):
+// the address syntax, the keys, the scripts that make each guard step one
+// atomic command, and the revocation messages. Pure: the connection is
+// src/ngx/ngx_http_twostep_redis.cpp.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace twostep {
+namespace redis {
+
+// twostep_redis: redis://host[:port][/db] or unix:/path (database 0).
+struct Target {
+    bool unix_socket = false;
+    std::string address;  // "host:port" (port defaulted) or the socket path
+    std::int64_t db = 0;
+};
+
+// Parses the directive's value; nullopt with `error` set when it is not
+// one of the forms above ("rediss://" is refused by name: no TLS yet).
+std::optional<Target> parse_target(std::string_view url, std::string &error);
+
+// The password file's content without its final line break; empty
+// `error` when it is usable.
+std::string password_from_file(std::string_view content, std::string &error);
+
+// A command ready to format (redisFormatCommandArgv).
+using Argv = std::vector<std::string>;
+
+// One failure or check covers the three counters of an attempt
+// (twostep::LockoutRule): the address, the account at that address, the
+// account everywhere. Keys are prefixed by twostep_redis_prefix.
+struct Counters {
+    std::string keys[3];
+    std::int64_t max[3];
+};
+Counters counters(std::string_view prefix, std::string_view user,
+                  std::string_view address, std::int64_t max_failures,
+                  std::int64_t max_address_failures,
+                  std::int64_t max_account_failures);
+
+// EVAL: seconds the attempt must wait (0: none), without counting.
+Argv lock_check(const Counters &c, std::int64_t now);
+// EVAL: counts a failure on each counter not locked, locks those that
+// reach their maximum for `lock_time`, then answers as lock_check().
+Argv record_failure(const Counters &c, std::int64_t lock_time,
+                    std::int64_t now);
+// EVAL: a passed second step clears the counts (not a lock in force).
+Argv record_success(const Counters &c, std::int64_t now);
+
+// EVAL (RFC 6238 section 5.2): 1 when `step` is newer than every step of
+// `user` claimed on any host (it is now claimed, until `expires`), 0 when
+// it was used already.
+Argv claim_totp_step(std::string_view prefix, std::string_view user,
+                     std::int64_t step, std::int64_t expires);
+
+// A sign-out as every host learns it: the session id, when the session
+// would have expired, and when it was signed in.
+struct Revocation {
+    std::string sid;
+    std::int64_t expires = 0;
+    std::int64_t auth_time = 0;
+};
+
+std::string revocations_key(std::string_view prefix);   // a sorted set
+std::string revocations_channel(std::string_view prefix);
+
+// EVAL: records the revocation (kept until the session would have
+// expired; older ones are dropped) and publishes it.
+Argv revoke(std::string_view prefix, const Revocation &rev, std::int64_t now);
+// The revocations still in force at `now`, after a (re)connect:
+// ZRANGEBYSCORE ... WITHSCORES.
+Argv revocations_since(std::string_view prefix, std::int64_t now);
+
+// A message on the channel, or a member of the sorted set ("sid auth_time")
+// with its score: nullopt when it is not one we wrote (never trusted).
+std::string revocation_member(const Revocation &rev);
+std::string revocation_message(const Revocation &rev);
+std::optional<Revocation> parse_revocation_message(std::string_view msg);
+std::optional<Revocation> parse_revocation_member(std::string_view member,
+                                                  std::string_view score);
+
+}  // namespace redis
+}  // namespace twostep

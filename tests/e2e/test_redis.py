@@ -1,0 +1,345 @@
+"""Several nginx hosts, one shared state (twostep_redis): two nginx
+instances (two workers each, the same users and cookie key) and Debian's
+redis-server with a password on loopback. What one host learns (a used
+code, a failure, a sign-out) holds on the other; when Redis is away,
+stuck, refuses the password or answers nonsense, sign-in fails closed
+with a 503 while signed-in visitors keep working."""
+
+import re
+import socket
+import threading
+import time
+
+import pytest
+
+from harness import (LOGOUT, Page, RedisServer, location, set_cookies,
+                     snippet, wait_off_step_boundary)
+
+UNAVAILABLE = "Sign-in cannot be completed right now"
+USED = "already been used"
+
+
+@pytest.fixture
+def redis(workdir):
+    server = RedisServer(workdir / ("redis-%d" % time.monotonic_ns()))
+    server.start()
+    yield server
+    server.kill()
+
+
+class Hosts:
+    """Host A (a GuardedSite) and host B: another nginx with A's users,
+    key and settings, on its own port."""
+
+    def __init__(self, guarded, nginx_factory, name, redis_conf,
+                 lockout="3 30s address=1000"):
+        # One site behind a load balancer: the same audience on each host.
+        self.a = guarded(name, http_extra=redis_conf, lockout=lockout,
+                         server_extra="twostep_session_audience %s;" % name)
+        port = harness_free_port()
+        body = self.a.body().replace(":%d " % self.a.port, ":%d " % port)
+        self.b_port = port
+        self.b_nginx = nginx_factory(name + "-b", body, [port], workers=2)
+        self.users = self.a.users
+
+    def browser(self, host):
+        from harness import Browser
+        if host == "a":
+            return self.a.browser()
+        return Browser("http://127.0.0.1:%d" % self.b_port, fresh=True)
+
+    def url(self, host):
+        return self.a.url if host == "a" else \
+            "http://127.0.0.1:%d" % self.b_port
+
+    def logs(self):
+        return self.a.nginx.log_text() + self.b_nginx.log_text()
+
+
+def harness_free_port():
+    from harness import free_port
+    return free_port()
+
+
+def redis_conf(redis, pwfile, timeout="1s", url=None):
+    return """twostep_redis %s;
+    twostep_redis_password_file %s;
+    twostep_redis_timeout %s;
+    twostep_redis_prefix "t%d:";""" % (url or redis.url(), pwfile, timeout,
+                                       redis.port)
+
+
+@pytest.fixture
+def hosts(guarded, nginx_factory, redis, workdir):
+    def make(name, **kw):
+        pw = redis.password_file(workdir / ("%s.pw" % name))
+        return Hosts(guarded, nginx_factory, name, redis_conf(redis, pw), **kw)
+    return make
+
+
+def code_page(b, user, path="/app/"):
+    r = b.follow(b.get(path))
+    r = b.submit_password(r, user.name, user.password)
+    assert r.status_code == 303, snippet(r)
+    r = b.follow(r)
+    assert r.status_code == 200 and Page(r).heading == "Enter code", \
+        snippet(r)
+    return r
+
+
+def signin_page(b, path="/app/"):
+    r = b.follow(b.get(path))
+    assert r.status_code == 200, snippet(r)
+    return r
+
+
+def password_step_once_back(b, user, within=10):
+    """The password step, tried until Redis is back (503 until then; the
+    workers reconnect with a backoff of at most 3 s): (browser, 303)."""
+    deadline = time.monotonic() + within
+    while True:
+        r = b.submit_password(signin_page(b), user.name, user.password)
+        if r.status_code == 303:
+            return b, r
+        assert r.status_code == 503 and time.monotonic() < deadline, \
+            snippet(r)
+        time.sleep(0.3)
+
+
+def test_code_used_on_one_host_is_refused_on_the_other(hosts):
+    h = hosts("rreplay")
+    user = h.users[0]
+    wait_off_step_boundary(margin=5)
+    code = user.code()
+
+    a = h.browser("a")
+    r = a.sign_in("/app/", user, code=code)
+    assert location(r).path == "/app/"
+
+    # The same code, typed on host B a moment later (RFC 6238 5.2).
+    b = h.browser("b")
+    r = b.submit_code(code_page(b, user), code)
+    assert r.status_code == 403, snippet(r)
+    assert USED in Page(r).text, snippet(r)
+    assert "twostep_session" not in set_cookies(r), r.headers
+    assert b.get("/app/").status_code == 302
+
+    # The next step's code works on B.
+    r = b.submit_code(r, user.code(steps=1))
+    assert r.status_code == 303, snippet(r)
+    assert b.app_view("/app/")["headers"]["X-Remote-User"] == user.name
+
+
+def test_failures_spread_over_hosts_lock_the_account(hosts):
+    # 3 wrong passwords per account and address, wherever they land.
+    h = hosts("rlock", lockout="3 30s address=1000")
+    user = h.users[0]
+
+    statuses = []
+    for host in ("a", "b", "a"):
+        b = h.browser(host)
+        r = b.submit_password(signin_page(b), user.name, "wrong-" + host)
+        statuses.append(r.status_code)
+    assert statuses == [403, 403, 429], statuses
+
+    # Locked on both hosts now, even with the right password.
+    for host in ("a", "b"):
+        b = h.browser(host)
+        r = b.submit_password(signin_page(b), user.name, user.password)
+        assert r.status_code == 429, snippet(r)
+
+    # Another account is not affected.
+    b = h.browser("b")
+    b.sign_in("/app/", h.users[1])
+
+
+def test_signout_on_one_host_ends_the_cookie_on_the_other(hosts):
+    h = hosts("rsignout")
+    user = h.users[0]
+    a = h.browser("a")
+    a.sign_in("/app/", user)
+    value = a.cookie("twostep_session")
+
+    from harness import get_with_cookie
+    on_b = lambda: get_with_cookie(h.url("b"), "/app/?format=json",  # noqa
+                                   "twostep_session=" + value)
+    # Both of B's workers have it cached as valid.
+    for _ in range(6):
+        r = on_b()
+        assert r.status_code == 200, snippet(r)
+
+    r = a.get(LOGOUT)
+    form = Page(r).form(LOGOUT)
+    r = a.post(LOGOUT, data=dict(form.fields),
+               headers={"Origin": h.url("a")})
+    assert r.status_code == 200, snippet(r)
+
+    deadline = time.monotonic() + 2.0
+    while True:
+        answers = [on_b().status_code for _ in range(6)]
+        if all(s == 302 for s in answers):
+            break
+        assert time.monotonic() < deadline, answers
+        time.sleep(0.1)
+
+
+def test_stuck_redis_fails_signin_closed_and_sessions_keep_working(
+        hosts, redis):
+    h = hosts("rstuck")
+    user, other = h.users[0], h.users[1]
+    a = h.browser("a")
+    a.sign_in("/app/", user)
+
+    b = h.browser("b")
+    page = signin_page(b)
+    redis.pause()
+    try:
+        started = time.monotonic()
+        r = b.submit_password(page, other.name, other.password)
+        took = time.monotonic() - started
+        assert r.status_code == 503, snippet(r)
+        assert UNAVAILABLE in Page(r).text
+        assert took < 4, took            # about twostep_redis_timeout (1s)
+        assert "twostep_session" not in set_cookies(r)
+
+        # Signed-in visitors are not held up.
+        started = time.monotonic()
+        assert a.app_view("/app/")["headers"]["X-Remote-User"] == user.name
+        assert time.monotonic() - started < 1
+    finally:
+        redis.resume()
+
+    # Back: sign-in works again, without a reload.
+    password_step_once_back(h.browser("b"), other)
+
+
+def test_redis_restarted_empty_signin_works_again(hosts, redis):
+    h = hosts("rrestart")
+    user = h.users[0]
+    redis.kill()
+
+    b = h.browser("a")
+    r = b.submit_password(signin_page(b), user.name, user.password)
+    assert r.status_code == 503, snippet(r)
+    assert UNAVAILABLE in Page(r).text
+
+    redis.start()   # same port, nothing in it
+    b, r = password_step_once_back(h.browser("a"), user)
+    r = b.follow(r)
+    r = b.submit_code(r, user.fresh_code())
+    assert r.status_code == 303, snippet(r)
+    assert b.app_view("/app/")["headers"]["X-Remote-User"] == user.name
+
+
+def test_wrong_redis_password_fails_closed_without_logging_it(
+        guarded, redis, workdir):
+    wrong = "not-the-redis-pw-" + str(redis.port)
+    from harness import remember_sensitive
+    remember_sensitive("password", wrong)
+    pw = redis.password_file(workdir / "wrongpw.pw", password=wrong)
+    site = guarded("rwrongpw", http_extra=redis_conf(redis, pw))
+    user = site.users[0]
+
+    b = site.browser()
+    r = b.submit_password(signin_page(b), user.name, user.password)
+    assert r.status_code == 503, snippet(r)
+    assert UNAVAILABLE in Page(r).text
+    log = site.nginx.log_text()
+    assert "refused the password" in log, log[-2000:]
+    assert wrong not in log and redis.password not in log
+
+
+class GarbageServer:
+    """Answers every connection with `answer` (not Redis's protocol, or
+    Redis's but not what was asked)."""
+
+    def __init__(self, answer):
+        self.answer = answer
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(16)
+        self.port = self.sock.getsockname()[1]
+        self.running = True
+        threading.Thread(target=self.serve, daemon=True).start()
+
+    def serve(self):
+        while self.running:
+            try:
+                c, _ = self.sock.accept()
+            except OSError:
+                return
+            threading.Thread(target=self.talk, args=(c,), daemon=True).start()
+
+    def talk(self, c):
+        with c:
+            c.settimeout(5)
+            try:
+                while self.running and c.recv(4096):
+                    c.sendall(self.answer)
+            except OSError:
+                pass
+
+    def close(self):
+        self.running = False
+        self.sock.close()
+
+
+@pytest.mark.parametrize("answer", [b"HTTP/1.1 200 OK\r\n\r\nhello",
+                                    b"+OK\r\n", b"$99999\r\nabc"])
+def test_garbage_answers_fail_closed(guarded, redis, workdir, answer):
+    fake = GarbageServer(answer)
+    try:
+        pw = redis.password_file(workdir / "garbage.pw")
+        site = guarded("rgarbage",
+                       http_extra=redis_conf(redis, pw, url="redis://"
+                                             "127.0.0.1:%d" % fake.port))
+        user = site.users[0]
+        b = site.browser()
+        started = time.monotonic()
+        r = b.submit_password(signin_page(b), user.name, user.password)
+        assert r.status_code == 503, snippet(r)
+        assert UNAVAILABLE in Page(r).text
+        assert time.monotonic() - started < 4
+        assert re.search(r"twostep: redis (answered|did not answer|refused)",
+                         site.nginx.log_text())
+    finally:
+        fake.close()
+
+
+@pytest.mark.parametrize("value,message", [
+    ("rediss://127.0.0.1:6379", "rediss (TLS) is not supported yet"),
+    ("http://127.0.0.1:6379", "must start with redis:// or unix:"),
+    ("redis://127.0.0.1:6379/x", "database after \"/\" must be a number"),
+    ("redis://user:pw@127.0.0.1", "goes in twostep_redis_password_file"),
+    ("unix:relative.sock", "absolute path"),
+])
+def test_nginx_t_checks_the_address(nginx_factory, value, message):
+    inst = nginx_factory("rconf", "twostep_redis %s;" % value,
+                         [], start=False)
+    rc, out = inst.test_config()
+    assert rc != 0 and message in out, out
+
+
+def test_nginx_t_checks_the_password_file(nginx_factory, workdir):
+    missing = workdir / "no-such.pw"
+    inst = nginx_factory("rconfpw", """twostep_redis redis://127.0.0.1:1/2;
+        twostep_redis_password_file %s;""" % missing, [], start=False)
+    rc, out = inst.test_config()
+    assert rc != 0 and str(missing) in out and "cannot open" in out, out
+
+    empty = workdir / "empty.pw"
+    empty.write_text("\n")
+    inst.write_conf(inst.conf_for("""twostep_redis redis://127.0.0.1:1/2;
+        twostep_redis_password_file %s;""" % empty))
+    rc, out = inst.test_config()
+    assert rc != 0 and "empty" in out, out
+
+    # A Redis that is not running is no configuration error.
+    good = workdir / "good.pw"
+    good.write_text("s3cret-pw-for-nginx-t\n")
+    inst.write_conf(inst.conf_for("""twostep_redis redis://127.0.0.1:1/2;
+        twostep_redis_password_file %s;""" % good))
+    rc, out = inst.test_config()
+    assert rc == 0, out
+    assert "s3cret-pw-for-nginx-t" not in out
+

@@ -1,0 +1,136 @@
+// What the hosts share through Redis: the address syntax of twostep_redis,
+// the password file, the keys of the lockout counters and the revocation
+// messages, which come from the network and are never trusted.
+#include <string>
+
+#include "core/shared_redis.h"
+#include "unit.h"
+
+using namespace twostep::redis;
+
+START_TEST(targets)
+{
+    std::string error;
+
+    auto t = parse_target("redis://10.0.0.5:6380/3", error);
+    ck_assert(t && !t->unix_socket);
+    ck_assert_string_eq(t->address, "10.0.0.5:6380");
+    ck_assert_int_eq(t->db, 3);
+
+    t = parse_target("redis://cache.example", error);
+    ck_assert(t);
+    ck_assert_string_eq(t->address, "cache.example:6379");
+    ck_assert_int_eq(t->db, 0);
+
+    t = parse_target("redis://[::1]/1", error);
+    ck_assert(t);
+    ck_assert_string_eq(t->address, "[::1]:6379");
+
+    t = parse_target("unix:/run/redis/redis.sock", error);
+    ck_assert(t && t->unix_socket);
+    ck_assert_string_eq(t->address, "/run/redis/redis.sock");
+}
+END_TEST
+
+START_TEST(bad_targets)
+{
+    const char *bad[] = {
+        "rediss://host:6379", "http://host", "redis://", "redis:///0",
+        "redis://host/x", "redis://host/-1", "redis://host/01",
+        "redis://user:pw@host", "redis://host?db=1", "unix:", "unix:rel",
+        "",
+    };
+    for (const char *url : bad) {
+        std::string error;
+        ck_assert_msg(!parse_target(url, error), "accepted %s", url);
+        ck_assert_msg(!error.empty(), "no reason for %s", url);
+    }
+
+    std::string error;
+    parse_target("rediss://host", error);
+    ck_assert(error.find("not supported yet") != std::string::npos);
+}
+END_TEST
+
+START_TEST(password_files)
+{
+    std::string error;
+    ck_assert_string_eq(password_from_file("pw\n", error), "pw");
+    ck_assert(error.empty());
+    ck_assert_string_eq(password_from_file("pw with space\r\n", error),
+                        "pw with space");
+    password_from_file("\n", error);
+    ck_assert(!error.empty());
+    password_from_file("a\nb\n", error);
+    ck_assert(!error.empty());
+}
+END_TEST
+
+START_TEST(counter_keys)
+{
+    Counters c = counters("site:", "alice", "192.0.2.1", 5, 50, 20);
+    ck_assert_string_eq(c.keys[0], "site:a:192.0.2.1");
+    ck_assert_string_eq(c.keys[1], "site:f:alice 192.0.2.1");
+    ck_assert_string_eq(c.keys[2], "site:u:alice");
+    ck_assert_int_eq(c.max[0], 50);
+    ck_assert_int_eq(c.max[1], 5);
+    ck_assert_int_eq(c.max[2], 20);
+
+    Argv a = record_failure(c, 300, 1000);
+    ck_assert_string_eq(a[0], "EVAL");
+    ck_assert_string_eq(a[2], "3");
+    ck_assert_string_eq(a[3], c.keys[0]);
+    // now, lock time, then each counter's maximum in key order
+    ck_assert_string_eq(a[6], "1000");
+    ck_assert_string_eq(a[7], "300");
+    ck_assert_string_eq(a[8], "50");
+    ck_assert_string_eq(a[9], "5");
+    ck_assert_string_eq(a[10], "20");
+}
+END_TEST
+
+START_TEST(revocations_round_trip)
+{
+    Revocation rev{"AbC-_09", 1700003600, 1700000000};
+    auto back = parse_revocation_message(revocation_message(rev));
+    ck_assert(back);
+    ck_assert_string_eq(back->sid, rev.sid);
+    ck_assert_int_eq(back->expires, rev.expires);
+    ck_assert_int_eq(back->auth_time, rev.auth_time);
+
+    back = parse_revocation_member(revocation_member(rev), "1700003600");
+    ck_assert(back && back->expires == 1700003600);
+
+    Argv a = revoke("p:", rev, 1700000100);
+    ck_assert_string_eq(a[3], "p:revoked");
+    ck_assert_string_eq(a[7], "p:revocations");
+}
+END_TEST
+
+START_TEST(revocations_from_the_network_are_checked)
+{
+    const char *bad[] = {
+        "", "sid", "sid 1", "s!d 1 2", "sid -1 2", "sid 1 2x", "sid 1 1e9",
+        " 1 2", "sid  1 2", "sid 1 99999999999999999999",
+    };
+    for (const char *msg : bad) {
+        ck_assert_msg(!parse_revocation_message(msg), "accepted '%s'", msg);
+    }
+    ck_assert(!parse_revocation_member("sid 1", "1.5"));
+    ck_assert(!parse_revocation_member("sid|x 1", "2"));
+}
+END_TEST
+
+int main()
+{
+    Suite *suite = suite_create("shared_redis");
+    TCase *tc = tcase_create("shared_redis");
+    tcase_add_test(tc, targets);
+    tcase_add_test(tc, bad_targets);
+    tcase_add_test(tc, password_files);
+    tcase_add_test(tc, counter_keys);
+    tcase_add_test(tc, revocations_round_trip);
+    tcase_add_test(tc, revocations_from_the_network_are_checked);
+    suite_add_tcase(suite, tc);
+    return run_suite(suite);
+}
