@@ -21,9 +21,21 @@ loads each in turn, every request carrying the same session cookie:
                  log says about the zone are printed. The cookie path
                  should not notice: it takes no zone lock.
 
-Rounds are interleaved (each round runs all four, in a rotating order) so
+  twostep-redis  the same `twostep on` location and valid session cookie,
+                 served by a third nginx (1 worker) with `twostep_redis`
+                 pointed at Debian's redis-server on loopback (with a
+                 password): the cookie path should not notice Redis
+                 either, since revocations reach the worker by pub/sub.
+
+Rounds are interleaved (each round runs all five, in a rotating order) so
 drift on a shared machine hits all alike; the table shows the median over
 rounds of req/s and of p99 latency.
+
+Then sign-in latency without and with Redis: SIGNINS users each sign in
+(password, then an oathtool code) on the plain nginx and on the Redis one;
+p50/p99 of the password step (yescrypt in the thread pool, then one Redis
+script) and of the code step (two Redis round trips: the lockout check and
+the code's one-time claim) are printed side by side.
 
 Then, in the same nginx, the event loop while Duo calls are parked: a
 second server uses examples/duo_simulator.py (auth_status long-poll 2 s) for
@@ -35,7 +47,8 @@ just before. A worker that waited for Duo would stall for seconds.
 Environment: TWOSTEP_MODULE (required), BENCH_ROUNDS (3), BENCH_DURATION
 (8, seconds per run; the two long-poll runs take BENCH_POLL_DURATION, 6),
 BENCH_CONNECTIONS (32), BENCH_PIN=1 (nginx on CPU 0, wrk on CPU 1),
-BENCH_KEEP=1 keeps the files, BENCH_FILL_ZONE (512k), BENCH_FILL_NAMES (3000).
+BENCH_KEEP=1 keeps the files, BENCH_FILL_ZONE (512k), BENCH_FILL_NAMES (3000),
+BENCH_SIGNINS (40).
 """
 
 import os
@@ -51,7 +64,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "e2e"))
 
 from harness import (ALERT_RE, Browser, DuoSimulator, Nginx,  # noqa: E402
-                     User, duo_phone, free_port, main_conf, make_workdir,
+                     Page, RedisServer, User, duo_phone, free_port, main_conf, make_workdir,
                      password_hash, start_push, tally, wait_status_url,
                      write_key, write_users)
 
@@ -61,6 +74,7 @@ CONNECTIONS = int(os.environ.get("BENCH_CONNECTIONS", "32"))
 POLL_DURATION = int(os.environ.get("BENCH_POLL_DURATION", "6"))
 FILL_ZONE = os.environ.get("BENCH_FILL_ZONE", "512k")
 FILL_NAMES = int(os.environ.get("BENCH_FILL_NAMES", "3000"))
+SIGNINS = int(os.environ.get("BENCH_SIGNINS", "40"))
 FILL_THREADS = 8
 POLLERS = 4             # clients parked in Duo long-polls
 LONG_POLL = 2.0         # the simulator's auth_status long-poll, seconds
@@ -69,12 +83,14 @@ VARIANTS = [
     ("unprotected", "/open/index.html"),
     ("twostep", "/protected/index.html"),
     ("twostep-full", "/protected/index.html"),
+    ("twostep-redis", "/protected/index.html"),
     ("forward-auth", "/fwd/index.html"),
 ]
 LABELS = {
     "unprotected": "unprotected (static file)",
     "twostep": "twostep on, valid session",
     "twostep-full": "twostep on, session, full zone",
+    "twostep-redis": "twostep on, session, redis",
     "forward-auth": "auth_request -> keepalive 204",
 }
 
@@ -156,15 +172,12 @@ def nginx_body(d, port, auth_port, duo_port, duo_conf):
            duo_conf=duo_conf)
 
 
-def full_zone_body(d, port):
-    # Its own http block, so its own zone: the fill cannot touch the main
-    # nginx's. The address limit is out of reach so every wrong password
-    # leaves a record for its name rather than one lock for 127.0.0.1.
+def protected_body(d, port, http_conf):
+    """A second nginx serving /protected/ (`twostep on`) with the main
+    one's key and files, and `http_conf` in its own http block."""
     return """
     access_log off;
-    twostep_users {d}/full-users.json;
-    twostep_zone {zone};
-    twostep_lockout 5 5m address=100000000 account=100;
+    {http_conf}
 
     server {{
         listen 127.0.0.1:{port};
@@ -174,7 +187,54 @@ def full_zone_body(d, port):
             twostep on;
         }}
     }}
-""".format(d=d, port=port, zone=FILL_ZONE)
+""".format(d=d, port=port, http_conf=http_conf)
+
+
+def full_zone_body(d, port):
+    # Its own http block, so its own zone: the fill cannot touch the main
+    # nginx's. The address limit is out of reach so every wrong password
+    # leaves a record for its name rather than one lock for 127.0.0.1.
+    return protected_body(d, port, """twostep_users {d}/full-users.json;
+    twostep_zone {zone};
+    twostep_lockout 5 5m address=100000000 account=100;""".format(
+        d=d, zone=FILL_ZONE))
+
+
+def redis_body(d, port, redis):
+    """The main nginx's users, sharing their state in Redis."""
+    return protected_body(d, port, """twostep_users {d}/users.json;
+    twostep_redis {url};
+    twostep_redis_password_file {d}/redis.pw;""".format(d=d, url=redis.url()))
+
+
+def signin_latency(base, users):
+    """Each user signs in once: (password step seconds, code step seconds)
+    lists. Users sign in on one nginx at most once per time step."""
+    password, code = [], []
+    for user in users:
+        b = Browser(base)
+        page = b.follow(b.get("/protected/index.html"))
+        form = dict(Page(page).form(b.signin_path).fields,
+                    username=user.name, password=user.password)
+        t = time.monotonic()
+        r = b.post(b.signin_path, form)
+        password.append(time.monotonic() - t)
+        if r.status_code != 303:
+            die("sign-in password step answered %d" % r.status_code)
+        page = b.follow(r)
+        form = dict(Page(page).form(b.verify_path).fields,
+                    code=user.fresh_code())
+        t = time.monotonic()
+        r = b.post(b.verify_path, form)
+        code.append(time.monotonic() - t)
+        if r.status_code != 303:
+            die("sign-in code step answered %d" % r.status_code)
+    return password, code
+
+
+def percentile(values, q):
+    values = sorted(values)
+    return values[min(len(values) - 1, int(q * len(values)))]
 
 
 def fill_zone(base, names):
@@ -257,7 +317,15 @@ def bench(d, module):
     # long-poll run.
     pollers = [User("bench-push-%d" % i, user.password, pw_hash=user.pw_hash)
                for i in range(POLLERS)]
-    write_users(d / "users.json", [user] + pollers)
+    # Who signs in for the latency runs: once on each nginx.
+    signers = {kind: [User("bench-%s-%d" % (kind, i), user.password,
+                           pw_hash=user.pw_hash) for i in range(SIGNINS)]
+               for kind in ("plain", "redis")}
+    # Its session on the Redis nginx (a TOTP step signs in once per user,
+    # and `user` signs in on the other two).
+    redis_user = User("bench-r", user.password, pw_hash=user.pw_hash)
+    write_users(d / "users.json", [user, redis_user] + pollers
+                + signers["plain"] + signers["redis"])
     # The filled nginx's store: the bench user and FILL_NAMES accounts with
     # a cheap hash, so each wrong password costs a millisecond, not 50.
     cheap = password_hash("fill-" + os.urandom(6).hex(), 1000, "sha512crypt")
@@ -281,6 +349,13 @@ def bench(d, module):
     pin = os.environ.get("BENCH_PIN") == "1" and have_cpus(0, 1)
     port, auth_port, duo_port = free_port(), free_port(), free_port()
     full_port = free_port()
+    redis_port = free_port()
+    redis = RedisServer(d / "redis")
+    redis.password_file(d / "redis.pw")
+    with_redis = Nginx(d / "nginx-redis", main_conf(
+        d / "nginx-redis", module, redis_body(d, redis_port, redis),
+        workers=1, main_extra="worker_cpu_affinity 01;" if pin else ""),
+        ports=[redis_port])
     full = Nginx(d / "nginx-full", main_conf(
         d / "nginx-full", module, full_zone_body(d, full_port), workers=1,
         main_extra="worker_cpu_affinity 01;" if pin else ""),
@@ -293,22 +368,28 @@ def bench(d, module):
     full.start()
     sim.start()
     nginx.start()
+    redis.start()
+    with_redis.start()
     polled = None
+    latency = None
     try:
         base = nginx.url()
         full_base = full.url()
+        redis_base = with_redis.url()
         # A real sign-in (password + oathtool code) for the session cookie,
         # on each nginx (each has its own zone, where the code is spent).
         cookies = {}
-        for b_url in (base, full_base):
+        for b_url in (base, full_base, redis_base):
             browser = Browser(b_url)
-            browser.sign_in("/protected/index.html", user)
+            browser.sign_in("/protected/index.html",
+                            redis_user if b_url == redis_base else user)
             cookies[b_url] = browser.cookie("twostep_session")
             if not cookies[b_url]:
                 die("sign-in gave no session cookie")
         cookie = cookies[base]
-        target = {name: (full_base if name == "twostep-full" else base)
-                  for name, _ in VARIANTS}
+        target = {name: base for name, _ in VARIANTS}
+        target["twostep-full"] = full_base
+        target["twostep-redis"] = redis_base
 
         # Fill the second nginx's zone, then check that it says so.
         mark = full.log_size()
@@ -331,7 +412,7 @@ def bench(d, module):
 
         # Each variant must serve the page, and twostep must really guard.
         import requests
-        for b_url in (base, full_base):
+        for b_url in (base, full_base, redis_base):
             r = requests.get(b_url + "/protected/index.html",
                              allow_redirects=False)
             if r.status_code != 302:
@@ -361,14 +442,19 @@ def bench(d, module):
                          "  socket errors: " + errors if errors else ""),
                       flush=True)
 
+        latency = {"plain": signin_latency(base, signers["plain"]),
+                   "redis": signin_latency(redis_base, signers["redis"])}
         polled = long_poll_runs(base, "http://127.0.0.1:%d" % duo_port,
                                 pollers, cookie, pin)
     finally:
         full.stop()
         nginx.stop()
+        with_redis.stop()
+        redis.stop()
         sim.stop()
 
-    alerts = [line for text in (nginx.log_text(), full.log_text())
+    alerts = [line for text in (nginx.log_text(), full.log_text(),
+                                with_redis.log_text())
               for line in text.splitlines() if ALERT_RE.search(line)]
 
     med = {name: (statistics.median(r for r, _ in runs),
@@ -387,6 +473,8 @@ def bench(d, module):
           % (med["twostep"][0] / base_rps))
     print("twostep-full/unprotected: %.2f of the throughput (zone full)"
           % (med["twostep-full"][0] / base_rps))
+    print("twostep-redis/unprotected: %.2f of the throughput (twostep_redis)"
+          % (med["twostep-redis"][0] / base_rps))
     print("forward-auth/unprotected: %.2f of the throughput"
           % (med["forward-auth"][0] / base_rps))
     print("forward-auth/twostep:     %.2f" % (med["forward-auth"][0]
@@ -398,11 +486,25 @@ def bench(d, module):
           "the session up, often over the\nnetwork: it would be slower. "
           "wrk shares the machine with nginx, so absolute\nnumbers are "
           "low; compare the ratios.")
+    print_signin_latency(latency)
     print_long_polls(polled)
     if alerts:
         print("\nbench: the error log has alerts:\n  " + "\n  ".join(alerts))
         return 1
     return 0
+
+
+def print_signin_latency(latency):
+    print()
+    print("sign-in latency, %d sign-ins each, sequential (ms):" % SIGNINS)
+    print("%-28s %9s %9s %9s %9s" % ("", "pw p50", "pw p99", "code p50",
+                                      "code p99"))
+    for kind, label in (("plain", "twostep (zone only)"),
+                        ("redis", "twostep_redis")):
+        pw, code = latency[kind]
+        print("%-28s %9.1f %9.1f %9.1f %9.1f"
+              % (label, percentile(pw, 0.5) * 1e3, percentile(pw, 0.99) * 1e3,
+                 percentile(code, 0.5) * 1e3, percentile(code, 0.99) * 1e3))
 
 
 def long_poll_runs(base, duo_base, pollers, cookie, pin):

@@ -5,6 +5,44 @@
 
 #include "core/store_file.h"
 
+#include <algorithm>
+
+
+// A wrong recovery code: the lock page (the longer lock of this host's
+// and every host's), the form again, or 503 when Redis could not count it.
+static ngx_int_t
+ngx_http_twostep_recovery_wrong(ngx_http_twostep_page_t &page,
+    const twostep::PendingSignin &signin, const std::string &name,
+    int64_t locked, int64_t shared_locked)
+{
+    if (shared_locked < 0) {
+        return ngx_http_twostep_unavailable(page.r);
+    }
+
+    locked = std::max(locked, shared_locked);
+
+    if (locked > 0) {
+        return ngx_http_twostep_locked(page.r, name, locked, "recovery");
+    }
+
+    const twostep::User *user = page.scf->store->users->find(name);
+    if (user == nullptr) {
+        return NGX_HTTP_FORBIDDEN;
+    }
+
+    ngx_http_twostep_log(page.r, NGX_LOG_WARN, "wrong recovery code", name);
+    ngx_http_twostep_audit(page.r, NGX_HTTP_TWOSTEP_SIGNIN, name, "recovery",
+                           NGX_HTTP_TWOSTEP_FAILED);
+
+    twostep::CodePage form = ngx_http_twostep_code_form(page, signin, *user,
+        twostep::Method::recovery,
+        ngx_http_twostep_offered(page, signin, *user));
+    form.error = "error.recovery_wrong";
+
+    return ngx_http_twostep_send_page(page.r, NGX_HTTP_FORBIDDEN,
+               twostep::render_code(ngx_http_twostep_page_ctx(page.r), form));
+}
+
 
 // verify POST with method=recovery: the code is used up in the file, under
 // its lock, so no other worker accepts it again (OWASP ASVS 2.6.1).
@@ -61,24 +99,13 @@ ngx_http_twostep_recovery_verify(ngx_http_twostep_page_t &p,
                            twostep::Method::recovery);
             }
 
-            if (locked > 0) {
-                return ngx_http_twostep_locked(page.r, name, locked,
-                                               "recovery");
-            }
-
-            ngx_http_twostep_log(page.r, NGX_LOG_WARN, "wrong recovery code",
-                                 name);
-            ngx_http_twostep_audit(page.r, NGX_HTTP_TWOSTEP_SIGNIN, name,
-                                   "recovery", NGX_HTTP_TWOSTEP_FAILED);
-
-            twostep::CodePage form = ngx_http_twostep_code_form(page, signin,
-                *user, twostep::Method::recovery,
-                ngx_http_twostep_offered(page, signin, *user));
-            form.error = "error.recovery_wrong";
-
-            return ngx_http_twostep_send_page(page.r, NGX_HTTP_FORBIDDEN,
-                       twostep::render_code(ngx_http_twostep_page_ctx(page.r),
-                                            form));
+            // A wrong code counts on every host too (twostep_redis).
+            return ngx_http_twostep_shared_locked(page.r, page.scf, name,
+                       ngx_http_twostep_address(page.r), true,
+                [page, signin, name, locked](int64_t left) mutable {
+                    return ngx_http_twostep_recovery_wrong(page, signin, name,
+                                                           locked, left);
+                });
         });
 }
 

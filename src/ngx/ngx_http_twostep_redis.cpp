@@ -18,6 +18,9 @@
 // waiting unparsed is a server speaking something else.
 #define NGX_HTTP_TWOSTEP_REDIS_MAX_BUFFERED  (1024 * 1024)
 #define NGX_HTTP_TWOSTEP_REDIS_MAX_BACKOFF   3000
+// The subscribed connection is idle by nature: a PING this often tells a
+// dead one (a silent network, a stuck Redis) from a quiet channel.
+#define NGX_HTTP_TWOSTEP_REDIS_KEEPALIVE     5000
 // Revocations kept for Redis while it cannot take them.
 #define NGX_HTTP_TWOSTEP_REDIS_MAX_RETRIES   4096
 
@@ -76,6 +79,7 @@ struct ngx_http_twostep_redis_link_t {
     std::deque<ngx_http_twostep_redis_command_t>  waiting;
     ngx_event_t                                   deadline;
     ngx_event_t                                   reconnect;
+    ngx_event_t                                   keepalive;
     ngx_msec_t                                    backoff = 0;
 };
 
@@ -425,8 +429,10 @@ ngx_http_twostep_redis_close(ngx_http_twostep_redis_link_t *l)
         l->reader = nullptr;
     }
 
-    if (l->deadline.timer_set) {
-        ngx_del_timer(&l->deadline);
+    for (ngx_event_t *ev : {&l->deadline, &l->keepalive}) {
+        if (ev->timer_set) {
+            ngx_del_timer(ev);
+        }
     }
 
     l->connected = false;
@@ -532,18 +538,30 @@ ngx_http_twostep_redis_event(const redisReply *reply)
 }
 
 
-// A parsed reply: the oldest command's, or (subscribed) an event.
+static bool
+ngx_http_twostep_redis_is_message(const redisReply *reply)
+{
+    return reply->type == REDIS_REPLY_ARRAY && reply->elements == 3
+           && reply->element[0]->type == REDIS_REPLY_STRING
+           && std::string_view(reply->element[0]->str,
+                               reply->element[0]->len) == "message";
+}
+
+
+// A parsed reply: (subscribed) a message, or the oldest command's.
 static bool
 ngx_http_twostep_redis_reply(ngx_http_twostep_redis_link_t *l,
     redisReply *reply)
 {
-    if (l->waiting.empty()) {
-        if (!l->subscriber || !l->ready) {
-            return false;  // an answer nobody asked for
-        }
-
+    if (l->subscriber && l->ready
+        && ngx_http_twostep_redis_is_message(reply))
+    {
         ngx_http_twostep_redis_event(reply);
         return true;
+    }
+
+    if (l->waiting.empty()) {
+        return false;  // an answer nobody asked for
     }
 
     ngx_http_twostep_redis_command_t cmd = std::move(l->waiting.front());
@@ -668,6 +686,32 @@ ngx_http_twostep_redis_expired(ngx_event_t *ev) noexcept
 
 
 static void
+ngx_http_twostep_redis_ping(ngx_event_t *ev) noexcept
+{
+    auto l = static_cast<ngx_http_twostep_redis_link_t *>(ev->data);
+
+    if (!l->ready) {
+        return;
+    }
+
+    try {
+        // No answer within the timeout fails the link (then it reconnects
+        // and reads the revocations it may have missed).
+        ngx_http_twostep_redis_command_t cmd;
+        cmd.internal = [](const redisReply *) {};
+        ngx_http_twostep_redis_queue(l, {"PING"}, std::move(cmd));
+
+        if (l->c) {
+            ngx_add_timer(&l->keepalive, NGX_HTTP_TWOSTEP_REDIS_KEEPALIVE);
+        }
+
+    } catch (...) {
+        ngx_http_twostep_redis_fail(l, "failed (out of memory)");
+    }
+}
+
+
+static void
 ngx_http_twostep_redis_retry(ngx_event_t *ev) noexcept
 {
     auto l = static_cast<ngx_http_twostep_redis_link_t *>(ev->data);
@@ -713,6 +757,7 @@ ngx_http_twostep_redis_step(ngx_http_twostep_redis_link_t *l,
         // command link also sends what this worker could not.
         if (l->subscriber) {
             ngx_http_twostep_redis_catch_up = true;
+            ngx_add_timer(&l->keepalive, NGX_HTTP_TWOSTEP_REDIS_KEEPALIVE);
         }
         ngx_http_twostep_redis_send_retries();
         ngx_http_twostep_redis_send_catch_up();
@@ -887,7 +932,7 @@ ngx_http_twostep_redis_link(ngx_cycle_t *cycle, const char *name,
     l->name = name;
     l->subscriber = subscriber;
 
-    for (ngx_event_t *ev : {&l->deadline, &l->reconnect}) {
+    for (ngx_event_t *ev : {&l->deadline, &l->reconnect, &l->keepalive}) {
         ngx_memzero(ev, sizeof(ngx_event_t));
         ev->data = l;
         ev->log = cycle->log;
@@ -896,6 +941,7 @@ ngx_http_twostep_redis_link(ngx_cycle_t *cycle, const char *name,
     }
     l->deadline.handler = ngx_http_twostep_redis_expired;
     l->reconnect.handler = ngx_http_twostep_redis_retry;
+    l->keepalive.handler = ngx_http_twostep_redis_ping;
 
     return l;
 }

@@ -153,6 +153,24 @@ def test_failures_spread_over_hosts_lock_the_account(hosts):
     b.sign_in("/app/", h.users[1])
 
 
+def test_wrong_codes_spread_over_hosts_lock_the_account(hosts):
+    h = hosts("rlockcode", lockout="3 30s address=1000")
+    user = h.users[0]
+    a, b = h.browser("a"), h.browser("b")
+    page_a, page_b = code_page(a, user), code_page(b, user)
+
+    r = a.submit_code(page_a, "000000")
+    assert r.status_code == 403, snippet(r)
+    r = b.submit_code(page_b, "000000")
+    assert r.status_code == 403, snippet(r)
+    r = a.submit_code(page_a, "000000")
+    assert r.status_code == 429, snippet(r)
+
+    # Host B refuses the right code now too.
+    r = b.submit_code(page_b, user.fresh_code())
+    assert r.status_code == 429, snippet(r)
+
+
 def test_signout_on_one_host_ends_the_cookie_on_the_other(hosts):
     h = hosts("rsignout")
     user = h.users[0]
