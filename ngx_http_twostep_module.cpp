@@ -41,6 +41,8 @@ static char *ngx_http_twostep_identity(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf) noexcept;
 static char *ngx_http_twostep_identity_verified(ngx_conf_t *cf,
     ngx_http_twostep_loc_conf_t *conf, ngx_http_core_loc_conf_t *clcf);
+static char *ngx_http_twostep_remember(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf) noexcept;
 static char *ngx_http_twostep_portal_uri(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf) noexcept;
 static char *ngx_http_twostep_lockout_rule(ngx_conf_t *cf,
@@ -145,6 +147,13 @@ static ngx_command_t  ngx_http_twostep_commands[] = {
       ngx_conf_set_sec_slot,
       NGX_HTTP_SRV_CONF_OFFSET,
       offsetof(ngx_http_twostep_srv_conf_t, session_ttl),
+      NULL },
+
+    { ngx_string("twostep_remember"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_CONF_TAKE1,
+      ngx_http_twostep_remember,
+      NGX_HTTP_SRV_CONF_OFFSET,
+      offsetof(ngx_http_twostep_srv_conf_t, remember),
       NULL },
 
     { ngx_string("twostep_session_audience"),
@@ -694,6 +703,7 @@ ngx_http_twostep_create_srv_conf(ngx_conf_t *cf) noexcept
      */
 
     conf->session_ttl = NGX_CONF_UNSET;
+    conf->remember = NGX_CONF_UNSET;
     conf->enroll = NGX_CONF_UNSET;
     conf->duo_timeout = NGX_CONF_UNSET_MSEC;
     conf->lockout_failures = NGX_CONF_UNSET;
@@ -809,6 +819,7 @@ try {
     // NIST SP 800-63B 4.2.3 (AAL2): re-authenticate at least every 12 hours.
     ngx_conf_merge_sec_value(conf->session_ttl, prev->session_ttl,
                              12 * 60 * 60);
+    ngx_conf_merge_sec_value(conf->remember, prev->remember, 0);
     ngx_conf_merge_str_value(conf->portal_uri, prev->portal_uri,
                              "/.twostep/");
     ngx_conf_merge_str_value(conf->thread_pool_name, prev->thread_pool_name,
@@ -1535,6 +1546,44 @@ try {
     return NGX_CONF_OK;
 } catch (...) {
     return ngx_http_twostep_conf_failed(cf);
+}
+
+
+// twostep_remember TIME | off: whole days, as the page offers "Don't ask
+// again for N days".
+static char *
+ngx_http_twostep_remember(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf) noexcept
+{
+    time_t     *remember;
+    ngx_str_t  *value;
+
+    remember = reinterpret_cast<time_t *>(static_cast<u_char *>(conf)
+                                          + cmd->offset);
+    if (*remember != NGX_CONF_UNSET) {
+        return const_cast<char *>("is duplicate");
+    }
+
+    value = static_cast<ngx_str_t *>(cf->args->elts);
+
+    if (ngx_strcmp(value[1].data, "off") == 0) {
+        *remember = 0;
+        return NGX_CONF_OK;
+    }
+
+    *remember = ngx_parse_time(&value[1], 1);
+
+    if (*remember == (time_t) NGX_ERROR || *remember < 86400
+        || *remember % 86400 != 0)
+    {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"twostep_remember\" must be \"off\" or whole "
+                           "days, at least 1d (e.g. 30d), not \"%V\"",
+                           &value[1]);
+        return static_cast<char *>(NGX_CONF_ERROR);
+    }
+
+    return NGX_CONF_OK;
 }
 
 

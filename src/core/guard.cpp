@@ -343,6 +343,25 @@ bool revoke_session(SharedState &state, const Session &session,
     return ok;
 }
 
+bool revoke_user_sessions(SharedState &state, std::string_view user,
+                          std::int64_t now, std::int64_t keep_until)
+{
+    bool ok = state.update(key_of("U:", user), now,
+                           std::max(keep_until, now + 1),
+                           [&](StateRecord &r) {
+                               r.count = std::max(r.count, now);
+                               return true;
+                           }, true)
+        || state.update(revoked_before_key, now, forever,
+                        [&](StateRecord &r) {
+                            r.count = std::max(r.count, now + 1);
+                            return true;
+                        }, true);
+    // After the record: a worker that sees the new epoch finds it.
+    state.next_revocation_epoch();
+    return ok;
+}
+
 bool session_revoked(SharedState &state, const Session &session,
                      std::int64_t now)
 {
@@ -355,6 +374,11 @@ bool session_revoked(SharedState &state, const Session &session,
                            });
     ok = state.update(revoked_before_key, now, 0, [&](StateRecord &r) {
              revoked = revoked || session.auth_time < r.count;
+             return false;
+         }) && ok;
+    ok = state.update(key_of("U:", session.user), now, 0,
+                      [&](StateRecord &r) {
+             revoked = revoked || (r.count != 0 && session.issued <= r.count);
              return false;
          }) && ok;
     return revoked || !ok;

@@ -41,7 +41,8 @@ public:
                         const std::function<bool(StateRecord &)> &change,
                         bool pinned = false) = 0;
 
-    // A number that only grows, by one at each revoke_session(), read
+    // A number that only grows, by one at each revoke_session() and
+    // revoke_user_sessions(), read
     // without a lock: a worker that found a session not revoked while it
     // had one value need not look again until it changes.
     virtual std::uint64_t revocation_epoch() = 0;
@@ -157,6 +158,17 @@ Claim claim_transaction(SharedState &state, std::string_view txid,
 bool revoke_session(SharedState &state, const Session &session,
                     std::int64_t now);
 
+// "Sign out everywhere": every session of `user` that began up to `now`
+// (in that second too: which came first cannot be told) stops working on
+// every worker, and on every host that shares `state`. The record is
+// pinned until `keep_until` (now + the session lifetime: no older session
+// outlives it). If the store is full, every session of everyone issued
+// up to now is revoked instead (fail closed).
+bool revoke_user_sessions(SharedState &state, std::string_view user,
+                          std::int64_t now, std::int64_t keep_until);
+
+// Whether sign-out (revoke_session) or "Sign out everywhere"
+// (revoke_user_sessions) ended `session`; true if the store cannot say.
 bool session_revoked(SharedState &state, const Session &session,
                      std::int64_t now);
 

@@ -110,6 +110,10 @@ Verdict decide(const Session *session, MethodSet allowed,
         return Verdict::step_up;
     if (max_age > 0 && saturating_sub(now, session->auth_time) > max_age)
         return Verdict::step_up;
+    // twostep_max_age asks for a second step this recent; a remembered
+    // device passed none at this sign-in.
+    if (max_age > 0 && session->method == Method::remembered)
+        return Verdict::step_up;
     return Verdict::allow;
 }
 

@@ -10,10 +10,12 @@
 namespace twostep {
 
 // recovery: one of the user's one-time recovery codes, for when the phone
-// is lost (NIST SP 800-63B 5.1.2 look-up secrets). The values are bits of a
-// MethodSet, which travels as a number in signed tokens: never renumber.
+// is lost (NIST SP 800-63B 5.1.2 look-up secrets). remembered: no second
+// step was asked, the password was typed on a device the user chose to
+// remember (twostep_remember). The values are bits of a MethodSet, which
+// travels as a number in signed tokens: never renumber.
 enum class Method : unsigned {
-    totp = 1, push = 2, call = 4, sms = 8, recovery = 16
+    totp = 1, push = 2, call = 4, sms = 8, recovery = 16, remembered = 64
 };
 using MethodSet = unsigned;  // bit mask of Method values
 
@@ -22,7 +24,10 @@ using MethodSet = unsigned;  // bit mask of Method values
 //   out_of_band  a provider reaches the user's phone (a code it sends, or
 //                an approval it reports)
 //   key          a cryptographic authenticator answers a challenge
-enum class MethodKind { code, out_of_band, key };
+//   device       no authenticator: a signed device cookie from an earlier
+//                second step stands in for one (not an SP 800-63B AAL2
+//                authentication, so twostep_methods can refuse it)
+enum class MethodKind { code, out_of_band, key, device };
 
 struct MethodInfo {
     Method       method;
@@ -50,6 +55,9 @@ inline constexpr MethodInfo method_table[] = {
     // A way back in, never the usual way.
     {Method::recovery, "recovery", "method.recovery", MethodKind::code,
                                                        true,  false, false},
+    // Never offered on a page: the password on a remembered device.
+    {Method::remembered, "remembered", "method.remembered", MethodKind::device,
+                                                       false, false, false},
 };
 
 constexpr MethodSet method_bit(Method m)
@@ -70,7 +78,8 @@ constexpr MethodSet methods_of_kind(MethodKind kind)
 
 constexpr MethodSet all_methods = methods_of_kind(MethodKind::code)
                                   | methods_of_kind(MethodKind::out_of_band)
-                                  | methods_of_kind(MethodKind::key);
+                                  | methods_of_kind(MethodKind::key)
+                                  | methods_of_kind(MethodKind::device);
 
 const MethodInfo &method_info(Method m);
 
@@ -94,6 +103,7 @@ enum class Verdict {
     sign_in,  // no usable session: full sign-in
     step_up,  // valid session, but the second step is too old or of a
               // method this location does not accept: second step only
+              // (a remembered session never counts as fresh for max_age)
 };
 
 struct Session;

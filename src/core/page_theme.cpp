@@ -37,9 +37,11 @@ const std::set<std::string, std::less<>> &value_names()
         "is_totp", "is_push", "is_call", "is_sms", "is_recovery",
         "code_box", "other_ways", "ways", "href", "label", "number",
         "qr_svg", "secret", "text", "link_href", "link_text",
+        "is_remembered", "remember", "remember_one", "days",
         // security-info.html
         "new_codes", "codes", "code", "totp", "phone", "provided",
         "choices", "chosen", "options", "selected", "recovery_left",
+        "devices",
         // texts only
         "minutes"};
     return names;

@@ -31,7 +31,8 @@ void other_ways(PageData &data, const PageContext &ctx,
     data.list("ways");
     for (const MethodInfo &info : method_table) {
         Method m = info.method;
-        if (!has_method(others, m)) {
+        // A remembered device is never a way one picks.
+        if (!has_method(others, m) || info.kind == MethodKind::device) {
             continue;
         }
         data.item("ways")
@@ -112,6 +113,9 @@ std::string render_code(const PageContext &ctx, const CodePage &page)
     data.text("user", page.user);
     data.text("verify_url", page.paths.verify);
     data.flag("code_box", code_box);
+    data.flag("remember", page.remember_days > 0);
+    data.flag("remember_one", page.remember_days == 1);
+    data.text("days", std::to_string(page.remember_days));
     method_flags(data, page.method);
     form_fields(data, page.return_to, page.methods, page.form_token);
     messages(data, ctx, page.error, page.notice);
@@ -161,6 +165,7 @@ std::string render_security_info(const PageContext &ctx,
     data.text("manage_url", page.manage);
     data.text("logout_url", page.paths.logout);
     data.text("form_token", page.form_token);
+    data.flag("devices", page.devices);
     messages(data, ctx, page.error, page.notice);
 
     data.flag("new_codes", !page.new_recovery_codes.empty());

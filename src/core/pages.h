@@ -54,6 +54,8 @@ struct CodePage {
     std::string error;
     std::string notice;             // e.g. "We texted a code to ..."
     bool sms_sent = false;          // sms: a code is on its way
+    int remember_days = 0;          // > 0: offer "Don't ask again for N
+                                    // days on this device" (twostep_remember)
 };
 
 // For totp, and sms once sent: "Enter code" box (field `code`, inputmode=numeric,
@@ -111,6 +113,8 @@ struct SecurityInfoPage {
     std::size_t recovery_left = 0;
     std::vector<std::string> new_recovery_codes;  // shown once, now
     std::string form_token;
+    bool devices = false;        // twostep_remember is on: "Forget
+                                 // remembered devices"
     std::string notice;          // what just changed
     std::string error;
 };
@@ -118,7 +122,8 @@ struct SecurityInfoPage {
 // "Security info": the user's sign-in methods (never secrets), each with
 // what can be done to it. Forms post to page.manage with form_token and
 // action = "default" (+ method), "remove-totp", "phone" (+ phone, empty
-// removes), "recovery" (new codes); "Add authenticator app" / "Replace" is
+// removes), "recovery" (new codes), "forget-devices" (when `devices`),
+// "signout-everywhere"; "Add authenticator app" / "Replace" is
 // a form posting action "totp" to page.manage. New recovery codes, when
 // given, are listed once with a warning to store them.
 std::string render_security_info(const PageContext &ctx,

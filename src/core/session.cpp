@@ -4,10 +4,14 @@
 //     3|sid|user|method|auth_time|expires|credentials|via|issued
 //   (via: "password" or "identity"; issued: when the session began, for the
 //   current TTL; versions 1 and 2 lacked one of them and are refused)
-//   pending (kind "p"): 1|nonce|user|via|expires|txid|method|methods|confirmed
+//   pending (kind "p"):
+//     2|nonce|user|via|expires|txid|method|methods|confirmed|remember
 //   (txid and method empty unless a push or call is waiting; methods: those
 //   the protected location accepts, as methods_to_list() writes them;
-//   confirmed: the provider's methods for the user, as a decimal bit mask)
+//   confirmed: the provider's methods for the user, as a decimal bit mask;
+//   remember: "1" if "Don't ask again" was ticked, else "0"; version 1
+//   lacked it and is refused: a sign-in in progress starts again)
+//   remembered device (kind "d"): 1|user|credentials|issued|expires
 #include "session.h"
 
 #include <cstdint>
@@ -22,7 +26,9 @@ namespace {
 
 constexpr std::string_view session_kind = "s";
 constexpr std::string_view pending_kind = "p";
-constexpr std::string_view payload_version = "1";
+constexpr std::string_view device_kind = "d";
+constexpr std::string_view payload_version = "2";
+constexpr std::string_view device_version = "1";
 constexpr std::string_view session_version = "3";
 constexpr std::size_t max_id_bytes = 128;
 
@@ -189,6 +195,7 @@ std::string encode_pending(const KeyRing &keys, const PendingSignin &p)
     append(payload, p.txid.empty() ? "" : method_name(p.txid_method));
     append(payload, methods_to_list(p.methods));
     append(payload, std::to_string(p.confirmed));
+    append(payload, p.remember ? "1" : "0");
     // A user name exactly when a first factor has been passed.
     bool user_ok = p.via == FirstFactor::none ? p.user.empty()
                                                : valid_user_name(p.user);
@@ -197,7 +204,7 @@ std::string encode_pending(const KeyRing &keys, const PendingSignin &p)
                        && method_info(p.txid_method).waits);
     if (!valid_id(p.nonce) || !user_ok || !txid_ok
         || methods_from_list(methods_to_list(p.methods)) != p.methods
-        || p.confirmed > all_methods)
+        || (p.confirmed & ~all_methods) != 0)
         throw std::invalid_argument("pending sign-in would not decode");
     return keys.sign(pending_kind, payload);
 }
@@ -210,11 +217,13 @@ std::optional<PendingSignin> decode_pending(const KeyRing &keys,
     if (!payload)
         return std::nullopt;
     auto f = split(*payload);
-    if (f.size() != 9 || f[0] != payload_version)
+    if (f.size() != 10 || f[0] != payload_version
+        || (f[9] != "0" && f[9] != "1"))
         return std::nullopt;
     auto methods = methods_from_list(f[7]);
     auto confirmed = parse_time(f[8]);
-    if (!methods || !confirmed || *confirmed > all_methods)
+    if (!methods || !confirmed || *confirmed > all_methods
+        || (static_cast<MethodSet>(*confirmed) & ~all_methods) != 0)
         return std::nullopt;
     auto via = first_factor_from_name(f[3]);
     auto expires = parse_time(f[4]);
@@ -242,7 +251,54 @@ std::optional<PendingSignin> decode_pending(const KeyRing &keys,
     p.expires = *expires;
     p.methods = *methods;
     p.confirmed = static_cast<MethodSet>(*confirmed);
+    p.remember = f[9] == "1";
     return p;
+}
+
+std::string encode_device(const KeyRing &keys, const RememberedDevice &d)
+{
+    std::string payload(device_version);
+    append(payload, d.user);
+    append(payload, d.credentials);
+    append_time(payload, d.issued);
+    append_time(payload, d.expires);
+    if (!valid_user_name(d.user) || !valid_id(d.credentials))
+        throw std::invalid_argument("remembered device would not decode");
+    return keys.sign(device_kind, payload);
+}
+
+std::optional<RememberedDevice> decode_device(const KeyRing &keys,
+                                              std::string_view token,
+                                              std::int64_t now)
+{
+    auto payload = keys.verify(device_kind, token);
+    if (!payload)
+        return std::nullopt;
+    auto f = split(*payload);
+    if (f.size() != 5 || f[0] != device_version)
+        return std::nullopt;
+    auto issued = parse_time(f[3]);
+    auto expires = parse_time(f[4]);
+    if (!valid_user_name(f[1]) || !valid_id(f[2]) || !issued || !expires
+        || *expires <= now)
+        return std::nullopt;
+
+    RememberedDevice d;
+    d.user = f[1];
+    d.credentials = f[2];
+    d.issued = *issued;
+    d.expires = *expires;
+    return d;
+}
+
+bool device_remembers(const RememberedDevice &d, const User &user,
+                      std::int64_t ttl, std::int64_t now)
+{
+    // Forgotten at time T: devices remembered up to and within that
+    // second are refused (one cannot tell which came first).
+    return d.user == user.name && d.credentials == user.credential_tag
+           && d.issued > user.devices_forgotten && now < d.expires
+           && now - d.issued < ttl;
 }
 
 std::string form_token(const KeyRing &keys, const PendingSignin &p)

@@ -57,12 +57,41 @@ struct PendingSignin {
                                         // accepts (a form cannot widen it)
     MethodSet confirmed = 0;            // push/call/sms the provider said
                                         // this user has (its preauth)
+    bool remember = false;              // "Don't ask again on this
+                                        // device" ticked (twostep_remember)
 };
 
 std::string encode_pending(const KeyRing &keys, const PendingSignin &p);
 std::optional<PendingSignin> decode_pending(const KeyRing &keys,
                                             std::string_view token,
                                             std::int64_t now);
+
+// "Don't ask again on this device" (twostep_remember): a cookie of its own,
+// apart from the session, that lets the password alone sign `user` in on
+// this browser. Bound to the user's credentials at the time, so a new
+// password or authenticator forgets it, and to its issue time, so
+// "Forget remembered devices" (User::devices_forgotten) does.
+struct RememberedDevice {
+    std::string user;
+    std::string credentials;     // User::credential_tag when remembered
+    std::int64_t issued = 0;     // when remembered (unix s)
+    std::int64_t expires = 0;    // issued + twostep_remember then
+};
+
+std::string encode_device(const KeyRing &keys, const RememberedDevice &d);
+// nullopt if forged, malformed or expired at `now`.
+std::optional<RememberedDevice> decode_device(const KeyRing &keys,
+                                              std::string_view token,
+                                              std::int64_t now);
+
+struct User;
+
+// Whether `d` still stands for the second step of `user` at `now`: same
+// user and credentials, not forgotten since, and within the current
+// twostep_remember `ttl` (a lowered one applies to devices remembered
+// before).
+bool device_remembers(const RememberedDevice &d, const User &user,
+                      std::int64_t ttl, std::int64_t now);
 
 // Anti-forgery token for forms, bound to the pending sign-in's nonce.
 std::string form_token(const KeyRing &keys, const PendingSignin &p);

@@ -586,6 +586,18 @@ bool StoreFile::set_default(std::string_view name, Method method,
     return s_->replace(name, std::move(u), error);
 }
 
+bool StoreFile::forget_devices(std::string_view name, std::int64_t now,
+                               std::string &error)
+{
+    JsonPtr u = s_->copy(name, error);
+    if (!u) {
+        return false;
+    }
+    json_object_set_new(u.get(), "devices_forgotten",
+                        json_integer(static_cast<json_int_t>(now)));
+    return s_->replace(name, std::move(u), error);
+}
+
 bool StoreFile::clear_second_factors(std::string_view name,
                                      std::string &error)
 {

@@ -27,6 +27,7 @@
 #pragma once
 
 #include <cstddef>
+#include <cstdint>
 #include <memory>
 #include <optional>
 #include <string>
@@ -98,6 +99,11 @@ public:
                    std::string &error);
     bool set_default(std::string_view name, Method method,
                      std::string &error);
+
+    // "Forget remembered devices": device cookies issued up to `now` no
+    // longer stand for the second step (User::devices_forgotten).
+    bool forget_devices(std::string_view name, std::int64_t now,
+                        std::string &error);
 
     // A reset: drops "totp", "phone", "default" and "recovery" (the user
     // enrolls again); password and other members stay.

@@ -268,7 +268,8 @@ bool parse_user(const char *name, const json_t *value, User &user,
             method = method_from_name(std::string_view(
                 json_string_value(def), json_string_length(def)));
         }
-        if (!method) {
+        // A remembered device is no method one can choose.
+        if (!method || method_info(*method).kind == MethodKind::device) {
             error = err.member("default", "must be \"totp\", \"push\", "
                                           "\"call\" or \"sms\"");
             return false;
@@ -280,6 +281,15 @@ bool parse_user(const char *name, const json_t *value, User &user,
         if (!parse_recovery(recovery, err, user.recovery, error)) {
             return false;
         }
+    }
+
+    if (const json_t *forgot = json_object_get(value, "devices_forgotten")) {
+        if (!json_is_integer(forgot) || json_integer_value(forgot) < 0) {
+            error = err.member("devices_forgotten",
+                               "must be a time in Unix seconds");
+            return false;
+        }
+        user.devices_forgotten = json_integer_value(forgot);
     }
 
     if (const json_t *duo = json_object_get(value, "duo_username")) {

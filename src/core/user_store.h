@@ -3,11 +3,12 @@
 // "totp" may also be {"secret": "...", "algorithm": "SHA1|SHA256|SHA512",
 // "digits": 6|7|8, "period": 30}. Optional per user: "phone": "+E164",
 // "default": "totp|push|call|sms", "recovery": ["<sha256 hex>", ...] (the
-// hashes of unused one-time recovery codes, see enroll.h) and
-// "duo_username". Unknown members are kept out of the way (later features
+// hashes of unused one-time recovery codes, see enroll.h),
+// "devices_forgotten": UNIX-TIME and "duo_username". Unknown members are kept out of the way (later features
 // add them), never an error.
 #pragma once
 
+#include <cstdint>
 #include <map>
 #include <memory>
 #include <optional>
@@ -28,6 +29,10 @@ struct User {
     std::optional<Method> default_method;  // preferred second step
     std::vector<std::string> recovery;     // SHA-256 hex of unused codes
     std::string duo_username;         // empty: the user name is used
+    // "Forget remembered devices": device cookies issued up to this time
+    // (Unix seconds) sign nobody in. In the store, so a restart or
+    // another worker cannot bring them back.
+    std::int64_t devices_forgotten = 0;
     // A digest of the password hash and the app secret: sessions carry it,
     // so a new password or a reset authenticator ends them (OWASP ASVS
     // 3.3.3). Set when the store is read.

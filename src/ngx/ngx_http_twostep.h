@@ -78,6 +78,7 @@ struct ngx_http_twostep_srv_conf_t {
     ngx_str_t                                   portal_uri;
     ngx_str_t                                   session_audience;
     time_t                                      session_ttl;
+    time_t                                      remember;  // 0: off
 #if (NGX_THREADS)
     ngx_thread_pool_t                          *thread_pool;
 #endif
@@ -206,6 +207,12 @@ ngx_int_t ngx_http_twostep_set_cookie(ngx_http_request_t *r, bool pending,
     std::string_view value);
 ngx_int_t ngx_http_twostep_clear_cookie(ngx_http_request_t *r,
     bool pending);
+// "Don't ask again on this device" (twostep_remember): a cookie of its own
+// that outlives the browser session.
+std::string_view ngx_http_twostep_get_device_cookie(ngx_http_request_t *r);
+ngx_int_t ngx_http_twostep_set_device_cookie(ngx_http_request_t *r,
+    std::string_view value, time_t max_age);
+ngx_int_t ngx_http_twostep_clear_device_cookie(ngx_http_request_t *r);
 ngx_int_t ngx_http_twostep_set_location(ngx_http_request_t *r,
     std::string_view location);
 // What this response's pages are rendered with: the server's theme and

@@ -1,6 +1,6 @@
 // A second-step factor on the nginx side: one file per factor
-// (ngx_http_twostep_totp.cpp, _recovery.cpp, _duo.cpp), each serving rows of
-// twostep::method_table. The portal reaches them only through
+// (ngx_http_twostep_totp.cpp, _recovery.cpp, _duo.cpp, _remember.cpp),
+// each serving rows of twostep::method_table. The portal reaches them only through
 // ngx_http_twostep_factor(); factors call the flow kit and nothing above it.
 #pragma once
 
@@ -35,6 +35,7 @@ struct ngx_http_twostep_factor_t {
 extern const ngx_http_twostep_factor_t  ngx_http_twostep_totp_factor;
 extern const ngx_http_twostep_factor_t  ngx_http_twostep_recovery_factor;
 extern const ngx_http_twostep_factor_t  ngx_http_twostep_duo_factor;
+extern const ngx_http_twostep_factor_t  ngx_http_twostep_remember_factor;
 
 // ngx_http_twostep_factors.cpp: the factor serving `method`; nullptr if
 // none does (ngx_http_twostep_check_factors() refuses that configuration).

@@ -307,14 +307,55 @@ ngx_http_twostep_code_form(ngx_http_twostep_page_t &p,
     page.methods = twostep::methods_to_list(p.methods);
     page.form_token = twostep::form_token(*p.scf->keys, pending);
 
+    if (ngx_http_twostep_may_remember(p, pending)) {
+        page.remember_days = static_cast<int>(p.scf->remember / 86400);
+    }
+
     return page;
 }
 
 
 bool
+ngx_http_twostep_may_remember(ngx_http_twostep_page_t &p,
+    const twostep::PendingSignin &pending)
+{
+    return p.scf->remember > 0
+           && pending.via == twostep::FirstFactor::password
+           && twostep::has_method(p.methods, twostep::Method::remembered);
+}
+
+
+std::optional<twostep::RememberedDevice>
+ngx_http_twostep_remembered(ngx_http_twostep_page_t &p,
+    const twostep::User &user)
+{
+    if (p.scf->remember <= 0) {
+        return std::nullopt;
+    }
+
+    std::string_view token = ngx_http_twostep_get_device_cookie(p.r);
+    if (token.empty()) {
+        return std::nullopt;
+    }
+
+    time_t now = ngx_time();
+    auto device = twostep::decode_device(*p.scf->keys, token, now);
+
+    if (!device
+        || !twostep::device_remembers(*device, user, p.scf->remember, now))
+    {
+        return std::nullopt;
+    }
+
+    return device;
+}
+
+
+// A remembered device passed no second step at this sign-in: never fresh.
+bool
 ngx_http_twostep_fresh(const twostep::Session *session)
 {
-    return session
+    return session && session->method != twostep::Method::remembered
            && ngx_time() - session->auth_time <= NGX_HTTP_TWOSTEP_FRESH;
 }
 
@@ -379,7 +420,7 @@ ngx_http_twostep_not_set_up(ngx_http_twostep_page_t &p,
 ngx_int_t
 ngx_http_twostep_finish_signin(ngx_http_twostep_page_t &p,
     const twostep::PendingSignin &pending, const twostep::User &user,
-    twostep::Method method)
+    twostep::Method method, int64_t passed_at)
 {
     time_t  now = ngx_time();
 
@@ -389,7 +430,7 @@ ngx_http_twostep_finish_signin(ngx_http_twostep_page_t &p,
     session.sid = twostep::random_token(16);
     session.user = user.name;
     session.method = method;
-    session.auth_time = now;
+    session.auth_time = passed_at > 0 ? passed_at : now;
     session.expires = now + p.scf->session_ttl;
     session.credentials = user.credential_tag;
     session.via = pending.via;
@@ -425,6 +466,28 @@ ngx_http_twostep_finish_signin(ngx_http_twostep_page_t &p,
     ngx_http_twostep_audit(p.r, NGX_HTTP_TWOSTEP_SIGNIN, user.name, method,
                            NGX_HTTP_TWOSTEP_PASSED);
 
+    // "Don't ask again": a device cookie bound to the credentials the
+    // second step was just passed with.
+    if (pending.remember && method != twostep::Method::remembered
+        && ngx_http_twostep_may_remember(p, pending))
+    {
+        twostep::RememberedDevice device;
+        device.user = user.name;
+        device.credentials = user.credential_tag;
+        device.issued = now;
+        device.expires = now + p.scf->remember;
+
+        if (ngx_http_twostep_set_device_cookie(p.r,
+                twostep::encode_device(*p.scf->keys, device),
+                p.scf->remember) != NGX_OK)
+        {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+
+        ngx_http_twostep_log(p.r, NGX_LOG_NOTICE, "device remembered",
+                             user.name);
+    }
+
     // A new session id at every sign-in (OWASP ASVS 3.2.1).
     if (ngx_http_twostep_set_cookie(p.r, false,
             twostep::encode_session(*p.scf->keys, session)) != NGX_OK
@@ -434,6 +497,41 @@ ngx_http_twostep_finish_signin(ngx_http_twostep_page_t &p,
     }
 
     return ngx_http_twostep_redirect(p.r, p.return_to);
+}
+
+
+ngx_int_t
+ngx_http_twostep_sign_out_everywhere(ngx_http_twostep_page_t &p,
+    const twostep::Session &session)
+{
+    time_t  now = ngx_time();
+
+    ngx_http_twostep_zone_state state(p.r);
+
+    // No session of the user outlives the current lifetime from now.
+    if (!twostep::revoke_user_sessions(state, session.user, now,
+                                       now + p.scf->session_ttl))
+    {
+        ngx_log_error(NGX_LOG_ALERT, p.r->connection->log, 0,
+                      "twostep: could not revoke the sessions of a user");
+    }
+
+    ngx_http_twostep_log(p.r, NGX_LOG_NOTICE, "signed out everywhere",
+                         session.user);
+    ngx_http_twostep_audit(p.r, NGX_HTTP_TWOSTEP_SIGNOUT, session.user,
+                           "everywhere", NGX_HTTP_TWOSTEP_PASSED);
+
+    if (ngx_http_twostep_clear_cookie(p.r, false) != NGX_OK
+        || ngx_http_twostep_clear_cookie(p.r, true) != NGX_OK)
+    {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    return ngx_http_twostep_send_page(p.r, NGX_HTTP_OK,
+               twostep::render_message(ngx_http_twostep_page_ctx(p.r),
+                   "signed_out.title", "signed_out.everywhere",
+                   ngx_http_twostep_paths(p.scf).signin,
+                   "signed_out.link"));
 }
 
 

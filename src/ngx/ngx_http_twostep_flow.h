@@ -74,10 +74,29 @@ twostep::CodePage ngx_http_twostep_code_form(ngx_http_twostep_page_t &p,
     const twostep::PendingSignin &pending, const twostep::User &user,
     twostep::Method method, twostep::MethodSet offered);
 
-// The second step is passed: a new session, back to the URL.
+// The second step is passed: a new session, back to the URL. passed_at:
+// when it was passed, if not now (a remembered device: when remembered).
+// With pending.remember, this device is remembered (twostep_remember).
 ngx_int_t ngx_http_twostep_finish_signin(ngx_http_twostep_page_t &p,
     const twostep::PendingSignin &pending, const twostep::User &user,
-    twostep::Method method);
+    twostep::Method method, int64_t passed_at = 0);
+
+// Whether this sign-in may offer "Don't ask again on this device": the
+// password was typed (not a step-up, not another module's identity) and
+// the location accepts a remembered device.
+bool ngx_http_twostep_may_remember(ngx_http_twostep_page_t &p,
+    const twostep::PendingSignin &pending);
+// The device cookie of this request, if it stands for `user`'s second step
+// now (same credentials, not forgotten, within twostep_remember).
+std::optional<twostep::RememberedDevice> ngx_http_twostep_remembered(
+    ngx_http_twostep_page_t &p, const twostep::User &user);
+
+// "Sign out everywhere": every session of the session's user ends, on
+// every worker and every host sharing the state (twostep::
+// revoke_user_sessions), this browser's cookies are cleared, and the
+// signed-out page says so.
+ngx_int_t ngx_http_twostep_sign_out_everywhere(ngx_http_twostep_page_t &p,
+    const twostep::Session &session);
 
 ngx_int_t ngx_http_twostep_nothing_waits(ngx_http_twostep_page_t &p,
     bool json);

@@ -9,22 +9,32 @@
 // On https the names carry the __Host- prefix: Secure, Path=/ and no
 // Domain are then enforced by the browser, so a sibling subdomain cannot
 // plant one (OWASP ASVS 3.4.4).
+enum ngx_http_twostep_cookie_e {
+    NGX_HTTP_TWOSTEP_COOKIE_SESSION = 0,
+    NGX_HTTP_TWOSTEP_COOKIE_PENDING,
+    NGX_HTTP_TWOSTEP_COOKIE_DEVICE,   // "Don't ask again on this device"
+    NGX_HTTP_TWOSTEP_COOKIES
+};
+
 static ngx_str_t  ngx_http_twostep_cookie_names[] = {
     ngx_string("twostep_session"),
     ngx_string("twostep_pending"),
+    ngx_string("twostep_device"),
     ngx_string("__Host-twostep_session"),
     ngx_string("__Host-twostep_pending"),
+    ngx_string("__Host-twostep_device"),
 };
 
 
 static ngx_uint_t
-ngx_http_twostep_cookie_slot(ngx_http_request_t *r, bool pending)
+ngx_http_twostep_cookie_slot(ngx_http_request_t *r,
+    ngx_http_twostep_cookie_e which)
 {
-    ngx_uint_t  slot = pending ? 1 : 0;
+    ngx_uint_t  slot = which;
 
 #if (NGX_HTTP_SSL)
     if (r->connection->ssl) {
-        slot += 2;
+        slot += NGX_HTTP_TWOSTEP_COOKIES;
     }
 #endif
 
@@ -32,19 +42,28 @@ ngx_http_twostep_cookie_slot(ngx_http_request_t *r, bool pending)
 }
 
 
+static ngx_http_twostep_cookie_e
+ngx_http_twostep_which(bool pending)
+{
+    return pending ? NGX_HTTP_TWOSTEP_COOKIE_PENDING
+                   : NGX_HTTP_TWOSTEP_COOKIE_SESSION;
+}
+
+
 // Read from the Cookie headers with the exact name: nginx's $cookie_*
 // ignore case, so "__HOST-twostep_session" would pass for ours. Two
 // cookies of the name (one may be planted, and which one is ours cannot be
 // told) count as none: the request fails closed.
-std::string_view
-ngx_http_twostep_get_cookie(ngx_http_request_t *r, bool pending)
+static std::string_view
+ngx_http_twostep_find_cookie(ngx_http_request_t *r,
+    ngx_http_twostep_cookie_e which)
 {
     std::string_view  value;
     size_t            found = 0;
 
     std::string_view name = ngx_http_twostep_sv(
         ngx_http_twostep_cookie_names[ngx_http_twostep_cookie_slot(r,
-                                                                   pending)]);
+                                                                   which)]);
 
 #if (nginx_version >= 1023000)
     for (ngx_table_elt_t *h = r->headers_in.cookie; h; h = h->next) {
@@ -61,6 +80,20 @@ ngx_http_twostep_get_cookie(ngx_http_request_t *r, bool pending)
 #endif
 
     return found == 1 ? value : std::string_view();
+}
+
+
+std::string_view
+ngx_http_twostep_get_cookie(ngx_http_request_t *r, bool pending)
+{
+    return ngx_http_twostep_find_cookie(r, ngx_http_twostep_which(pending));
+}
+
+
+std::string_view
+ngx_http_twostep_get_device_cookie(ngx_http_request_t *r)
+{
+    return ngx_http_twostep_find_cookie(r, NGX_HTTP_TWOSTEP_COOKIE_DEVICE);
 }
 
 
@@ -99,12 +132,13 @@ ngx_http_twostep_add_header(ngx_http_request_t *r, std::string_view key,
 
 
 // HttpOnly keeps scripts away from the tokens, SameSite=Lax keeps other
-// sites' forms from carrying them (OWASP ASVS 3.4.2, 3.4.3).
+// sites' forms from carrying them (OWASP ASVS 3.4.2, 3.4.3). max_age < 0:
+// a browser-session cookie; 0 clears it.
 static ngx_int_t
-ngx_http_twostep_cookie_header(ngx_http_request_t *r, bool pending,
-    std::string_view value, bool clear)
+ngx_http_twostep_cookie_header(ngx_http_request_t *r,
+    ngx_http_twostep_cookie_e which, std::string_view value, time_t max_age)
 {
-    ngx_uint_t   slot = ngx_http_twostep_cookie_slot(r, pending);
+    ngx_uint_t   slot = ngx_http_twostep_cookie_slot(r, which);
     std::string  cookie(ngx_http_twostep_sv(
                             ngx_http_twostep_cookie_names[slot]));
 
@@ -112,14 +146,11 @@ ngx_http_twostep_cookie_header(ngx_http_request_t *r, bool pending,
     cookie += value;
     cookie += "; Path=/; HttpOnly; SameSite=Lax";
 
-    if (clear) {
-        cookie += "; Max-Age=0";
-
-    } else if (pending) {
-        cookie += "; Max-Age=" + std::to_string(NGX_HTTP_TWOSTEP_PENDING_TTL);
+    if (max_age >= 0) {
+        cookie += "; Max-Age=" + std::to_string(max_age);
     }
 
-    if (slot >= 2) {
+    if (slot >= NGX_HTTP_TWOSTEP_COOKIES) {
         cookie += "; Secure";
     }
 
@@ -132,14 +163,34 @@ ngx_int_t
 ngx_http_twostep_set_cookie(ngx_http_request_t *r, bool pending,
     std::string_view value)
 {
-    return ngx_http_twostep_cookie_header(r, pending, value, false);
+    return ngx_http_twostep_cookie_header(r, ngx_http_twostep_which(pending),
+               value, pending ? NGX_HTTP_TWOSTEP_PENDING_TTL : -1);
 }
 
 
 ngx_int_t
 ngx_http_twostep_clear_cookie(ngx_http_request_t *r, bool pending)
 {
-    return ngx_http_twostep_cookie_header(r, pending, {}, true);
+    return ngx_http_twostep_cookie_header(r, ngx_http_twostep_which(pending),
+                                          {}, 0);
+}
+
+
+// Kept across browser restarts, for as long as the device is remembered.
+ngx_int_t
+ngx_http_twostep_set_device_cookie(ngx_http_request_t *r,
+    std::string_view value, time_t max_age)
+{
+    return ngx_http_twostep_cookie_header(r, NGX_HTTP_TWOSTEP_COOKIE_DEVICE,
+                                          value, max_age);
+}
+
+
+ngx_int_t
+ngx_http_twostep_clear_device_cookie(ngx_http_request_t *r)
+{
+    return ngx_http_twostep_cookie_header(r, NGX_HTTP_TWOSTEP_COOKIE_DEVICE,
+                                          {}, 0);
 }
 
 

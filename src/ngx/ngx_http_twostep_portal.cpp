@@ -243,6 +243,23 @@ ngx_http_twostep_signin_result(ngx_http_twostep_page_t &p,
         ngx_http_twostep_audit(p.r, NGX_HTTP_TWOSTEP_SIGNIN, signin.username,
                                "password", NGX_HTTP_TWOSTEP_PASSED);
 
+        // "Don't ask again on this device": the password alone signs in.
+        const twostep::User *user = signin.users->find(signin.username);
+        const ngx_http_twostep_factor_t *device =
+            ngx_http_twostep_factor(twostep::Method::remembered);
+
+        if (user != nullptr && device != nullptr) {
+            twostep::PendingSignin remembered;
+            remembered.user = signin.username;
+            remembered.via = twostep::FirstFactor::password;
+
+            rc = device->verify(p, remembered, *user,
+                                twostep::Method::remembered);
+            if (rc != NGX_DECLINED) {
+                return rc;
+            }
+        }
+
         // A fresh token after the password: nothing minted before sign-in
         // carries over (no fixation, OWASP ASVS 3.2.1).
         rc = ngx_http_twostep_start_pending(p, pending, signin.username,
@@ -360,6 +377,11 @@ ngx_http_twostep_verify_post(ngx_http_twostep_page_t &p)
         return ngx_http_twostep_locked(p.r, user->name, locked,
                                        twostep::method_name(*method));
     }
+
+    // "Don't ask again on this device", as ticked on this form; it travels
+    // in the pending token while a push or call waits.
+    pending->remember = ngx_http_twostep_may_remember(p, *pending)
+                        && twostep::field(p.form, "remember") == "1";
 
     const ngx_http_twostep_factor_t *factor = ngx_http_twostep_factor(*method);
     if (factor == nullptr) {

@@ -255,6 +255,7 @@ ngx_http_twostep_manage_page(ngx_http_twostep_page_t &p,
     page.recovery_left = user.recovery.size();
     page.new_recovery_codes = std::move(codes);
     page.form_token = ngx_http_twostep_manage_token(p, session);
+    page.devices = p.scf->remember > 0;
     page.notice = std::string(notice);
     page.error = std::string(error);
 
@@ -285,6 +286,10 @@ ngx_http_twostep_done_notice(std::string_view done)
 
     if (done == "default") {
         return "info.done.default";
+    }
+
+    if (done == "forget-devices") {
+        return "info.done.devices";
     }
 
     return "";
@@ -331,14 +336,21 @@ ngx_http_twostep_security_info(ngx_http_twostep_page_t &p)
         return ngx_http_twostep_expired(p);
     }
 
+    std::string action(twostep::field(p.form, "action"));
+
+    // Taking access away needs no fresh second step.
+    if (action == "signout-everywhere") {
+        return ngx_http_twostep_sign_out_everywhere(p, *session);
+    }
+
+    bool forget = action == "forget-devices" && p.scf->remember > 0;
+
     // Changing security info needs a fresh second step.
-    if (!ngx_http_twostep_fresh(session)) {
+    if (!forget && !ngx_http_twostep_fresh(session)) {
         return ngx_http_twostep_redirect(p.r,
                    ngx_http_twostep_portal_url(p.scf, "signin", manage,
                                                twostep::all_methods));
     }
-
-    std::string action(twostep::field(p.form, "action"));
 
     if (action == "totp") {
         twostep::PendingSignin pending;
@@ -373,7 +385,7 @@ ngx_http_twostep_security_info(ngx_http_twostep_page_t &p)
     }
 
     if (action != "remove-totp" && action != "phone" && action != "default"
-        && action != "recovery")
+        && action != "recovery" && !forget)
     {
         return ngx_http_twostep_send_message(p.r, NGX_HTTP_BAD_REQUEST,
                    "msg.bad_request.title", "msg.bad_request.change");
@@ -389,12 +401,13 @@ ngx_http_twostep_security_info(ngx_http_twostep_page_t &p)
     std::string path = p.scf->store->path;
     std::string name = user->name;
     twostep::Method chosen = method ? *method : twostep::Method::totp;
+    int64_t now = ngx_time();
 
     ngx_http_twostep_page_t page = p;
     page.form.clear();
 
     return ngx_http_twostep_offload(p.r, p.scf->thread_pool,
-        [result, path, name, action, phone, chosen] {
+        [result, path, name, action, phone, chosen, now] {
             auto file = twostep::StoreFile::open(path, result->error);
             if (!file) {
                 return;
@@ -410,6 +423,9 @@ ngx_http_twostep_security_info(ngx_http_twostep_page_t &p)
 
             } else if (action == "default") {
                 ok = file->set_default(name, chosen, result->error);
+
+            } else if (action == "forget-devices") {
+                ok = file->forget_devices(name, now, result->error);
 
             } else {
                 result->codes = twostep::new_recovery_codes(10);
@@ -465,6 +481,13 @@ ngx_http_twostep_security_info(ngx_http_twostep_page_t &p)
 
             std::string done = action == "phone" && user->phone.empty()
                                ? "phone-removed" : action;
+
+            // This browser's device cookie opens nothing any more: drop it.
+            if (action == "forget-devices"
+                && ngx_http_twostep_clear_device_cookie(page.r) != NGX_OK)
+            {
+                return NGX_HTTP_INTERNAL_SERVER_ERROR;
+            }
 
             if (action == "remove-totp") {
                 // Credentials changed: other sessions end, this one goes on.

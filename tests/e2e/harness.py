@@ -598,7 +598,10 @@ class PageParser(html.parser.HTMLParser):
                 and self._form is not None and a.get("name"):
             t = a.get("type", "text").lower() if tag == "input" else tag
             self._form.inputs.append((a["name"], t, a.get("value", "")))
-            if t not in ("submit", "button") and tag != "button":
+            # An unticked checkbox is not sent, as in a browser.
+            sent = t not in ("submit", "button", "checkbox") \
+                or (t == "checkbox" and "checked" in a)
+            if sent and tag != "button":
                 self._form.fields.setdefault(a["name"], a.get("value", ""))
         if tag in ("h1", "title"):
             self._in.append(tag)

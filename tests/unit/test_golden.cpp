@@ -136,6 +136,12 @@ START_TEST(golden_code)
     page.sms_sent = true;
     page.notice = "We texted a code to your phone.";
     expect_golden("code-sms-sent", GOLDEN_RENDER(render_code, page));
+    page = code_page(Method::totp);
+    page.remember_days = 30;
+    expect_golden("code-totp-remember", GOLDEN_RENDER(render_code, page));
+    page = code_page(Method::push);
+    page.remember_days = 1;
+    expect_golden("code-push-remember", GOLDEN_RENDER(render_code, page));
 }
 END_TEST
 
@@ -191,6 +197,7 @@ START_TEST(golden_security_info)
     page.recovery_left = 8;
     page.new_recovery_codes = {"abcd-efgh", "ijkl-mnop"};
     page.notice = "New recovery codes were made.";
+    page.devices = true;
     expect_golden("security-info-full",
                   GOLDEN_RENDER(render_security_info, page));
 }

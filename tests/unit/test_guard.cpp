@@ -741,6 +741,56 @@ START_TEST(revocation_is_not_evicted)
 }
 END_TEST
 
+// "Sign out everywhere": every session of the user that began up to the
+// second it was asked for ends (a step-up keeps when its session began);
+// other users' sessions and later sign-ins go on; the record is pinned
+// for the session lifetime, and the epoch moves so caches look again.
+START_TEST(revoke_every_session_of_a_user)
+{
+    MemState state;
+    ck_assert(prepare_state(state, now));
+    Session a = session("sid-a", now - 100);
+    a.issued = now - 5000;
+    Session b = session("sid-b", now - 10);
+    b.issued = now;                       // began in the same second
+    Session bob = session("sid-bob", now - 10);
+    bob.user = "bob";
+    bob.issued = now - 10;
+    std::uint64_t epoch = state.revocation_epoch();
+    ck_assert(revoke_user_sessions(state, "alice", now, now + 43200));
+    ck_assert(state.revocation_epoch() != epoch);
+    ck_assert(session_revoked(state, a, now));
+    ck_assert(session_revoked(state, b, now));
+    ck_assert(!session_revoked(state, bob, now));
+    Session later = session("sid-later", now + 1);
+    later.issued = now + 1;
+    ck_assert(!session_revoked(state, later, now + 1));
+    ck_assert(state.at("U:alice").pinned);
+    ck_assert_int_eq(state.at("U:alice").expires, now + 43200);
+    ck_assert_int_eq(state.at("R").record.count, 0);
+    // Asked again later: the line moves forward, never back.
+    ck_assert(revoke_user_sessions(state, "alice", now + 20, now + 43220));
+    ck_assert(session_revoked(state, later, now + 20));
+    ck_assert(revoke_user_sessions(state, "alice", now + 1, now + 43201));
+    ck_assert(session_revoked(state, later, now + 21));
+}
+END_TEST
+
+// No room for the user's record: everyone's sessions up to now end.
+START_TEST(revoke_user_full_store_falls_back)
+{
+    MemState state(3);
+    fill_pinned(state, 3);
+    Session bob = session("sid-bob", now);
+    bob.user = "bob";
+    ck_assert(revoke_user_sessions(state, "alice", now, now + 43200));
+    ck_assert(!state.has("U:alice"));
+    ck_assert(session_revoked(state, session("sid-a", now), now));
+    ck_assert(session_revoked(state, bob, now));
+    ck_assert(!session_revoked(state, session("sid-c", now + 1), now + 1));
+}
+END_TEST
+
 START_TEST(revoke_full_store_falls_back)
 {
     MemState state(3);
@@ -851,6 +901,8 @@ int main()
     tcase_add_test(revoke, revoke_one_session);
     tcase_add_test(revoke, revocation_is_not_evicted);
     tcase_add_test(revoke, revoke_full_store_falls_back);
+    tcase_add_test(revoke, revoke_every_session_of_a_user);
+    tcase_add_test(revoke, revoke_user_full_store_falls_back);
     tcase_add_test(revoke, revoke_without_prepare);
     suite_add_tcase(suite, revoke);
     return run_suite(suite);

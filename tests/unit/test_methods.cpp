@@ -50,7 +50,8 @@ START_TEST(method_names)
     };
     const Pair pairs[] = {{Method::totp, "totp", 1}, {Method::push, "push", 2},
                           {Method::call, "call", 4}, {Method::sms, "sms", 8},
-                          {Method::recovery, "recovery", 16}};
+                          {Method::recovery, "recovery", 16},
+                          {Method::remembered, "remembered", 64}};
     for (const Pair &p : pairs) {
         ck_assert_string_eq(method_name(p.m), p.name);
         auto m = method_from_name(p.name);
@@ -94,13 +95,18 @@ START_TEST(method_table_rows)
     ck_assert_uint_eq(seen, all_methods);
     ck_assert_uint_eq(methods_of_kind(MethodKind::code)
                       | methods_of_kind(MethodKind::out_of_band)
-                      | methods_of_kind(MethodKind::key), all_methods);
+                      | methods_of_kind(MethodKind::key)
+                      | methods_of_kind(MethodKind::device), all_methods);
+    ck_assert_uint_eq(methods_of_kind(MethodKind::device),
+                      method_bit(Method::remembered));
     ck_assert_uint_eq(methods_of_kind(MethodKind::out_of_band),
                       method_bit(Method::push) | method_bit(Method::call)
                       | method_bit(Method::sms));
     ck_assert_string_eq(method_names_for_people(),
-                        "totp, push, call, sms or recovery");
-    ck_assert_string_eq(names, "totp push call sms recovery");
+                        "totp, push, call, sms, recovery or remembered");
+    ck_assert_string_eq(names, "totp push call sms recovery remembered");
+    ck_assert(!method_info(Method::remembered).usual);
+    ck_assert(!method_info(Method::remembered).typed);
     ck_assert(!method_info(Method::recovery).usual);
     ck_assert(method_info(Method::push).waits);
     ck_assert(method_info(Method::sms).typed);
@@ -117,7 +123,8 @@ START_TEST(method_lists)
     ck_assert_uint_eq(parse("totp,sms"), 9);
     ck_assert_uint_eq(parse("sms,totp"), 9);
     ck_assert_uint_eq(parse("push,call"), 6);
-    ck_assert_uint_eq(parse("totp,push,call,sms,recovery"), all_methods);
+    ck_assert_uint_eq(parse("totp,push,call,sms,recovery,remembered"),
+                      all_methods);
     ck_assert_uint_eq(parse("sms,sms"), 8);
 
     const char *bad[] = {"", ",", "totp,", ",totp", "totp,,sms",
@@ -131,11 +138,13 @@ START_TEST(method_lists)
     ck_assert_string_eq(methods_to_list(9), "totp,sms");
     ck_assert_string_eq(methods_to_list(12), "call,sms");
     ck_assert_string_eq(methods_to_list(all_methods),
-                        "totp,push,call,sms,recovery");
+                        "totp,push,call,sms,recovery,remembered");
     // Bits that name no method are left out.
     ck_assert_string_eq(methods_to_list(0x20 | 2), "push");
-    for (MethodSet set = 1; set <= all_methods; set++)
-        ck_assert_uint_eq(parse(methods_to_list(set).c_str()), set);
+    for (MethodSet set = 1; set <= all_methods; set++) {
+        if ((set & ~all_methods) == 0)
+            ck_assert_uint_eq(parse(methods_to_list(set).c_str()), set);
+    }
 }
 END_TEST
 
@@ -182,6 +191,20 @@ START_TEST(decide_max_age)
     ck_assert_verdict(decide(&ancient, 1, 0, now, false), Verdict::allow);
     ck_assert_verdict(decide(&ancient, 1, -5, now, false), Verdict::allow);
     ck_assert_verdict(decide(&ancient, 1, 1, now, false), Verdict::step_up);
+}
+END_TEST
+
+// A remembered device opens what accepts it, but never a location that
+// wants a recent second step, and not one whose methods leave it out.
+START_TEST(decide_remembered)
+{
+    Session s = session(Method::remembered, now);
+    ck_assert_verdict(decide(&s, all_methods, 0, now, false), Verdict::allow);
+    ck_assert_verdict(decide(&s, all_methods, 3600, now, false),
+                      Verdict::step_up);
+    ck_assert_verdict(decide(&s, all_methods & ~method_bit(Method::remembered),
+                             0, now, false),
+                      Verdict::step_up);
 }
 END_TEST
 
@@ -247,6 +270,7 @@ int main()
     tcase_add_test(decision, decide_allow);
     tcase_add_test(decision, decide_method_not_allowed);
     tcase_add_test(decision, decide_max_age);
+    tcase_add_test(decision, decide_remembered);
     tcase_add_test(decision, decide_future_auth_time);
     tcase_add_test(decision, decide_extreme_values);
     tcase_add_test(decision, decide_first_factor);

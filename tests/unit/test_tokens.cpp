@@ -8,6 +8,7 @@
 
 #include "core/keyring.h"
 #include "core/session.h"
+#include "core/user_store.h"
 #include "unit.h"
 
 using namespace twostep;
@@ -511,14 +512,18 @@ START_TEST(pending_round_trip)
         ck_assert_string_eq(d->user, p.user);
         ck_assert(d->via == via);
         ck_assert_int_eq(d->expires, p.expires);
+        ck_assert(!d->remember);
         ck_assert(!decode_pending(keys, token, p.expires));
+        p.remember = true;
+        d = decode_pending(keys, encode_pending(keys, p), p.expires - 1);
+        ck_assert(d && d->remember);
     }
     PendingSignin fresh;
     fresh.nonce = "n0";
     fresh.expires = 500;
     std::string token = encode_pending(keys, fresh);
     ck_assert_string_eq(keys.verify("p", token).value_or("(none)"),
-                        "1|n0||none|500|||totp,push,call,sms,recovery|0");
+                        "2|n0||none|500|||totp,push,call,sms,recovery,remembered|0|0");
     auto d = decode_pending(keys, token, 499);
     ck_assert(d.has_value());
     ck_assert(d->user.empty());
@@ -534,41 +539,89 @@ START_TEST(pending_malformed_payloads)
         return decode_pending(keys, keys.sign("p", payload), 1000)
             .has_value();
     };
-    ck_assert(decodes("1|n|bob|password|2000|||totp|0"));
-    ck_assert(decodes("1|n||none|2000|||totp,sms|0"));
-    ck_assert(decodes("1|n|bob|password|2000|tx-1|push|push|2"));
-    ck_assert(decodes("1|n|bob|identity|2000|tx-1|call|totp,call|14"));
+    ck_assert(decodes("2|n|bob|password|2000|||totp|0|0"));
+    ck_assert(decodes("2|n||none|2000|||totp,sms|0|0"));
+    ck_assert(decodes("2|n|bob|password|2000|tx-1|push|push|2|0"));
+    ck_assert(decodes("2|n|bob|identity|2000|tx-1|call|totp,call|14|0"));
     const char *bad[] = {
-        "1|n|bob|password|2000|||totp|0|x",  // extra field
-        "1|n|bob|password|2000",     // missing fields
-        "1|n|bob|password",
-        "1|n|bob|2000|||totp",
-        "9|n|bob|password|2000|||totp|0",   // unknown version
-        "1||bob|password|2000|||totp|0",    // empty nonce
-        "1|n|bob|password|2e3|||totp|0",    // non-numeric time
-        "1|n|bob|password||||totp|0",
-        "1|n|bob|password|-1|||totp|0",
-        "1|n|bob|passwd|2000|||totp|0",     // unknown first factor
-        "1|n|bob|Password|2000|||totp|0",
-        "1|n|bob||2000|||totp|0",
-        "1|n|b\xc3\xb6" "b|password|2000|||totp|0",  // bad user
-        "1|n|bob|none|2000|||totp|0",       // a user without a first factor
-        "1|n||password|2000|||totp|0",      // a first factor without a user
-        "1|n|bob|password|1000|||totp|0",   // expired (expires == now)
-        "1|n|bob|password|2000|tx 1|push|totp|0",  // malformed txid
-        "1|n|bob|password|2000|tx|sms|totp|0",     // only push and call wait
-        "1|n|bob|password|2000|tx||totp|0",        // a txid without its method
-        "1|n|bob|password|2000||push|totp|0",      // a method without a txid
-        "1|n||none|2000|tx|push|totp|0",           // a txid without a user
-        "1|n|bob|password|2000||||0",         // no methods
-        "1|n|bob|password|2000|||fax|0",      // unknown method
-        "1|n|bob|password|2000||",          // a field short
-        "1|n|bob|password|2000|||totp|",     // no provider set
-        "1|n|bob|password|2000|||totp|32",   // unknown bits
-        "1|n|bob|password|2000|||totp|-1",
+        "2|n|bob|password|2000|||totp|0|0|x",  // extra field
+        "2|n|bob|password|2000",     // missing fields
+        "2|n|bob|password",
+        "2|n|bob|2000|||totp",
+        "9|n|bob|password|2000|||totp|0|0",   // unknown version
+        "2||bob|password|2000|||totp|0|0",  // empty nonce
+        "2|n|bob|password|2e3|||totp|0|0",    // non-numeric time
+        "2|n|bob|password||||totp|0|0",
+        "2|n|bob|password|-1|||totp|0|0",
+        "2|n|bob|passwd|2000|||totp|0|0",     // unknown first factor
+        "2|n|bob|Password|2000|||totp|0|0",
+        "2|n|bob||2000|||totp|0|0",
+        "2|n|b\xc3\xb6" "b|password|2000|||totp|0|0",  // bad user
+        "2|n|bob|none|2000|||totp|0|0",       // a user without a first factor
+        "2|n||password|2000|||totp|0|0",      // a first factor without a user
+        "2|n|bob|password|1000|||totp|0|0",   // expired (expires == now)
+        "2|n|bob|password|2000|tx 1|push|totp|0|0",  // malformed txid
+        "2|n|bob|password|2000|tx|sms|totp|0|0",     // only push and call wait
+        "2|n|bob|password|2000|tx||totp|0|0",        // a txid without its method
+        "2|n|bob|password|2000||push|totp|0|0",      // a method without a txid
+        "2|n||none|2000|tx|push|totp|0|0",           // a txid without a user
+        "2|n|bob|password|2000||||0|0",         // no methods
+        "2|n|bob|password|2000|||fax|0|0",      // unknown method
+        "2|n|bob|password|2000||",          // a field short
+        "2|n|bob|password|2000|||totp||0",     // no provider set
+        "2|n|bob|password|2000|||totp|32|0",   // unknown bits
+        "2|n|bob|password|2000|||totp|0|",     // no remember flag
+        "2|n|bob|password|2000|||totp|0|yes",
+        "1|n|bob|password|2000|||totp|0",      // version 1: no flag
+        "2|n|bob|password|2000|||totp|-1|0",
     };
     for (const char *payload : bad)
         ck_assert_msg(!decodes(payload), "accepted '%s'", payload);
+}
+END_TEST
+
+// "Don't ask again": the device cookie round-trips, is its own kind, and
+// stands for the second step only for the same user and credentials,
+// after the last "Forget remembered devices", within the current TTL.
+START_TEST(remembered_devices)
+{
+    KeyRing keys = ring({key_a});
+    RememberedDevice d;
+    d.user = "bob";
+    d.credentials = "cred-1";
+    d.issued = 1000;
+    d.expires = 1000 + 86400;
+    std::string token = encode_device(keys, d);
+    ck_assert_string_eq(token.substr(0, 2), "d.");
+    auto back = decode_device(keys, token, 1001);
+    ck_assert(back.has_value());
+    ck_assert_string_eq(back->user, "bob");
+    ck_assert_string_eq(back->credentials, "cred-1");
+    ck_assert_int_eq(back->issued, 1000);
+    ck_assert(!decode_device(keys, token, d.expires));
+    ck_assert(!decode_session(keys, token, 1001));
+    ck_assert(!decode_pending(keys, token, 1001));
+    ck_assert(!decode_device(keys, keys.sign("d", "1|bob|cred-1|1000"), 0));
+    ck_assert(!decode_device(keys, keys.sign("d", "1|bob||1000|2000"), 0));
+    ck_assert(!decode_device(keys, keys.sign("d", "2|bob|c|1000|2000"), 0));
+
+    User bob;
+    bob.name = "bob";
+    bob.credential_tag = "cred-1";
+    ck_assert(device_remembers(*back, bob, 86400, 1001));
+    ck_assert(!device_remembers(*back, bob, 86400, d.expires));
+    ck_assert(!device_remembers(*back, bob, 3600, 1000 + 3600));  // lowered
+    User other = bob;
+    other.name = "alice";
+    ck_assert(!device_remembers(*back, other, 86400, 1001));
+    User changed = bob;
+    changed.credential_tag = "cred-2";  // new password or authenticator
+    ck_assert(!device_remembers(*back, changed, 86400, 1001));
+    User forgot = bob;
+    forgot.devices_forgotten = 1000;    // the same second counts
+    ck_assert(!device_remembers(*back, forgot, 86400, 1001));
+    forgot.devices_forgotten = 999;
+    ck_assert(device_remembers(*back, forgot, 86400, 1001));
 }
 END_TEST
 
@@ -626,6 +679,7 @@ int main()
     tcase_add_test(cookies, session_malformed_payloads);
     tcase_add_test(cookies, pending_round_trip);
     tcase_add_test(cookies, pending_malformed_payloads);
+    tcase_add_test(cookies, remembered_devices);
     tcase_add_test(cookies, form_tokens);
     suite_add_tcase(suite, cookies);
     return run_suite(suite);
