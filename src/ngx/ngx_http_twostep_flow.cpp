@@ -500,17 +500,26 @@ ngx_http_twostep_finish_signin(ngx_http_twostep_page_t &p,
 }
 
 
+bool
+ngx_http_twostep_revoke_user_sessions(ngx_http_request_t *r,
+    std::string_view user, time_t keep_until)
+{
+    ngx_http_twostep_zone_state state(r);
+
+    return twostep::revoke_user_sessions(state, user, ngx_time(),
+                                         keep_until);
+}
+
+
 ngx_int_t
 ngx_http_twostep_sign_out_everywhere(ngx_http_twostep_page_t &p,
     const twostep::Session &session)
 {
     time_t  now = ngx_time();
 
-    ngx_http_twostep_zone_state state(p.r);
-
     // No session of the user outlives the current lifetime from now.
-    if (!twostep::revoke_user_sessions(state, session.user, now,
-                                       now + p.scf->session_ttl))
+    if (!ngx_http_twostep_revoke_user_sessions(p.r, session.user,
+                                               now + p.scf->session_ttl))
     {
         ngx_log_error(NGX_LOG_ALERT, p.r->connection->log, 0,
                       "twostep: could not revoke the sessions of a user");
