@@ -51,6 +51,12 @@ static char *ngx_http_twostep_duo_api(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf) noexcept;
 static char *ngx_http_twostep_duo_skey_file(ngx_conf_t *cf,
     ngx_command_t *cmd, void *conf) noexcept;
+static char *ngx_http_twostep_token_file(ngx_conf_t *cf,
+    ngx_command_t *cmd, void *conf) noexcept;
+static char *ngx_http_twostep_twilio_value(ngx_conf_t *cf,
+    ngx_command_t *cmd, void *conf) noexcept;
+static char *ngx_http_twostep_merge_self_hosted(ngx_conf_t *cf,
+    ngx_http_twostep_srv_conf_t *prev, ngx_http_twostep_srv_conf_t *conf);
 static ngx_int_t ngx_http_twostep_init_process(ngx_cycle_t *cycle) noexcept;
 static void ngx_http_twostep_exit_process(ngx_cycle_t *cycle) noexcept;
 static ngx_int_t ngx_http_twostep_add_variables(ngx_conf_t *cf) noexcept;
@@ -238,6 +244,55 @@ static ngx_command_t  ngx_http_twostep_commands[] = {
       ngx_conf_set_msec_slot,
       NGX_HTTP_SRV_CONF_OFFSET,
       offsetof(ngx_http_twostep_srv_conf_t, duo_timeout),
+      NULL },
+
+    { ngx_string("twostep_twilio_api"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_CONF_TAKE1,
+      ngx_http_twostep_duo_api,
+      NGX_HTTP_SRV_CONF_OFFSET,
+      offsetof(ngx_http_twostep_srv_conf_t, twilio_api),
+      NULL },
+
+    { ngx_string("twostep_twilio_account"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_CONF_TAKE1,
+      ngx_http_twostep_twilio_value,
+      NGX_HTTP_SRV_CONF_OFFSET,
+      offsetof(ngx_http_twostep_srv_conf_t, twilio_account),
+      NULL },
+
+    { ngx_string("twostep_twilio_token_file"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_CONF_TAKE1,
+      ngx_http_twostep_token_file,
+      NGX_HTTP_SRV_CONF_OFFSET,
+      offsetof(ngx_http_twostep_srv_conf_t, twilio_token),
+      NULL },
+
+    { ngx_string("twostep_twilio_from"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_CONF_TAKE1,
+      ngx_http_twostep_twilio_value,
+      NGX_HTTP_SRV_CONF_OFFSET,
+      offsetof(ngx_http_twostep_srv_conf_t, twilio_from),
+      NULL },
+
+    { ngx_string("twostep_ntfy_server"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_CONF_TAKE1,
+      ngx_http_twostep_duo_api,
+      NGX_HTTP_SRV_CONF_OFFSET,
+      offsetof(ngx_http_twostep_srv_conf_t, ntfy_server),
+      NULL },
+
+    { ngx_string("twostep_ntfy_token_file"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_CONF_TAKE1,
+      ngx_http_twostep_token_file,
+      NGX_HTTP_SRV_CONF_OFFSET,
+      offsetof(ngx_http_twostep_srv_conf_t, ntfy_token),
+      NULL },
+
+    { ngx_string("twostep_public_url"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_CONF_TAKE1,
+      ngx_http_twostep_duo_api,
+      NGX_HTTP_SRV_CONF_OFFSET,
+      offsetof(ngx_http_twostep_srv_conf_t, public_url),
       NULL },
 
     { ngx_string("twostep_language"),
@@ -694,6 +749,15 @@ ngx_http_twostep_create_srv_conf(ngx_conf_t *cf) noexcept
      *     conf->duo_api = { 0, NULL };
      *     conf->duo_ikey = { 0, NULL };
      *     conf->duo_skey = { 0, NULL };
+     *     conf->twilio = NULL;
+     *     conf->ntfy = NULL;
+     *     conf->twilio_api = { 0, NULL };
+     *     conf->twilio_account = { 0, NULL };
+     *     conf->twilio_token = { 0, NULL };
+     *     conf->twilio_from = { 0, NULL };
+     *     conf->ntfy_server = { 0, NULL };
+     *     conf->ntfy_token = { 0, NULL };
+     *     conf->public_url = { 0, NULL };
      *     conf->protects = 0;
      *     conf->accepted = 0;
      *     conf->theme = NULL;
@@ -885,6 +949,10 @@ try {
         mcf->duo = 1;
     }
 
+    if (ngx_http_twostep_merge_self_hosted(cf, prev, conf) != NGX_CONF_OK) {
+        return static_cast<char *>(NGX_CONF_ERROR);
+    }
+
     if (conf->session_ttl < 1) {
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
                            "\"twostep_session_ttl\" must be at least 1s");
@@ -1053,17 +1121,28 @@ try {
         return static_cast<char *>(NGX_CONF_ERROR);
     }
 
-    twostep::MethodSet remote =
-        conf->methods & twostep::methods_of_kind(
-                            twostep::MethodKind::out_of_band);
+    // Push needs Duo or ntfy, call and text Duo or Twilio: a location that
+    // lists one with neither would offer what nobody can use.
+    twostep::MethodSet served = 0;
+    for (const twostep::OutOfBandProvider *provider :
+         {scf->provider, scf->twilio, scf->ntfy})
+    {
+        served |= provider ? provider->methods() : 0;
+    }
 
-    if (listed && remote && scf->provider == NULL) {
-        ngx_conf_log_error(NGX_LOG_WARN, cf, 0,
+    twostep::MethodSet missing =
+        conf->methods & twostep::methods_of_kind(
+                            twostep::MethodKind::out_of_band) & ~served;
+
+    if (listed && missing) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
                            "location \"%V\" allows %s, but its server has "
-                           "no provider for them (\"twostep_duo_api\"): "
-                           "nobody can sign in that way",
+                           "no provider for them (\"twostep_duo_api\", "
+                           "\"twostep_twilio_account\" or "
+                           "\"twostep_ntfy_server\")",
                            &clcf->name,
-                           twostep::methods_to_list(remote).c_str());
+                           twostep::methods_to_list(missing).c_str());
+        return static_cast<char *>(NGX_CONF_ERROR);
     }
 
     if (conf->identity
@@ -1660,7 +1739,8 @@ try {
 }
 
 
-// twostep_duo_api https://api-XXXXXXXX.duosecurity.com
+// twostep_duo_api https://api-XXXXXXXX.duosecurity.com, and the same for
+// twostep_twilio_api, twostep_ntfy_server and twostep_public_url.
 static char *
 ngx_http_twostep_duo_api(ngx_conf_t *cf,
     ngx_command_t *cmd, void *conf) noexcept
@@ -1683,8 +1763,9 @@ try {
     } else if (url->len > 7 && ngx_strncmp(url->data, "http://", 7) == 0) {
         scheme = 7;
         ngx_conf_log_error(NGX_LOG_WARN, cf, 0,
-                           "\"twostep_duo_api\" uses plain http: only for a "
-                           "local simulator, never for the real service");
+                           "\"%V\" uses plain http: only for a local "
+                           "simulator, never for the real service",
+                           &cmd->name);
 
     } else {
         scheme = 0;
@@ -1701,8 +1782,8 @@ try {
 
     if (!ok || url->len == scheme) {
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                           "\"twostep_duo_api\" must be https://HOST[:PORT] "
-                           "without a path, not \"%V\"", url);
+                           "\"%V\" must be https://HOST[:PORT] without a "
+                           "path, not \"%V\"", &cmd->name, url);
         return static_cast<char *>(NGX_CONF_ERROR);
     }
 
@@ -1712,19 +1793,19 @@ try {
 }
 
 
-// The secret key stays out of nginx.conf: read from a file, like the
-// cookie key, by the master process.
+// Secrets stay out of nginx.conf: read from a file, like the cookie key,
+// by the master process; at least `min` bytes, trailing newlines dropped.
 static char *
-ngx_http_twostep_duo_skey_file(ngx_conf_t *cf, ngx_command_t *cmd,
-    void *conf) noexcept
-try {
-    ngx_str_t   *value, *skey;
+ngx_http_twostep_secret_slot(ngx_conf_t *cf, ngx_command_t *cmd, void *conf,
+    ssize_t min, const char *what)
+{
+    ngx_str_t   *value, *secret;
     u_char       buf[256];
     ssize_t      n;
 
-    skey = reinterpret_cast<ngx_str_t *>(static_cast<u_char *>(conf)
-                                         + cmd->offset);
-    if (skey->data) {
+    secret = reinterpret_cast<ngx_str_t *>(static_cast<u_char *>(conf)
+                                           + cmd->offset);
+    if (secret->data) {
         return const_cast<char *>("is duplicate");
     }
 
@@ -1741,26 +1822,165 @@ try {
         n--;
     }
 
-    if (n < 20 || n == (ssize_t) sizeof(buf)) {
+    bool printable = true;
+    for (ssize_t i = 0; i < n; i++) {
+        printable = printable && buf[i] > 0x20 && buf[i] < 0x7f;
+    }
+
+    if (n < min || n == (ssize_t) sizeof(buf) || !printable) {
         ngx_explicit_memzero(buf, sizeof(buf));
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                           "\"twostep_duo_skey_file\" \"%V\" does not "
-                           "hold a Duo secret key", &value[1]);
+                           "\"%V\" \"%V\" does not hold %s",
+                           &cmd->name, &value[1], what);
         return static_cast<char *>(NGX_CONF_ERROR);
     }
 
-    skey->data = static_cast<u_char *>(ngx_pnalloc(cf->pool, n));
-    if (skey->data == NULL) {
+    secret->data = static_cast<u_char *>(ngx_pnalloc(cf->pool, n));
+    if (secret->data == NULL) {
+        ngx_explicit_memzero(buf, sizeof(buf));
         return static_cast<char *>(NGX_CONF_ERROR);
     }
 
-    skey->len = n;
-    ngx_memcpy(skey->data, buf, n);
+    secret->len = n;
+    ngx_memcpy(secret->data, buf, n);
     ngx_explicit_memzero(buf, sizeof(buf));
+
+    return NGX_CONF_OK;
+}
+
+
+static char *
+ngx_http_twostep_duo_skey_file(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf) noexcept
+try {
+    return ngx_http_twostep_secret_slot(cf, cmd, conf, 20,
+                                        "a Duo secret key");
+} catch (...) {
+    return ngx_http_twostep_conf_failed(cf);
+}
+
+
+// twostep_twilio_token_file, twostep_ntfy_token_file.
+static char *
+ngx_http_twostep_token_file(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf) noexcept
+try {
+    return ngx_http_twostep_secret_slot(cf, cmd, conf, 8, "an access token");
+} catch (...) {
+    return ngx_http_twostep_conf_failed(cf);
+}
+
+
+// twostep_twilio_account SID, twostep_twilio_from +E164.
+static char *
+ngx_http_twostep_twilio_value(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf) noexcept
+try {
+    char *rv = ngx_conf_set_str_slot(cf, cmd, conf);
+    if (rv != NGX_CONF_OK) {
+        return rv;
+    }
+
+    ngx_str_t *value = static_cast<ngx_str_t *>(cf->args->elts);
+    bool from = cmd->offset == offsetof(ngx_http_twostep_srv_conf_t,
+                                        twilio_from);
+    std::string_view v = ngx_http_twostep_sv(value[1]);
+
+    if (from ? !twostep::valid_phone(v) : !twostep::twilio::valid_account(v))
+    {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0, "\"%V\" must be %s, not "
+                           "\"%V\"", &cmd->name,
+                           from ? "an E.164 number like +15550001111"
+                                : "an account SID (2 to 64 of [A-Za-z0-9-])",
+                           &value[1]);
+        return static_cast<char *>(NGX_CONF_ERROR);
+    }
 
     return NGX_CONF_OK;
 } catch (...) {
     return ngx_http_twostep_conf_failed(cf);
+}
+
+
+// Twilio (text and call) and ntfy (push): complete or absent, and with
+// the public URL their callbacks and approval links lead back to.
+static char *
+ngx_http_twostep_merge_self_hosted(ngx_conf_t *cf,
+    ngx_http_twostep_srv_conf_t *prev, ngx_http_twostep_srv_conf_t *conf)
+{
+    ngx_conf_merge_str_value(conf->twilio_api, prev->twilio_api,
+                             "https://api.twilio.com");
+    ngx_conf_merge_str_value(conf->twilio_account, prev->twilio_account, "");
+    ngx_conf_merge_str_value(conf->twilio_token, prev->twilio_token, "");
+    ngx_conf_merge_str_value(conf->twilio_from, prev->twilio_from, "");
+    ngx_conf_merge_str_value(conf->ntfy_server, prev->ntfy_server, "");
+    ngx_conf_merge_str_value(conf->ntfy_token, prev->ntfy_token, "");
+    ngx_conf_merge_str_value(conf->public_url, prev->public_url, "");
+
+    bool twilio = conf->twilio_account.len || conf->twilio_token.len
+                  || conf->twilio_from.len;
+    bool ntfy = conf->ntfy_server.len || conf->ntfy_token.len;
+
+    if (twilio && (!conf->twilio_account.len || !conf->twilio_token.len
+                   || !conf->twilio_from.len))
+    {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "Twilio needs all of \"twostep_twilio_account\", "
+                           "\"twostep_twilio_token_file\" and "
+                           "\"twostep_twilio_from\"");
+        return static_cast<char *>(NGX_CONF_ERROR);
+    }
+
+    if (ntfy && !conf->ntfy_server.len) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"twostep_ntfy_token_file\" needs "
+                           "\"twostep_ntfy_server\"");
+        return static_cast<char *>(NGX_CONF_ERROR);
+    }
+
+    if ((twilio || ntfy) && !conf->public_url.len) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "Twilio and ntfy need \"twostep_public_url\": "
+                           "the address phones and Twilio reach the portal "
+                           "at, for approval links and call-backs");
+        return static_cast<char *>(NGX_CONF_ERROR);
+    }
+
+    if (twilio) {
+        twostep::twilio::Credentials c;
+        c.api = std::string(ngx_http_twostep_sv(conf->twilio_api));
+        c.account = std::string(ngx_http_twostep_sv(conf->twilio_account));
+        c.token = std::string(ngx_http_twostep_sv(conf->twilio_token));
+
+        conf->twilio = ngx_http_twostep_pool_new<twostep::twilio::Provider>(
+                           cf->pool, std::move(c),
+                           std::string(ngx_http_twostep_sv(
+                               conf->twilio_from)));
+        if (conf->twilio == NULL) {
+            return static_cast<char *>(NGX_CONF_ERROR);
+        }
+    }
+
+    if (ntfy) {
+        twostep::ntfy::Server server;
+        server.url = std::string(ngx_http_twostep_sv(conf->ntfy_server));
+        server.token = std::string(ngx_http_twostep_sv(conf->ntfy_token));
+
+        conf->ntfy = ngx_http_twostep_pool_new<twostep::ntfy::Provider>(
+                         cf->pool, std::move(server));
+        if (conf->ntfy == NULL) {
+            return static_cast<char *>(NGX_CONF_ERROR);
+        }
+    }
+
+    if (twilio || ntfy) {
+        auto mcf = static_cast<ngx_http_twostep_main_conf_t *>(
+                       ngx_http_conf_get_module_main_conf(cf,
+                                                   ngx_http_twostep_module));
+        mcf->duo = 1;
+    }
+
+    return NGX_CONF_OK;
 }
 
 

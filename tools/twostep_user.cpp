@@ -22,6 +22,7 @@
 #include "core/base32.h"
 #include "core/enroll.h"
 #include "core/methods.h"
+#include "core/ntfy.h"
 #include "core/password.h"
 #include "core/store_file.h"
 #include "core/user_store.h"
@@ -62,6 +63,9 @@ constexpr const char usage_text[] =
     "QR\n"
     "                            code to scan; issuer: nginx-twostep\n"
     "  set-phone USER +E164      phone number, e.g. +15551234567\n"
+    "  set-ntfy USER [TOPIC]     ntfy topic for push (random, 144 bits,\n"
+    "                            when not given): prints the topic to\n"
+    "                            subscribe to in the ntfy app\n"
     "  set-default USER METHOD   preferred second step: totp, push, call, "
     "sms\n"
     "  reset USER                drop the authenticator, phone, default "
@@ -451,6 +455,32 @@ int cmd_set_phone(const Args &args)
     return 0;
 }
 
+int cmd_set_ntfy(const Args &args)
+{
+    if (args.rest.size() != 1 && args.rest.size() != 2) {
+        throw UsageError("usage: twostep-user --users FILE set-ntfy USER "
+                         "[TOPIC]");
+    }
+    std::string topic = args.rest.size() == 2 ? args.rest[1]
+                                              : ntfy::new_topic();
+    if (!ntfy::valid_topic(topic)) {
+        throw UsageError("not an ntfy topic: 1 to 64 of [A-Za-z0-9_-]");
+    }
+    if (topic.size() < 22) {
+        std::fprintf(stderr, "warning: whoever knows a topic can read and "
+                             "answer its pushes: a short one can be "
+                             "guessed\n");
+    }
+    StoreFile file = open_store(args.users);
+    std::string error;
+    check(file.set_ntfy_topic(args.rest[0], topic, error), error);
+    commit(file);
+    std::printf("set the ntfy topic of %s to %s\nSubscribe to it in the "
+                "ntfy app (keep it secret).\n", args.rest[0].c_str(),
+                topic.c_str());
+    return 0;
+}
+
 int cmd_set_default(const Args &args)
 {
     expect_args(args, 2, "set-default USER METHOD");
@@ -576,6 +606,7 @@ int run(int argc, char **argv)
         {"list", cmd_list},
         {"enroll-totp", cmd_enroll_totp},
         {"set-phone", cmd_set_phone},
+        {"set-ntfy", cmd_set_ntfy},
         {"set-default", cmd_set_default},
         {"reset", cmd_reset},
         {"recovery-codes", cmd_recovery_codes},

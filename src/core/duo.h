@@ -104,6 +104,7 @@ public:
                              std::string_view body) const override;
     ProviderRequest start(const User &user, Method m,
                           std::string_view client_ip,
+                          const OutOfBandMessage &msg,
                           std::int64_t now) const override;
     ProviderAnswer read_start(long http_status,
                               std::string_view body) const override;
@@ -112,6 +113,7 @@ public:
     ProviderAnswer read_status(long http_status,
                                std::string_view body) const override;
     ProviderRequest send_code(const User &user,
+                              const OutOfBandMessage &msg,
                               std::int64_t now) const override;
     ProviderAnswer read_send_code(long http_status,
                                   std::string_view body) const override;

@@ -53,8 +53,10 @@ ProviderOffer Provider::read_offer(long http_status,
     return parse_preauth(http_status, body);
 }
 
+// Duo says what it says: the portal's texts are not used.
 ProviderRequest Provider::start(const User &user, Method m,
                                 std::string_view client_ip,
+                                const OutOfBandMessage &,
                                 std::int64_t now) const
 {
     return to_provider(auth_async(credentials_, duo_user(user), m, client_ip,
@@ -79,7 +81,9 @@ ProviderAnswer Provider::read_status(long http_status,
     return parse_auth_status(http_status, body);
 }
 
-ProviderRequest Provider::send_code(const User &user, std::int64_t now) const
+ProviderRequest Provider::send_code(const User &user,
+                                    const OutOfBandMessage &,
+                                    std::int64_t now) const
 {
     return to_provider(send_sms(credentials_, duo_user(user), now));
 }

@@ -13,7 +13,8 @@ namespace {
 
 constexpr const char *result_names[result_count] = {
     "success", "failure", "locked", "error"};
-constexpr const char *provider_names[provider_count] = {"duo"};
+constexpr const char *provider_names[provider_count] = {"duo", "twilio",
+                                                          "ntfy"};
 constexpr const char *provider_result_names[provider_result_count] = {
     "success", "failure", "error"};
 

@@ -24,8 +24,8 @@ const std::vector<std::string> &steps();
 std::size_t step_index(std::string_view name);
 
 // Outbound providers.
-enum class Provider { duo };
-constexpr std::size_t provider_count = 1;
+enum class Provider { duo, twilio, ntfy };
+constexpr std::size_t provider_count = 3;
 const char *provider_name(Provider p);
 
 // A provider request: an HTTP 2xx answer, another HTTP status, or none

@@ -9,6 +9,8 @@
 #include <string_view>
 #include <vector>
 
+#include "provider.h"
+
 namespace twostep::ntfy {
 
 struct Server {
@@ -103,5 +105,31 @@ struct Result {
     std::string message;
 };
 Result parse_publish(long http_status, std::string_view body);
+
+// Push as an out-of-band provider (provider.h): a notification to the
+// user's topic with msg.title and msg.text, an Approve button opening
+// msg.approve_url and a Deny button POSTing msg.deny_url.
+class Provider final : public SelfHostedProvider {
+public:
+    explicit Provider(Server server);
+
+    MethodSet methods() const override;
+    ProviderRequest start(const User &user, Method m,
+                          std::string_view client_ip,
+                          const OutOfBandMessage &msg,
+                          std::int64_t now) const override;
+    ProviderAnswer read_start(long http_status,
+                              std::string_view body) const override;
+    // Push sends no code: throws std::logic_error.
+    ProviderRequest send_code(const User &user, const OutOfBandMessage &msg,
+                              std::int64_t now) const override;
+    ProviderAnswer read_send_code(long http_status,
+                                  std::string_view body) const override;
+
+    const Server &server() const { return server_; }
+
+private:
+    Server server_;
+};
 
 }  // namespace twostep::ntfy

@@ -20,7 +20,7 @@ namespace {
 // The pages a theme has; each is rendered inside "layout".
 constexpr std::string_view page_templates[] = {
     "layout", "signin", "code", "wait", "enroll", "security-info",
-    "message", "signout"};
+    "message", "signout", "approve"};
 
 // Every value the pages are rendered with (pages.cpp sets them); a
 // template or a translation naming another is a typo caught at load.
@@ -42,6 +42,8 @@ const std::set<std::string, std::less<>> &value_names()
         "new_codes", "codes", "code", "totp", "phone", "provided",
         "choices", "chosen", "options", "selected", "recovery_left",
         "devices",
+        // approve.html (and the texts a phone gets)
+        "approve_url", "token", "site", "address", "time",
         // texts only
         "minutes"};
     return names;

@@ -145,6 +145,19 @@ std::string render_wait(const PageContext &ctx, const WaitPage &page)
                   std::string("wait.") + method_name(page.method) + ".title");
 }
 
+std::string render_approve(const PageContext &ctx, const ApprovePage &page)
+{
+    PageData data;
+    data.text("approve_url", page.action);
+    data.text("token", page.token);
+    data.text("user", page.user);
+    data.text("site", page.site);
+    data.text("address", page.address);
+    data.text("time", page.time);
+    messages(data, ctx, page.error, {});
+    return render(ctx, "approve", data, "approve.title");
+}
+
 std::string render_enroll(const PageContext &ctx, const EnrollPage &page)
 {
     PageData data;

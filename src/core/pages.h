@@ -83,6 +83,22 @@ struct WaitPage {
 // paths.status and then goes there.
 std::string render_wait(const PageContext &ctx, const WaitPage &page);
 
+struct ApprovePage {
+    std::string action;   // e.g. "/.twostep/approve": where the forms post
+    std::string token;    // the push's capability (approval.h)
+    std::string user;
+    std::string site;     // the site's name, or its host
+    std::string address;  // the client address signing in
+    std::string time;     // when the push was sent, "2026-12-02 04:10 UTC"
+    std::string error;
+};
+
+// The page a push's Approve button opens on the phone, without a session
+// or JavaScript: who signs in to what, from where and when; a box for the
+// number the sign-in screen shows (field `number`) and an Approve button,
+// and a Deny button (action=deny); both forms post t=token to `action`.
+std::string render_approve(const PageContext &ctx, const ApprovePage &page);
+
 struct EnrollPage {
     PortalPaths paths;
     std::string enroll;      // e.g. "/.twostep/enroll": where the form posts

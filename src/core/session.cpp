@@ -5,13 +5,16 @@
 //   (via: "password" or "identity"; issued: when the session began, for the
 //   current TTL; versions 1 and 2 lacked one of them and are refused)
 //   pending (kind "p"):
-//     2|nonce|user|via|expires|txid|method|methods|confirmed|remember
+//     2|nonce|user|via|expires|txid|method|methods|confirmed|remember[|code]
 //   (txid and method empty unless a push or call is waiting; methods: those
 //   the protected location accepts, as methods_to_list() writes them;
 //   confirmed: the provider's methods for the user, as a decimal bit mask;
 //   remember: "1" if "Don't ask again" was ticked, else "0"; version 1
-//   lacked it and is refused: a sign-in in progress starts again)
+//   lacked it and is refused: a sign-in in progress starts again; code: a
+//   texted code's "<expiry>.<MAC>" record, present only while one is out)
 //   remembered device (kind "d"): 1|user|credentials|issued|expires
+//   capability (kind "x"): txid|user|method|expires|address
+//   (a self-hosted push's or call's links; approval.h)
 #include "session.h"
 
 #include <cstdint>
@@ -27,6 +30,7 @@ namespace {
 constexpr std::string_view session_kind = "s";
 constexpr std::string_view pending_kind = "p";
 constexpr std::string_view device_kind = "d";
+constexpr std::string_view capability_kind = "x";
 constexpr std::string_view payload_version = "2";
 constexpr std::string_view device_version = "1";
 constexpr std::string_view session_version = "3";
@@ -58,6 +62,19 @@ std::optional<FirstFactor> first_factor_from_name(std::string_view name)
             return f;
     }
     return std::nullopt;
+}
+
+// issue_oob_code()'s record: "<expiry>.<MAC>", digits then base64url.
+bool valid_code_record(std::string_view record)
+{
+    std::size_t dot = record.find('.');
+    if (dot == std::string_view::npos || dot == 0 || dot > 18)
+        return false;
+    for (char c : record.substr(0, dot)) {
+        if (c < '0' || c > '9')
+            return false;
+    }
+    return valid_id(record.substr(dot + 1));
 }
 
 std::vector<std::string_view> split(std::string_view text)
@@ -196,6 +213,8 @@ std::string encode_pending(const KeyRing &keys, const PendingSignin &p)
     append(payload, methods_to_list(p.methods));
     append(payload, std::to_string(p.confirmed));
     append(payload, p.remember ? "1" : "0");
+    if (!p.code.empty())
+        append(payload, p.code);
     // A user name exactly when a first factor has been passed.
     bool user_ok = p.via == FirstFactor::none ? p.user.empty()
                                                : valid_user_name(p.user);
@@ -204,7 +223,8 @@ std::string encode_pending(const KeyRing &keys, const PendingSignin &p)
                        && method_info(p.txid_method).waits);
     if (!valid_id(p.nonce) || !user_ok || !txid_ok
         || methods_from_list(methods_to_list(p.methods)) != p.methods
-        || (p.confirmed & ~all_methods) != 0)
+        || (p.confirmed & ~all_methods) != 0
+        || (!p.code.empty() && (!valid_code_record(p.code) || p.user.empty())))
         throw std::invalid_argument("pending sign-in would not decode");
     return keys.sign(pending_kind, payload);
 }
@@ -217,7 +237,7 @@ std::optional<PendingSignin> decode_pending(const KeyRing &keys,
     if (!payload)
         return std::nullopt;
     auto f = split(*payload);
-    if (f.size() != 10 || f[0] != payload_version
+    if ((f.size() != 10 && f.size() != 11) || f[0] != payload_version
         || (f[9] != "0" && f[9] != "1"))
         return std::nullopt;
     auto methods = methods_from_list(f[7]);
@@ -252,6 +272,11 @@ std::optional<PendingSignin> decode_pending(const KeyRing &keys,
     p.methods = *methods;
     p.confirmed = static_cast<MethodSet>(*confirmed);
     p.remember = f[9] == "1";
+    if (f.size() == 11) {
+        if (!valid_code_record(f[10]) || p.user.empty())
+            return std::nullopt;
+        p.code = f[10];
+    }
     return p;
 }
 
@@ -299,6 +324,46 @@ bool device_remembers(const RememberedDevice &d, const User &user,
     return d.user == user.name && d.credentials == user.credential_tag
            && d.issued > user.devices_forgotten && now < d.expires
            && now - d.issued < ttl;
+}
+
+std::string capability_token(const KeyRing &keys, const Capability &c)
+{
+    bool address_ok = c.address.size() <= 64;
+    for (char ch : c.address)
+        address_ok = address_ok && ch > 0x20 && ch < 0x7f;
+    if (!valid_id(c.txid) || !valid_user_name(c.user) || c.expires <= 0
+        || !address_ok || !method_info(c.method).waits)
+        throw std::invalid_argument("capability would not decode");
+    std::string payload(c.txid);
+    append(payload, c.user);
+    append(payload, method_name(c.method));
+    append_time(payload, c.expires);
+    append(payload, c.address);
+    return keys.sign(capability_kind, payload);
+}
+
+std::optional<Capability> read_capability(const KeyRing &keys,
+                                          std::string_view token,
+                                          std::int64_t now)
+{
+    auto payload = keys.verify(capability_kind, token);
+    if (!payload)
+        return std::nullopt;
+    auto f = split(*payload);
+    if (f.size() != 5)
+        return std::nullopt;
+    auto method = method_from_name(f[2]);
+    auto expires = parse_time(f[3]);
+    if (!valid_id(f[0]) || !valid_user_name(f[1]) || !method
+        || !method_info(*method).waits || !expires || *expires <= now)
+        return std::nullopt;
+    Capability c;
+    c.txid = f[0];
+    c.user = f[1];
+    c.method = *method;
+    c.expires = *expires;
+    c.address = f[4];
+    return c;
 }
 
 std::string form_token(const KeyRing &keys, const PendingSignin &p)

@@ -1,5 +1,6 @@
 // The two cookies: the session (both steps done) and the pending sign-in
-// (password or identity done, second step still owed; opens nothing).
+// (password or identity done, second step still owed; opens nothing), and
+// the capability in a self-hosted push's or call's links.
 #pragma once
 
 #include <cstdint>
@@ -59,6 +60,8 @@ struct PendingSignin {
                                         // this user has (its preauth)
     bool remember = false;              // "Don't ask again on this
                                         // device" ticked (twostep_remember)
+    std::string code;           // a texted code's record (oob.h) while
+                                // one is out; empty otherwise
 };
 
 std::string encode_pending(const KeyRing &keys, const PendingSignin &p);
@@ -92,6 +95,22 @@ struct User;
 // before).
 bool device_remembers(const RememberedDevice &d, const User &user,
                       std::int64_t ttl, std::int64_t now);
+// The capability in an approval, deny or call-back link: the transaction,
+// whose it is and until when, signed with the server's keys (KeyRing
+// kind "x"), so that only the portal can make one and each is bound to
+// one transaction. Single use comes from decide_approval().
+struct Capability {
+    std::string txid;
+    std::string user;
+    Method method = Method::push;
+    std::int64_t expires = 0;
+    std::string address;  // the client signing in, for the approval page
+};
+std::string capability_token(const KeyRing &keys, const Capability &c);
+// nullopt if forged, malformed or expired at `now`.
+std::optional<Capability> read_capability(const KeyRing &keys,
+                                          std::string_view token,
+                                          std::int64_t now);
 
 // Anti-forgery token for forms, bound to the pending sign-in's nonce.
 std::string form_token(const KeyRing &keys, const PendingSignin &p);

@@ -19,6 +19,7 @@
 #include "base32.h"
 #include "enroll.h"
 #include "json.h"
+#include "ntfy.h"
 #include "password.h"
 
 namespace twostep {
@@ -549,17 +550,36 @@ bool StoreFile::set_totp(std::string_view name, std::string_view base32_secret,
 bool StoreFile::set_phone(std::string_view name, std::string_view phone,
                           std::string &error)
 {
-    JsonPtr u = s_->copy(name, error);
-    if (!u || !nul_free(name, "phone", phone, error)) {
+    return set_text(name, "phone", phone, "an E.164 number", error);
+}
+
+bool StoreFile::set_ntfy_topic(std::string_view name, std::string_view topic,
+                               std::string &error)
+{
+    if (!topic.empty() && !ntfy::valid_topic(topic)) {
+        error = "user " + quoted(name) + ": \"ntfy_topic\" must be 1 to 64 "
+                                         "of [A-Za-z0-9_-]";
         return false;
     }
-    if (phone.empty()) {
-        json_object_del(u.get(), "phone");
-    } else if (json_object_set_new(u.get(), "phone",
-                                   json_stringn(phone.data(), phone.size()))
+    return set_text(name, "ntfy_topic", topic, "an ntfy topic", error);
+}
+
+// Sets (or, when empty, removes) one string member of a user.
+bool StoreFile::set_text(std::string_view name, const char *member,
+                         std::string_view value, const char *what,
+                         std::string &error)
+{
+    JsonPtr u = s_->copy(name, error);
+    if (!u || !nul_free(name, member, value, error)) {
+        return false;
+    }
+    if (value.empty()) {
+        json_object_del(u.get(), member);
+    } else if (json_object_set_new(u.get(), member,
+                                   json_stringn(value.data(), value.size()))
                != 0) {
-        error = "user " + quoted(name) + ": \"phone\" must be an E.164 "
-                                         "number";
+        error = "user " + quoted(name) + ": \"" + member + "\" must be "
+                + what;
         return false;
     }
     return s_->replace(name, std::move(u), error);
@@ -605,7 +625,8 @@ bool StoreFile::clear_second_factors(std::string_view name,
     if (!u) {
         return false;
     }
-    for (const char *member : {"totp", "phone", "default", "recovery"}) {
+    for (const char *member :
+         {"totp", "phone", "ntfy_topic", "default", "recovery"}) {
         json_object_del(u.get(), member);
     }
     return s_->replace(name, std::move(u), error);

@@ -97,6 +97,9 @@ public:
     // "+E164" (valid_phone()); an empty `phone` removes the number.
     bool set_phone(std::string_view name, std::string_view phone,
                    std::string &error);
+    // An ntfy topic (ntfy::valid_topic()) for push; empty removes it.
+    bool set_ntfy_topic(std::string_view name, std::string_view topic,
+                        std::string &error);
     bool set_default(std::string_view name, Method method,
                      std::string &error);
 
@@ -105,7 +108,8 @@ public:
     bool forget_devices(std::string_view name, std::int64_t now,
                         std::string &error);
 
-    // A reset: drops "totp", "phone", "default" and "recovery" (the user
+    // A reset: drops "totp", "phone", "ntfy_topic", "default" and
+    // "recovery" (the user
     // enrolls again); password and other members stay.
     bool clear_second_factors(std::string_view name, std::string &error);
 
@@ -134,6 +138,9 @@ public:
 private:
     struct State;
     explicit StoreFile(std::unique_ptr<State> state);
+    bool set_text(std::string_view name, const char *member,
+                  std::string_view value, const char *what,
+                  std::string &error);
     std::unique_ptr<State> s_;
 };
 

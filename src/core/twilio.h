@@ -11,6 +11,7 @@
 #include <string_view>
 
 #include "form.h"
+#include "provider.h"
 
 namespace twostep::twilio {
 
@@ -108,5 +109,31 @@ struct Keypress {
 // anything else gives Answer::malformed and a reason. The signature is
 // checked separately, on the same fields, before this is believed.
 Keypress parse_keypress(const Fields &form, std::string_view account);
+
+// Text messages and calls as an out-of-band provider (provider.h): a
+// text carries msg.text (which holds the portal's code); a call says
+// msg.text and msg.prompt and POSTs the keypress to msg.callback_url.
+class Provider final : public SelfHostedProvider {
+public:
+    Provider(Credentials credentials, std::string from);
+
+    MethodSet methods() const override;
+    ProviderRequest start(const User &user, Method m,
+                          std::string_view client_ip,
+                          const OutOfBandMessage &msg,
+                          std::int64_t now) const override;
+    ProviderAnswer read_start(long http_status,
+                              std::string_view body) const override;
+    ProviderRequest send_code(const User &user, const OutOfBandMessage &msg,
+                              std::int64_t now) const override;
+    ProviderAnswer read_send_code(long http_status,
+                                  std::string_view body) const override;
+
+    const Credentials &credentials() const { return credentials_; }
+
+private:
+    Credentials credentials_;
+    std::string from_;
+};
 
 }  // namespace twostep::twilio

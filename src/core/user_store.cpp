@@ -17,6 +17,7 @@
 #include "base32.h"
 #include "json.h"
 #include "keyring.h"
+#include "ntfy.h"
 #include "password.h"
 
 namespace twostep {
@@ -260,6 +261,18 @@ bool parse_user(const char *name, const json_t *value, User &user,
             return false;
         }
         user.phone = json_string_value(phone);
+    }
+
+    if (const json_t *topic = json_object_get(value, "ntfy_topic")) {
+        if (!json_is_string(topic)
+            || !ntfy::valid_topic(std::string_view(
+                   json_string_value(topic), json_string_length(topic)))) {
+            error = err.member("ntfy_topic",
+                               "must be an ntfy topic: 1 to 64 of "
+                               "[A-Za-z0-9_-]");
+            return false;
+        }
+        user.ntfy_topic = json_string_value(topic);
     }
 
     if (const json_t *def = json_object_get(value, "default")) {

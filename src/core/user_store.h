@@ -4,7 +4,8 @@
 // "digits": 6|7|8, "period": 30}. Optional per user: "phone": "+E164",
 // "default": "totp|push|call|sms", "recovery": ["<sha256 hex>", ...] (the
 // hashes of unused one-time recovery codes, see enroll.h),
-// "devices_forgotten": UNIX-TIME and "duo_username". Unknown members are kept out of the way (later features
+// "devices_forgotten": UNIX-TIME, "duo_username" and "ntfy_topic" (the
+// user's ntfy topic for push). Unknown members are kept out of the way (later features
 // add them), never an error.
 #pragma once
 
@@ -33,6 +34,7 @@ struct User {
     // (Unix seconds) sign nobody in. In the store, so a restart or
     // another worker cannot bring them back.
     std::int64_t devices_forgotten = 0;
+    std::string ntfy_topic;           // ntfy::valid_topic(); empty: none
     // A digest of the password hash and the app secret: sessions carry it,
     // so a new password or a reset authenticator ends them (OWASP ASVS
     // 3.3.3). Set when the store is read.

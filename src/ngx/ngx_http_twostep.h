@@ -24,9 +24,11 @@ extern "C" {
 #include "core/keyring.h"
 #include "core/methods.h"
 #include "core/metrics.h"
+#include "core/ntfy.h"
 #include "core/page_theme.h"
 #include "core/session.h"
 #include "core/session_cache.h"
+#include "core/twilio.h"
 #include "core/user_store.h"
 
 extern ngx_module_t ngx_http_twostep_module;
@@ -46,7 +48,8 @@ struct ngx_http_twostep_main_conf_t {
     size_t                       zone_size;
     ngx_shm_zone_t              *zone;
     ngx_flag_t                   protects;  // some location has twostep on
-    ngx_flag_t                   duo;       // some server uses Duo
+    ngx_flag_t                   duo;       // some server uses Duo,
+                                            // Twilio or ntfy (libcurl)
     ngx_shm_zone_t              *metrics_zone;
     ngx_flag_t                   metrics;   // a location serves them
     ngx_http_twostep_redis_conf_t *redis;   // twostep_redis, or NULL
@@ -90,6 +93,18 @@ struct ngx_http_twostep_srv_conf_t {
     ngx_str_t                                   duo_ikey;
     ngx_str_t                                   duo_skey;
     ngx_msec_t                                  duo_timeout;
+    // text and call through Twilio, push through ntfy, for users with a
+    // phone or a topic (self-hosted; Duo serves the others)
+    const twostep::OutOfBandProvider           *twilio;
+    const twostep::OutOfBandProvider           *ntfy;
+    ngx_str_t                                   twilio_api;
+    ngx_str_t                                   twilio_account;
+    ngx_str_t                                   twilio_token;
+    ngx_str_t                                   twilio_from;
+    ngx_str_t                                   ntfy_server;
+    ngx_str_t                                   ntfy_token;
+    ngx_str_t                                   public_url;  // no '/' at
+                                                             // the end
     ngx_int_t                                   lockout_failures;
     time_t                                      lockout_time;
     ngx_int_t                                   lockout_address_failures;

@@ -1,6 +1,10 @@
 // The out-of-band factor: push, phone call and text message through a
-// provider (twostep::OutOfBandProvider, src/core/provider.h; Duo's Auth API
-// v2 is the first).
+// provider (twostep::OutOfBandProvider, src/core/provider.h): Duo's Auth
+// API v2, or for a user with a phone or an ntfy topic the self-hosted ones,
+// Twilio (text, call) and ntfy (push). With those the module makes the
+// texted code itself (NIST SP 800-63B 5.1.3.2: random, 10 minutes, bound to
+// this pending sign-in, used once) and learns a push's or call's answer
+// from ngx_http_twostep_approval.cpp through the zone (twostep::Approval).
 //
 //   verify GET    offer: which of push, call, text the user has
 //   verify POST   push/call: start a transaction, then the waiting page
@@ -14,8 +18,11 @@
 
 #include "ngx_http_twostep_factor.h"
 
-#include "core/provider.h"
+#include "core/approval.h"
 #include "core/guard.h"
+#include "core/oob.h"
+#include "core/phone.h"
+#include "core/provider.h"
 
 
 enum ngx_http_twostep_duo_step_e {
@@ -36,6 +43,7 @@ struct ngx_http_twostep_duo_call_t {
     std::shared_ptr<const twostep::UserStore>  users;
     std::string                                user;
     twostep::Method                            method;
+    const twostep::OutOfBandProvider          *provider = nullptr;
     bool                                       attempt_open = false;
 
     ~ngx_http_twostep_duo_call_t();
@@ -103,6 +111,7 @@ static ngx_int_t
 ngx_http_twostep_duo_send(ngx_http_twostep_page_t &p,
     ngx_http_twostep_duo_step_e step, const twostep::PendingSignin &pending,
     const twostep::User &user, twostep::Method method,
+    const twostep::OutOfBandProvider &provider,
     const twostep::ProviderRequest &req)
 {
     ngx_http_request_t  *r = p.r;
@@ -126,6 +135,7 @@ ngx_http_twostep_duo_send(ngx_http_twostep_page_t &p,
     call->users = p.scf->store->users;
     call->user = user.name;
     call->method = method;
+    call->provider = &provider;
     // From here on, however the request ends, the attempt is released.
     call->attempt_open = step == NGX_HTTP_TWOSTEP_DUO_PASSCODE;
 
@@ -135,6 +145,11 @@ ngx_http_twostep_duo_send(ngx_http_twostep_page_t &p,
     fetch.post = req.post;
     fetch.body = req.body;
     fetch.headers = req.headers;
+    fetch.provider = &provider == p.scf->twilio
+                         ? twostep::metrics::Provider::twilio
+                     : &provider == p.scf->ntfy
+                         ? twostep::metrics::Provider::ntfy
+                         : twostep::metrics::Provider::duo;
 
     // auth_status long-polls: give it its own time on top.
     fetch.timeout_ms = p.scf->duo_timeout;
@@ -170,7 +185,8 @@ ngx_http_twostep_duo_offer(ngx_http_twostep_page_t &p,
     auto req = p.scf->provider->offer(user, ngx_time());
 
     return ngx_http_twostep_duo_send(p, NGX_HTTP_TWOSTEP_DUO_OFFER, pending,
-                                     user, twostep::Method::push, req);
+                                     user, twostep::Method::push,
+                                     *p.scf->provider, req);
 }
 
 
@@ -251,6 +267,198 @@ ngx_http_twostep_duo_offered(ngx_http_twostep_duo_call_t &call,
 }
 
 
+// What a self-hosted provider's messages say, in the visitor's language,
+// naming the site (twostep_site_name, else the public URL's host).
+static twostep::PageData
+ngx_http_twostep_oob_args(ngx_http_twostep_page_t &p,
+    const twostep::PageContext &ctx, const twostep::User &user)
+{
+    twostep::PageData args;
+    std::string_view site = ngx_http_twostep_sv(p.scf->public_url);
+
+    site.remove_prefix(site.find("//") + 2);
+    args.text("site_name", ctx.site_name.empty() ? std::string(site)
+                                                 : ctx.site_name);
+    args.text("user", user.name);
+    args.text("address", std::string(ngx_http_twostep_address(p.r)));
+
+    u_char    buf[sizeof("1970-01-01 00:00 UTC")];
+    ngx_tm_t  tm;
+
+    ngx_gmtime(ngx_time(), &tm);
+    u_char *last = ngx_sprintf(buf, "%4d-%02d-%02d %02d:%02d UTC", tm.ngx_tm_year,
+                       tm.ngx_tm_mon, tm.ngx_tm_mday, tm.ngx_tm_hour,
+                       tm.ngx_tm_min);
+    args.text("time", std::string(reinterpret_cast<char *>(buf),
+                                  last - buf));
+    return args;
+}
+
+
+// The link back to the portal a phone opens or Twilio posts to.
+static std::string
+ngx_http_twostep_public_link(ngx_http_twostep_page_t &p,
+    std::string_view page, std::string_view capability)
+{
+    return std::string(ngx_http_twostep_sv(p.scf->public_url))
+           + std::string(ngx_http_twostep_sv(p.scf->portal_uri))
+           + std::string(page) + "?t=" + std::string(capability);
+}
+
+
+// A texted code's binding: this pending sign-in and its user, so that a
+// code works nowhere else (another browser, another user).
+static std::string
+ngx_http_twostep_code_binding(const twostep::PendingSignin &pending,
+    const twostep::User &user)
+{
+    return pending.nonce + "|" + user.name;
+}
+
+
+// A texted code typed on our page: right once, within its 10 minutes.
+static ngx_int_t
+ngx_http_twostep_self_hosted_code(ngx_http_twostep_page_t &p,
+    const twostep::PendingSignin &pending, const twostep::User &user,
+    twostep::Method method)
+{
+    time_t now = ngx_time();
+    ngx_http_twostep_zone_state state(p.r);
+
+    twostep::OobCheck check = pending.code.empty()
+        ? twostep::OobCheck::malformed
+        : twostep::check_oob_code(*p.scf->keys, pending.code,
+                                  ngx_http_twostep_code_binding(pending,
+                                                                user),
+                                  twostep::field(p.form, "code"), now);
+
+    if (check == twostep::OobCheck::ok) {
+        // Single use, whoever holds a copy of the pending token.
+        std::string_view record = pending.code;
+        switch (twostep::claim_transaction(state,
+                    record.substr(record.find('.') + 1), now,
+                    now + twostep::oob_code_lifetime))
+        {
+        case twostep::Claim::fresh:
+            return ngx_http_twostep_finish_signin(p, pending, user, method);
+
+        case twostep::Claim::replayed:
+            check = twostep::OobCheck::wrong;
+            break;
+
+        default:
+            return ngx_http_twostep_send_message(p.r,
+                       NGX_HTTP_SERVICE_UNAVAILABLE,
+                       "msg.unavailable.title", "msg.unavailable.text");
+        }
+    }
+
+    const char *error = "error.code_wrong";
+
+    if (check == twostep::OobCheck::expired) {
+        error = "error.code_expired";
+
+    } else {
+        // Counted like any wrong code (OWASP ASVS 2.2.1).
+        int64_t locked = twostep::record_failure(state,
+                             ngx_http_twostep_lockout(p.scf), user.name,
+                             ngx_http_twostep_address(p.r), now);
+        if (locked > 0) {
+            return ngx_http_twostep_locked(p.r, user.name, locked, "sms");
+        }
+    }
+
+    ngx_http_twostep_log(p.r, NGX_LOG_WARN, "wrong code", user.name);
+    ngx_http_twostep_audit(p.r, NGX_HTTP_TWOSTEP_SIGNIN, user.name, "sms",
+                           NGX_HTTP_TWOSTEP_FAILED);
+
+    twostep::CodePage page = ngx_http_twostep_code_form(p, pending, user,
+        method, ngx_http_twostep_offered(p, pending, user));
+    page.sms_sent = check != twostep::OobCheck::expired
+                    && !pending.code.empty();
+    page.error = error;
+
+    return ngx_http_twostep_send_page(p.r, NGX_HTTP_FORBIDDEN,
+               twostep::render_code(ngx_http_twostep_page_ctx(p.r), page));
+}
+
+
+// Twilio or ntfy: a fresh code to text, or a transaction the approval
+// page or the call's callback decides.
+static ngx_int_t
+ngx_http_twostep_self_hosted_send(ngx_http_twostep_page_t &p,
+    const twostep::PendingSignin &pending, const twostep::User &user,
+    twostep::Method method, const twostep::OutOfBandProvider &provider)
+{
+    time_t now = ngx_time();
+    twostep::PageContext ctx = ngx_http_twostep_page_ctx(p.r);
+    twostep::PageData args = ngx_http_twostep_oob_args(p, ctx, user);
+    twostep::PendingSignin next = pending;
+    twostep::OutOfBandMessage msg;
+
+    next.code.clear();
+    next.txid.clear();
+
+    if (method == twostep::Method::sms) {
+        twostep::OobCode code = twostep::issue_oob_code(*p.scf->keys,
+            ngx_http_twostep_code_binding(pending, user), now);
+        args.text("code", code.code);
+        msg.text = ctx.text("phone.sms.body", args);
+        OPENSSL_cleanse(code.code.data(), code.code.size());
+        next.code = code.record;
+
+        return ngx_http_twostep_duo_send(p, NGX_HTTP_TWOSTEP_DUO_SMS, next,
+                   user, method, provider,
+                   provider.send_code(user, msg, now));
+    }
+
+    // As long as the pending sign-in lasts, at most the zone's window.
+    time_t expires = ngx_min(now + NGX_HTTP_TWOSTEP_OOB_TTL,
+                             pending.expires);
+    std::string txid = twostep::new_transaction_id();
+
+    ngx_http_twostep_zone_state state(p.r);
+
+    if (!twostep::open_approval(state, txid, now, expires)) {
+        twostep::end_out_of_band(state, user.name, now);
+        return ngx_http_twostep_send_message(p.r,
+                   NGX_HTTP_SERVICE_UNAVAILABLE,
+                   "msg.unavailable.title", "msg.unavailable.text");
+    }
+
+    twostep::Capability cap;
+    cap.txid = txid;
+    cap.user = user.name;
+    cap.method = method;
+    cap.expires = expires;
+    cap.address = std::string(ngx_http_twostep_address(p.r));
+    std::string token = twostep::capability_token(*p.scf->keys, cap);
+
+    if (method == twostep::Method::push) {
+        msg.title = ctx.text("phone.push.title", args);
+        msg.text = ctx.text("phone.push.message", args);
+        msg.approve_label = ctx.text("phone.push.approve");
+        msg.approve_url = ngx_http_twostep_public_link(p, "approve", token);
+        msg.deny_label = ctx.text("phone.push.deny");
+        msg.deny_url = ngx_http_twostep_public_link(p, "deny", token);
+
+    } else {
+        msg.text = ctx.text("phone.call.text", args);
+        msg.prompt = ctx.text("phone.call.prompt", args);
+        msg.language = ctx.text("phone.call.language");
+        msg.callback_url = ngx_http_twostep_public_link(p, "call", token);
+    }
+
+    next.txid = txid;
+    next.txid_method = method;
+
+    return ngx_http_twostep_duo_send(p, NGX_HTTP_TWOSTEP_DUO_AUTH, next,
+               user, method, provider,
+               provider.start(user, method, ngx_http_twostep_address(p.r),
+                              msg, now));
+}
+
+
 static ngx_int_t
 ngx_http_twostep_duo_verify(ngx_http_twostep_page_t &p,
     const twostep::PendingSignin &pending, const twostep::User &user,
@@ -258,10 +466,19 @@ ngx_http_twostep_duo_verify(ngx_http_twostep_page_t &p,
 {
     time_t  now = ngx_time();
 
-    const twostep::OutOfBandProvider &provider = *p.scf->provider;
+    const twostep::OutOfBandProvider *found =
+        ngx_http_twostep_provider_for(p.scf, user, method);
+    if (found == nullptr) {
+        return ngx_http_twostep_send_message(p.r, NGX_HTTP_FORBIDDEN,
+                   "msg.method.title", "msg.method.account");
+    }
+
+    const twostep::OutOfBandProvider &provider = *found;
     bool send = twostep::field(p.form, "action") == "send";
 
-    if (!twostep::has_method(pending.confirmed, method)) {
+    if (!provider.self_hosted()
+        && !twostep::has_method(pending.confirmed, method))
+    {
         ngx_http_twostep_log(p.r, NGX_LOG_WARN,
                              "a method the provider did not offer",
                              user.name);
@@ -319,10 +536,21 @@ ngx_http_twostep_duo_verify(ngx_http_twostep_page_t &p,
                                         page));
     }
 
+    if (provider.self_hosted()) {
+        if (typed && !send) {
+            return ngx_http_twostep_self_hosted_code(p, pending, user,
+                                                     method);
+        }
+
+        return ngx_http_twostep_self_hosted_send(p, pending, user, method,
+                                                 provider);
+    }
+
     if (typed) {
         if (send) {
             return ngx_http_twostep_duo_send(p, NGX_HTTP_TWOSTEP_DUO_SMS,
-                       pending, user, method, provider.send_code(user, now));
+                       pending, user, method, provider,
+                       provider.send_code(user, {}, now));
         }
 
         // Texted codes are 6 to 8 digits; anything else is a wrong code
@@ -370,14 +598,14 @@ ngx_http_twostep_duo_verify(ngx_http_twostep_page_t &p,
         }
 
         return ngx_http_twostep_duo_send(p, NGX_HTTP_TWOSTEP_DUO_PASSCODE,
-                   pending, user, method,
+                   pending, user, method, provider,
                    provider.check_code(user, *code, now));
     }
 
     return ngx_http_twostep_duo_send(p, NGX_HTTP_TWOSTEP_DUO_AUTH, pending,
-               user, method,
+               user, method, provider,
                provider.start(user, method, ngx_http_twostep_address(p.r),
-                              now));
+                              {}, now));
 }
 
 
@@ -403,9 +631,65 @@ ngx_http_twostep_wait_page(ngx_http_twostep_page_t &p,
     page.return_to = p.return_to;
     page.methods = twostep::methods_to_list(p.methods);
 
+    // Number matching (push through ntfy): the approval page asks for it.
+    const twostep::OutOfBandProvider *provider =
+        ngx_http_twostep_provider_for(p.scf, user, pending.txid_method);
+    if (pending.txid_method == twostep::Method::push && provider != nullptr
+        && provider->self_hosted())
+    {
+        page.number = std::to_string(twostep::match_number(*p.scf->keys,
+                                                           pending.txid));
+    }
+
     return ngx_http_twostep_send_page(p.r, NGX_HTTP_OK,
                twostep::render_wait(ngx_http_twostep_page_ctx(p.r),
                                     page));
+}
+
+
+static ngx_int_t ngx_http_twostep_duo_answered(ngx_http_twostep_page_t &p,
+    const twostep::PendingSignin &answered, const twostep::User &user,
+    const twostep::ProviderAnswer &res);
+
+
+// Twilio or ntfy: the zone knows whether the approval page or the call's
+// callback decided; nothing is asked.
+static ngx_int_t
+ngx_http_twostep_self_hosted_wait(ngx_http_twostep_page_t &p,
+    const twostep::PendingSignin &pending, const twostep::User &user,
+    bool json)
+{
+    ngx_http_twostep_zone_state state(p.r);
+    twostep::Approval a = twostep::approval_state(state, pending.txid,
+                                                  ngx_time());
+
+    if (json) {
+        return ngx_http_twostep_send_json(p.r,
+                   a == twostep::Approval::waiting
+                       ? "{\"state\":\"waiting\"}"
+                       : "{\"state\":\"done\"}");
+    }
+
+    twostep::ProviderAnswer res;
+
+    switch (a) {
+    case twostep::Approval::waiting:
+        res.result = "waiting";
+        break;
+    case twostep::Approval::approved:
+        res.result = "allow";
+        break;
+    case twostep::Approval::missing:
+        res.result = "deny";
+        res.status = "timeout";
+        break;
+    default:
+        res.result = "deny";
+        res.status = twostep::approval_name(a);
+        break;
+    }
+
+    return ngx_http_twostep_duo_answered(p, pending, user, res);
 }
 
 
@@ -414,7 +698,10 @@ ngx_http_twostep_duo_wait(ngx_http_twostep_page_t &p,
     const twostep::PendingSignin &pending, const twostep::User &user,
     bool json)
 {
-    if (p.scf->provider == NULL) {
+    const twostep::OutOfBandProvider *provider =
+        ngx_http_twostep_provider_for(p.scf, user, pending.txid_method);
+
+    if (provider == NULL) {
         return ngx_http_twostep_nothing_waits(p, json);
     }
 
@@ -422,20 +709,24 @@ ngx_http_twostep_duo_wait(ngx_http_twostep_page_t &p,
         return ngx_http_twostep_wait_page(p, pending, user);
     }
 
+    if (provider->self_hosted()) {
+        return ngx_http_twostep_self_hosted_wait(p, pending, user, json);
+    }
+
     return ngx_http_twostep_duo_send(p,
                json ? NGX_HTTP_TWOSTEP_DUO_STATUS : NGX_HTTP_TWOSTEP_DUO_WAIT,
-               pending, user, pending.txid_method,
-               p.scf->provider->status(pending.txid, ngx_time()));
+               pending, user, pending.txid_method, *provider,
+               provider->status(pending.txid, ngx_time()));
 }
 
 
 // The answer to a push or call: sign in, keep waiting, or say why not.
 static ngx_int_t
-ngx_http_twostep_duo_answered(ngx_http_twostep_duo_call_t &call,
-    const twostep::User &user, const twostep::ProviderAnswer &res)
+ngx_http_twostep_duo_answered(ngx_http_twostep_page_t &p,
+    const twostep::PendingSignin &answered, const twostep::User &user,
+    const twostep::ProviderAnswer &res)
 {
-    ngx_http_twostep_page_t &p = call.page;
-    twostep::PendingSignin pending = call.pending;
+    twostep::PendingSignin pending = answered;
     time_t now = ngx_time();
 
     ngx_http_twostep_zone_state state(p.r);
@@ -473,6 +764,9 @@ ngx_http_twostep_duo_answered(ngx_http_twostep_duo_call_t &call,
         ngx_http_twostep_log(p.r, NGX_LOG_WARN, "sign-in reported as fraud",
                              user.name);
         error = "error.fraud";
+
+    } else if (res.status == "wrong_number") {
+        error = "error.wrong_number";
 
     } else if (res.status == "timeout") {
         error = "error.timeout";
@@ -521,7 +815,7 @@ ngx_http_twostep_duo_finish(ngx_http_twostep_duo_call_t &call, long status,
     bool polled = call.step == NGX_HTTP_TWOSTEP_DUO_WAIT
                   || call.step == NGX_HTTP_TWOSTEP_DUO_STATUS;
 
-    const twostep::OutOfBandProvider &provider = *p.scf->provider;
+    const twostep::OutOfBandProvider &provider = *call.provider;
 
     auto res = polled ? provider.read_status(status, body)
         : call.step == NGX_HTTP_TWOSTEP_DUO_SMS
@@ -568,6 +862,14 @@ ngx_http_twostep_duo_finish(ngx_http_twostep_duo_call_t &call, long status,
             twostep::end_out_of_band(state, user->name, now);
         }
 
+        // A push or call that may have gone out all the same opens
+        // nothing: its transaction is closed.
+        if (provider.self_hosted() && !call.pending.txid.empty()) {
+            twostep::decide_approval(state, call.pending.txid,
+                                     twostep::Approval::denied, now,
+                                     call.pending.expires);
+        }
+
         return ngx_http_twostep_duo_unavailable(p, call.pending, *user,
                                                 call.method);
     }
@@ -576,9 +878,12 @@ ngx_http_twostep_duo_finish(ngx_http_twostep_duo_call_t &call, long status,
 
     case NGX_HTTP_TWOSTEP_DUO_AUTH:
         if (!res.txid.empty()) {
+            // Self-hosted: the portal's own transaction, already set.
             twostep::PendingSignin pending = call.pending;
-            pending.txid = res.txid;
-            pending.txid_method = call.method;
+            if (!provider.self_hosted()) {
+                pending.txid = res.txid;
+                pending.txid_method = call.method;
+            }
 
             if (ngx_http_twostep_save_pending(p, pending) != NGX_OK) {
                 return NGX_HTTP_INTERNAL_SERVER_ERROR;
@@ -594,11 +899,12 @@ ngx_http_twostep_duo_finish(ngx_http_twostep_duo_call_t &call, long status,
             twostep::ProviderAnswer denied = res;
             denied.result = "deny";
             call.pending.txid_method = call.method;
-            return ngx_http_twostep_duo_answered(call, *user, denied);
+            return ngx_http_twostep_duo_answered(p, call.pending, *user,
+                                                 denied);
         }
 
     case NGX_HTTP_TWOSTEP_DUO_WAIT:
-        return ngx_http_twostep_duo_answered(call, *user, res);
+        return ngx_http_twostep_duo_answered(p, call.pending, *user, res);
 
     case NGX_HTTP_TWOSTEP_DUO_SMS:
         {
@@ -617,6 +923,19 @@ ngx_http_twostep_duo_finish(ngx_http_twostep_duo_call_t &call, long status,
 
             page.sms_sent = true;
             page.notice = "notice.sms_sent";
+
+            if (provider.self_hosted()) {
+                // The code's record travels in the pending sign-in.
+                if (ngx_http_twostep_save_pending(p, call.pending) != NGX_OK) {
+                    return NGX_HTTP_INTERNAL_SERVER_ERROR;
+                }
+
+                twostep::PageData args;
+                args.text("phone", twostep::phone_hint(user->phone));
+                page.notice = ngx_http_twostep_page_ctx(p.r).text(
+                                  "notice.sms_sent_to", args);
+            }
+
             return ngx_http_twostep_send_page(p.r, NGX_HTTP_OK,
                        twostep::render_code(ngx_http_twostep_page_ctx(p.r),
                                             page));

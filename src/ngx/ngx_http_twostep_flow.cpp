@@ -239,8 +239,52 @@ twostep::MethodSet
 ngx_http_twostep_local_methods(ngx_http_twostep_page_t &p,
     const twostep::User &user)
 {
-    return user.methods() & p.methods
-           & ~twostep::methods_of_kind(twostep::MethodKind::out_of_band);
+    return ((user.methods()
+             & ~twostep::methods_of_kind(twostep::MethodKind::out_of_band))
+            | ngx_http_twostep_self_hosted_methods(p.scf, user))
+           & p.methods;
+}
+
+
+// Text and call through Twilio for a user with a phone, push through ntfy
+// for one with a topic: the store says what they have, no provider is
+// asked.
+twostep::MethodSet
+ngx_http_twostep_self_hosted_methods(ngx_http_twostep_srv_conf_t *scf,
+    const twostep::User &user)
+{
+    twostep::MethodSet set = 0;
+
+    if (scf->twilio && !user.phone.empty()) {
+        set |= scf->twilio->methods();
+    }
+
+    if (scf->ntfy && !user.ntfy_topic.empty()) {
+        set |= scf->ntfy->methods();
+    }
+
+    return set;
+}
+
+
+// Who reaches this user's phone for `method`: Twilio or ntfy when the
+// user has what they need, else Duo (or nobody).
+const twostep::OutOfBandProvider *
+ngx_http_twostep_provider_for(ngx_http_twostep_srv_conf_t *scf,
+    const twostep::User &user, twostep::Method method)
+{
+    for (const twostep::OutOfBandProvider *provider : {scf->twilio, scf->ntfy})
+    {
+        if (provider != NULL
+            && twostep::has_method(provider->methods(), method)
+            && twostep::has_method(
+                   ngx_http_twostep_self_hosted_methods(scf, user), method))
+        {
+            return provider;
+        }
+    }
+
+    return scf->provider;
 }
 
 
@@ -376,7 +420,8 @@ ngx_http_twostep_may_enroll(ngx_http_twostep_page_t &p,
         return ngx_http_twostep_fresh(session) && session->user == user.name;
     }
 
-    return user.methods() == 0 && p.scf->provider == NULL;
+    return user.methods() == 0 && p.scf->provider == NULL
+           && ngx_http_twostep_self_hosted_methods(p.scf, user) == 0;
 }
 
 

@@ -14,6 +14,9 @@
 // Changes need a second step this recent (step-up, OWASP ASVS 3.7.1).
 #define NGX_HTTP_TWOSTEP_FRESH  300
 
+// How long a self-hosted push or call waits for its answer.
+#define NGX_HTTP_TWOSTEP_OOB_TTL  120
+
 
 // What every portal page needs to know about the request.
 struct ngx_http_twostep_page_t {
@@ -64,6 +67,11 @@ twostep::MethodSet ngx_http_twostep_local_methods(ngx_http_twostep_page_t &p,
     const twostep::User &user);
 twostep::MethodSet ngx_http_twostep_provider_methods(
     ngx_http_twostep_page_t &p);
+twostep::MethodSet ngx_http_twostep_self_hosted_methods(
+    ngx_http_twostep_srv_conf_t *scf, const twostep::User &user);
+const twostep::OutOfBandProvider *ngx_http_twostep_provider_for(
+    ngx_http_twostep_srv_conf_t *scf, const twostep::User &user,
+    twostep::Method method);
 // What a second-step page offers: the local methods, and those the
 // provider confirmed for this sign-in.
 twostep::MethodSet ngx_http_twostep_offered(ngx_http_twostep_page_t &p,
@@ -109,6 +117,12 @@ bool ngx_http_twostep_may_enroll(ngx_http_twostep_page_t &p,
     const twostep::PendingSignin &pending, const twostep::User &user);
 ngx_int_t ngx_http_twostep_enroll_offer(ngx_http_twostep_page_t &p,
     const twostep::PendingSignin &pending, const twostep::User &user);
+
+// ngx_http_twostep_approval.cpp: what the phone opens or Twilio posts,
+// without a session or a pending sign-in (its capability token instead).
+ngx_int_t ngx_http_twostep_approve(ngx_http_twostep_page_t &p);
+ngx_int_t ngx_http_twostep_deny(ngx_http_twostep_page_t &p);
+ngx_int_t ngx_http_twostep_call_answered(ngx_http_twostep_page_t &p);
 
 // ngx_http_twostep_selfservice.cpp.
 ngx_int_t ngx_http_twostep_enroll(ngx_http_twostep_page_t &p);

@@ -565,6 +565,18 @@ ngx_http_twostep_dispatch(ngx_http_twostep_page_t &p)
         return ngx_http_twostep_security_info(p);
     }
 
+    if (p.page == "approve") {
+        return ngx_http_twostep_approve(p);
+    }
+
+    if (p.page == "deny") {
+        return ngx_http_twostep_deny(p);
+    }
+
+    if (p.page == "call") {
+        return ngx_http_twostep_call_answered(p);
+    }
+
     if (p.page == "wait" && !post) {
         return ngx_http_twostep_wait(p, false);
     }

@@ -1351,3 +1351,49 @@ class RedisServer:
             self.proc.send_signal(signal.SIGCONT)
             stop_process(self.proc)
             self.proc = None
+
+
+class Standin:
+    """A stand-in of examples/ (twilio_standin, ntfy_standin) as a process
+    of its own on a free loopback port; control() posts to its API."""
+
+    def __init__(self, directory, script, args):
+        self.port = free_port()
+        self.base = "http://127.0.0.1:%d" % self.port
+        self.log = directory / (script + ".log")
+        self.argv = ["/usr/bin/python3",
+                     str(REPO / "examples" / (script + ".py")),
+                     "--port", str(self.port)] + args
+        self.proc = None
+
+    def start(self):
+        with open(self.log, "wb") as log:
+            self.proc = subprocess.Popen(self.argv, stdin=subprocess.DEVNULL,
+                                         stdout=subprocess.DEVNULL,
+                                         stderr=log)
+        wait_for_port(self.port, self.proc, what=self.argv[1])
+        return self
+
+    def stop(self):
+        assert stop_process(self.proc) in (0, -15), self.log.read_text()
+
+    def control(self, path, obj=None):
+        return requests.post(self.base + path, json=obj or {}, timeout=20)
+
+    def log_text(self):
+        return self.log.read_text()
+
+
+def twilio_standin(directory, account, token):
+    """examples/twilio_standin.py for `account`, its Auth Token in a file."""
+    (directory / "twilio.token").write_text(token + "\n")
+    return Standin(directory, "twilio_standin",
+                   ["--account", account, "--token-file",
+                    str(directory / "twilio.token")]).start()
+
+
+def ntfy_standin(directory, token):
+    """examples/ntfy_standin.py requiring the access token `token`."""
+    (directory / "ntfy.token").write_text(token + "\n")
+    return Standin(directory, "ntfy_standin",
+                   ["--token-file", str(directory / "ntfy.token")]).start()

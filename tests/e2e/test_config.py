@@ -77,7 +77,7 @@ def test_valid_config_is_accepted(case):
     case.write_users({"alice": {"password": case.hash, "totp": {
         "secret": new_secret(), "algorithm": "SHA512", "digits": 8,
         "period": 30}}})
-    rc, out = case.check(location_extra="twostep_methods totp sms;")
+    rc, out = case.check(location_extra="twostep_methods totp recovery;")
     assert rc == 0, out
 
 
@@ -245,14 +245,15 @@ def test_duo_secret_key_readable_by_others_warns(case):
     assert rc == 0 and "secret file" not in out, out
 
 
-def test_push_call_sms_without_a_provider_warn(case):
+def test_push_call_sms_without_a_provider_refused(case):
     os.chmod(case.key, 0o600)
-    warned(case.check(location_extra="twostep_methods totp push sms;"),
-           'location "/" allows push,sms, but its server has no provider',
-           "twostep_duo_api")
+    refused(case.check(location_extra="twostep_methods totp push sms;"),
+            'location "/" allows push,sms, but its server has no provider',
+            "twostep_duo_api", "twostep_twilio_account",
+            "twostep_ntfy_server")
     # Listed for the whole server, inherited by the location.
-    warned(case.check(server_extra="twostep_methods call;"),
-           'location "/" allows call, but its server has no provider')
+    refused(case.check(server_extra="twostep_methods call;"),
+            'location "/" allows call, but its server has no provider')
     # The default (every method) offers only what a provider confirms.
     for extra in ("", "twostep_methods totp;"):
         rc, out = case.check(location_extra=extra)
@@ -267,3 +268,64 @@ def test_push_call_sms_without_a_provider_warn(case):
                    "twostep_duo_ikey DIXXXXXXXXXXXXXXXXXX;\n"
                    "twostep_duo_skey_file %s;" % skey)
     assert rc == 0 and "no provider" not in out, out
+
+
+def twilio_ntfy(case, **override):
+    token = case.dir / "twilio.token"
+    token.write_text("f" * 32 + "\n")
+    os.chmod(token, 0o600)
+    lines = {"twostep_twilio_account": "AC" + "0" * 32,
+             "twostep_twilio_token_file": str(token),
+             "twostep_twilio_from": "+15550001111",
+             "twostep_public_url": "https://login.example.com"}
+    lines.update(override)
+    return "\n".join("%s %s;" % (k, v) for k, v in lines.items()
+                     if v is not None)
+
+
+def test_twilio_serves_call_and_sms_only(case):
+    os.chmod(case.key, 0o600)
+    rc, out = case.check(location_extra="twostep_methods totp call sms;",
+                         http_extra=twilio_ntfy(case))
+    assert rc == 0, out
+    refused(case.check(location_extra="twostep_methods push;",
+                       http_extra=twilio_ntfy(case)),
+            'allows push, but its server has no provider')
+    rc, out = case.check(
+        location_extra="twostep_methods push;",
+        http_extra=twilio_ntfy(case, twostep_ntfy_server="https://ntfy.sh"))
+    assert rc == 0, out
+
+
+def test_twilio_and_ntfy_configuration_checked(case):
+    os.chmod(case.key, 0o600)
+    refused(case.check(http_extra=twilio_ntfy(
+                case, twostep_twilio_from=None)),
+            "Twilio needs all of", "twostep_twilio_from")
+    refused(case.check(http_extra=twilio_ntfy(
+                case, twostep_public_url=None)),
+            "twostep_public_url")
+    refused(case.check(http_extra=twilio_ntfy(
+                case, twostep_twilio_account="AC/../x")),
+            "twostep_twilio_account", "AC/../x")
+    refused(case.check(http_extra=twilio_ntfy(
+                case, twostep_twilio_from="5550001111")),
+            "twostep_twilio_from", "E.164")
+    refused(case.check(http_extra=twilio_ntfy(
+                case, twostep_twilio_token_file=case.dir / "none")),
+            case.dir / "none")
+    refused(case.check(http_extra=twilio_ntfy(
+                case, twostep_ntfy_server="ftp://ntfy.example.com")),
+            "twostep_ntfy_server", "https://HOST[:PORT]")
+    ntfy_token = case.dir / "ntfy.token"
+    ntfy_token.write_text("tk_" + "a" * 29 + "\n")
+    os.chmod(ntfy_token, 0o600)
+    refused(case.check(http_extra="twostep_ntfy_token_file %s;"
+                       % ntfy_token),
+            "twostep_ntfy_server")
+    out = warned(case.check(http_extra=twilio_ntfy(
+                     case, twostep_twilio_api="http://127.0.0.1:9300",
+                     twostep_public_url="http://127.0.0.1:8080")),
+                 '"twostep_twilio_api" uses plain http',
+                 '"twostep_public_url" uses plain http')
+    assert "f" * 32 not in out

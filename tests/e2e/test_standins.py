@@ -15,20 +15,16 @@ import hashlib
 import hmac
 import json
 import secrets
-import subprocess
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
 from urllib.parse import parse_qsl
 
 import pytest
 import requests
 
-from harness import free_port, stop_process, wait_for_port
+from harness import ntfy_standin, twilio_standin
 
-REPO = Path(__file__).resolve().parents[2]
-PYTHON = "/usr/bin/python3"
 ACCOUNT = "AC" + secrets.token_hex(16)
 TOKEN = secrets.token_hex(16)
 NTFY_TOKEN = "tk_" + secrets.token_hex(14)
@@ -53,33 +49,6 @@ def test_signature_helper_matches_twilios_documented_example():
 
 
 # ------------------------------------------------------------ processes
-
-class Standin:
-    def __init__(self, directory, script, args):
-        self.port = free_port()
-        self.base = "http://127.0.0.1:%d" % self.port
-        self.log = directory / (script + ".log")
-        self.argv = [PYTHON, str(REPO / "examples" / (script + ".py")),
-                     "--port", str(self.port)] + args
-        self.proc = None
-
-    def start(self):
-        with open(self.log, "wb") as log:
-            self.proc = subprocess.Popen(self.argv, stdin=subprocess.DEVNULL,
-                                         stdout=subprocess.DEVNULL,
-                                         stderr=log)
-        wait_for_port(self.port, self.proc, what=self.argv[1])
-        return self
-
-    def stop(self):
-        assert stop_process(self.proc) in (0, -15), self.log.read_text()
-
-    def control(self, path, obj=None):
-        return requests.post(self.base + path, json=obj or {}, timeout=20)
-
-    def log_text(self):
-        return self.log.read_text()
-
 
 class Portal:
     """Where callbacks and action buttons land: records each request and
@@ -116,11 +85,8 @@ class Portal:
 
 @pytest.fixture(scope="module")
 def twilio(tmp_path_factory):
-    d = tmp_path_factory.mktemp("twilio-standin")
-    (d / "token").write_text(TOKEN + "\n")
-    s = Standin(d, "twilio_standin",
-                ["--account", ACCOUNT, "--token-file", str(d / "token")])
-    s.start()
+    s = twilio_standin(tmp_path_factory.mktemp("twilio-standin"), ACCOUNT,
+                       TOKEN)
     yield s
     s.stop()
     assert TOKEN not in s.log_text()
@@ -128,10 +94,7 @@ def twilio(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def ntfy(tmp_path_factory):
-    d = tmp_path_factory.mktemp("ntfy-standin")
-    (d / "token").write_text(NTFY_TOKEN + "\n")
-    s = Standin(d, "ntfy_standin", ["--token-file", str(d / "token")])
-    s.start()
+    s = ntfy_standin(tmp_path_factory.mktemp("ntfy-standin"), NTFY_TOKEN)
     yield s
     s.stop()
     assert NTFY_TOKEN not in s.log_text()

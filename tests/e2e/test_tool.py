@@ -172,6 +172,17 @@ def test_lifecycle(tdir):
     assert listing(users)["alice"]["METHODS"] == "totp"
 
     tool(users, "set-phone", "alice", "+15551234567", check=0)
+    # An ntfy topic: a fresh random one (144 bits), or the one given.
+    out = tool(users, "set-ntfy", "alice", check=0).stdout
+    topic = store(users)["users"]["alice"]["ntfy_topic"]
+    assert re.fullmatch(r"[A-Za-z0-9_-]{24}", topic) and topic in out, out
+    assert tool(users, "set-ntfy", "alice", check=0).stdout != out
+    tool(users, "set-ntfy", "alice", "Xk3_9aZ-0bQvLm2PqR7sTuWy", check=0)
+    assert store(users)["users"]["alice"]["ntfy_topic"] == \
+        "Xk3_9aZ-0bQvLm2PqR7sTuWy"
+    r = tool(users, "set-ntfy", "alice", "no/topic", check=2)
+    assert "ntfy topic" in r.stderr
+    tool(users, "set-ntfy", "alice", "a", "b", check=2)
     tool(users, "set-default", "alice", "sms", check=0)
     r = tool(users, "list", check=0)
     assert "+15551234567" not in r.stdout

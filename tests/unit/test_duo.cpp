@@ -949,10 +949,10 @@ START_TEST(provider_requests)
     User mapped;
     mapped.name = "bob";
     mapped.duo_username = "bob.smith";
-    ck_assert_string_eq(provider.start(mapped, Method::push, "", now).body,
+    ck_assert_string_eq(provider.start(mapped, Method::push, "", {}, now).body,
                         "async=1&device=auto&factor=push"
                         "&username=bob.smith");
-    ck_assert_string_eq(provider.send_code(mapped, now).body,
+    ck_assert_string_eq(provider.send_code(mapped, {}, now).body,
                         send_sms(creds, "bob.smith", now).body.c_str());
     ck_assert_string_eq(provider.check_code(mapped, "1234567", now).body,
                         passcode(creds, "bob.smith", "1234567", now)

@@ -5,10 +5,13 @@
 #include <functional>
 #include <map>
 #include <set>
+#include <stdexcept>
 #include <string>
 #include <string_view>
 
+#include "core/approval.h"
 #include "core/guard.h"
+#include "core/keyring.h"
 #include "core/session.h"
 #include "unit.h"
 
@@ -850,6 +853,116 @@ START_TEST(success_stores_nothing_new)
 }
 END_TEST
 
+// Self-hosted push and call (approval.h): decided once, by the first
+// answer; a second one (a replayed callback, a reused link) changes nothing.
+START_TEST(approval_decided_once)
+{
+    MemState state;
+    std::string txid = new_transaction_id();
+    ck_assert_uint_ge(txid.size(), 22);  // 128 bits
+    ck_assert_named(approval_state(state, txid, now), Approval::missing,
+                    approval_name);
+    ck_assert(open_approval(state, txid, now, now + 120));
+    ck_assert(!open_approval(state, txid, now, now + 120));  // not twice
+    ck_assert_named(approval_state(state, txid, now + 1), Approval::waiting,
+                    approval_name);
+    ck_assert(decide_approval(state, txid, Approval::denied, now + 2,
+                              now + 120) == Decided::ok);
+    ck_assert(decide_approval(state, txid, Approval::approved, now + 3,
+                              now + 120) == Decided::already);
+    ck_assert_named(approval_state(state, txid, now + 4), Approval::denied,
+                    approval_name);
+    // Kept as long as the transaction, then gone.
+    ck_assert_named(approval_state(state, txid, now + 119), Approval::denied,
+                    approval_name);
+    ck_assert_named(approval_state(state, txid, now + 120),
+                    Approval::missing, approval_name);
+    ck_assert(decide_approval(state, txid, Approval::approved, now + 121,
+                              now + 200) == Decided::missing);
+    // Never decided into waiting or missing; unknown ids are missing.
+    ck_assert(open_approval(state, "other", now, now + 10));
+    ck_assert(decide_approval(state, "other", Approval::waiting, now,
+                              now + 10) == Decided::missing);
+    ck_assert(decide_approval(state, "bad|id", Approval::approved, now,
+                              now + 10) == Decided::missing);
+    DownState down;
+    ck_assert(!open_approval(down, txid, now, now + 10));
+}
+END_TEST
+
+START_TEST(approval_capabilities)
+{
+    KeyRing keys, other;
+    ck_assert(keys.add(std::string(32, 'k')));
+    ck_assert(other.add(std::string(32, 'o')));
+    Capability c;
+    c.txid = new_transaction_id();
+    c.user = "alice";
+    c.method = Method::call;
+    c.expires = now + 120;
+    c.address = "2001:db8::1";
+    std::string token = capability_token(keys, c);
+    auto got = read_capability(keys, token, now);
+    ck_assert(got.has_value());
+    ck_assert_string_eq(got->txid, c.txid);
+    ck_assert_string_eq(got->user, "alice");
+    ck_assert(got->method == Method::call);
+    ck_assert_int_eq(got->expires, now + 120);
+    ck_assert_string_eq(got->address, "2001:db8::1");
+    ck_assert(!read_capability(keys, token, now + 120));    // expired
+    ck_assert(!read_capability(other, token, now));         // other keys
+    std::string forged = token;
+    forged[forged.size() / 2] ^= 1;
+    ck_assert(!read_capability(keys, forged, now));
+    ck_assert(!read_capability(keys, "", now));
+    // A form token or a session never passes for a capability.
+    ck_assert(!read_capability(keys, keys.sign("p", "x|alice|call|1|"),
+                               now));
+    // Nothing waits on a text; no field may hold the separator.
+    auto refused = [&](const Capability &bad) {
+        try {
+            capability_token(keys, bad);
+            return false;
+        } catch (const std::invalid_argument &) {
+            return true;
+        }
+    };
+    Capability bad = c;
+    bad.method = Method::sms;
+    ck_assert(refused(bad));
+    ck_assert(!read_capability(keys, keys.sign("x", c.txid + "|alice|sms|"
+                                               + std::to_string(now + 9)
+                                               + "|"), now));
+    bad = c;
+    bad.address = "a|b";
+    ck_assert(refused(bad));
+}
+END_TEST
+
+// The number to match: 10..99, the same on both pages, apart per
+// transaction and per key.
+START_TEST(approval_match_numbers)
+{
+    KeyRing keys, other;
+    ck_assert(keys.add(std::string(32, 'k')));
+    ck_assert(other.add(std::string(32, 'o')));
+    std::set<int> seen;
+    int differs = 0;
+    for (int i = 0; i < 400; i++) {
+        std::string txid = new_transaction_id();
+        int n = match_number(keys, txid);
+        ck_assert_int_ge(n, 10);
+        ck_assert_int_le(n, 99);
+        ck_assert_int_eq(n, match_number(keys, txid));
+        differs += n != match_number(other, txid);
+        seen.insert(n);
+    }
+    ck_assert_int_gt(seen.size(), 60);
+    ck_assert_int_gt(differs, 300);
+}
+END_TEST
+
+
 int main()
 {
     Suite *suite = suite_create("guard");
@@ -896,6 +1009,9 @@ int main()
     tcase_add_test(oob, out_of_band_one_at_a_time);
     tcase_add_test(oob, out_of_band_full_store);
     tcase_add_test(oob, transactions_finish_once);
+    tcase_add_test(oob, approval_decided_once);
+    tcase_add_test(oob, approval_capabilities);
+    tcase_add_test(oob, approval_match_numbers);
     suite_add_tcase(suite, oob);
 
     tcase_add_test(revoke, revoke_one_session);

@@ -49,12 +49,14 @@ START_TEST(slots_are_distinct_and_in_range)
     }
     for (std::size_t c = 0; c < single_count; c++)
         take(single_slot(static_cast<Counter>(c)));
-    for (std::size_t r = 0; r < provider_result_count; r++)
-        take(provider_slot(Provider::duo, static_cast<ProviderResult>(r)));
-    take(duration_slot(Provider::duo, 0));
-    for (std::uint64_t ms : duration_buckets_ms)
-        take(duration_slot(Provider::duo, ms + 1));
-    take(duration_sum_slot(Provider::duo));
+    for (Provider p : {Provider::duo, Provider::twilio, Provider::ntfy}) {
+        for (std::size_t r = 0; r < provider_result_count; r++)
+            take(provider_slot(p, static_cast<ProviderResult>(r)));
+        take(duration_slot(p, 0));
+        for (std::uint64_t ms : duration_buckets_ms)
+            take(duration_slot(p, ms + 1));
+        take(duration_sum_slot(p));
+    }
     ck_assert_uint_eq(seen.size(), counter_count());
 }
 END_TEST

@@ -7,8 +7,10 @@
 #include <vector>
 
 #include "core/ntfy.h"
+#include "core/user_store.h"
 #include "unit.h"
 
+using namespace twostep;
 using namespace twostep::ntfy;
 
 #define ck_assert_failure(got, want) ck_assert_named(got, want, failure_name)
@@ -233,6 +235,64 @@ START_TEST(publish_answer_bad)
 }
 END_TEST
 
+// Push through the provider interface: to the user's topic, with the
+// portal's texts and links as the Approve and Deny buttons.
+START_TEST(provider_requests)
+{
+    Provider ntfy(Server{"https://ntfy.example.com", "tk_secret"});
+    const OutOfBandProvider &provider = ntfy;
+    ck_assert(provider.self_hosted());
+    ck_assert_uint_eq(provider.methods(), method_bit(Method::push));
+    User alice;
+    alice.name = "alice";
+    alice.ntfy_topic = "Xk3_9aZ-0bQvLm2PqR7sTuWy";
+    OutOfBandMessage msg;
+    msg.title = "Sign in to Example?";
+    msg.text = "alice is signing in.";
+    msg.approve_label = "Approve";
+    msg.approve_url = "https://login.example.com/.twostep/approve?t=A";
+    msg.deny_label = "Deny";
+    msg.deny_url = "https://login.example.com/.twostep/deny?t=A";
+    ProviderRequest r = provider.start(alice, Method::push, "", msg, 0);
+    Notification n;
+    n.topic = alice.ntfy_topic;
+    n.title = msg.title;
+    n.message = msg.text;
+    n.tags = {"lock"};
+    n.actions = approval_actions("Approve", msg.approve_url, "Deny",
+                                 msg.deny_url);
+    ck_assert(r.post);
+    ck_assert_string_eq(r.url, "https://ntfy.example.com/");
+    ck_assert_string_eq(r.body,
+                        publish(Server{"https://ntfy.example.com", ""}, n)
+                            .body);
+    ck_assert_uint_eq(r.headers.size(), 2);
+    ck_assert_string_eq(r.headers[1], "Authorization: Bearer tk_secret");
+
+    alice.ntfy_topic = "bad topic";
+    ck_assert_int_eq(0, [&] {
+        try {
+            provider.start(alice, Method::push, "", msg, 0);
+            return 1;
+        } catch (const std::invalid_argument &) {
+            return 0;
+        }
+    }());
+
+    ProviderAnswer ok = provider.read_start(200,
+        R"({"id":"hwQ2YpKdmg","time":1,"event":"message","topic":"t"})");
+    ck_assert(ok.failure == ProviderFailure::none);
+    ck_assert_string_eq(ok.status, "sent");
+    ck_assert(ok.result.empty());
+    ck_assert(provider.read_start(429, "{}").failure
+              == ProviderFailure::rate_limited);
+    ck_assert(provider.read_start(200, "[]").failure
+              == ProviderFailure::bad_shape);
+    ck_assert(provider.read_send_code(200, "{}").failure
+              != ProviderFailure::none);
+}
+END_TEST
+
 int main()
 {
     Suite *suite = suite_create("ntfy");
@@ -250,6 +310,7 @@ int main()
     TCase *parsing = tcase_create("parsing");
     tcase_add_test(parsing, publish_answer_good);
     tcase_add_test(parsing, publish_answer_bad);
+    tcase_add_test(parsing, provider_requests);
     suite_add_tcase(suite, parsing);
     return run_suite(suite);
 }

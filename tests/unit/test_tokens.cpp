@@ -529,6 +529,29 @@ START_TEST(pending_round_trip)
     ck_assert(d->user.empty());
     ck_assert(d->via == FirstFactor::none);
     ck_assert(!decode_pending(keys, token, 500));
+
+    // A texted code's record rides along while one is out.
+    PendingSignin texted = sample_pending();
+    texted.code = "1700000600.abc-DEF_123";
+    d = decode_pending(keys, encode_pending(keys, texted),
+                       texted.expires - 1);
+    ck_assert(d.has_value());
+    ck_assert_string_eq(d->code, texted.code);
+    ck_assert(d->code.find('|') == std::string::npos);
+    for (const char *bad : {"x.abc", "1700000600.", ".abc", "17|00.abc"}) {
+        texted.code = bad;
+        ck_assert(throws_invalid([&] { encode_pending(keys, texted); }));
+        ck_assert(!decode_pending(keys,
+            keys.sign("p", "2|n0|alice|password|999999999999|||totp|0|0|"
+                           + std::string(bad)), 1));
+    }
+    ck_assert(decode_pending(keys,
+        keys.sign("p", "2|n0|alice|password|999999999999|||totp|0|0|"
+                       "1700000600.abc"), 1).has_value());
+    // No code for a pending sign-in without a user.
+    ck_assert(!decode_pending(keys,
+        keys.sign("p", "2|n0||none|999999999999|||totp|0|0|1700000600.abc"),
+        1));
 }
 END_TEST
 

@@ -8,6 +8,7 @@
 
 #include "core/form.h"
 #include "core/twilio.h"
+#include "core/user_store.h"
 #include "unit.h"
 
 using namespace twostep;
@@ -418,6 +419,72 @@ START_TEST(names)
 }
 END_TEST
 
+// Texts and calls through the provider interface: the portal's texts go
+// out as they are, to the user's phone, from the configured number.
+START_TEST(provider_requests)
+{
+    Provider twilio(creds, "+15550001111");
+    const OutOfBandProvider &provider = twilio;
+    ck_assert(provider.self_hosted());
+    ck_assert_uint_eq(provider.methods(),
+                      method_bit(Method::call) | method_bit(Method::sms));
+    User alice;
+    alice.name = "alice";
+    alice.phone = "+31612345678";
+    OutOfBandMessage msg;
+    msg.text = "Example code: 123456";
+    ProviderRequest text = provider.send_code(alice, msg, 0);
+    Request direct = send_message(creds, "+15550001111", "+31612345678",
+                                  "Example code: 123456");
+    ck_assert(text.post);
+    ck_assert_string_eq(text.url, direct.url);
+    ck_assert_string_eq(text.body, direct.body);
+    ck_assert_uint_eq(text.headers.size(), 2);
+    ck_assert_string_eq(text.headers[0],
+                        "Authorization: " + direct.authorization);
+
+    msg.text = "alice is signing in.";
+    msg.prompt = "Press the pound key.";
+    msg.language = "en-US";
+    msg.callback_url = "https://login.example.com/.twostep/call?t=x";
+    ProviderRequest call = provider.start(alice, Method::call, "", msg, 0);
+    CallScript script{"en-US", msg.text, msg.prompt, msg.callback_url};
+    ck_assert_string_eq(call.body,
+                        start_call(creds, "+15550001111", "+31612345678",
+                                   call_twiml(script)).body);
+    ck_assert_int_eq(0, [&] {
+        try {
+            provider.start(alice, Method::push, "", msg, 0);
+            return 1;
+        } catch (const std::logic_error &) {
+            return 0;
+        }
+    }());
+
+    // Accepted: "sent"; Twilio's errors fail closed, never "allow".
+    ProviderAnswer ok = provider.read_send_code(201, message_created);
+    ck_assert(ok.failure == ProviderFailure::none);
+    ck_assert_string_eq(ok.status, "sent");
+    ck_assert(ok.result.empty());
+    ck_assert(provider.read_start(201, call_created).failure
+              == ProviderFailure::none);
+    ck_assert(provider.read_send_code(429, "{}").failure
+              == ProviderFailure::rate_limited);
+    ck_assert(provider.read_send_code(500, "{}").failure
+              == ProviderFailure::http_status);
+    ck_assert(provider.read_start(201, "nope").failure
+              == ProviderFailure::not_json);
+    // Never asked what a user has, for a status or to check a code.
+    ck_assert(provider.offer(alice, 0).url.empty());
+    ck_assert(provider.read_status(200, "{}").failure
+              != ProviderFailure::none);
+    ck_assert(provider.read_check_code(200, "{}").failure
+              != ProviderFailure::none);
+    ck_assert(provider.read_offer(200, "{}").failure
+              != ProviderFailure::none);
+}
+END_TEST
+
 int main()
 {
     Suite *suite = suite_create("twilio");
@@ -442,6 +509,7 @@ int main()
     tcase_add_test(parsing, keypress_answers);
     tcase_add_test(parsing, keypress_malformed);
     tcase_add_test(parsing, names);
+    tcase_add_test(parsing, provider_requests);
     suite_add_tcase(suite, parsing);
     return run_suite(suite);
 }

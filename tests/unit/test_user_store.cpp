@@ -403,7 +403,23 @@ START_TEST(security_members)
         "none": {},
         "empty_list": {"recovery": []},
         "shortest": {"phone": "+12345678"},
-        "longest": {"phone": "+123456789012345"}}})");
+        "longest": {"phone": "+123456789012345"},
+        "pushes": {"ntfy_topic": "Ab3_-x9Yq2Lr7Tz0Wv5KpQ8n"}}})");
+    ck_assert_string_eq(store->find("pushes")->ntfy_topic,
+                        "Ab3_-x9Yq2Lr7Tz0Wv5KpQ8n");
+    ck_assert(store->find("full")->ntfy_topic.empty());
+    // A topic alone is no method the module checks itself.
+    ck_assert_uint_eq(store->find("pushes")->methods(), 0);
+    for (const char *bad : {"\"\"", "\"has space\"", "\"a/b\"", "42",
+                            "\"x12345678901234567890123456789012345678901234"
+                            "567890123456789012345\""}) {
+        std::string error;
+        ck_assert(!UserStore::parse(std::string(R"({"users": {"u": )")
+                                        + R"({"ntfy_topic": )" + bad + "}}}",
+                                    error));
+        ck_assert_msg(error.find("ntfy_topic") != std::string::npos, "%s",
+                      error.c_str());
+    }
     const User *full = store->find("full");
     ck_assert_string_eq(full->phone, "+15551234567");
     ck_assert(full->default_method == Method::sms);

@@ -7,7 +7,7 @@
     fetch(status, {credentials: 'same-origin', cache: 'no-store'})
       .then(function (r) { return r.json(); })
       .then(function (s) {
-        if (s.state === 'waiting') { poll(); } else { location.replace(done); }
+        if (s.state === 'waiting') { setTimeout(poll, 1000); } else { location.replace(done); }
       })
       .catch(function () {
         setTimeout(function () { location.replace(done); }, 3000);

@@ -1,0 +1,62 @@
+// A push or call the portal itself waits on (ntfy, Twilio; provider.h
+// self_hosted()): the transaction's state in SharedState, decided once by
+// the approval page, the Deny button or the call's keypress callback, and
+// the capability token in the links that reach the phone.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include "guard.h"
+#include "keyring.h"
+#include "session.h"
+#include "methods.h"
+
+namespace twostep {
+
+// The values kept in the record's count; never renumber (the zone and a
+// networked store outlive a reload).
+enum class Approval {
+    missing = 0,       // unknown, expired, or lost with the store
+    waiting = 1,
+    approved = 2,
+    denied = 3,        // Deny, a key other than '#', hung up silent
+    fraud = 4,         // '0' on the call: reported as not the user's
+    wrong_number = 5,  // number matching failed: possible push fatigue
+};
+const char *approval_name(Approval a);
+
+// A fresh transaction id: 128 random bits, base64url.
+std::string new_transaction_id();
+
+// Records `txid` as waiting until `expires`. False when the store could
+// not keep it (full): the caller fails closed and sends nothing.
+bool open_approval(SharedState &state, std::string_view txid,
+                   std::int64_t now, std::int64_t expires);
+
+enum class Decided { ok, already, missing };
+
+// waiting -> `to`, once, kept until `expires` (the transaction's, from
+// its capability): a second decision (a replayed callback, a reused link)
+// is `already` and changes nothing; an unknown or expired transaction is
+// `missing`.
+Decided decide_approval(SharedState &state, std::string_view txid,
+                        Approval to, std::int64_t now,
+                        std::int64_t expires);
+
+// What the waiting page sees.
+Approval approval_state(SharedState &state, std::string_view txid,
+                        std::int64_t now);
+
+// The capability in the links: Capability, capability_token() and
+// read_capability() in session.h.
+
+// The two-digit number (10..99) the sign-in page shows for a push and the
+// approval page asks for: derived from the transaction id with the
+// server's key, so that neither page stores it and nobody without the key
+// can tell it from the link (number matching against push fatigue).
+int match_number(const KeyRing &keys, std::string_view txid);
+
+}  // namespace twostep

@@ -1,0 +1,282 @@
+// What reaches the portal from the phone for a self-hosted push or call,
+// with neither a session nor a pending sign-in: each carries the
+// transaction's capability token (twostep::Capability, signed with the
+// server's keys) in its URL, and each decides the transaction once
+// (twostep::decide_approval); the waiting page then moves on.
+//
+//   approve GET   the page a push's Approve button opens: who signs in to
+//                 what, a box for the number the sign-in screen shows
+//   approve POST  number=NN approves (the right one) or refuses (a wrong
+//                 one, logged as possible push fatigue); action=deny
+//   deny POST     the push's Deny button, sent by the ntfy app
+//   call POST     Twilio's keypress callback: X-Twilio-Signature checked
+//                 in constant time over public URL + URI and the form
+//
+// A forged, expired or reused token, or a bad signature, is 403 and
+// changes nothing (OWASP ASVS 4.0.3 3.5.x, NIST SP 800-63B 5.1.3.1).
+
+#include "ngx_http_twostep_flow.h"
+
+#include "core/approval.h"
+#include "core/ntfy.h"
+#include "core/twilio.h"
+
+
+static std::optional<twostep::Capability>
+ngx_http_twostep_capability(ngx_http_twostep_page_t &p,
+    const twostep::Fields &fields, twostep::Method method)
+{
+    auto cap = twostep::read_capability(*p.scf->keys,
+                                        twostep::field(fields, "t"),
+                                        ngx_time());
+    if (!cap || cap->method != method) {
+        return std::nullopt;
+    }
+
+    return cap;
+}
+
+
+static ngx_int_t
+ngx_http_twostep_link_used(ngx_http_twostep_page_t &p)
+{
+    return ngx_http_twostep_send_message(p.r, NGX_HTTP_FORBIDDEN,
+               "msg.link_used.title", "msg.link_used.text");
+}
+
+
+static ngx_int_t
+ngx_http_twostep_approve_page(ngx_http_twostep_page_t &p,
+    const twostep::Capability &cap, std::string_view token,
+    ngx_uint_t status, std::string_view error)
+{
+    twostep::PageContext ctx = ngx_http_twostep_page_ctx(p.r);
+    twostep::ApprovePage page;
+
+    std::string_view host = ngx_http_twostep_sv(p.scf->public_url);
+    host.remove_prefix(host.find("//") + 2);
+
+    page.action = ngx_http_twostep_paths(p.scf).signin;
+    page.action.resize(page.action.size() - (sizeof("signin") - 1));
+    page.action += "approve";
+    page.token = std::string(token);
+    page.user = cap.user;
+    page.site = ctx.site_name.empty() ? std::string(host) : ctx.site_name;
+    page.error = std::string(error);
+
+    // When the push went out: its transaction's expiry minus its life.
+    ngx_tm_t  tm;
+    u_char    buf[sizeof("1970-01-01 00:00 UTC")];
+    ngx_gmtime(cap.expires - NGX_HTTP_TWOSTEP_OOB_TTL, &tm);
+    u_char *last = ngx_sprintf(buf, "%4d-%02d-%02d %02d:%02d UTC",
+                               tm.ngx_tm_year, tm.ngx_tm_mon, tm.ngx_tm_mday,
+                               tm.ngx_tm_hour, tm.ngx_tm_min);
+    page.time = std::string(reinterpret_cast<char *>(buf), last - buf);
+    page.address = cap.address;
+
+    return ngx_http_twostep_send_page(p.r, status,
+               twostep::render_approve(ctx, page));
+}
+
+
+ngx_int_t
+ngx_http_twostep_approve(ngx_http_twostep_page_t &p)
+{
+    bool post = p.r->method == NGX_HTTP_POST;
+    const twostep::Fields &fields = post ? p.form : p.query;
+    time_t now = ngx_time();
+
+    auto cap = ngx_http_twostep_capability(p, fields, twostep::Method::push);
+    if (!cap) {
+        ngx_http_twostep_log(p.r, NGX_LOG_WARN,
+                             "approval link forged or expired", "");
+        return ngx_http_twostep_link_used(p);
+    }
+
+    ngx_http_twostep_zone_state state(p.r);
+    std::string_view token = twostep::field(fields, "t");
+
+    if (twostep::approval_state(state, cap->txid, now)
+        != twostep::Approval::waiting)
+    {
+        ngx_http_twostep_log(p.r, NGX_LOG_WARN, "approval link used again",
+                             cap->user);
+        return ngx_http_twostep_link_used(p);
+    }
+
+    if (!post) {
+        return ngx_http_twostep_approve_page(p, *cap, token, NGX_HTTP_OK, "");
+    }
+
+    twostep::Approval to = twostep::Approval::denied;
+    const char *title = "msg.refused.title";
+    const char *text = "msg.refused.text";
+
+    if (twostep::field(p.form, "action") != "deny") {
+        switch (twostep::ntfy::check_match(
+                    twostep::match_number(*p.scf->keys, cap->txid),
+                    twostep::field(p.form, "number")))
+        {
+        case twostep::ntfy::Match::approve:
+            to = twostep::Approval::approved;
+            title = "msg.approved.title";
+            text = "msg.approved.text";
+            break;
+
+        case twostep::ntfy::Match::wrong_number:
+            to = twostep::Approval::wrong_number;
+            text = "msg.wrong_number.text";
+            break;
+
+        default: /* unreadable: ask again, nothing changes */
+            return ngx_http_twostep_approve_page(p, *cap, token,
+                       NGX_HTTP_BAD_REQUEST, "approve.error.number");
+        }
+    }
+
+    switch (twostep::decide_approval(state, cap->txid, to, now,
+                                     cap->expires))
+    {
+    case twostep::Decided::ok:
+        break;
+
+    case twostep::Decided::already:
+        return ngx_http_twostep_link_used(p);
+
+    default:
+        return ngx_http_twostep_send_message(p.r,
+                   NGX_HTTP_SERVICE_UNAVAILABLE,
+                   "msg.unavailable.title", "msg.unavailable.text");
+    }
+
+    if (to == twostep::Approval::wrong_number) {
+        ngx_http_twostep_log(p.r, NGX_LOG_WARN,
+                             "wrong number on the approval page: possible "
+                             "push fatigue attack", cap->user);
+        ngx_http_twostep_audit(p.r, NGX_HTTP_TWOSTEP_SIGNIN, cap->user,
+                               "push", NGX_HTTP_TWOSTEP_FAILED);
+
+    } else if (to == twostep::Approval::denied) {
+        ngx_http_twostep_log(p.r, NGX_LOG_WARN, "push denied on the phone",
+                             cap->user);
+    }
+
+    return ngx_http_twostep_send_message(p.r,
+               to == twostep::Approval::approved ? NGX_HTTP_OK
+                                                 : NGX_HTTP_FORBIDDEN,
+               title, text);
+}
+
+
+ngx_int_t
+ngx_http_twostep_deny(ngx_http_twostep_page_t &p)
+{
+    if (p.r->method != NGX_HTTP_POST) {
+        return NGX_HTTP_NOT_ALLOWED;
+    }
+
+    auto cap = ngx_http_twostep_capability(p, p.query, twostep::Method::push);
+    ngx_http_twostep_zone_state state(p.r);
+
+    if (!cap
+        || twostep::decide_approval(state, cap->txid,
+                                    twostep::Approval::denied, ngx_time(),
+                                    cap->expires)
+           != twostep::Decided::ok)
+    {
+        ngx_http_twostep_log(p.r, NGX_LOG_WARN,
+                             "deny link forged, expired or used again",
+                             cap ? cap->user : "");
+        return NGX_HTTP_FORBIDDEN;
+    }
+
+    ngx_http_twostep_log(p.r, NGX_LOG_WARN, "push denied on the phone",
+                         cap->user);
+    return ngx_http_twostep_send_text(p.r, "text/plain", "denied\n");
+}
+
+
+ngx_int_t
+ngx_http_twostep_call_answered(ngx_http_twostep_page_t &p)
+{
+    if (p.r->method != NGX_HTTP_POST || p.scf->twilio == NULL) {
+        return NGX_HTTP_NOT_ALLOWED;
+    }
+
+    // Twilio signs the URL it was given: the public URL, then the
+    // request target exactly as sent (path and query).
+    std::string url = std::string(ngx_http_twostep_sv(p.scf->public_url))
+                      + std::string(ngx_http_twostep_sv(p.r->unparsed_uri));
+    std::string_view token = ngx_http_twostep_sv(p.scf->twilio_token);
+
+    if (!twostep::twilio::signature_ok(token, url, p.form,
+            ngx_http_twostep_request_header(p.r, "X-Twilio-Signature")))
+    {
+        ngx_http_twostep_log(p.r, NGX_LOG_WARN,
+                             "call-back without a valid Twilio signature",
+                             "");
+        return NGX_HTTP_FORBIDDEN;
+    }
+
+    auto cap = ngx_http_twostep_capability(p, p.query, twostep::Method::call);
+    if (!cap) {
+        ngx_http_twostep_log(p.r, NGX_LOG_WARN,
+                             "call-back token forged or expired", "");
+        return NGX_HTTP_FORBIDDEN;
+    }
+
+    twostep::twilio::Keypress key = twostep::twilio::parse_keypress(p.form,
+        ngx_http_twostep_sv(p.scf->twilio_account));
+
+    twostep::Approval to = twostep::Approval::denied;
+
+    switch (key.answer) {
+    case twostep::twilio::Answer::approve:
+        to = twostep::Approval::approved;
+        break;
+
+    case twostep::twilio::Answer::fraud:
+        to = twostep::Approval::fraud;
+        break;
+
+    case twostep::twilio::Answer::malformed:
+        ngx_log_error(NGX_LOG_WARN, p.r->connection->log, 0,
+                      "twostep: malformed call-back: %s", key.error.c_str());
+        return NGX_HTTP_BAD_REQUEST;
+
+    default: /* deny, no_input */
+        break;
+    }
+
+    ngx_http_twostep_zone_state state(p.r);
+
+    switch (twostep::decide_approval(state, cap->txid, to, ngx_time(),
+                                     cap->expires))
+    {
+    case twostep::Decided::ok:
+        break;
+
+    case twostep::Decided::already:
+        ngx_http_twostep_log(p.r, NGX_LOG_WARN, "call-back replayed",
+                             cap->user);
+        return NGX_HTTP_FORBIDDEN;
+
+    default:
+        return NGX_HTTP_FORBIDDEN;
+    }
+
+    if (to == twostep::Approval::fraud) {
+        ngx_http_twostep_log(p.r, NGX_LOG_WARN,
+                             "sign-in reported as fraud on the call",
+                             cap->user);
+    }
+
+    twostep::PageContext ctx = ngx_http_twostep_page_ctx(p.r);
+
+    return ngx_http_twostep_send_text(p.r, "text/xml",
+               twostep::twilio::goodbye_twiml(
+                   ctx.text("phone.call.language"),
+                   ctx.text(to == twostep::Approval::approved
+                                ? "phone.call.approved"
+                                : "phone.call.denied")));
+}
