@@ -18,6 +18,8 @@
 
 #include "ngx_http_twostep_factor.h"
 
+#include <algorithm>
+
 #include "core/approval.h"
 #include "core/guard.h"
 #include "core/oob.h"
@@ -353,33 +355,49 @@ ngx_http_twostep_self_hosted_code(ngx_http_twostep_page_t &p,
         }
     }
 
-    const char *error = "error.code_wrong";
-
-    if (check == twostep::OobCheck::expired) {
-        error = "error.code_expired";
-
-    } else {
-        // Counted like any wrong code (OWASP ASVS 2.2.1).
-        int64_t locked = twostep::record_failure(state,
-                             ngx_http_twostep_lockout(p.scf), user.name,
-                             ngx_http_twostep_address(p.r), now);
-        if (locked > 0) {
-            return ngx_http_twostep_locked(p.r, user.name, locked, "sms");
-        }
-    }
-
     ngx_http_twostep_log(p.r, NGX_LOG_WARN, "wrong code", user.name);
     ngx_http_twostep_audit(p.r, NGX_HTTP_TWOSTEP_SIGNIN, user.name, "sms",
                            NGX_HTTP_TWOSTEP_FAILED);
 
-    twostep::CodePage page = ngx_http_twostep_code_form(p, pending, user,
-        method, ngx_http_twostep_offered(p, pending, user));
-    page.sms_sent = check != twostep::OobCheck::expired
-                    && !pending.code.empty();
-    page.error = error;
+    bool expired = check == twostep::OobCheck::expired;
+    const char *error = expired ? "error.code_expired" : "error.code_wrong";
+    std::string_view address = ngx_http_twostep_address(p.r);
 
-    return ngx_http_twostep_send_page(p.r, NGX_HTTP_FORBIDDEN,
-               twostep::render_code(ngx_http_twostep_page_ctx(p.r), page));
+    // Counted like any wrong code (OWASP ASVS 2.2.1), here and with
+    // twostep_redis on every host; an expired code is no guess.
+    int64_t locked = expired ? 0
+        : twostep::record_failure(state, ngx_http_twostep_lockout(p.scf),
+                                  user.name, address, now);
+
+    return ngx_http_twostep_shared_locked(p.r, p.scf, user.name, address,
+                                          !expired,
+        [p, pending, method, error, locked, expired](int64_t left) mutable {
+            if (left < 0) {
+                return ngx_http_twostep_unavailable(p.r);
+            }
+
+            ngx_int_t rc = NGX_OK;
+            const twostep::User *u = ngx_http_twostep_pending_user(p,
+                                                                   pending,
+                                                                   &rc);
+            if (u == nullptr) {
+                return rc;
+            }
+
+            if (std::max(locked, left) > 0) {
+                return ngx_http_twostep_locked(p.r, u->name,
+                                               std::max(locked, left), "sms");
+            }
+
+            twostep::CodePage page = ngx_http_twostep_code_form(p, pending,
+                *u, method, ngx_http_twostep_offered(p, pending, *u));
+            page.sms_sent = !expired && !pending.code.empty();
+            page.error = error;
+
+            return ngx_http_twostep_send_page(p.r, NGX_HTTP_FORBIDDEN,
+                       twostep::render_code(ngx_http_twostep_page_ctx(p.r),
+                                            page));
+        });
 }
 
 
