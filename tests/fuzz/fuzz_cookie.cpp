@@ -1,4 +1,5 @@
-// The session and pending sign-in cookies: the raw input as a cookie, and
+// The session and pending sign-in cookies and the capability in a
+// self-hosted push's or call's links: the raw input as a cookie, and
 // the input signed as a payload, so the fuzzer reaches the payload parser
 // behind the MAC. Whatever decodes must be a cookie encode_* could have
 // written, and re-encoding it must give back the very same token.
@@ -64,16 +65,29 @@ void check_pending(const PendingSignin &p, std::string_view token)
     CHECK(form_token_ok(keys(), p, form_token(keys(), p)));
 }
 
-// The token as a cookie of either kind.
+void check_capability(const Capability &c, std::string_view token)
+{
+    CHECK(valid_id(c.txid));
+    CHECK(valid_user_name(c.user));
+    CHECK(method_info(c.method).waits);
+    CHECK(c.expires > fuzz::now);
+    CHECK(c.address.find('|') == std::string::npos);
+    CHECK(capability_token(keys(), c) == token);
+}
+
+// The token as a cookie or a link of any kind.
 void decode_both(std::string_view token)
 {
     auto s = decode_session(keys(), token, fuzz::now);
     auto p = decode_pending(keys(), token, fuzz::now);
-    CHECK(!(s && p));  // a token is of one kind only
+    auto c = read_capability(keys(), token, fuzz::now);
+    CHECK(int(bool(s)) + int(bool(p)) + int(bool(c)) <= 1);  // one kind
     if (s)
         check_session(*s, token);
     if (p)
         check_pending(*p, token);
+    if (c)
+        check_capability(*c, token);
 }
 
 }  // namespace
@@ -87,7 +101,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t *data,
     decode_both(input);
 
     // 2. The input as a payload, correctly signed.
-    for (std::string_view kind : {"s", "p"}) {
+    for (std::string_view kind : {"s", "p", "x"}) {
         std::string token = keys().sign(kind, input);
         // verify() returns exactly the signed payload, for this kind only
         // (tokens over 4096 bytes are refused outright).
@@ -96,7 +110,9 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t *data,
             CHECK(payload && *payload == input);
         else
             CHECK(!payload);
-        CHECK(!keys().verify(kind == "s" ? "p" : "s", token));
+        for (std::string_view other : {"s", "p", "x"}) {
+            CHECK(other == kind || !keys().verify(other, token));
+        }
         decode_both(token);
     }
 

@@ -83,5 +83,18 @@ int main(int argc, char **argv)
     write(dir, "payload-pending-push",
           "1|bm9uY2UtZm9yLWZ1enppbmc|alice|password|1700000300|"
           "RFVPLXR4aWQtMTIzNDU2|push");
+    write(dir, "payload-pending-code",
+          "2|bm9uY2UtZm9yLWZ1enppbmc|alice|password|1700000300|||totp|0|0|"
+          "1700000600.c2lnbmVkLWNvZGU");
+    write(dir, "payload-capability",
+          "RFVPLXR4aWQtMTIzNDU2|alice|push|1700000120|203.0.113.7");
+
+    Capability cap;
+    cap.txid = "RFVPLXR4aWQtMTIzNDU2";
+    cap.user = "alice";
+    cap.method = Method::call;
+    cap.expires = fuzz::now + 120;
+    cap.address = "2001:db8::7";
+    write(dir, "capability-call", capability_token(keys, cap));
     return 0;
 }
