@@ -59,6 +59,11 @@ constexpr std::string_view claim_step_lua =
     "redis.call('EXPIREAT', KEYS[1], ARGV[2]) "
     "return 1";
 
+// KEYS: the transaction; ARGV: seconds to keep it.
+constexpr std::string_view claim_once_lua =
+    "if redis.call('SET', KEYS[1], '1', 'NX', 'EX', ARGV[1]) "
+    "then return 1 end return 0";
+
 // KEYS: the revocations; ARGV: member, expiry, now, channel, message.
 constexpr std::string_view revoke_lua =
     "redis.call('ZADD', KEYS[1], ARGV[2], ARGV[1]) "
@@ -220,6 +225,14 @@ Argv claim_totp_step(std::string_view prefix, std::string_view user,
     return {"EVAL", std::string(claim_step_lua), "1",
             join(prefix, "t:") + std::string(user), std::to_string(step),
             std::to_string(expires)};
+}
+
+Argv claim_transaction(std::string_view prefix, std::string_view txid,
+                       std::int64_t ttl)
+{
+    return {"EVAL", std::string(claim_once_lua), "1",
+            join(prefix, "d:") + std::string(txid),
+            std::to_string(ttl > 0 ? ttl : 1)};
 }
 
 std::string revocations_key(std::string_view prefix)

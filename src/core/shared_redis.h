@@ -58,6 +58,11 @@ Argv record_success(const Counters &c, std::int64_t now);
 Argv claim_totp_step(std::string_view prefix, std::string_view user,
                      std::int64_t step, std::int64_t expires);
 
+// EVAL: 1 when the provider transaction `txid` is first used to finish a
+// sign-in on any host (kept for `ttl` seconds), 0 when it was used.
+Argv claim_transaction(std::string_view prefix, std::string_view txid,
+                       std::int64_t ttl);
+
 // A sign-out as every host learns it: the session id, when the session
 // would have expired, and when it was signed in.
 struct Revocation {

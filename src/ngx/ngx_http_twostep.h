@@ -312,6 +312,10 @@ ngx_int_t ngx_http_twostep_shared_locked(ngx_http_request_t *r,
 ngx_int_t ngx_http_twostep_shared_claim_step(ngx_http_request_t *r,
     std::string_view user, int64_t step, int64_t period,
     std::function<ngx_int_t(twostep::Claim)> then);
+// A provider transaction finishes one sign-in on any host (Redis).
+ngx_int_t ngx_http_twostep_shared_claim_transaction(ngx_http_request_t *r,
+    std::string_view txid, int64_t expires,
+    std::function<ngx_int_t(twostep::Claim)> then);
 // A passed second step clears the counts in Redis too (not waited for:
 // counts left behind only expire later).
 void ngx_http_twostep_shared_success(ngx_http_twostep_srv_conf_t *scf,

@@ -762,18 +762,33 @@ ngx_http_twostep_duo_answered(ngx_http_twostep_page_t &p,
                                            pending.expires))
         {
         case twostep::Claim::fresh:
-            return ngx_http_twostep_finish_signin(p, pending, user,
-                                                  pending.txid_method);
+            break;
 
         case twostep::Claim::replayed:
             return ngx_http_twostep_expired(p);
 
         default:
-            return ngx_http_twostep_send_message(p.r,
-                       NGX_HTTP_SERVICE_UNAVAILABLE,
-                       "msg.unavailable.title",
-                       "msg.unavailable.text");
+            return ngx_http_twostep_unavailable(p.r);
         }
+
+        // And once on every host (twostep_redis): the push may have been
+        // started on another one.
+        return ngx_http_twostep_shared_claim_transaction(p.r, pending.txid,
+                   pending.expires,
+            [p, pending](twostep::Claim claim) mutable {
+                if (claim == twostep::Claim::replayed) {
+                    return ngx_http_twostep_expired(p);
+                }
+                if (claim != twostep::Claim::fresh) {
+                    return ngx_http_twostep_unavailable(p.r);
+                }
+
+                return ngx_http_twostep_with_user(p, pending,
+                    [&](const twostep::User &u) {
+                        return ngx_http_twostep_finish_signin(p, pending, u,
+                                   pending.txid_method);
+                    });
+            });
     }
 
     const char *error = "error.denied";
@@ -1018,7 +1033,10 @@ ngx_http_twostep_duo_done(ngx_http_request_t *r,
         rc = NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
-    ngx_http_finalize_request(r, rc);
+    // NGX_DONE: a shared-state command took over and finalizes later.
+    if (rc != NGX_DONE) {
+        ngx_http_finalize_request(r, rc);
+    }
 }
 
 

@@ -234,6 +234,19 @@ ngx_http_twostep_pending_user(ngx_http_twostep_page_t &p,
 }
 
 
+ngx_int_t
+ngx_http_twostep_with_user(ngx_http_twostep_page_t &p,
+    const twostep::PendingSignin &pending,
+    const std::function<ngx_int_t(const twostep::User &)> &next)
+{
+    ngx_int_t  rc = NGX_OK;
+
+    const twostep::User *user = ngx_http_twostep_pending_user(p, pending,
+                                                              &rc);
+    return user ? next(*user) : rc;
+}
+
+
 // The second steps the module checks itself (the authenticator app code).
 twostep::MethodSet
 ngx_http_twostep_local_methods(ngx_http_twostep_page_t &p,

@@ -63,6 +63,13 @@ const twostep::User *ngx_http_twostep_pending_user(
     ngx_http_twostep_page_t &p, const twostep::PendingSignin &pending,
     ngx_int_t *rc);
 
+// After a wait (Redis, a provider), with the user as the store has it now
+// (it may have been reloaded meanwhile): next(user), or the page
+// ngx_http_twostep_pending_user() answers when the account is gone.
+ngx_int_t ngx_http_twostep_with_user(ngx_http_twostep_page_t &p,
+    const twostep::PendingSignin &pending,
+    const std::function<ngx_int_t(const twostep::User &)> &next);
+
 twostep::MethodSet ngx_http_twostep_local_methods(ngx_http_twostep_page_t &p,
     const twostep::User &user);
 twostep::MethodSet ngx_http_twostep_provider_methods(

@@ -405,15 +405,10 @@ ngx_http_twostep_verify_post(ngx_http_twostep_page_t &p)
                                                twostep::method_name(m));
             }
 
-            ngx_int_t rc = NGX_OK;
-            // Looked up again: the store may have been reloaded meanwhile.
-            const twostep::User *u = ngx_http_twostep_pending_user(p,
-                                                                   waiting,
-                                                                   &rc);
-            if (u == nullptr) {
-                return rc;
-            }
-            return factor->verify(p, waiting, *u, m);
+            return ngx_http_twostep_with_user(p, waiting,
+                [&](const twostep::User &u) {
+                    return factor->verify(p, waiting, u, m);
+                });
         });
 }
 

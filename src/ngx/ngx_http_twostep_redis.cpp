@@ -1084,6 +1084,39 @@ ngx_http_twostep_shared_locked(ngx_http_request_t *r,
 }
 
 
+// `then` gets fresh (1), replayed (0) or unavailable (anything else).
+static ngx_int_t
+ngx_http_twostep_redis_claim(ngx_http_request_t *r,
+    const twostep::redis::Argv &argv,
+    std::function<ngx_int_t(twostep::Claim)> then)
+{
+    return ngx_http_twostep_redis_call(r, argv,
+        [then](std::optional<int64_t> fresh) {
+            if (!fresh || (*fresh != 0 && *fresh != 1)) {
+                return then(twostep::Claim::unavailable);
+            }
+            return then(*fresh ? twostep::Claim::fresh
+                               : twostep::Claim::replayed);
+        });
+}
+
+
+ngx_int_t
+ngx_http_twostep_shared_claim_transaction(ngx_http_request_t *r,
+    std::string_view txid, int64_t expires,
+    std::function<ngx_int_t(twostep::Claim)> then)
+{
+    if (!ngx_http_twostep_redis_on()) {
+        return then(twostep::Claim::fresh);
+    }
+
+    return ngx_http_twostep_redis_claim(r,
+        twostep::redis::claim_transaction(ngx_http_twostep_redis_conf->prefix,
+                                          txid, expires - ngx_time()),
+        std::move(then));
+}
+
+
 ngx_int_t
 ngx_http_twostep_shared_claim_step(ngx_http_request_t *r,
     std::string_view user, int64_t step, int64_t period,
@@ -1097,16 +1130,10 @@ ngx_http_twostep_shared_claim_step(ngx_http_request_t *r,
     int64_t expires = std::max<int64_t>((step + 2) * period + 1,
                                         ngx_time() + 1);
 
-    return ngx_http_twostep_redis_call(r,
+    return ngx_http_twostep_redis_claim(r,
         twostep::redis::claim_totp_step(ngx_http_twostep_redis_conf->prefix,
                                         user, step, expires),
-        [then](std::optional<int64_t> fresh) {
-            if (!fresh || (*fresh != 0 && *fresh != 1)) {
-                return then(twostep::Claim::unavailable);
-            }
-            return then(*fresh ? twostep::Claim::fresh
-                               : twostep::Claim::replayed);
-        });
+        std::move(then));
 }
 
 

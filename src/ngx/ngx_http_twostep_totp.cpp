@@ -29,27 +29,24 @@ ngx_http_twostep_totp_failed(ngx_http_twostep_page_t &p,
                 return ngx_http_twostep_unavailable(p.r);
             }
 
-            ngx_int_t rc = NGX_OK;
-            const twostep::User *u = ngx_http_twostep_pending_user(p,
-                                                                   pending,
-                                                                   &rc);
-            if (u == nullptr) {
-                return rc;
-            }
-
             if (std::max(locked, left) > 0) {
-                return ngx_http_twostep_locked(p.r, u->name,
+                return ngx_http_twostep_locked(p.r, pending.user,
                                                std::max(locked, left),
                                                twostep::method_name(method));
             }
 
-            twostep::CodePage page = ngx_http_twostep_code_form(p, pending,
-                *u, method, ngx_http_twostep_offered(p, pending, *u));
-            page.error = error;
+            return ngx_http_twostep_with_user(p, pending,
+                [&](const twostep::User &u) {
+                    twostep::CodePage page = ngx_http_twostep_code_form(p,
+                        pending, u, method,
+                        ngx_http_twostep_offered(p, pending, u));
+                    page.error = error;
 
-            return ngx_http_twostep_send_page(p.r, NGX_HTTP_FORBIDDEN,
-                       twostep::render_code(ngx_http_twostep_page_ctx(p.r),
-                                            page));
+                    return ngx_http_twostep_send_page(p.r,
+                               NGX_HTTP_FORBIDDEN,
+                               twostep::render_code(
+                                   ngx_http_twostep_page_ctx(p.r), page));
+                });
         });
 }
 
@@ -112,28 +109,21 @@ ngx_http_twostep_totp_verify(ngx_http_twostep_page_t &p,
     return ngx_http_twostep_shared_claim_step(p.r, user.name, *step,
                                               user.totp->period,
         [p, pending, method](twostep::Claim claim) mutable {
-            ngx_int_t rc = NGX_OK;
-            const twostep::User *u = ngx_http_twostep_pending_user(p,
-                                                                   pending,
-                                                                   &rc);
-            if (u == nullptr) {
-                return rc;
-            }
-
-            switch (claim) {
-            case twostep::Claim::fresh:
-                return ngx_http_twostep_finish_signin(p, pending, *u,
-                                                      method);
-
-            case twostep::Claim::replayed:
-                return ngx_http_twostep_totp_replayed(p, pending, *u,
-                                                      method);
-
-            default: /* twostep::Claim::unavailable */
-                ngx_http_twostep_audit(p.r, NGX_HTTP_TWOSTEP_SIGNIN, u->name,
-                                       method, NGX_HTTP_TWOSTEP_ERROR);
+            if (claim == twostep::Claim::unavailable) {
+                ngx_http_twostep_audit(p.r, NGX_HTTP_TWOSTEP_SIGNIN,
+                                       pending.user, method,
+                                       NGX_HTTP_TWOSTEP_ERROR);
                 return ngx_http_twostep_unavailable(p.r);
             }
+
+            return ngx_http_twostep_with_user(p, pending,
+                [&](const twostep::User &u) {
+                    return claim == twostep::Claim::fresh
+                        ? ngx_http_twostep_finish_signin(p, pending, u,
+                                                         method)
+                        : ngx_http_twostep_totp_replayed(p, pending, u,
+                                                         method);
+                });
         });
 }
 

@@ -361,3 +361,45 @@ def test_nginx_t_checks_the_password_file(nginx_factory, workdir):
     assert rc == 0, out
     assert "s3cret-pw-for-nginx-t" not in out
 
+
+
+def test_push_started_on_one_host_finishes_on_the_other_once(
+        workdir, app, duo_sim, duo_pool, duo_normal, nginx_factory, redis):
+    from conftest import DuoSite
+    from harness import Browser, free_port, refresh_url, start_push, \
+        wait_status_url
+    pw = redis.password_file(workdir / "rduo.pw")
+
+    def shared(body):
+        """The Duo site's body, its state in Redis, one audience."""
+        return redis_conf(redis, pw) + body.replace(
+            "twostep_cookie_key", "twostep_session_audience rduo;\n"
+            "        twostep_cookie_key")
+
+    a = DuoSite(workdir, app, duo_sim, duo_pool, name="rduo-a", workers=2,
+                factory=lambda name, body, ports, workers: nginx_factory(
+                    name, shared(body), ports, workers=workers))
+    # Host B: A's users, key and Duo, behind the same load balancer.
+    port = free_port()
+    nginx_factory("rduo-b", shared(a.body()).replace(
+        ":%d;" % a.port, ":%d;" % port), [port], workers=2)
+    user = duo_pool.take("auth")
+
+    on_a = a.browser()
+    r = start_push(on_a, "/app/", user)
+    duo_sim.respond(user.name, "approve")
+
+    # The browser's next polls land on B.
+    on_b = Browser("http://127.0.0.1:%d" % port)
+    on_b.set_cookie("twostep_pending", on_a.cookie("twostep_pending"))
+    s = on_b.get(wait_status_url(r))
+    assert s.status_code == 200 and s.json() == {"state": "done"}, snippet(s)
+    done = on_b.get(refresh_url(r))
+    assert done.status_code == 303, snippet(done)
+    assert on_b.app_view("/app/")["headers"]["X-Remote-User"] == user.name
+
+    # The same pending sign-in on host A finds the push used.
+    again = on_a.get(refresh_url(r))
+    assert again.status_code == 403, snippet(again)
+    assert "This page has expired" in Page(again).text
+    assert not on_a.cookie("twostep_session")
