@@ -3,6 +3,7 @@
 #include <string>
 
 #include "session.h"
+#include "user_store.h"
 
 namespace twostep {
 namespace redis {
@@ -247,7 +248,10 @@ std::string revocations_channel(std::string_view prefix)
 
 std::string revocation_member(const Revocation &rev)
 {
-    return rev.sid + " " + std::to_string(rev.auth_time);
+    // Session ids are base64url and user names have no ':', so the two
+    // kinds cannot be taken for each other.
+    return (rev.sid.empty() ? "U:" + rev.user : rev.sid) + " "
+           + std::to_string(rev.auth_time);
 }
 
 std::string revocation_message(const Revocation &rev)
@@ -272,8 +276,8 @@ Argv revocations_since(std::string_view prefix, std::int64_t now)
 std::optional<Revocation> parse_revocation_member(std::string_view member,
                                                   std::string_view score)
 {
-    std::string_view sid, auth_time;
-    if (!split_pair(member, sid, auth_time) || !valid_id(sid)) {
+    std::string_view id, auth_time;
+    if (!split_pair(member, id, auth_time)) {
         return std::nullopt;
     }
     auto at = parse_time(auth_time);
@@ -281,7 +285,17 @@ std::optional<Revocation> parse_revocation_member(std::string_view member,
     if (!at || !expires) {
         return std::nullopt;
     }
-    return Revocation{std::string(sid), *expires, *at};
+    if (id.substr(0, 2) == "U:") {
+        id.remove_prefix(2);
+        if (!valid_user_name(id)) {
+            return std::nullopt;
+        }
+        return Revocation{"", *expires, *at, std::string(id)};
+    }
+    if (!valid_id(id)) {
+        return std::nullopt;
+    }
+    return Revocation{std::string(id), *expires, *at, ""};
 }
 
 std::optional<Revocation> parse_revocation_message(std::string_view msg)

@@ -64,11 +64,14 @@ Argv claim_transaction(std::string_view prefix, std::string_view txid,
                        std::int64_t ttl);
 
 // A sign-out as every host learns it: the session id, when the session
-// would have expired, and when it was signed in.
+// would have expired, and when it was signed in. Or "sign out everywhere":
+// `user` (sid empty), every session of it begun up to `auth_time`, kept
+// until `expires`.
 struct Revocation {
     std::string sid;
     std::int64_t expires = 0;
     std::int64_t auth_time = 0;
+    std::string user;
 };
 
 std::string revocations_key(std::string_view prefix);   // a sorted set
@@ -81,8 +84,9 @@ Argv revoke(std::string_view prefix, const Revocation &rev, std::int64_t now);
 // ZRANGEBYSCORE ... WITHSCORES.
 Argv revocations_since(std::string_view prefix, std::int64_t now);
 
-// A message on the channel, or a member of the sorted set ("sid auth_time")
-// with its score: nullopt when it is not one we wrote (never trusted).
+// A message on the channel, or a member of the sorted set ("sid auth_time"
+// or "U:user time") with its score: nullopt when it is not one we wrote
+// (never trusted).
 std::string revocation_member(const Revocation &rev);
 std::string revocation_message(const Revocation &rev);
 std::optional<Revocation> parse_revocation_message(std::string_view msg);

@@ -328,9 +328,9 @@ bool ngx_http_twostep_revoke_session(ngx_http_request_t *r,
     const twostep::Session &session);
 // "Sign out everywhere": every session of `user` begun up to now ends on
 // this host at once (twostep::revoke_user_sessions, kept until
-// `keep_until`). The one place it is done, so twostep_redis can carry it
-// to the other hosts as it does single sessions (it does not yet). False
-// if this host could not record it (logged by the caller).
+// `keep_until`) and, with twostep_redis, on every host, as single
+// sessions do. False if this host could not record it (logged by the
+// caller).
 bool ngx_http_twostep_revoke_user_sessions(ngx_http_request_t *r,
     std::string_view user, time_t keep_until);
 

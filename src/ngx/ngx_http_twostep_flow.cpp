@@ -558,17 +558,6 @@ ngx_http_twostep_finish_signin(ngx_http_twostep_page_t &p,
 }
 
 
-bool
-ngx_http_twostep_revoke_user_sessions(ngx_http_request_t *r,
-    std::string_view user, time_t keep_until)
-{
-    ngx_http_twostep_zone_state state(r);
-
-    return twostep::revoke_user_sessions(state, user, ngx_time(),
-                                         keep_until);
-}
-
-
 ngx_int_t
 ngx_http_twostep_sign_out_everywhere(ngx_http_twostep_page_t &p,
     const twostep::Session &session)

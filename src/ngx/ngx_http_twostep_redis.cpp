@@ -503,17 +503,27 @@ ngx_http_twostep_redis_apply(const twostep::redis::Revocation &rev)
         return;
     }
 
-    twostep::Session session;
-    session.sid = rev.sid;
-    session.expires = rev.expires;
-    session.auth_time = rev.auth_time;
-
     ngx_http_twostep_zone_state state(
         static_cast<ngx_http_twostep_zone_ctx_t *>(
             ngx_http_twostep_redis_mcf->zone->data),
         ngx_http_twostep_redis_log);
 
-    if (!twostep::revoke_session(state, session, ngx_time())) {
+    bool ok;
+
+    if (rev.sid.empty()) {
+        // "Sign out everywhere" on another host, as of its clock.
+        ok = twostep::revoke_user_sessions(state, rev.user, rev.auth_time,
+                                           rev.expires);
+
+    } else {
+        twostep::Session session;
+        session.sid = rev.sid;
+        session.expires = rev.expires;
+        session.auth_time = rev.auth_time;
+        ok = twostep::revoke_session(state, session, ngx_time());
+    }
+
+    if (!ok) {
         ngx_log_error(NGX_LOG_ALERT, ngx_http_twostep_redis_log, 0,
                       "twostep: could not record a revocation from redis");
     }
@@ -1157,22 +1167,20 @@ ngx_http_twostep_shared_success(ngx_http_twostep_srv_conf_t *scf,
 }
 
 
-bool
-ngx_http_twostep_revoke_session(ngx_http_request_t *r,
-    const twostep::Session &session)
+// To every other host (published; kept and sent again while Redis is
+// unavailable).
+static void
+ngx_http_twostep_redis_publish(ngx_http_request_t *r,
+    twostep::redis::Revocation rev)
 {
-    // This host first, whatever Redis does: the session ends here now.
-    ngx_http_twostep_zone_state state(r);
-    bool ok = twostep::revoke_session(state, session, ngx_time());
-
-    if (!ngx_http_twostep_redis_on() || session.expires <= ngx_time()) {
-        return ok;
+    if (!ngx_http_twostep_redis_on() || rev.expires <= ngx_time()) {
+        return;
     }
 
     auto &retries = *ngx_http_twostep_redis_retries;
 
     if (retries.size() < NGX_HTTP_TWOSTEP_REDIS_MAX_RETRIES) {
-        retries.push_back({session.sid, session.expires, session.auth_time});
+        retries.push_back(std::move(rev));
 
     } else {
         ngx_log_error(NGX_LOG_ALERT, r->connection->log, 0,
@@ -1182,6 +1190,35 @@ ngx_http_twostep_revoke_session(ngx_http_request_t *r,
 
     // Sent now if Redis is there, else once it is back.
     ngx_http_twostep_redis_send_retries();
+}
+
+
+bool
+ngx_http_twostep_revoke_session(ngx_http_request_t *r,
+    const twostep::Session &session)
+{
+    // This host first, whatever Redis does: the session ends here now.
+    ngx_http_twostep_zone_state state(r);
+    bool ok = twostep::revoke_session(state, session, ngx_time());
+
+    ngx_http_twostep_redis_publish(r,
+        {session.sid, session.expires, session.auth_time, ""});
+
+    return ok;
+}
+
+
+bool
+ngx_http_twostep_revoke_user_sessions(ngx_http_request_t *r,
+    std::string_view user, time_t keep_until)
+{
+    time_t  now = ngx_time();
+
+    ngx_http_twostep_zone_state state(r);
+    bool ok = twostep::revoke_user_sessions(state, user, now, keep_until);
+
+    ngx_http_twostep_redis_publish(r, {"", keep_until, now,
+                                       std::string(user)});
 
     return ok;
 }

@@ -403,3 +403,55 @@ def test_push_started_on_one_host_finishes_on_the_other_once(
     assert again.status_code == 403, snippet(again)
     assert "This page has expired" in Page(again).text
     assert not on_a.cookie("twostep_session")
+
+
+def test_sign_out_everywhere_on_one_host_ends_sessions_on_the_other(
+        nginx_factory, workdir, app, redis):
+    from harness import Browser, free_port, get_with_cookie
+    from test_selfservice import (SelfServiceSite, new_user, security_page)
+    pw = redis.password_file(workdir / "reverywhere.pw")
+    amy, ben = new_user("rall-amy"), new_user("rall-ben")
+    made = {}
+
+    def shared(name, body, ports, workers=1):
+        made["body"] = redis_conf(redis, pw) + body
+        return nginx_factory(name, made["body"], ports, workers=workers)
+
+    a = SelfServiceSite(shared, workdir, app, "reverywhere", [amy, ben],
+                        workers=2,
+                        server_extra="twostep_session_audience rall;")
+    port = free_port()
+    nginx_factory("reverywhere-b", made["body"].replace(
+        ":%d " % a.port, ":%d " % port), [port], workers=2)
+    b_url = "http://127.0.0.1:%d" % port
+
+    laptop = a.browser()
+    laptop.sign_in("/app/", amy)
+    phone = Browser(b_url, fresh=True)
+    phone.sign_in("/app/", amy)
+    other = Browser(b_url, fresh=True)
+    other.sign_in("/app/", ben)
+    on_b = {name: b.cookie("twostep_session")
+            for name, b in (("amy", phone), ("ben", other))}
+
+    def status_on_b(name):
+        return get_with_cookie(b_url, "/app/?format=json",
+                               "twostep_session=" + on_b[name]).status_code
+
+    assert status_on_b("amy") == 200
+
+    # "Sign out everywhere" in the laptop's security info, on host A.
+    page = Page(security_page(laptop))
+    form = [f for f in page.forms
+            if f.fields.get("action") == "signout-everywhere"]
+    r = laptop.post("/.twostep/security-info", dict(form[0].fields))
+    assert r.status_code == 200, snippet(r)
+
+    deadline = time.monotonic() + 2.0
+    while True:
+        answers = [status_on_b("amy") for _ in range(6)]
+        if all(s == 302 for s in answers):
+            break
+        assert time.monotonic() < deadline, answers
+        time.sleep(0.1)
+    assert all(status_on_b("ben") == 200 for _ in range(6))

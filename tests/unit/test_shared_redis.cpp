@@ -91,7 +91,7 @@ END_TEST
 
 START_TEST(revocations_round_trip)
 {
-    Revocation rev{"AbC-_09", 1700003600, 1700000000};
+    Revocation rev{"AbC-_09", 1700003600, 1700000000, ""};
     auto back = parse_revocation_message(revocation_message(rev));
     ck_assert(back);
     ck_assert_string_eq(back->sid, rev.sid);
@@ -100,6 +100,14 @@ START_TEST(revocations_round_trip)
 
     back = parse_revocation_member(revocation_member(rev), "1700003600");
     ck_assert(back && back->expires == 1700003600);
+
+    // "Sign out everywhere": the user, not a session.
+    Revocation all{"", 1700043200, 1700000000, "amy.b@example"};
+    back = parse_revocation_message(revocation_message(all));
+    ck_assert(back && back->sid.empty());
+    ck_assert_string_eq(back->user, "amy.b@example");
+    ck_assert_int_eq(back->auth_time, 1700000000);
+    ck_assert_int_eq(back->expires, 1700043200);
 
     Argv a = revoke("p:", rev, 1700000100);
     ck_assert_string_eq(a[3], "p:revoked");
@@ -118,6 +126,9 @@ START_TEST(revocations_from_the_network_are_checked)
     }
     ck_assert(!parse_revocation_member("sid 1", "1.5"));
     ck_assert(!parse_revocation_member("sid|x 1", "2"));
+    ck_assert(!parse_revocation_member("U: 1", "2"));
+    ck_assert(!parse_revocation_member("U:a b 1", "2"));
+    ck_assert(!parse_revocation_member("U:a/b 1", "2"));
 }
 END_TEST
 
