@@ -64,6 +64,19 @@ std::optional<FirstFactor> first_factor_from_name(std::string_view name)
     return std::nullopt;
 }
 
+// A client address as nginx prints it (IPv4, IPv6): printable ASCII,
+// bounded, no separator.
+bool valid_address(std::string_view address)
+{
+    if (address.size() > 64)
+        return false;
+    for (char c : address) {
+        if (c <= 0x20 || c >= 0x7f || c == '|')
+            return false;
+    }
+    return true;
+}
+
 // issue_oob_code()'s record: "<expiry>.<MAC>", digits then base64url.
 bool valid_code_record(std::string_view record)
 {
@@ -328,11 +341,8 @@ bool device_remembers(const RememberedDevice &d, const User &user,
 
 std::string capability_token(const KeyRing &keys, const Capability &c)
 {
-    bool address_ok = c.address.size() <= 64;
-    for (char ch : c.address)
-        address_ok = address_ok && ch > 0x20 && ch < 0x7f;
     if (!valid_id(c.txid) || !valid_user_name(c.user) || c.expires <= 0
-        || !address_ok || !method_info(c.method).waits)
+        || !valid_address(c.address) || !method_info(c.method).waits)
         throw std::invalid_argument("capability would not decode");
     std::string payload(c.txid);
     append(payload, c.user);
@@ -354,7 +364,8 @@ std::optional<Capability> read_capability(const KeyRing &keys,
         return std::nullopt;
     auto method = method_from_name(f[2]);
     auto expires = parse_time(f[3]);
-    if (!valid_id(f[0]) || !valid_user_name(f[1]) || !method
+    if (!valid_id(f[0]) || !valid_user_name(f[1]) || !valid_address(f[4])
+        || !method
         || !method_info(*method).waits || !expires || *expires <= now)
         return std::nullopt;
     Capability c;

@@ -936,6 +936,12 @@ START_TEST(approval_capabilities)
     bad = c;
     bad.address = "a|b";
     ck_assert(refused(bad));
+    // What capability_token() refuses, read_capability() refuses too
+    // (found by fuzz_cookie: an address with NUL bytes).
+    ck_assert(!read_capability(keys, keys.sign("x", c.txid + "|alice|push|"
+                                               + std::to_string(now + 9)
+                                               + std::string("|20\0\0.1", 8)),
+                               now));
 }
 END_TEST
 
