@@ -22,12 +22,19 @@ prefix=$state/nginx
 port=${DEMO_PORT:-8080}
 app_port=${DEMO_APP_PORT:-8081}
 duo_port=${DEMO_DUO_PORT:-8082}
+twilio_port=${DEMO_TWILIO_PORT:-8083}
+ntfy_port=${DEMO_NTFY_PORT:-8084}
 nginx=${NGINX:-/usr/sbin/nginx}
 python=/usr/bin/python3
 user=alice
 issuer=nginx-twostep
 # The simulator's integration key: made up, like its secret key below.
 duo_ikey=DIDEMOSIMULATOR00001
+# bob signs in without Duo: text and call through the Twilio stand-in,
+# push through the ntfy stand-in (examples/twilio_standin.py, ntfy_standin.py).
+user2=bob
+twilio_account=AC00000000000000000000000000de7002
+bob_phone=+15550100222
 
 die() { echo "demo: $*" >&2; exit 1; }
 
@@ -38,9 +45,9 @@ for tool in "$nginx" "$python" mkpasswd oathtool openssl base32; do
 done
 
 port_busy() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
-for p in "$port" "$app_port" "$duo_port"; do
-    port_busy "$p" && die "port $p is in use (set DEMO_PORT, DEMO_APP_PORT" \
-        "or DEMO_DUO_PORT)"
+for p in "$port" "$app_port" "$duo_port" "$twilio_port" "$ntfy_port"; do
+    port_busy "$p" && die "port $p is in use (set DEMO_PORT, DEMO_APP_PORT," \
+        "DEMO_DUO_PORT, DEMO_TWILIO_PORT or DEMO_NTFY_PORT)"
 done
 
 # --- state kept across runs ---------------------------------------------
@@ -64,13 +71,21 @@ if [ ! -s "$state/duo.skey" ]; then
     skey=$(openssl rand -base64 90 | tr -dc 'A-Za-z0-9')
     printf '%s\n' "${skey:0:40}" >"$state/duo.skey"
 fi
+[ -s "$state/twilio.token" ] || openssl rand -hex 16 >"$state/twilio.token"
+[ -s "$state/ntfy.token" ] ||
+    printf 'tk_%s\n' "$(openssl rand -hex 14)" >"$state/ntfy.token"
+[ -s "$state/ntfy-topic" ] ||
+    openssl rand -base64 18 | tr '+/' '-_' | tr -d '=\n' >"$state/ntfy-topic"
+bob_topic=$(cat "$state/ntfy-topic")
 password=$(cat "$state/password")
 secret=$(cat "$state/totp-secret")
 
 # The store: rebuilt every run from the two files above (same login).
 hash=$(printf '%s' "$password" | mkpasswd --stdin -m yescrypt)
-printf '{"users": {"%s": {"password": "%s", "totp": "%s"}}}\n' \
-    "$user" "$hash" "$secret" >"$state/users.json.new"
+printf '{"users": {"%s": {"password": "%s", "totp": "%s"},
+  "%s": {"password": "%s", "totp": "%s", "phone": "%s", "ntfy_topic": "%s"}}}\n' \
+    "$user" "$hash" "$secret" "$user2" "$hash" "$secret" "$bob_phone" \
+    "$bob_topic" >"$state/users.json.new"
 mv "$state/users.json.new" "$state/users.json"
 
 # The simulated Duo account, rebuilt every run: alice's phone takes pushes,
@@ -104,14 +119,16 @@ mv "$state/duo-sim.json.new" "$state/duo-sim.json"
 if [ "$(id -u)" -eq 0 ] && getent group nogroup >/dev/null; then
     chgrp nogroup "$state/users.json"
     chmod 640 "$state/users.json"
-    chmod 600 "$state/cookie.key" "$state/duo.skey"
+    chmod 600 "$state/cookie.key" "$state/duo.skey" "$state/twilio.token" \
+        "$state/ntfy.token"
 fi
 umask 022
 
 sed -e "s|@MODULE@|$module|g" -e "s|@PREFIX@|$prefix|g" \
     -e "s|@STATE@|$state|g" -e "s|@PORT@|$port|g" \
     -e "s|@APP_PORT@|$app_port|g" -e "s|@DUO_PORT@|$duo_port|g" \
-    -e "s|@DUO_IKEY@|$duo_ikey|g" \
+    -e "s|@DUO_IKEY@|$duo_ikey|g" -e "s|@TWILIO_PORT@|$twilio_port|g" \
+    -e "s|@TWILIO_ACCOUNT@|$twilio_account|g" -e "s|@NTFY_PORT@|$ntfy_port|g" \
     "$here/nginx.conf.in" >"$prefix/nginx.conf"
 
 nginx_cmd=("$nginx" -p "$prefix/" -c "$prefix/nginx.conf")
@@ -125,15 +142,17 @@ fi
 # --- processes ----------------------------------------------------------
 app_pid=
 duo_pid=
+twilio_pid=
+ntfy_pid=
 nginx_pid=
 cleanup() {
     trap - EXIT INT TERM
     # Background jobs of a script ignore SIGINT, so Ctrl-C does not reach
     # them: stop them here, by pid, and wait for them.
-    for pid in $nginx_pid $duo_pid $app_pid; do
+    for pid in $nginx_pid $duo_pid $twilio_pid $ntfy_pid $app_pid; do
         kill -TERM "$pid" 2>/dev/null || true
     done
-    for pid in $nginx_pid $duo_pid $app_pid; do
+    for pid in $nginx_pid $duo_pid $twilio_pid $ntfy_pid $app_pid; do
         wait "$pid" 2>/dev/null || true
     done
     echo "demo: stopped"
@@ -166,6 +185,19 @@ duo_log=$prefix/duo-simulator.log
 duo_pid=$!
 wait_port "$duo_pid" "$duo_port" "the Duo simulator" "$duo_log"
 
+twilio_log=$prefix/twilio-standin.log
+"$python" "$here/twilio_standin.py" --port "$twilio_port" \
+    --account "$twilio_account" --token-file "$state/twilio.token" \
+    </dev/null 2>>"$twilio_log" &
+twilio_pid=$!
+wait_port "$twilio_pid" "$twilio_port" "the Twilio stand-in" "$twilio_log"
+
+ntfy_log=$prefix/ntfy-standin.log
+"$python" "$here/ntfy_standin.py" --port "$ntfy_port" \
+    --token-file "$state/ntfy.token" </dev/null 2>>"$ntfy_log" &
+ntfy_pid=$!
+wait_port "$ntfy_pid" "$ntfy_port" "the ntfy stand-in" "$ntfy_log"
+
 "${nginx_cmd[@]}" -g 'daemon off;' </dev/null &
 nginx_pid=$!
 wait_port "$nginx_pid" "$port" "nginx"
@@ -184,6 +216,12 @@ cat <<EOF
   Push, call and text go to a simulated phone: open
       http://127.0.0.1:$duo_port/phone/$user in another tab
   and approve there (answer the call and press 1; read the texted code).
+
+  Without Duo: sign in as $user2 (same password and authenticator). Texts
+  and calls go to the Twilio stand-in, http://127.0.0.1:$twilio_port/
+  (read the code; answer the call on its keypad with #), pushes to the
+  ntfy stand-in, http://127.0.0.1:$ntfy_port/ (tap Approve and type the
+  number the sign-in page shows).
 
   Authenticator code: add this account to an authenticator app (Google
   Authenticator, Microsoft Authenticator, FreeOTP, ...) by scanning the
@@ -204,16 +242,16 @@ cat <<EOF
              http://127.0.0.1:$port/admin/   (a fresh second step after 5 min)
              http://127.0.0.1:$port/.twostep/logout
   Logs       $prefix/error.log, $prefix/access.log,
-             $duo_log
+             $duo_log, $twilio_log, $ntfy_log
   State      $state (delete it for a new password and secret)
 
-  Ctrl-C stops nginx, the app and the Duo simulator.
+  Ctrl-C stops nginx, the app, the Duo simulator and the stand-ins.
 EOF
 
 # Until Ctrl-C, or until one of them dies (then the others are stopped
 # too).
 set +e
-wait -n "$app_pid" "$duo_pid" "$nginx_pid"
+wait -n "$app_pid" "$duo_pid" "$twilio_pid" "$ntfy_pid" "$nginx_pid"
 status=$?
 kill -0 "$nginx_pid" 2>/dev/null || echo "demo: nginx has stopped" >&2
 kill -0 "$app_pid" 2>/dev/null || echo "demo: the app has stopped" >&2

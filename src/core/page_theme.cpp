@@ -43,7 +43,7 @@ const std::set<std::string, std::less<>> &value_names()
         "choices", "chosen", "options", "selected", "recovery_left",
         "devices",
         // approve.html (and the texts a phone gets)
-        "approve_url", "token", "site", "address", "time",
+        "approve_url", "token", "site", "address", "time", "phone_unusable",
         // texts only
         "minutes"};
     return names;

@@ -189,6 +189,8 @@ std::string render_security_info(const PageContext &ctx,
 
     data.flag("totp", page.totp);
     data.text("phone", page.phone_masked);
+    data.flag("phone_unusable", !page.phone_masked.empty()
+                                && !page.phone_usable);
 
     // Push, call and text: provided by others, listed when usable.
     data.list("provided");

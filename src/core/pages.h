@@ -124,6 +124,7 @@ struct SecurityInfoPage {
     std::string user;
     bool totp = false;           // an authenticator app is set up
     std::string phone_masked;    // empty: no phone
+    bool phone_usable = true;    // a provider can text and call it
     MethodSet available = 0;     // methods the user can sign in with
     std::optional<Method> default_method;
     std::size_t recovery_left = 0;

@@ -251,6 +251,10 @@ ngx_http_twostep_manage_page(ngx_http_twostep_page_t &p,
         page.available |= twostep::methods_of_kind(
                               twostep::MethodKind::out_of_band);
     }
+
+    // A phone is a way to sign in only once Twilio (or Duo) can reach it.
+    page.available |= ngx_http_twostep_self_hosted_methods(p.scf, user);
+    page.phone_usable = p.scf->provider != NULL || p.scf->twilio != NULL;
     page.default_method = user.default_method;
     page.recovery_left = user.recovery.size();
     page.new_recovery_codes = std::move(codes);
@@ -370,7 +374,9 @@ ngx_http_twostep_security_info(ngx_http_twostep_page_t &p)
 
     // The last way to sign in is not removed: the next sign-in would let
     // whoever has the password set up their own (first set-up).
-    if (action == "remove-totp" && p.scf->provider == NULL) {
+    if (action == "remove-totp" && p.scf->provider == NULL
+        && ngx_http_twostep_self_hosted_methods(p.scf, *user) == 0)
+    {
         return ngx_http_twostep_manage_page(p, *session, *user,
                    NGX_HTTP_FORBIDDEN, "",
                    "info.error.only_totp");

@@ -90,6 +90,7 @@ def site_conf(d, users, key, port, app, twilio, ntfy):
         listen 127.0.0.1:{port};
         twostep_cookie_key {key};
         twostep_lockout 3 60s address=1000;
+        twostep_enroll on;
         location / {{
             twostep on;
             {proxy}
@@ -206,6 +207,18 @@ def test_phone_offers_text_and_call_when_twilio_is_configured(site, pool):
     push_user = pool.take("push")
     r = password_step(browser(site), "/app/", push_user)
     assert offered_methods(r) == {"totp", "push"}
+
+
+def test_security_info_lists_text_and_call_with_twilio(site, pool):
+    user = pool.take("sms")
+    b = browser(site)
+    b.sign_in("/app/", user)
+    r = b.get("/.twostep/security-info")
+    assert r.status_code == 200, snippet(r)
+    text = Page(r).text
+    assert "Text my phone" in text and "Call my phone" in text
+    assert "Not usable yet" not in text
+    assert user.phone not in r.text
 
 
 def test_texted_code_signs_in(site, pool, twilio):

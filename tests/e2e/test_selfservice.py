@@ -550,6 +550,9 @@ def test_signed_in_user_manages_security_info(nginx_factory, workdir, app):
     r = b.follow(r)
     assert r.status_code == 200, snippet(r)
     assert "Your phone number was saved." in Page(r).text
+    # No Twilio or Duo here: the phone is no way to sign in yet.
+    assert "Not usable yet: this site cannot send texts" in Page(r).text
+    assert "Text my phone" not in Page(r).text
     assert masked(PHONE) in r.text
     assert PHONE not in r.text and PHONE[1:] not in r.text
     assert site.user_entry(user.name)["phone"] == PHONE
