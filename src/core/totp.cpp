@@ -126,6 +126,15 @@ std::optional<std::string> normalize_code(std::string_view typed, int digits)
     return code;
 }
 
+bool code_not_digits(std::string_view typed)
+{
+    for (char c : typed) {
+        if (c != ' ' && (c < '0' || c > '9'))
+            return true;
+    }
+    return false;
+}
+
 std::optional<std::int64_t> totp_verify(const TotpParams &params,
                                         std::string_view typed,
                                         std::int64_t now, int window)

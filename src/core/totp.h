@@ -29,6 +29,11 @@ std::string hotp(std::string_view key, HashAlg alg, std::uint64_t counter,
 // gives nullopt.
 std::optional<std::string> normalize_code(std::string_view typed, int digits);
 
+// Whether what the user typed has something other than ASCII digits and
+// spaces (a letter, "O" for "0"): no code at all, which the page says as
+// such rather than "wrong code".
+bool code_not_digits(std::string_view typed);
+
 // RFC 6238: accepts the code for the current time step or `window` steps
 // either side (clock drift, section 5.2). Returns the matching time step
 // (T = floor(now / period)) so a caller can refuse its reuse, or nullopt.

@@ -125,6 +125,12 @@ ngx_http_twostep_enroll(ngx_http_twostep_page_t &p)
         return ngx_http_twostep_locked(p.r, user->name, locked, "totp");
     }
 
+    if (twostep::code_not_digits(twostep::field(p.form, "code"))) {
+        return ngx_http_twostep_enroll_page(p, *pending, *user,
+                                            NGX_HTTP_BAD_REQUEST,
+                                            "error.code_digits");
+    }
+
     // Only a correct code from the app saves the secret: the user has it.
     twostep::TotpParams params = ngx_http_twostep_enroll_params(p, *pending);
     auto step = twostep::totp_verify(params, twostep::field(p.form, "code"),

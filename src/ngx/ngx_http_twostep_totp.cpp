@@ -79,6 +79,17 @@ ngx_http_twostep_totp_verify(ngx_http_twostep_page_t &p,
                                     twostep::field(p.form, "code"), now);
     }
 
+    // Letters are no code at all: said as such, and not a guess to count.
+    if (!step && twostep::code_not_digits(twostep::field(p.form, "code"))) {
+        twostep::CodePage page = ngx_http_twostep_code_form(p, pending,
+            user, method, ngx_http_twostep_offered(p, pending, user));
+        page.error = "error.code_digits";
+
+        return ngx_http_twostep_send_page(p.r, NGX_HTTP_BAD_REQUEST,
+                   twostep::render_code(ngx_http_twostep_page_ctx(p.r),
+                                        page));
+    }
+
     if (!step) {
         ngx_http_twostep_log(p.r, NGX_LOG_WARN, "wrong code", user.name);
         ngx_http_twostep_audit(p.r, NGX_HTTP_TWOSTEP_SIGNIN, user.name, method,

@@ -30,6 +30,9 @@ const SHOTS = process.env.SCREENSHOTS !== undefined
 const WIDE = { width: 1280, height: 800 };
 const NARROW = { width: 390, height: 844 };
 const PORTAL = '/.twostep/';
+// axe-core from npm: evaluated in the page through the DevTools protocol,
+// which the pages' Content-Security-Policy does not apply to.
+const AXE = fs.readFileSync(require.resolve('axe-core/axe.min.js'), 'utf8');
 
 // ------------------------------------------------------------ the stack
 
@@ -477,6 +480,126 @@ async function scenarioSignOut(ctx, stack) {
   await page.close();
 }
 
+// axe-core's WCAG 2.1 A and AA rules on the page as it is now.
+async function axeCheck(page, where) {
+  await page.evaluate(AXE);
+  const violations = await page.evaluate(async () => {
+    const result = await window.axe.run(document, {
+      runOnly: { type: 'tag',
+                 values: ['wcag2a', 'wcag2aa', 'wcag21a', 'wcag21aa'] },
+    });
+    return result.violations.map((v) => `${v.id} (${v.impact}): ` +
+      v.nodes.map((n) => n.target.join(' ')).join(', '));
+  });
+  check(violations.length === 0,
+        `${where}: axe-core finds no WCAG 2.1 A/AA violations`,
+        violations.join(' | '));
+}
+
+// What a screen reader is told about the focused element: Chromium's own
+// accessibility tree (role, name, description, invalid).
+async function focusedForScreenReader(page) {
+  const cdp = await page.context().newCDPSession(page);
+  try {
+    const { nodes } = await cdp.send('Accessibility.getFullAXTree');
+    // The document is "focused" too: the element is the last one.
+    const focused = nodes.filter((n) => (n.properties || []).some(
+      (p) => p.name === 'focused' && p.value && p.value.value)
+      && !(n.role && n.role.value === 'RootWebArea')).pop();
+    if (!focused) return null;
+    const prop = (name) => {
+      const p = (focused.properties || []).find((q) => q.name === name);
+      return p && p.value ? p.value.value : undefined;
+    };
+    return {
+      role: focused.role && focused.role.value,
+      name: focused.name && focused.name.value,
+      description: (focused.description && focused.description.value) || '',
+      invalid: prop('invalid'),
+    };
+  } finally {
+    await cdp.detach();
+  }
+}
+
+async function scenarioKeyboard(ctx, stack) {
+  console.log('keyboard only, as a screen reader hears it, and axe-core');
+  const page = await ctx.newPage();
+  const seen = watch(page);
+  const target = '/keyboard/';
+
+  await page.goto(stack.base + target);
+  must(await heading(page) === 'Sign in', 'the sign-in page is shown',
+       await describe(page));
+  await axeCheck(page, 'sign-in page');
+  let f = await focusedForScreenReader(page);
+  check(f && f.role === 'textbox' && f.name === 'User name',
+        'the focus starts in "User name"', JSON.stringify(f));
+
+  // A wrong password, typed and sent with the keyboard alone.
+  await page.keyboard.type(stack.user);
+  await page.keyboard.press('Tab');
+  await page.keyboard.type('not the password');
+  await Promise.all([page.waitForNavigation(), page.keyboard.press('Enter')]);
+  f = await focusedForScreenReader(page);
+  check(f && f.name === 'Password' && f.invalid && f.invalid !== 'false' &&
+        /Wrong user name or password/.test(f.description),
+        'after a wrong password the focus is in "Password", marked invalid ' +
+        'and described by the error', JSON.stringify(f));
+  check(await page.inputValue('#username') === stack.user,
+        'the user name is kept');
+  await axeCheck(page, 'sign-in page with an error');
+
+  await page.keyboard.type(stack.password);
+  await Promise.all([page.waitForNavigation(), page.keyboard.press('Enter')]);
+  must(pathOf(page.url()) === `${PORTAL}verify`,
+       'the password leads to the second step', await describe(page));
+  if (await heading(page) !== 'Enter code') {
+    await follow(page, 'text=Use a verification code from my authenticator app');
+  }
+  must(await heading(page) === 'Enter code', 'the code page is shown',
+       await describe(page));
+  await axeCheck(page, 'code page');
+  f = await focusedForScreenReader(page);
+  check(f && f.role === 'textbox' && f.name === 'Code' &&
+        /authenticator app/.test(f.description),
+        'the focus is in "Code", described by its help text',
+        JSON.stringify(f));
+
+  // A code with a letter in it: a message that says so, on the field.
+  await page.keyboard.type('12345O');
+  await Promise.all([page.waitForNavigation(), page.keyboard.press('Enter')]);
+  f = await focusedForScreenReader(page);
+  check(f && f.name === 'Code' && f.invalid && f.invalid !== 'false' &&
+        /A code has only digits/.test(f.description),
+        'a code with a letter is refused as such, the message read with ' +
+        'the field', JSON.stringify(f));
+  await axeCheck(page, 'code page with an error');
+  await shoot(page, 'error-letters');
+
+  // Tab to "Don't ask again" and tick it with the space bar, then Enter.
+  await page.keyboard.type(totp(stack.secret));
+  await page.keyboard.press('Tab');
+  f = await focusedForScreenReader(page);
+  check(f && f.role === 'checkbox' &&
+        f.name === "Don't ask again for 30 days on this device",
+        'Tab reaches the "Don\'t ask again" checkbox, named by its label',
+        JSON.stringify(f));
+  await page.keyboard.press('Space');
+  await page.focus('#code');
+  await Promise.all([page.waitForNavigation(), page.keyboard.press('Enter')]);
+  const body = await page.textContent('body');
+  check(page.url() === stack.base + target &&
+        /X-Twostep-Method\s*totp/.test(body),
+        'signed in with the keyboard alone', await describe(page));
+  const device = (await ctx.cookies(stack.base))
+    .find((c) => c.name === 'twostep_device');
+  check(device && device.httpOnly && device.expires > Date.now() / 1000,
+        'the ticked box left a lasting device cookie', JSON.stringify(device));
+  checkClean(seen, 'keyboard');
+  await page.close();
+}
+
 // ------------------------------------------------------------ main
 
 async function main() {
@@ -513,7 +636,7 @@ async function main() {
     });
 
     const scenarios = [scenarioPush, scenarioTotp, scenarioSms, scenarioCall,
-                       scenarioSignOut];
+                       scenarioSignOut, scenarioKeyboard];
     for (const scenario of scenarios) {
       // Every scenario starts without a session.
       await ctx.clearCookies();

@@ -97,6 +97,7 @@ def nginx_conf(prefix, d, app_port, sim_port, port):
 
     server {{
         listen 127.0.0.1:{port};
+        twostep_remember 30d;
         location / {{
             twostep on;
             {proxy}

@@ -1,6 +1,7 @@
 """The sign-in a user goes through: redirect to the portal, password, code,
 back to the page they asked for, with the app told who they are."""
 
+import re
 import time
 
 import pytest
@@ -294,6 +295,42 @@ def test_wrong_code_shows_code_form_again(browser, user):
     r = browser.submit_code(r, user.fresh_code())
     assert r.status_code == 303, snippet(r)
     assert path_and_query(location(r)) == "/app/w?x=1"
+
+
+def test_code_with_letters_says_so_and_is_not_a_guess(browser, user):
+    r = browser.follow(browser.get("/app/l"))
+    r = browser.follow(browser.submit_password(r, user.name, user.password))
+    # More tries than twostep_lockout's 5: none counts as a wrong code.
+    for typed in ("12345O", "l23456", "abc def", "123-456", "OOOOOO", "x1"):
+        r = browser.submit_code(r, typed)
+        assert r.status_code == 400, snippet(r)
+        page = Page(r)
+        assert page.heading == "Enter code"
+        assert "A code has only digits. Check for letters (like O for 0) " \
+            "and enter the digits the app shows." in page.text, page.text
+        assert WRONG_CODE not in page.text
+        # The error is tied to the field for screen readers.
+        assert re.search(r'<input[^>]* id="code"[^>]* aria-invalid="true"'
+                         r'[^>]* aria-describedby="code-help error"', r.text)
+        assert re.search(r'<p class="alert" id="error" role="alert">',
+                         r.text)
+    r = browser.submit_code(r, user.fresh_code())
+    assert r.status_code == 303, snippet(r)
+    assert path_and_query(location(r)) == "/app/l"
+
+
+def test_after_a_wrong_password_the_password_field_is_focused(browser,
+                                                              user):
+    r = browser.follow(browser.get("/app/p"))
+    r = browser.submit_password(r, user.name, "wrong " + user.password)
+    assert r.status_code == 403, snippet(r)
+    user_field = re.search(r'<input[^>]* id="username"[^>]*>', r.text).group(0)
+    pass_field = re.search(r'<input[^>]* id="password"[^>]*>', r.text).group(0)
+    assert 'value="%s"' % user.name in user_field
+    assert " autofocus" in pass_field and " autofocus" not in user_field
+    for field in (user_field, pass_field):
+        assert 'aria-invalid="true"' in field and \
+            'aria-describedby="error"' in field, field
 
 
 # ------------------------------------------------------------- TOTP details

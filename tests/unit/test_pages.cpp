@@ -307,6 +307,16 @@ START_TEST(signin_error_and_refill)
     expect_has(html, "role=\"alert\">Wrong user name or password.</p>");
     std::size_t user = html.find("id=\"username\"");
     ck_assert(attribute(html, user, "value") == "bob");
+    // The name is kept: the focus goes to the password, and both fields
+    // say they are in error and where the error is (WCAG 3.3.1).
+    std::size_t pass = html.find("id=\"password\"");
+    ck_assert_uint_eq(count(html, " autofocus"), 1);
+    ck_assert(html.find(" autofocus") > pass);
+    ck_assert(attribute(html, user, "aria-invalid") == "true");
+    ck_assert(attribute(html, pass, "aria-invalid") == "true");
+    ck_assert(attribute(html, user, "aria-describedby") == "error");
+    ck_assert(attribute(html, pass, "aria-describedby") == "error");
+    expect_has(html, "id=\"error\" role=\"alert\"");
 }
 END_TEST
 
@@ -348,7 +358,10 @@ START_TEST(code_page_totp)
     ck_assert(code != std::string::npos);
     ck_assert(attribute(html, code, "name") == "code");
     ck_assert(attribute(html, code, "inputmode") == "numeric");
-    ck_assert(attribute(html, code, "pattern") == "[0-9 ]*");
+    // No pattern: the server says what is wrong with a code, in words a
+    // screen reader reads, not a browser's "match the requested format".
+    expect_lacks(html, "pattern=");
+    expect_lacks(html, "aria-invalid");
     ck_assert(attribute(html, code, "autocomplete") == "one-time-code");
     ck_assert_uint_eq(count(html, " autofocus"), 1);
     ck_assert(html.find(" autofocus") > code);

@@ -318,6 +318,18 @@ START_TEST(normalize_code_cases)
 }
 END_TEST
 
+// Letters and other signs are "not a code"; a wrong number of digits is
+// a wrong code, said differently.
+START_TEST(codes_with_letters)
+{
+    for (const char *typed : {"12345O", "abcdef", "123-456", "1234 5l",
+                              "\xef\xbc\x91\xef\xbc\x92"})
+        ck_assert_msg(code_not_digits(typed), "%s", typed);
+    for (const char *typed : {"", "123456", "123 456", "12", "123456789"})
+        ck_assert_msg(!code_not_digits(typed), "%s", typed);
+}
+END_TEST
+
 START_TEST(hash_alg_names)
 {
     ck_assert(hash_alg_from_name("SHA1") == HashAlg::sha1);
@@ -399,6 +411,7 @@ int main()
     tcase_add_test(otp, totp_period_and_digits);
     tcase_add_test(otp, totp_extreme_times);
     tcase_add_test(otp, normalize_code_cases);
+    tcase_add_test(otp, codes_with_letters);
     tcase_add_test(otp, hash_alg_names);
     suite_add_tcase(suite, otp);
 
