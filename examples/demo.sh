@@ -35,6 +35,10 @@ duo_ikey=DIDEMOSIMULATOR00001
 user2=bob
 twilio_account=AC00000000000000000000000000de7002
 bob_phone=+15550100222
+# carol has a password and a phone but no authenticator yet: she signs in
+# with a texted code and sets one up in security info (twostep_enroll on).
+user3=carol
+carol_phone=+15550100333
 
 die() { echo "demo: $*" >&2; exit 1; }
 
@@ -80,12 +84,14 @@ bob_topic=$(cat "$state/ntfy-topic")
 password=$(cat "$state/password")
 secret=$(cat "$state/totp-secret")
 
-# The store: rebuilt every run from the two files above (same login).
+# The store: rebuilt every run from the two files above (same login), so
+# what carol sets up in security info lasts until the next run.
 hash=$(printf '%s' "$password" | mkpasswd --stdin -m yescrypt)
 printf '{"users": {"%s": {"password": "%s", "totp": "%s"},
-  "%s": {"password": "%s", "totp": "%s", "phone": "%s", "ntfy_topic": "%s"}}}\n' \
+  "%s": {"password": "%s", "totp": "%s", "phone": "%s", "ntfy_topic": "%s"},
+  "%s": {"password": "%s", "phone": "%s"}}}\n' \
     "$user" "$hash" "$secret" "$user2" "$hash" "$secret" "$bob_phone" \
-    "$bob_topic" >"$state/users.json.new"
+    "$bob_topic" "$user3" "$hash" "$carol_phone" >"$state/users.json.new"
 mv "$state/users.json.new" "$state/users.json"
 
 # The simulated Duo account, rebuilt every run: alice's phone takes pushes,
@@ -114,11 +120,14 @@ JSON
 mv "$state/duo-sim.json.new" "$state/duo-sim.json"
 
 # nginx reads the store and the keys as root at start-up. A worker (user
-# nobody) rereads the store when it changes, through the group; the keys
+# nobody) rereads the store when it changes and, for security info, writes
+# it (a new file and a lock file beside it), through the group; the keys
 # stay the owner's alone (nginx -t warns otherwise).
 if [ "$(id -u)" -eq 0 ] && getent group nogroup >/dev/null; then
-    chgrp nogroup "$state/users.json"
-    chmod 640 "$state/users.json"
+    rm -f "$state/users.json.lock"
+    chgrp nogroup "$state" "$state/users.json"
+    chmod 775 "$state"
+    chmod 660 "$state/users.json"
     chmod 600 "$state/cookie.key" "$state/duo.skey" "$state/twilio.token" \
         "$state/ntfy.token"
 fi
@@ -222,6 +231,12 @@ cat <<EOF
   (read the code; answer the call on its keypad with #), pushes to the
   ntfy stand-in, http://127.0.0.1:$ntfy_port/ (tap Approve and type the
   number the sign-in page shows).
+
+  Security info (add an authenticator, phone, recovery codes; sign out
+  everywhere): sign in as $user3 (same password, no authenticator yet: her
+  code is texted to the Twilio stand-in), then open
+      http://127.0.0.1:$port/.twostep/security-info
+  Texts, calls and pushes are limited to three per ten minutes per user.
 
   Authenticator code: add this account to an authenticator app (Google
   Authenticator, Microsoft Authenticator, FreeOTP, ...) by scanning the
