@@ -405,6 +405,7 @@ ngx_http_twostep_security_info(ngx_http_twostep_page_t &p)
 
     struct outcome {
         bool                      saved = false;
+        bool                      refused = false;  // not I/O: the change
         std::string               error;
         std::vector<std::string>  codes;
     };
@@ -449,6 +450,7 @@ ngx_http_twostep_security_info(ngx_http_twostep_page_t &p)
                 ok = file->set_recovery(name, hashes, result->error);
             }
 
+            result->refused = !ok;
             result->saved = ok && file->commit(result->error);
         },
         [result, page, sid, name, action]() mutable -> ngx_int_t {
@@ -472,9 +474,13 @@ ngx_http_twostep_security_info(ngx_http_twostep_page_t &p)
                               name.c_str(), result->error.c_str());
                 ngx_http_twostep_audit(page.r, NGX_HTTP_TWOSTEP_SECURITY_INFO,
                                        name, action, NGX_HTTP_TWOSTEP_FAILED);
+                // A refused change is the visitor's (400); a store that
+                // cannot be opened or written is ours (503).
                 return ngx_http_twostep_manage_page(page, *session, *user,
-                           NGX_HTTP_BAD_REQUEST, "",
-                           action == "phone"
+                           result->refused ? NGX_HTTP_BAD_REQUEST
+                                           : NGX_HTTP_SERVICE_UNAVAILABLE,
+                           "",
+                           action == "phone" && result->refused
                            ? "info.error.phone"
                            : "info.error.not_saved");
             }

@@ -922,3 +922,36 @@ def test_replaced_app_ends_a_copied_session_on_every_worker(
     assert renewed != copied
     statuses, _ = answers(renewed, n=10)
     assert statuses == {200: 10}, statuses
+
+
+def test_store_that_cannot_be_written_is_a_503_not_the_users_fault(
+        nginx_factory, workdir, app):
+    """A change refused because of the visitor is a 400 with the reason;
+    one the store's directory does not let the workers write is ours: 503,
+    "could not be saved", and the file as it was."""
+    user = new_user("unwritable")
+    site = SelfServiceSite(nginx_factory, workdir, app, "unwritable", [user])
+    site.nginx.allow_log(r"security info change \"recovery\" for "
+                         r"\"unwritable\" refused")
+    b = signed_in(site, user)
+    token = manage_token(security_page(b))
+
+    r = change(b, token, action="phone", phone="555-1234")
+    assert r.status_code == 400, snippet(r)
+    assert "That phone number was not saved" in Page(r).text
+
+    before = site.store_bytes()
+    store = site.users_file.parent
+    os.chown(store, 0, 0)          # the workers (nobody) cannot write here
+    store.chmod(0o755)
+    try:
+        r = change(b, token, action="recovery")
+    finally:
+        os.chown(store, pwd.getpwnam("nobody").pw_uid,
+                 grp.getgrnam("nogroup").gr_gid)
+        store.chmod(0o770)
+    assert r.status_code == 503, snippet(r)
+    assert alert_text(r) == ("The change could not be saved. Please try "
+                             "again later."), snippet(r)
+    assert "Your new recovery codes" not in Page(r).text
+    assert site.store_bytes() == before
