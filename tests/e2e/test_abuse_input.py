@@ -12,6 +12,7 @@ from harness import (SIGNIN, Page, raw_request, set_cookies, snippet,
                      wait_off_step_boundary)
 
 WRONG_CODE = "That code didn't work"
+DIGITS_ONLY = "A code has only digits"
 
 ARABIC_INDIC = "٠١٢٣٤٥٦٧٨٩"
 FULLWIDTH = "０１２３４５６７８９"
@@ -33,26 +34,38 @@ def code_page(site, user):
 
 
 def test_only_the_right_ascii_digits_are_a_code(guarded):
-    # Every refused code counts as a failure: no lockout in the way.
+    # Wrong codes count as failures: no lockout in the way.
     site = guarded("badcode", lockout="100 3s address=1000")
     user = site.users[0]
     wait_off_step_boundary(margin=3)
     right = user.code()
     b, page = code_page(site, user)
 
-    refused_403 = {
+    # Anything but ASCII digits is no code at all (look-alike digits
+    # of other scripts too): a 400 that says so, no guess to count.
+    not_digits = {
         "Arabic-Indic digits": to_digits(right, ARABIC_INDIC),
         "fullwidth digits": to_digits(right, FULLWIDTH),
         "Arabic-Indic sample": "١٢٣٤٥٦",
         "fullwidth sample": "１２３４５６",
-        "7 digits (right code and one more)": right + "7",
-        "7 digits (one more in front)": "7" + right,
         "letters": "abcdef",
         "digits and a letter": right[:5] + "x",
         "letter O for zero": right.replace("0", "O") if "0" in right
         else "O" + right[1:],
         "sign in front": "+" + right,
         "superscript digits": "¹²³⁴⁵⁶",
+    }
+    for what, code in not_digits.items():
+        r = b.submit_code(page, code)
+        assert r.status_code == 400, "%s: %s" % (what, snippet(r))
+        assert DIGITS_ONLY in Page(r).text, "%s: %s" % (what, snippet(r))
+        assert "twostep_session" not in set_cookies(r), what
+        page = r
+
+    # ASCII digits, but not the code: a wrong code (counted).
+    refused_403 = {
+        "7 digits (right code and one more)": right + "7",
+        "7 digits (one more in front)": "7" + right,
     }
     for what, code in refused_403.items():
         r = b.submit_code(page, code)
