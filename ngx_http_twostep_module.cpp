@@ -33,6 +33,8 @@ static char *ngx_http_twostep_merge_loc_conf(ngx_conf_t *cf, void *parent,
     void *child) noexcept;
 static char *ngx_http_twostep_users(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf) noexcept;
+static char *ngx_http_twostep_webauthn_rp_id(ngx_conf_t *cf,
+    ngx_command_t *cmd, void *conf) noexcept;
 static char *ngx_http_twostep_cookie_key(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf) noexcept;
 static char *ngx_http_twostep_methods(ngx_conf_t *cf, ngx_command_t *cmd,
@@ -307,6 +309,20 @@ static ngx_command_t  ngx_http_twostep_commands[] = {
       ngx_conf_set_str_slot,
       NGX_HTTP_SRV_CONF_OFFSET,
       offsetof(ngx_http_twostep_srv_conf_t, site_name),
+      NULL },
+
+    { ngx_string("twostep_webauthn_rp_id"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_CONF_TAKE1,
+      ngx_http_twostep_webauthn_rp_id,
+      NGX_HTTP_SRV_CONF_OFFSET,
+      offsetof(ngx_http_twostep_srv_conf_t, webauthn_rp_id),
+      NULL },
+
+    { ngx_string("twostep_passkey_signin"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_CONF_FLAG,
+      ngx_conf_set_flag_slot,
+      NGX_HTTP_SRV_CONF_OFFSET,
+      offsetof(ngx_http_twostep_srv_conf_t, passkey_signin),
       NULL },
 
     { ngx_string("twostep_templates"),
@@ -764,11 +780,13 @@ ngx_http_twostep_create_srv_conf(ngx_conf_t *cf) noexcept
      *     conf->language = NULL;
      *     conf->language_name = { 0, NULL };
      *     conf->site_name = { 0, NULL };
+     *     conf->webauthn_rp_id = { 0, NULL };
      */
 
     conf->session_ttl = NGX_CONF_UNSET;
     conf->remember = NGX_CONF_UNSET;
     conf->enroll = NGX_CONF_UNSET;
+    conf->passkey_signin = NGX_CONF_UNSET;
     conf->duo_timeout = NGX_CONF_UNSET_MSEC;
     conf->lockout_failures = NGX_CONF_UNSET;
     conf->lockout_time = NGX_CONF_UNSET;
@@ -859,6 +877,8 @@ try {
     }
 
     ngx_conf_merge_value(conf->enroll, prev->enroll, 0);
+    ngx_conf_merge_str_value(conf->webauthn_rp_id, prev->webauthn_rp_id, "");
+    ngx_conf_merge_value(conf->passkey_signin, prev->passkey_signin, 0);
 
     if (conf->store) {
         ngx_http_twostep_check_store_access(cf, conf->store, conf->enroll);
@@ -962,6 +982,44 @@ try {
     return ngx_http_twostep_merge_pages(cf, prev, conf);
 } catch (...) {
     return ngx_http_twostep_conf_failed(cf);
+}
+
+
+// twostep_webauthn_rp_id NAME: the domain security keys and passkeys are
+// registered for (WebAuthn Level 2 §5.1.2: a registrable domain suffix of
+// the origin's host, never an IP address).
+static char *
+ngx_http_twostep_webauthn_rp_id(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf) noexcept
+{
+    char *rv = ngx_conf_set_str_slot(cf, cmd, conf);
+    if (rv != NGX_CONF_OK) {
+        return rv;
+    }
+
+    auto value = static_cast<ngx_str_t *>(cf->args->elts);
+    std::string_view name = ngx_http_twostep_sv(value[1]);
+
+    bool letter = false;
+    bool ok = !name.empty() && name.size() <= 253 && name.front() != '.'
+              && name.back() != '.' && name.front() != '-';
+
+    for (char c : name) {
+        letter |= (c >= 'a' && c <= 'z') || c == '-';
+        ok = ok && ((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9')
+                    || c == '.' || c == '-');
+    }
+
+    if (!ok || !letter) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"%V\" must be a lower-case domain name such as "
+                           "\"example.com\", not \"%V\" (an IP address "
+                           "cannot be a WebAuthn RP ID)", &cmd->name,
+                           &value[1]);
+        return static_cast<char *>(NGX_CONF_ERROR);
+    }
+
+    return NGX_CONF_OK;
 }
 
 

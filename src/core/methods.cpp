@@ -104,7 +104,7 @@ Verdict decide(const Session *session, MethodSet allowed,
         return Verdict::sign_in;
     // Whoever passed another module's check has not shown the password
     // this location is configured to ask for.
-    if (needs_password && session->via != FirstFactor::password)
+    if (needs_password && !stands_for_password(session->via))
         return Verdict::sign_in;
     if (!has_method(allowed, session->method))
         return Verdict::step_up;

@@ -10,12 +10,14 @@
 namespace twostep {
 
 // recovery: one of the user's one-time recovery codes, for when the phone
-// is lost (NIST SP 800-63B 5.1.2 look-up secrets). remembered: no second
-// step was asked, the password was typed on a device the user chose to
-// remember (twostep_remember). The values are bits of a MethodSet, which
-// travels as a number in signed tokens: never renumber.
+// is lost (NIST SP 800-63B 5.1.2 look-up secrets). webauthn: a security key
+// or passkey (WebAuthn Level 2; NIST SP 800-63B 5.1.7, 5.1.8). remembered:
+// no second step was asked, the password was typed on a device the user
+// chose to remember (twostep_remember). The values are bits of a MethodSet,
+// which travels as a number in signed tokens: never renumber.
 enum class Method : unsigned {
-    totp = 1, push = 2, call = 4, sms = 8, recovery = 16, remembered = 64
+    totp = 1, push = 2, call = 4, sms = 8, recovery = 16, webauthn = 32,
+    remembered = 64
 };
 using MethodSet = unsigned;  // bit mask of Method values
 
@@ -52,6 +54,8 @@ inline constexpr MethodInfo method_table[] = {
                                                        false, true,  true},
     {Method::sms,      "sms",      "method.sms",      MethodKind::out_of_band,
                                                        true,  false, true},
+    {Method::webauthn, "webauthn", "method.webauthn", MethodKind::key,
+                                                       false, false, true},
     // A way back in, never the usual way.
     {Method::recovery, "recovery", "method.recovery", MethodKind::code,
                                                        true,  false, false},

@@ -44,6 +44,9 @@ const std::set<std::string, std::less<>> &value_names()
         "devices",
         // approve.html (and the texts a phone gets)
         "approve_url", "token", "site", "address", "time", "phone_unusable",
+        // security keys and passkeys (webauthn.js reads "webauthn")
+        "is_webauthn", "webauthn", "passkey_url", "keys", "key_id",
+        "key_name", "key_added", "challenge",
         // texts only
         "minutes"};
     return names;
@@ -238,6 +241,9 @@ void PageTheme::add_file(const std::string &name, std::string_view data,
         logo_ = std::string(data);
     } else if (name == "wait.js" && where.compare(0, 9, "built-in ") == 0) {
         script_ = std::string(data);
+    } else if (name == "webauthn.js"
+               && where.compare(0, 9, "built-in ") == 0) {
+        webauthn_script_ = std::string(data);
     } else {
         throw ThemeError(where + ": not a page template (*.html), "
                                  "lang/CODE.json, style.css or logo.svg");
@@ -296,7 +302,8 @@ void PageTheme::finish(const std::string &where, const PageTheme *base)
     sources_.clear();
 
     policy_ = "default-src 'none'; style-src " + csp_hash(style_)
-              + "; script-src " + csp_hash(script_) + "; connect-src 'self'; "
+              + "; script-src " + csp_hash(script_) + " "
+              + csp_hash(webauthn_script_) + "; connect-src 'self'; "
                 "form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
 }
 
@@ -445,6 +452,11 @@ std::string PageTheme::render(std::string_view name, PageData &data,
     const PageData::Value *refresh = data.find("refresh");
     if (refresh != nullptr && !refresh->str.empty()) {
         data.markup("script", script_);
+    }
+    // A page that asks a security key or passkey gets that script instead.
+    const PageData::Value *key = data.find("webauthn");
+    if (key != nullptr && !key->str.empty()) {
+        data.markup("script", webauthn_script_);
     }
     std::string out;
     out.reserve(8192);

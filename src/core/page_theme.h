@@ -89,7 +89,8 @@ private:
     std::map<std::string, std::string, std::less<>> sources_;  // unparsed
     std::map<std::string, std::string, std::less<>> origin_;   // file names
     std::string style_;
-    std::string script_;
+    std::string script_;           // wait.js: the waiting page polls
+    std::string webauthn_script_;  // webauthn.js: security keys, passkeys
     std::string logo_;
     std::string policy_;
 };

@@ -1,5 +1,7 @@
 #include "pages.h"
 
+#include <ctime>
+
 #include "form.h"
 
 namespace twostep {
@@ -84,6 +86,19 @@ std::string key_groups(std::string_view key)
     return out;
 }
 
+// "2026-12-02": when a key was added, in UTC.
+std::string utc_date(std::int64_t when)
+{
+    std::time_t t = static_cast<std::time_t>(when);
+    std::tm tm{};
+    char out[16];
+    if (gmtime_r(&t, &tm) == nullptr
+        || std::strftime(out, sizeof out, "%Y-%m-%d", &tm) == 0) {
+        return "";
+    }
+    return out;
+}
+
 }  // namespace
 
 const std::string &page_security_policy()
@@ -98,6 +113,9 @@ std::string render_signin(const PageContext &ctx, const SigninPage &page)
     data.text("username", page.username);
     form_fields(data, page.return_to, page.methods, page.form_token);
     messages(data, ctx, page.error, {});
+    data.text("passkey_url", page.passkey_url);
+    data.text("webauthn", page.passkey_url.empty() ? "" : page.webauthn);
+    data.text("challenge", page.challenge);
     return render(ctx, "signin", data, "signin.title");
 }
 
@@ -121,7 +139,11 @@ std::string render_code(const PageContext &ctx, const CodePage &page)
     messages(data, ctx, page.error, page.notice);
     other_ways(data, ctx, page.paths, page.method, page.offered,
                page.return_to, page.methods);
-    return render(ctx, "code", data, code_box ? "code.title" : "send.title");
+    bool key = page.method == Method::webauthn;
+    data.text("webauthn", key ? page.webauthn : "");
+    data.text("challenge", page.challenge);
+    return render(ctx, "code", data,
+                  code_box ? "code.title" : key ? "key.title" : "send.title");
 }
 
 std::string render_wait(const PageContext &ctx, const WaitPage &page)
@@ -223,6 +245,16 @@ std::string render_security_info(const PageContext &ctx,
         }
     }
     data.text("recovery_left", std::to_string(page.recovery_left));
+
+    data.text("webauthn", page.webauthn);
+    data.text("challenge", page.challenge);
+    data.list("keys");
+    for (const SecurityInfoPage::Key &key : page.keys) {
+        data.item("keys")
+            .text("key_id", key.id)
+            .text("key_name", key.name)
+            .text("key_added", utc_date(key.created));
+    }
     return render(ctx, "security-info", data, "info.title");
 }
 

@@ -7,6 +7,7 @@
 #pragma once
 
 #include <cstddef>
+#include <cstdint>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -37,6 +38,11 @@ struct SigninPage {
     std::string form_token;
     std::string username;    // refilled after a failed attempt
     std::string error;       // empty, or e.g. "Wrong user name or password."
+    // Passkey sign-in (twostep_passkey_signin): where it posts, the
+    // options for webauthn.js and the signed challenge; empty: not offered.
+    std::string passkey_url;
+    std::string webauthn;
+    std::string challenge;
 };
 
 // Form: POST paths.signin with fields username, password, return_to,
@@ -56,6 +62,8 @@ struct CodePage {
     bool sms_sent = false;          // sms: a code is on its way
     int remember_days = 0;          // > 0: offer "Don't ask again for N
                                     // days on this device" (twostep_remember)
+    std::string webauthn;           // webauthn: options for webauthn.js
+    std::string challenge;          // webauthn: the signed challenge token
 };
 
 // For totp, and sms once sent: "Enter code" box (field `code`, inputmode=numeric,
@@ -134,6 +142,16 @@ struct SecurityInfoPage {
                                  // remembered devices"
     std::string notice;          // what just changed
     std::string error;
+    // Security keys and passkeys: offered when `webauthn` (the options for
+    // webauthn.js) is set.
+    struct Key {
+        std::string id;          // base64url credential id
+        std::string name;
+        std::int64_t created = 0;
+    };
+    std::vector<Key> keys;
+    std::string webauthn;
+    std::string challenge;       // the signed registration challenge
 };
 
 // "Security info": the user's sign-in methods (never secrets), each with

@@ -38,7 +38,7 @@ constexpr std::size_t max_id_bytes = 128;
 
 constexpr FirstFactor first_factors[] = {
     FirstFactor::none, FirstFactor::password, FirstFactor::identity,
-    FirstFactor::session};
+    FirstFactor::session, FirstFactor::passkey};
 
 const char *first_factor_name(FirstFactor f)
 {
@@ -51,6 +51,8 @@ const char *first_factor_name(FirstFactor f)
         return "identity";
     case FirstFactor::session:
         return "session";
+    case FirstFactor::passkey:
+        return "passkey";
     }
     throw std::invalid_argument("unknown first factor");
 }
@@ -154,7 +156,8 @@ std::optional<std::int64_t> parse_time(std::string_view text)
 // keeps what the session it replaces had.
 bool session_first_factor(FirstFactor f)
 {
-    return f == FirstFactor::password || f == FirstFactor::identity;
+    return f == FirstFactor::password || f == FirstFactor::identity
+           || f == FirstFactor::passkey;
 }
 
 std::string encode_session(const KeyRing &keys, const Session &s)
@@ -236,7 +239,7 @@ std::string encode_pending(const KeyRing &keys, const PendingSignin &p)
                        && method_info(p.txid_method).waits);
     if (!valid_id(p.nonce) || !user_ok || !txid_ok
         || methods_from_list(methods_to_list(p.methods)) != p.methods
-        || (p.confirmed & ~all_methods) != 0
+        || (p.confirmed & ~methods_of_kind(MethodKind::out_of_band)) != 0
         || (!p.code.empty() && (!valid_code_record(p.code) || p.user.empty())))
         throw std::invalid_argument("pending sign-in would not decode");
     return keys.sign(pending_kind, payload);
@@ -255,8 +258,10 @@ std::optional<PendingSignin> decode_pending(const KeyRing &keys,
         return std::nullopt;
     auto methods = methods_from_list(f[7]);
     auto confirmed = parse_time(f[8]);
-    if (!methods || !confirmed || *confirmed > all_methods
-        || (static_cast<MethodSet>(*confirmed) & ~all_methods) != 0)
+    // Only a provider confirms methods: push, call, text.
+    if (!methods || !confirmed || *confirmed < 0
+        || (static_cast<std::uint64_t>(*confirmed)
+            & ~std::uint64_t{methods_of_kind(MethodKind::out_of_band)}) != 0)
         return std::nullopt;
     auto via = first_factor_from_name(f[3]);
     auto expires = parse_time(f[4]);

@@ -15,7 +15,16 @@ namespace twostep {
 
 // How the first factor of a sign-in was passed: none yet, the password, an
 // identity another nginx auth module verified, or (a step-up) the session.
-enum class FirstFactor { none, password, identity, session };
+// passkey: a discoverable credential with user verification, standing for
+// the password and the second step at once (WebAuthn Level 2; NIST SP
+// 800-63B 5.1.9 multi-factor cryptographic authenticators).
+enum class FirstFactor { none, password, identity, session, passkey };
+
+// What a location that asks for the password accepts as its first factor.
+inline bool stands_for_password(FirstFactor f)
+{
+    return f == FirstFactor::password || f == FirstFactor::passkey;
+}
 
 struct Session {
     std::string sid;             // random id, for revocation
@@ -25,7 +34,8 @@ struct Session {
     std::int64_t expires = 0;    // absolute expiry (unix s)
     std::string credentials;     // User::credential_tag at sign-in: a new
                                  // password or app secret ends the session
-    FirstFactor via = FirstFactor::password;  // password or identity only:
+    FirstFactor via = FirstFactor::password;  // password, passkey or
+                                 // identity only:
                                  // an identity session never stands in
                                  // for the password
     std::int64_t issued = 0;     // when the session began (a step-up

@@ -625,8 +625,8 @@ bool StoreFile::clear_second_factors(std::string_view name,
     if (!u) {
         return false;
     }
-    for (const char *member :
-         {"totp", "phone", "ntfy_topic", "default", "recovery"}) {
+    for (const char *member : {"totp", "phone", "ntfy_topic", "default",
+                               "recovery", "webauthn"}) {
         json_object_del(u.get(), member);
     }
     return s_->replace(name, std::move(u), error);
@@ -654,6 +654,182 @@ bool StoreFile::set_recovery(std::string_view name,
         return false;
     }
     return s_->replace(name, std::move(u), error);
+}
+
+namespace {
+
+// The index in the user's "webauthn" array of the key whose id, or else
+// whose name, is `key`; -1 with `error` set when there is none or the name
+// is ambiguous.
+long find_key(json_t *u, std::string_view user, std::string_view key,
+              std::string &error)
+{
+    json_t *list = json_object_get(u, "webauthn");
+    long by_name = -1;
+    int names = 0;
+    std::size_t index;
+    json_t *item;
+    json_array_foreach(list, index, item) {
+        const char *id = json_string_value(json_object_get(item, "id"));
+        const char *name = json_string_value(json_object_get(item, "name"));
+        if (id && key == id) {
+            return static_cast<long>(index);
+        }
+        if (name && key == name) {
+            by_name = static_cast<long>(index);
+            names++;
+        }
+    }
+    if (names == 1) {
+        return by_name;
+    }
+    error = "user " + quoted(user) + ": "
+        + (names > 1 ? "more than one key is called " + quoted(key)
+                           + "; name it by its id"
+                     : "no key " + quoted(key));
+    return -1;
+}
+
+}  // namespace
+
+bool StoreFile::add_key(std::string_view name, const WebauthnKey &key,
+                        std::string &error)
+{
+    JsonPtr u = s_->copy(name, error);
+    if (!u) {
+        return false;
+    }
+    const char *other;
+    json_t *user;
+    json_object_foreach(s_->users, other, user) {
+        json_t *list = json_object_get(user, "webauthn");
+        std::size_t index;
+        json_t *item;
+        json_array_foreach(list, index, item) {
+            const char *id = json_string_value(json_object_get(item, "id"));
+            if (id && key.credential.id == id) {
+                error = "user " + quoted(name) + ": this key is registered "
+                                                 "already";
+                return false;
+            }
+        }
+    }
+    json_t *list = json_object_get(u.get(), "webauthn");
+    if (!json_is_array(list)) {
+        list = json_array();
+        if (!list || json_object_set_new(u.get(), "webauthn", list) != 0) {
+            error = "out of memory";
+            return false;
+        }
+    }
+    if (json_array_size(list) >= max_webauthn_keys) {
+        error = "user " + quoted(name) + ": has "
+            + std::to_string(max_webauthn_keys) + " keys already";
+        return false;
+    }
+    JsonPtr transports(json_array());
+    for (const std::string &t : key.credential.transports) {
+        if (!transports
+            || json_array_append_new(transports.get(),
+                                     json_string(t.c_str())) != 0) {
+            error = "out of memory";
+            return false;
+        }
+    }
+    const webauthn::Credential &c = key.credential;
+    json_t *entry = json_pack(
+        "{s:s%, s:s%, s:I, s:I, s:s%, s:I, s:O}",
+        "id", c.id.data(), c.id.size(),
+        "public_key", c.public_key.data(), c.public_key.size(),
+        "algorithm", static_cast<json_int_t>(c.algorithm),
+        "sign_count", static_cast<json_int_t>(c.sign_count),
+        "name", key.name.data(), key.name.size(),
+        "created", static_cast<json_int_t>(key.created),
+        "transports", transports.get());
+    if (!entry || json_array_append_new(list, entry) != 0) {
+        error = "user " + quoted(name) + ": the key's name must be UTF-8";
+        return false;
+    }
+    return s_->replace(name, std::move(u), error);
+}
+
+bool StoreFile::rename_key(std::string_view name, std::string_view key,
+                           std::string_view new_name, std::string &error)
+{
+    JsonPtr u = s_->copy(name, error);
+    if (!u) {
+        return false;
+    }
+    long at = find_key(u.get(), name, key, error);
+    if (at < 0) {
+        return false;
+    }
+    json_t *item = json_array_get(json_object_get(u.get(), "webauthn"), at);
+    if (json_object_set_new(item, "name",
+                            json_stringn(new_name.data(), new_name.size()))
+        != 0) {
+        error = "user " + quoted(name) + ": the key's name must be UTF-8";
+        return false;
+    }
+    return s_->replace(name, std::move(u), error);
+}
+
+bool StoreFile::remove_key(std::string_view name, std::string_view key,
+                           std::string &error)
+{
+    JsonPtr u = s_->copy(name, error);
+    if (!u) {
+        return false;
+    }
+    long at = find_key(u.get(), name, key, error);
+    if (at < 0) {
+        return false;
+    }
+    json_t *list = json_object_get(u.get(), "webauthn");
+    json_array_remove(list, at);
+    if (json_array_size(list) == 0) {
+        json_object_del(u.get(), "webauthn");
+    }
+    return s_->replace(name, std::move(u), error);
+}
+
+CounterUpdate StoreFile::set_sign_count(std::string_view name,
+                                        std::string_view id,
+                                        std::uint32_t count,
+                                        std::string &error)
+{
+    json_t *u = s_->user(name, error);
+    json_t *list = u ? json_object_get(u, "webauthn") : nullptr;
+    std::size_t index;
+    json_t *item;
+    json_array_foreach(list, index, item) {
+        const char *stored_id = json_string_value(json_object_get(item, "id"));
+        if (stored_id == nullptr || id != stored_id) {
+            continue;
+        }
+        json_int_t stored = json_integer_value(
+            json_object_get(item, "sign_count"));
+        if (count == 0 && stored == 0) {
+            return CounterUpdate::saved;  // an authenticator without one
+        }
+        if (static_cast<json_int_t>(count) <= stored) {
+            error = "user " + quoted(name) + ": the sign count of key "
+                + quoted(id) + " went from " + std::to_string(stored)
+                + " to " + std::to_string(count);
+            return CounterUpdate::went_back;
+        }
+        if (json_object_set_new(item, "sign_count",
+                                json_integer(count)) != 0) {
+            error = "out of memory";
+            return CounterUpdate::no_key;
+        }
+        s_->dirty = true;
+        return CounterUpdate::saved;
+    }
+    if (error.empty()) {
+        error = "user " + quoted(name) + ": no key " + quoted(id);
+    }
+    return CounterUpdate::no_key;
 }
 
 bool StoreFile::use_recovery_code(std::string_view name,
@@ -705,6 +881,12 @@ std::vector<UserSummary> StoreFile::list() const
         sum.phone_masked = mask_phone(user->phone);
         sum.default_method = user->default_method;
         sum.recovery_codes = user->recovery.size();
+        for (const WebauthnKey &key : user->keys) {
+            sum.keys.push_back({key.credential.id, key.name, key.created,
+                                key.credential.sign_count,
+                                webauthn::algorithm_name(
+                                    key.credential.algorithm)});
+        }
         out.push_back(std::move(sum));
     }
     return out;

@@ -40,6 +40,23 @@
 
 namespace twostep {
 
+// A key as list() tells it: its name, id and when it was added.
+struct KeySummary {
+    std::string id;          // base64url credential id
+    std::string name;
+    std::int64_t created = 0;
+    std::uint32_t sign_count = 0;
+    const char *algorithm = "";  // "ES256", "RS256", "EdDSA"
+};
+
+// What set_sign_count() found.
+enum class CounterUpdate {
+    saved,      // the new count is stored (or both were 0: no counter)
+    went_back,  // not above the stored one: possibly a cloned key
+                // (WebAuthn Level 2 §6.1.1); nothing changed
+    no_key,     // the user or the key is gone
+};
+
 // What list() tells about a user: never a secret, a hash or a full phone
 // number.
 struct UserSummary {
@@ -50,6 +67,7 @@ struct UserSummary {
     std::string phone_masked;              // mask_phone(); empty: no phone
     std::optional<Method> default_method;
     std::size_t recovery_codes = 0;        // unused codes left
+    std::vector<KeySummary> keys;          // security keys and passkeys
 };
 
 class StoreFile {
@@ -108,15 +126,32 @@ public:
     bool forget_devices(std::string_view name, std::int64_t now,
                         std::string &error);
 
-    // A reset: drops "totp", "phone", "ntfy_topic", "default" and
-    // "recovery" (the user
-    // enrolls again); password and other members stay.
+    // A reset: drops "totp", "phone", "ntfy_topic", "default", "recovery"
+    // and "webauthn" (the user enrolls again); password and other members
+    // stay.
     bool clear_second_factors(std::string_view name, std::string &error);
 
     // Replaces the user's recovery hashes (recovery_hash() of each code).
     bool set_recovery(std::string_view name,
                       const std::vector<std::string> &hashes,
                       std::string &error);
+
+    // A security key or passkey (WebAuthn Level 2 §7.1 step 22): refused
+    // when its credential id is registered to anyone already, or the user
+    // has max_webauthn_keys.
+    bool add_key(std::string_view name, const WebauthnKey &key,
+                 std::string &error);
+    // `key` is a credential id or a key's name (refused when two keys
+    // share it: then the id says which).
+    bool rename_key(std::string_view name, std::string_view key,
+                    std::string_view new_name, std::string &error);
+    bool remove_key(std::string_view name, std::string_view key,
+                    std::string &error);
+    // After a verified assertion: stores `count` if it is above the stored
+    // one (under the file's lock, so two workers cannot both accept one
+    // count); both 0 means the key keeps no counter.
+    CounterUpdate set_sign_count(std::string_view name, std::string_view id,
+                                 std::uint32_t count, std::string &error);
 
     // True, and the code's hash removed from the document, if `code` is
     // one of the user's unused recovery codes; commit() makes the use

@@ -207,6 +207,114 @@ bool parse_recovery(const json_t *value, const UserError &err,
     return true;
 }
 
+// "webauthn": the user's keys, public data only (user_store.h).
+bool parse_keys(const json_t *value, const UserError &err,
+                std::vector<WebauthnKey> &out, std::string &error)
+{
+    if (!json_is_array(value)) {
+        error = err.member("webauthn", "must be an array of keys");
+        return false;
+    }
+    if (json_array_size(value) > max_webauthn_keys) {
+        error = err.member("webauthn", "has more than "
+                                           + std::to_string(max_webauthn_keys)
+                                           + " keys");
+        return false;
+    }
+    std::size_t index;
+    const json_t *item;
+    json_array_foreach(value, index, item) {
+        std::string at = "webauthn[" + std::to_string(index) + "]";
+        if (!json_is_object(item)) {
+            error = err.member(at, "must be an object");
+            return false;
+        }
+        auto string_of = [item](const char *member) -> std::string_view {
+            const json_t *v = json_object_get(item, member);
+            return json_is_string(v)
+                ? std::string_view(json_string_value(v), json_string_length(v))
+                : std::string_view();
+        };
+        WebauthnKey key;
+        std::string_view id = string_of("id");
+        auto raw_id = base64url_decode(id);
+        if (!raw_id || raw_id->empty()
+            || raw_id->size() > webauthn::max_credential_id_bytes) {
+            error = err.member(at + ".id", "must be a base64url credential "
+                                           "id of 1 to 1023 bytes");
+            return false;
+        }
+        for (const WebauthnKey &seen : out) {
+            if (seen.credential.id == id) {
+                error = err.member(at + ".id", "is a duplicate");
+                return false;
+            }
+        }
+        key.credential.id = std::string(id);
+        std::string_view public_key = string_of("public_key");
+        auto spki = base64url_decode(public_key);
+        if (!spki || spki->empty()) {
+            error = err.member(at + ".public_key",
+                               "must be a base64url public key (DER)");
+            return false;
+        }
+        key.credential.public_key = std::string(public_key);
+        const json_t *alg = json_object_get(item, "algorithm");
+        auto algorithm = json_is_integer(alg)
+            ? webauthn::algorithm_from_cose(json_integer_value(alg))
+            : std::nullopt;
+        if (!algorithm) {
+            error = err.member(at + ".algorithm",
+                               "must be -7 (ES256), -257 (RS256) or "
+                               "-8 (EdDSA)");
+            return false;
+        }
+        key.credential.algorithm = *algorithm;
+        const json_t *count = json_object_get(item, "sign_count");
+        json_int_t n = json_is_integer(count) ? json_integer_value(count) : -1;
+        if (n < 0 || n > static_cast<json_int_t>(UINT32_MAX)) {
+            error = err.member(at + ".sign_count",
+                               "must be a whole number from 0 to 4294967295");
+            return false;
+        }
+        key.credential.sign_count = static_cast<std::uint32_t>(n);
+        key.name = std::string(string_of("name"));
+        if (!valid_key_name(key.name)) {
+            error = err.member(at + ".name", "must be 1 to 64 bytes without "
+                                             "control characters");
+            return false;
+        }
+        const json_t *created = json_object_get(item, "created");
+        if (created != nullptr) {
+            if (!json_is_integer(created) || json_integer_value(created) < 0) {
+                error = err.member(at + ".created", "must be a unix time");
+                return false;
+            }
+            key.created = json_integer_value(created);
+        }
+        if (const json_t *list = json_object_get(item, "transports")) {
+            std::vector<std::string> names;
+            std::size_t i;
+            const json_t *t;
+            bool ok = json_is_array(list) && json_array_size(list) <= 8;
+            json_array_foreach(list, i, t) {
+                ok = ok && json_is_string(t);
+                if (ok) {
+                    names.emplace_back(json_string_value(t));
+                }
+            }
+            if (!ok) {
+                error = err.member(at + ".transports",
+                                   "must be an array of at most 8 names");
+                return false;
+            }
+            key.credential.transports = webauthn::known_transports(names);
+        }
+        out.push_back(std::move(key));
+    }
+    return true;
+}
+
 // One entry of "users"; members not named here are left for later features.
 bool parse_user(const char *name, const json_t *value, User &user,
                 std::string &error)
@@ -284,7 +392,8 @@ bool parse_user(const char *name, const json_t *value, User &user,
         // A remembered device is no method one can choose.
         if (!method || method_info(*method).kind == MethodKind::device) {
             error = err.member("default", "must be \"totp\", \"push\", "
-                                          "\"call\" or \"sms\"");
+                                          "\"call\", \"sms\" or "
+                                          "\"webauthn\"");
             return false;
         }
         user.default_method = method;
@@ -316,11 +425,18 @@ bool parse_user(const char *name, const json_t *value, User &user,
         }
         user.duo_username = json_string_value(duo);
     }
+
+    if (const json_t *keys = json_object_get(value, "webauthn")) {
+        if (!parse_keys(keys, err, user.keys, error)) {
+            return false;
+        }
+    }
     return true;
 }
 
 // The checks after JSON syntax, shared by parse() and load().
 bool read_users(json_t *root, std::map<std::string, User, std::less<>> &out,
+                std::map<std::string, std::string, std::less<>> &key_owners,
                 std::string &error)
 {
     json_t *users = json_is_object(root) ? json_object_get(root, "users")
@@ -335,6 +451,16 @@ bool read_users(json_t *root, std::map<std::string, User, std::less<>> &out,
         User user;
         if (!parse_user(name, value, user, error)) {
             return false;
+        }
+        // One credential, one account (WebAuthn Level 2 §7.1 step 22).
+        for (const WebauthnKey &key : user.keys) {
+            auto [owner, added] = key_owners.emplace(key.credential.id,
+                                                     user.name);
+            if (!added) {
+                error = UserError(name).member("webauthn", "holds a key of "
+                                               "user " + quote(owner->second));
+                return false;
+            }
         }
         user.credential_tag = credential_tag(user);
         out.emplace(user.name, std::move(user));
@@ -356,7 +482,26 @@ MethodSet User::methods() const
     if (!recovery.empty()) {
         set |= static_cast<MethodSet>(Method::recovery);
     }
+    if (!keys.empty()) {
+        set |= static_cast<MethodSet>(Method::webauthn);
+    }
     return set;
+}
+
+const WebauthnKey *User::key(std::string_view id) const
+{
+    for (const WebauthnKey &k : keys) {
+        if (k.credential.id == id) {
+            return &k;
+        }
+    }
+    return nullptr;
+}
+
+const User *UserStore::key_owner(std::string_view credential_id) const
+{
+    auto it = key_owners_.find(credential_id);
+    return it == key_owners_.end() ? nullptr : find(it->second);
 }
 
 std::vector<const User *> UserStore::users() const
@@ -437,7 +582,7 @@ std::shared_ptr<const UserStore> UserStore::parse(std::string_view json,
         return nullptr;
     }
     auto store = std::make_shared<UserStore>();
-    if (!read_users(root.get(), store->users_, error)) {
+    if (!read_users(root.get(), store->users_, store->key_owners_, error)) {
         return nullptr;
     }
     store->prepare_dummy_settings();
@@ -459,7 +604,7 @@ std::shared_ptr<const UserStore> UserStore::load(const std::string &path,
         error = quote(path, path.size()) + ": " + syntax_error(err);
         return nullptr;
     }
-    if (!read_users(root.get(), store->users_, error)) {
+    if (!read_users(root.get(), store->users_, store->key_owners_, error)) {
         error = quote(path, path.size()) + ": " + error;
         return nullptr;
     }
@@ -477,6 +622,11 @@ std::string credential_tag(const User &user)
         input += hash_alg_name(user.totp->alg);
         input += ' ' + std::to_string(user.totp->digits) + ' '
                  + std::to_string(user.totp->period);
+    }
+    // A key added or removed changes the tag; its counter does not (it
+    // moves at every sign-in). Users without keys keep their old tags.
+    for (const WebauthnKey &key : user.keys) {
+        input += "\nkey " + key.credential.id;
     }
 
     unsigned char digest[EVP_MAX_MD_SIZE];
@@ -529,6 +679,33 @@ bool valid_recovery_hash(std::string_view hash)
         }
     }
     return true;
+}
+
+bool valid_key_name(std::string_view name)
+{
+    if (name.empty() || name.size() > 64) {
+        return false;
+    }
+    for (char c : name) {
+        auto u = static_cast<unsigned char>(c);
+        if (u < 0x20 || u == 0x7f) {
+            return false;
+        }
+    }
+    return true;
+}
+
+std::string webauthn_user_handle(std::string_view user_name)
+{
+    std::string input = "nginx-twostep webauthn user\n";
+    input += user_name;
+    unsigned char digest[EVP_MAX_MD_SIZE];
+    unsigned int len = 0;
+    if (!EVP_Digest(input.data(), input.size(), digest, &len, EVP_sha256(),
+                    nullptr))
+        throw std::runtime_error("SHA-256 failed");
+    return base64url_encode(std::string_view(
+        reinterpret_cast<const char *>(digest), 16));
 }
 
 bool valid_duo_username(std::string_view name)

@@ -938,4 +938,65 @@ std::optional<Challenge> open_challenge(const KeyRing &keys,
     return out;
 }
 
+namespace {
+
+json_t *id_list(const std::vector<std::string> &ids)
+{
+    json_t *list = json_array();
+    for (const std::string &id : ids) {
+        if (list == nullptr
+            || json_array_append_new(list, json_stringn(id.data(), id.size()))
+                   != 0) {
+            json_decref(list);
+            return nullptr;
+        }
+    }
+    return list;
+}
+
+std::string dumped(json_t *object)
+{
+    if (object == nullptr) {
+        throw std::bad_alloc();
+    }
+    char *text = json_dumps(object, JSON_COMPACT);
+    json_decref(object);
+    if (text == nullptr) {
+        throw std::bad_alloc();
+    }
+    std::string out(text);
+    std::free(text);
+    return out;
+}
+
+}  // namespace
+
+std::string get_options(std::string_view challenge, std::string_view rp_id,
+                        const std::vector<std::string> &allow,
+                        bool require_uv)
+{
+    return dumped(json_pack("{s:s, s:s%, s:s%, s:o*, s:s}",
+        "mode", "get",
+        "challenge", challenge.data(), challenge.size(),
+        "rpId", rp_id.data(), rp_id.size(),
+        "allow", id_list(allow),
+        "userVerification", require_uv ? "required" : "preferred"));
+}
+
+std::string create_options(std::string_view challenge, std::string_view rp_id,
+                           std::string_view rp_name,
+                           std::string_view user_handle,
+                           std::string_view user_name,
+                           const std::vector<std::string> &exclude)
+{
+    return dumped(json_pack("{s:s, s:s%, s:s%, s:s%, s:s%, s:s%, s:o*}",
+        "mode", "create",
+        "challenge", challenge.data(), challenge.size(),
+        "rpId", rp_id.data(), rp_id.size(),
+        "rpName", rp_name.data(), rp_name.size(),
+        "userId", user_handle.data(), user_handle.size(),
+        "userName", user_name.data(), user_name.size(),
+        "exclude", id_list(exclude)));
+}
+
 }  // namespace twostep::webauthn

@@ -181,4 +181,20 @@ std::optional<Challenge> open_challenge(const KeyRing &keys,
                                         std::string_view token,
                                         std::int64_t now);
 
+// The options the pages' script (webauthn.js) hands to the browser, as a
+// JSON object; binary values base64url. §5.5 (get): allowCredentials the
+// user's keys (none: a discoverable credential, a passkey), and
+// userVerification "required" or "preferred".
+std::string get_options(std::string_view challenge, std::string_view rp_id,
+                        const std::vector<std::string> &allow,
+                        bool require_uv);
+// §5.4 (create): the user handle, excludeCredentials the user's keys (one
+// authenticator is registered once), residentKey and userVerification
+// "preferred", attestation "none".
+std::string create_options(std::string_view challenge, std::string_view rp_id,
+                           std::string_view rp_name,
+                           std::string_view user_handle,
+                           std::string_view user_name,
+                           const std::vector<std::string> &exclude);
+
 }  // namespace twostep::webauthn

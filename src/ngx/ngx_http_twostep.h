@@ -119,6 +119,10 @@ struct ngx_http_twostep_srv_conf_t {
                                                            // visitor's
     ngx_str_t                                   language_name;
     ngx_str_t                                   site_name;
+    ngx_str_t                                   webauthn_rp_id;  // empty:
+                                                           // the request's
+                                                           // host name
+    ngx_flag_t                                  passkey_signin;
 };
 
 

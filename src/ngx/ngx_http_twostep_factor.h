@@ -1,6 +1,6 @@
 // A second-step factor on the nginx side: one file per factor
-// (ngx_http_twostep_totp.cpp, _recovery.cpp, _duo.cpp, _remember.cpp),
-// each serving rows of twostep::method_table. The portal reaches them only through
+// (ngx_http_twostep_totp.cpp, _recovery.cpp, _duo.cpp, _remember.cpp,
+// _webauthn.cpp), each serving rows of twostep::method_table. The portal reaches them only through
 // ngx_http_twostep_factor(); factors call the flow kit and nothing above it.
 #pragma once
 
@@ -36,6 +36,11 @@ extern const ngx_http_twostep_factor_t  ngx_http_twostep_totp_factor;
 extern const ngx_http_twostep_factor_t  ngx_http_twostep_recovery_factor;
 extern const ngx_http_twostep_factor_t  ngx_http_twostep_duo_factor;
 extern const ngx_http_twostep_factor_t  ngx_http_twostep_remember_factor;
+extern const ngx_http_twostep_factor_t  ngx_http_twostep_webauthn_factor;
+
+// ngx_http_twostep_webauthn.cpp: passkey POST, the sign-in with a passkey
+// alone (twostep_passkey_signin on).
+ngx_int_t ngx_http_twostep_passkey(ngx_http_twostep_page_t &p);
 
 // ngx_http_twostep_factors.cpp: the factor serving `method`; nullptr if
 // none does (ngx_http_twostep_check_factors() refuses that configuration).

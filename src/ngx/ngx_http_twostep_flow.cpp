@@ -116,6 +116,43 @@ ngx_http_twostep_unavailable(ngx_http_request_t *r)
 
 
 ngx_int_t
+ngx_http_twostep_signin_page(ngx_http_twostep_page_t &p,
+    const twostep::PendingSignin &pending, ngx_uint_t status,
+    std::string_view username, std::string_view error)
+{
+    twostep::SigninPage page;
+
+    page.paths = ngx_http_twostep_paths(p.scf);
+    page.return_to = p.return_to;
+    page.methods = twostep::methods_to_list(p.methods);
+    page.form_token = twostep::form_token(*p.scf->keys, pending);
+    page.username = std::string(username);
+    page.error = std::string(error);
+
+    // A passkey must verify the user (UV): it stands for the password too.
+    twostep::webauthn::Expected party = ngx_http_twostep_webauthn_party(p);
+
+    if (p.scf->passkey_signin && !party.rp_id.empty()
+        && twostep::has_method(p.methods, twostep::Method::webauthn))
+    {
+        auto challenge = twostep::webauthn::issue_challenge(*p.scf->keys,
+            twostep::webauthn::Ceremony::get, "passkey|" + pending.nonce,
+            ngx_time());
+
+        page.passkey_url = std::string(ngx_http_twostep_sv(
+                               p.scf->portal_uri)) + "passkey";
+        page.challenge = challenge.token;
+        page.webauthn = twostep::webauthn::get_options(challenge.challenge,
+                                                       party.rp_id, {}, true);
+    }
+
+    return ngx_http_twostep_send_page(p.r, status,
+               twostep::render_signin(ngx_http_twostep_page_ctx(p.r),
+                                      page));
+}
+
+
+ngx_int_t
 ngx_http_twostep_expired(ngx_http_twostep_page_t &p)
 {
     ngx_http_twostep_log(p.r, NGX_LOG_WARN,
@@ -368,7 +405,91 @@ ngx_http_twostep_code_form(ngx_http_twostep_page_t &p,
         page.remember_days = static_cast<int>(p.scf->remember / 86400);
     }
 
+    // A key answers a fresh challenge for this pending sign-in only; UV is
+    // preferred, not required: the password came first (§5.8.6).
+    if (method == twostep::Method::webauthn) {
+        twostep::webauthn::Expected party =
+            ngx_http_twostep_webauthn_party(p);
+        auto challenge = twostep::webauthn::issue_challenge(*p.scf->keys,
+            twostep::webauthn::Ceremony::get, "verify|" + pending.nonce,
+            ngx_time());
+
+        page.challenge = challenge.token;
+        if (!party.rp_id.empty()) {
+            page.webauthn = twostep::webauthn::get_options(
+                challenge.challenge, party.rp_id,
+                ngx_http_twostep_key_ids(user), false);
+        }
+    }
+
     return page;
+}
+
+
+twostep::webauthn::Expected
+ngx_http_twostep_webauthn_party(ngx_http_twostep_page_t &p)
+{
+    twostep::webauthn::Expected party;
+
+    if (p.r->headers_in.host == NULL) {
+        return party;
+    }
+
+#if (NGX_HTTP_SSL)
+    party.origin = p.r->connection->ssl ? "https://" : "http://";
+#else
+    party.origin = "http://";
+#endif
+    party.origin += ngx_http_twostep_sv(p.r->headers_in.host->value);
+
+    // headers_in.server: the Host header without its port, lower case
+    // as nginx validated it.
+    party.rp_id = p.scf->webauthn_rp_id.len
+                  ? std::string(ngx_http_twostep_sv(p.scf->webauthn_rp_id))
+                  : std::string(ngx_http_twostep_sv(p.r->headers_in.server));
+
+    return party;
+}
+
+
+std::optional<twostep::webauthn::Challenge>
+ngx_http_twostep_webauthn_claim(ngx_http_twostep_page_t &p,
+    twostep::webauthn::Ceremony ceremony, std::string_view binding)
+{
+    time_t  now = ngx_time();
+
+    auto challenge = twostep::webauthn::open_challenge(*p.scf->keys,
+                         ceremony, binding,
+                         twostep::field(p.form, "challenge"), now);
+    if (!challenge) {
+        return std::nullopt;
+    }
+
+    ngx_http_twostep_zone_state state(p.r);
+
+    if (twostep::claim_transaction(state, "webauthn " + challenge->challenge,
+                                   now, challenge->expires)
+        != twostep::Claim::fresh)
+    {
+        ngx_http_twostep_log(p.r, NGX_LOG_WARN,
+                             "webauthn challenge used again", "");
+        return std::nullopt;
+    }
+
+    return challenge;
+}
+
+
+std::vector<std::string>
+ngx_http_twostep_key_ids(const twostep::User &user)
+{
+    std::vector<std::string> ids;
+
+    for (const twostep::WebauthnKey &key : user.keys) {
+        ids.push_back(key.credential.id);
+    }
+
+    return ids;
 }
 
 

@@ -9,6 +9,7 @@
 
 #include "core/form.h"
 #include "core/pages.h"
+#include "core/webauthn.h"
 
 
 // Changes need a second step this recent (step-up, OWASP ASVS 3.7.1).
@@ -38,6 +39,11 @@ bool ngx_http_twostep_same_origin(ngx_http_request_t *r);
 
 ngx_int_t ngx_http_twostep_redirect(ngx_http_request_t *r,
     std::string_view location);
+// The password form (with "Sign in with a passkey" when
+// twostep_passkey_signin is on), for this pending sign-in.
+ngx_int_t ngx_http_twostep_signin_page(ngx_http_twostep_page_t &p,
+    const twostep::PendingSignin &pending, ngx_uint_t status,
+    std::string_view username, std::string_view error);
 ngx_int_t ngx_http_twostep_expired(ngx_http_twostep_page_t &p);
 // 503 "sign-in is unavailable right now": the shared state (the zone, or
 // Redis) could not record what this step needs; nothing is granted.
@@ -88,6 +94,23 @@ twostep::Method ngx_http_twostep_pick_method(twostep::MethodSet offered,
 twostep::CodePage ngx_http_twostep_code_form(ngx_http_twostep_page_t &p,
     const twostep::PendingSignin &pending, const twostep::User &user,
     twostep::Method method, twostep::MethodSet offered);
+
+// Security keys and passkeys (WebAuthn Level 2): the relying party this
+// request is for, and a fresh challenge for a ceremony bound to `binding`
+// ("verify|" + pending nonce, "passkey|" + pending nonce, "manage|" + sid).
+// The RP ID is twostep_webauthn_rp_id or the request's host name; the
+// origin is exact: the request's scheme and Host (§7.1 step 9, §7.2 step
+// 13). Empty rp_id: no Host, so no ceremony.
+twostep::webauthn::Expected ngx_http_twostep_webauthn_party(
+    ngx_http_twostep_page_t &p);
+// The challenge the posted form carries (field "challenge"), if it is one
+// we issued for this ceremony and binding, unexpired and not used before
+// (claimed once in the zone, §13.4.3). nullopt: expired or replayed.
+std::optional<twostep::webauthn::Challenge> ngx_http_twostep_webauthn_claim(
+    ngx_http_twostep_page_t &p, twostep::webauthn::Ceremony ceremony,
+    std::string_view binding);
+// The user's credential ids (allowCredentials, excludeCredentials).
+std::vector<std::string> ngx_http_twostep_key_ids(const twostep::User &user);
 
 // The second step is passed: a new session, back to the URL. passed_at:
 // when it was passed, if not now (a remembered device: when remembered).

@@ -3,6 +3,7 @@
 //   signin   GET: the password form        POST: check it (thread pool)
 //   verify   GET: the second-step form     POST: check the code, issue the
 //                                                session, back to the URL
+//   passkey  POST: sign in with a passkey (twostep_passkey_signin)
 //   logout   GET: a "info.sign_out" button      POST: clear the session
 //   enroll, security-info: self-service (ngx_http_twostep_selfservice.cpp)
 //   wait     GET: "Approve the request on your phone" (push and call)
@@ -44,26 +45,6 @@ static void ngx_http_twostep_body_handler(ngx_http_request_t *r) noexcept;
 
 
 static ngx_int_t
-ngx_http_twostep_signin_page(ngx_http_twostep_page_t &p,
-    const twostep::PendingSignin &pending, ngx_uint_t status,
-    std::string_view username, std::string_view error)
-{
-    twostep::SigninPage page;
-
-    page.paths = ngx_http_twostep_paths(p.scf);
-    page.return_to = p.return_to;
-    page.methods = twostep::methods_to_list(p.methods);
-    page.form_token = twostep::form_token(*p.scf->keys, pending);
-    page.username = std::string(username);
-    page.error = std::string(error);
-
-    return ngx_http_twostep_send_page(p.r, status,
-               twostep::render_signin(ngx_http_twostep_page_ctx(p.r),
-                                      page));
-}
-
-
-static ngx_int_t
 ngx_http_twostep_signin_get(ngx_http_twostep_page_t &p)
 {
     twostep::PendingSignin  pending;
@@ -74,7 +55,7 @@ ngx_http_twostep_signin_get(ngx_http_twostep_page_t &p)
     // another module's identity (the step-up would keep it one).
     const twostep::Session *session = ngx_http_twostep_session(p.r);
 
-    if (session && session->via != twostep::FirstFactor::password
+    if (session && !twostep::stands_for_password(session->via)
         && twostep::field(p.query, "first") == "password")
     {
         session = nullptr;
@@ -554,6 +535,10 @@ ngx_http_twostep_dispatch(ngx_http_twostep_page_t &p)
 
     if (p.page == "enroll") {
         return ngx_http_twostep_enroll(p);
+    }
+
+    if (p.page == "passkey") {
+        return ngx_http_twostep_passkey(p);
     }
 
     if (p.page == "security-info") {

@@ -2,7 +2,9 @@
 //
 //   enroll          GET: "Set up your authenticator app" (QR code, key)
 //                   POST: the first code from the app saves it
-//   security-info   GET: the user's methods     POST: change one
+//   security-info   GET: the user's methods     POST: change one, or add,
+//                                                     rename or remove a
+//                                                     security key or passkey
 //
 // All of it needs twostep_enroll on. Writes go through StoreFile (locked,
 // atomic) in the thread pool; every worker reloads the changed file.
@@ -10,6 +12,7 @@
 #include "ngx_http_twostep_flow.h"
 
 #include "core/base32.h"
+#include "core/keyring.h"
 #include "core/enroll.h"
 #include "core/store_file.h"
 #include "core/totp.h"
@@ -269,6 +272,32 @@ ngx_http_twostep_manage_page(ngx_http_twostep_page_t &p,
     page.notice = std::string(notice);
     page.error = std::string(error);
 
+    for (const twostep::WebauthnKey &key : user.keys) {
+        page.keys.push_back({key.credential.id, key.name, key.created});
+    }
+
+    // Keys are offered where some location takes them (§5.4: the user
+    // handle, and excludeCredentials so one authenticator is added once).
+    twostep::webauthn::Expected party = ngx_http_twostep_webauthn_party(p);
+
+    if (twostep::has_method(p.scf->accepted, twostep::Method::webauthn)
+        && !party.rp_id.empty())
+    {
+        auto challenge = twostep::webauthn::issue_challenge(*p.scf->keys,
+            twostep::webauthn::Ceremony::create, "manage|" + session.sid,
+            ngx_time());
+
+        twostep::PageContext ctx = ngx_http_twostep_page_ctx(p.r);
+        std::string rp_name = ctx.site_name.empty() ? party.rp_id
+                                                    : ctx.site_name;
+
+        page.challenge = challenge.token;
+        page.webauthn = twostep::webauthn::create_options(
+            challenge.challenge, party.rp_id, rp_name,
+            twostep::webauthn_user_handle(user.name), user.name,
+            ngx_http_twostep_key_ids(user));
+    }
+
     return ngx_http_twostep_send_page(p.r, status,
                twostep::render_security_info(ngx_http_twostep_page_ctx(p.r),
                                              page));
@@ -302,7 +331,91 @@ ngx_http_twostep_done_notice(std::string_view done)
         return "info.done.devices";
     }
 
+    if (done == "add-key") {
+        return "info.done.key_added";
+    }
+
+    if (done == "rename-key") {
+        return "info.done.key_renamed";
+    }
+
+    if (done == "remove-key") {
+        return "info.done.key_removed";
+    }
+
     return "";
+}
+
+
+// "Add a security key or passkey" (WebAuthn Level 2 §7.1): the
+// registration must answer this session's challenge, once, for our RP ID
+// and origin. NGX_OK and `key` set, or the page that says why not.
+static ngx_int_t
+ngx_http_twostep_new_key(ngx_http_twostep_page_t &p,
+    const twostep::Session &session, const twostep::User &user,
+    twostep::WebauthnKey &key)
+{
+    namespace wa = twostep::webauthn;
+
+    if (!twostep::has_method(p.scf->accepted, twostep::Method::webauthn)) {
+        return ngx_http_twostep_send_message(p.r, NGX_HTTP_BAD_REQUEST,
+                   "msg.bad_request.title", "msg.bad_request.change");
+    }
+
+    auto client_data = twostep::base64url_decode(
+                           twostep::field(p.form, "client_data"));
+    auto attestation = twostep::base64url_decode(
+                           twostep::field(p.form, "attestation_object"));
+
+    if (!client_data || !attestation || client_data->empty()
+        || attestation->empty())
+    {
+        // No JavaScript, or nothing came from the authenticator.
+        return ngx_http_twostep_manage_page(p, session, user,
+                   NGX_HTTP_BAD_REQUEST, "", "info.error.key");
+    }
+
+    auto challenge = ngx_http_twostep_webauthn_claim(p, wa::Ceremony::create,
+                                                     "manage|" + session.sid);
+    if (!challenge) {
+        return ngx_http_twostep_expired(p);
+    }
+
+    std::vector<std::string> transports;
+    std::string_view list = twostep::field(p.form, "transports");
+
+    while (!list.empty() && transports.size() < 8) {
+        std::size_t comma = list.find(',');
+        transports.emplace_back(list.substr(0, comma));
+        list = comma == std::string_view::npos ? std::string_view()
+                                               : list.substr(comma + 1);
+    }
+
+    wa::Expected expected = ngx_http_twostep_webauthn_party(p);
+    expected.challenge = challenge->challenge;
+
+    wa::Registration reg = wa::verify_registration(expected, *attestation,
+                                                   *client_data, transports);
+
+    if (reg.failure != wa::Failure::none) {
+        ngx_log_error(NGX_LOG_WARN, p.r->connection->log, 0,
+                      "twostep: security key not added (%s), user: \"%s\"",
+                      wa::failure_name(reg.failure), user.name.c_str());
+        ngx_http_twostep_audit(p.r, NGX_HTTP_TWOSTEP_SECURITY_INFO,
+                               user.name, "add-key", NGX_HTTP_TWOSTEP_FAILED);
+        return ngx_http_twostep_manage_page(p, session, user,
+                   NGX_HTTP_BAD_REQUEST, "", "info.error.key");
+    }
+
+    if (user.key(reg.credential.id) != nullptr) {
+        return ngx_http_twostep_manage_page(p, session, user,
+                   NGX_HTTP_BAD_REQUEST, "", "info.error.key_registered");
+    }
+
+    key.credential = std::move(reg.credential);
+    key.created = ngx_time();
+
+    return NGX_OK;
 }
 
 
@@ -388,6 +501,55 @@ ngx_http_twostep_security_info(ngx_http_twostep_page_t &p)
                    "info.error.only_totp");
     }
 
+    // Security keys: a new one is verified here (§7.1), before the thread
+    // saves it; a name is what the user typed, trimmed.
+    bool key_action = action == "add-key" || action == "rename-key"
+                      || action == "remove-key";
+    std::string key_name;
+    std::string key_id(twostep::field(p.form, "key"));
+    twostep::WebauthnKey new_key;
+
+    if (action == "add-key" || action == "rename-key") {
+        std::string_view typed = twostep::field(p.form, "name");
+        while (!typed.empty() && (typed.front() == ' '
+                                  || typed.front() == '\t'))
+        {
+            typed.remove_prefix(1);
+        }
+        while (!typed.empty() && (typed.back() == ' '
+                                  || typed.back() == '\t'))
+        {
+            typed.remove_suffix(1);
+        }
+
+        key_name = std::string(typed);
+
+        if (!twostep::valid_key_name(key_name)) {
+            return ngx_http_twostep_manage_page(p, *session, *user,
+                       NGX_HTTP_BAD_REQUEST, "", "info.error.key_name");
+        }
+    }
+
+    if (action == "add-key") {
+        rc = ngx_http_twostep_new_key(p, *session, *user, new_key);
+        if (rc != NGX_OK) {
+            return rc;
+        }
+
+        new_key.name = key_name;
+    }
+
+    // Removing the last key of a user with nothing else to sign in with
+    // would leave the account to whoever has the password (first set-up).
+    if (action == "remove-key" && p.scf->provider == NULL
+        && (user->methods() & ~twostep::method_bit(twostep::Method::recovery)
+            & ~twostep::method_bit(twostep::Method::webauthn)) == 0
+        && user->keys.size() == 1)
+    {
+        return ngx_http_twostep_manage_page(p, *session, *user,
+                   NGX_HTTP_FORBIDDEN, "", "info.error.last_method");
+    }
+
     std::string phone(twostep::field(p.form, "phone"));
     auto method = twostep::method_from_name(twostep::field(p.form, "method"));
 
@@ -397,7 +559,7 @@ ngx_http_twostep_security_info(ngx_http_twostep_page_t &p)
     }
 
     if (action != "remove-totp" && action != "phone" && action != "default"
-        && action != "recovery" && !forget)
+        && action != "recovery" && !forget && !key_action)
     {
         return ngx_http_twostep_send_message(p.r, NGX_HTTP_BAD_REQUEST,
                    "msg.bad_request.title", "msg.bad_request.change");
@@ -420,7 +582,8 @@ ngx_http_twostep_security_info(ngx_http_twostep_page_t &p)
     page.form.clear();
 
     return ngx_http_twostep_offload(p.r, p.scf->thread_pool,
-        [result, path, name, action, phone, chosen, now] {
+        [result, path, name, action, phone, chosen, now, key_id,
+         key_name, new_key] {
             auto file = twostep::StoreFile::open(path, result->error);
             if (!file) {
                 return;
@@ -428,7 +591,16 @@ ngx_http_twostep_security_info(ngx_http_twostep_page_t &p)
 
             bool ok;
 
-            if (action == "remove-totp") {
+            if (action == "add-key") {
+                ok = file->add_key(name, new_key, result->error);
+
+            } else if (action == "rename-key") {
+                ok = file->rename_key(name, key_id, key_name, result->error);
+
+            } else if (action == "remove-key") {
+                ok = file->remove_key(name, key_id, result->error);
+
+            } else if (action == "remove-totp") {
                 ok = file->remove_totp(name, result->error);
 
             } else if (action == "phone") {
@@ -482,6 +654,8 @@ ngx_http_twostep_security_info(ngx_http_twostep_page_t &p)
                            "",
                            action == "phone" && result->refused
                            ? "info.error.phone"
+                           : action == "add-key" && result->refused
+                           ? "info.error.key"
                            : "info.error.not_saved");
             }
 
@@ -507,7 +681,9 @@ ngx_http_twostep_security_info(ngx_http_twostep_page_t &p)
                 return NGX_HTTP_INTERNAL_SERVER_ERROR;
             }
 
-            if (action == "remove-totp") {
+            if (action == "remove-totp" || action == "add-key"
+                || action == "remove-key")
+            {
                 // Credentials changed: other sessions end, this one goes on.
                 twostep::PendingSignin renew;
                 renew.user = name;

@@ -16,6 +16,7 @@
 
 const { chromium } = require('playwright-core');
 const { spawn, execFileSync } = require('child_process');
+const crypto = require('crypto');
 const fs = require('fs');
 const http = require('http');
 const os = require('os');
@@ -600,6 +601,314 @@ async function scenarioKeyboard(ctx, stack) {
   await page.close();
 }
 
+// ------------------------------------------------------------ security keys
+
+// WebAuthn needs a host name (an IP address cannot be an RP ID) in a secure
+// context: http://localhost is one.
+function onLocalhost(stack) {
+  return { ...stack, base: stack.base.replace('127.0.0.1', 'localhost') };
+}
+
+// A CTAP2 platform authenticator inside Chromium, through the Chrome
+// DevTools Protocol's WebAuthn domain: resident keys, user verification,
+// presence simulated. One per page at a time.
+async function addAuthenticator(ctx, page) {
+  const cdp = await ctx.newCDPSession(page);
+  await cdp.send('WebAuthn.enable', { enableUI: false });
+  const { authenticatorId } = await cdp.send(
+    'WebAuthn.addVirtualAuthenticator', { options: {
+      protocol: 'ctap2', transport: 'internal', hasResidentKey: true,
+      hasUserVerification: true, isUserVerified: true,
+      automaticPresenceSimulation: true,
+    } });
+  return { cdp, id: authenticatorId };
+}
+
+async function removeAuthenticator(auth) {
+  await auth.cdp.send('WebAuthn.removeVirtualAuthenticator',
+                      { authenticatorId: auth.id });
+  await auth.cdp.detach();
+}
+
+async function credentials(auth) {
+  return (await auth.cdp.send('WebAuthn.getCredentials',
+                              { authenticatorId: auth.id })).credentials;
+}
+
+function storedKeys(stack) {
+  const doc = JSON.parse(fs.readFileSync(stack.store, 'utf8'));
+  return doc.users[stack.user].webauthn || [];
+}
+
+// Password, then the authenticator code: a fresh second step.
+async function signInWithCode(page, stack, target) {
+  await signIn(page, stack, target);
+  await page.fill('#code', totp(stack.secret));
+  await follow(page, 'button:has-text("Verify")');
+  must(page.url() === stack.base + target,
+       'signed in with an authenticator code', await describe(page));
+}
+
+// Security info: "Add a security key or passkey" with a typed name.
+async function addKey(page, stack, name, shots) {
+  await page.goto(`${stack.base}${PORTAL}security-info`);
+  must(await page.isVisible('text=Security keys and passkeys'),
+       'security info lists "Security keys and passkeys"',
+       await describe(page));
+  if (shots) await shoot(page, 'security-info-keys-none');
+  await page.fill('#key-name', name);
+  await follow(page, 'button:has-text("Add a security key or passkey")');
+  must(/was added/.test((await page.textContent('main')) || ''),
+       `the key "${name}" is added`, await describe(page));
+  check(await page.isVisible(`text=${name}`),
+        `security info lists "${name}"`);
+}
+
+// Password, then "Use a security key or passkey" and "Continue".
+async function keySecondStep(page, stack, target, shots) {
+  await signIn(page, stack, target);
+  if (await heading(page) !== 'Use your security key or passkey') {
+    await follow(page, 'text=Use a security key or passkey');
+  }
+  must(await heading(page) === 'Use your security key or passkey',
+       'the second step offers the security key', await describe(page));
+  if (shots) await shoot(page, 'key');
+  await follow(page, 'button:has-text("Continue")');
+}
+
+async function scenarioKeys(ctx, stack) {
+  console.log('security key: register in security info, then the second ' +
+              'step, a copy with an old counter, a key not registered');
+  stack = onLocalhost(stack);
+  const page = await ctx.newPage();
+  const seen = watch(page);
+  let auth = await addAuthenticator(ctx, page);
+
+  await signInWithCode(page, stack, '/keys/start');
+  await addKey(page, stack, 'Work laptop', true);
+  const keys = storedKeys(stack);
+  must(keys.length === 1, 'the store holds one key', JSON.stringify(keys));
+  check(keys[0].name === 'Work laptop' && keys[0].algorithm === -7 &&
+        typeof keys[0].public_key === 'string' &&
+        JSON.stringify(keys[0].transports) === '["internal"]' &&
+        Object.keys(keys[0]).sort().join(',') ===
+          'algorithm,created,id,name,public_key,sign_count,transports',
+        'the store keeps the public key, algorithm, counter, name, date ' +
+        'and transports only', JSON.stringify(keys[0]));
+  const made = await credentials(auth);
+  check(made.length === 1 && made[0].isResidentCredential,
+        'the authenticator made a discoverable credential (residentKey ' +
+        'preferred)', JSON.stringify(made.map((c) => c.isResidentCredential)));
+  await shoot(page, 'security-info-keys');
+
+  // The same authenticator again: excludeCredentials makes the browser
+  // refuse, and the page says so.
+  await page.fill('#key-name', 'Again');
+  await page.click('button:has-text("Add a security key or passkey")');
+  await page.waitForSelector('#webauthn-cancelled', { state: 'visible',
+                                                      timeout: 20000 })
+    .catch(() => {});
+  check(await page.isVisible('#webauthn-cancelled') &&
+        storedKeys(stack).length === 1,
+        'the same authenticator cannot be added twice (excludeCredentials)',
+        await describe(page));
+
+  // Sign out, then the key as the second step.
+  await ctx.clearCookies();
+  const target = '/keys/second-step?x=1';
+  await keySecondStep(page, stack, target, true);
+  let body = await page.textContent('body');
+  must(page.url() === stack.base + target &&
+       /X-Remote-User\s*alice/.test(body) &&
+       /X-Twostep-Method\s*webauthn/.test(body),
+       'the security key signs in as the second step ($twostep_method ' +
+       'webauthn)', await describe(page));
+  const counted = storedKeys(stack)[0].sign_count;
+  check(counted > keys[0].sign_count, 'the new sign count is saved',
+        `${keys[0].sign_count} -> ${counted}`);
+
+  // A copy of the key whose counter is behind: refused as possibly cloned.
+  const original = (await credentials(auth))[0];
+  await removeAuthenticator(auth);
+  auth = await addAuthenticator(ctx, page);
+  await auth.cdp.send('WebAuthn.addCredential', { authenticatorId: auth.id,
+    credential: { ...original, signCount: 1 } });
+  await ctx.clearCookies();
+  await keySecondStep(page, stack, '/keys/cloned');
+  check(pathOf(page.url()) === `${PORTAL}verify` &&
+        /may have been copied/.test(await page.textContent('#error')
+          .catch(() => '')),
+        'a copy with an older sign count is refused', await describe(page));
+  await shoot(page, 'key-cloned');
+  check(storedKeys(stack)[0].sign_count === counted,
+        'the refused copy does not move the stored counter');
+  const log = fs.readFileSync(path.join(stack.dir, 'nginx', 'error.log'),
+                              'utf8');
+  check(/possibly a cloned key/.test(log),
+        'the error log names the possibly cloned key');
+
+  // Another authenticator with a key of the same id but its own private
+  // key: the signature does not verify.
+  await removeAuthenticator(auth);
+  auth = await addAuthenticator(ctx, page);
+  const { privateKey } = crypto.generateKeyPairSync('ec',
+                                                    { namedCurve: 'P-256' });
+  await auth.cdp.send('WebAuthn.addCredential', { authenticatorId: auth.id,
+    credential: { ...original, signCount: 1000000,
+                  privateKey: privateKey.export({ type: 'pkcs8',
+                                                  format: 'der' })
+                    .toString('base64') } });
+  await ctx.clearCookies();
+  await keySecondStep(page, stack, '/keys/forged');
+  check(pathOf(page.url()) === `${PORTAL}verify` &&
+        /was not accepted/.test(await page.textContent('#error')
+          .catch(() => '')),
+        'an authenticator whose key was never registered is refused',
+        await describe(page));
+
+  // The real key still works, and its counter goes on.
+  await removeAuthenticator(auth);
+  auth = await addAuthenticator(ctx, page);
+  await auth.cdp.send('WebAuthn.addCredential', { authenticatorId: auth.id,
+    credential: { ...original, signCount: counted + 10 } });
+  await ctx.clearCookies();
+  await keySecondStep(page, stack, '/keys/again');
+  body = await page.textContent('body');
+  check(pathOf(page.url()) === '/keys/again' &&
+        /X-Twostep-Method\s*webauthn/.test(body),
+        'the registered key still signs in afterwards', await describe(page));
+  await removeAuthenticator(auth);
+  checkClean(seen, 'security key');
+  await page.close();
+}
+
+// Password-less: "Sign in with a passkey" on the sign-in page.
+async function passkeySignIn(page, target) {
+  await page.goto(target);
+  must(pathOf(page.url()) === `${PORTAL}signin`,
+       'the protected URL asks for sign-in', page.url());
+  must(await page.isVisible('button:has-text("Sign in with a passkey")'),
+       'the sign-in page offers "Sign in with a passkey"',
+       await describe(page));
+  await follow(page, 'button:has-text("Sign in with a passkey")');
+}
+
+async function scenarioPasskey(ctx, stack) {
+  console.log('passkey: sign in without a password, a key not registered, ' +
+              'a removed key, no user verification, no WebAuthn');
+  stack = onLocalhost(stack);
+  const page = await ctx.newPage();
+  const seen = watch(page);
+  const auth = await addAuthenticator(ctx, page);
+
+  await signInWithCode(page, stack, '/passkey/setup');
+  await addKey(page, stack, 'Phone');
+  await shoot(page, 'security-info-passkey');
+  await ctx.clearCookies();
+
+  await page.goto(`${stack.base}/passkey/app`);
+  await shoot(page, 'signin-passkey');
+  await passkeySignIn(page, `${stack.base}/passkey/app`);
+  let body = await page.textContent('body');
+  check(page.url() === `${stack.base}/passkey/app` &&
+        /X-Remote-User\s*alice/.test(body) &&
+        /X-Twostep-Method\s*webauthn/.test(body),
+        'a passkey alone signs in as alice ($twostep_method webauthn)',
+        await describe(page));
+
+  // Without user verification: the page asks for it ("required"); a
+  // client that asks for "discouraged" instead gets an assertion without
+  // UV, and the module refuses it.
+  await ctx.clearCookies();
+  await page.goto(`${stack.base}/passkey/no-uv`);
+  const options = JSON.parse(await page.getAttribute('form[data-webauthn]',
+                                                     'data-webauthn'));
+  check(options.userVerification === 'required' &&
+        options.allow.length === 0,
+        'the passkey sign-in asks for a discoverable credential with user ' +
+        'verification', JSON.stringify(options));
+  await page.evaluate(() => {
+    const form = document.querySelector('form[data-webauthn]');
+    const o = JSON.parse(form.getAttribute('data-webauthn'));
+    o.userVerification = 'discouraged';
+    form.setAttribute('data-webauthn', JSON.stringify(o));
+  });
+  await follow(page, 'button:has-text("Sign in with a passkey")');
+  check(pathOf(page.url()) === `${PORTAL}passkey` &&
+        /passkey was not accepted/.test(await page.textContent('#error')
+          .catch(() => '')),
+        'a passkey without user verification is refused',
+        await describe(page));
+  await auth.cdp.send('WebAuthn.setUserVerified', { authenticatorId: auth.id,
+                                                    isUserVerified: true });
+
+  // A discoverable credential this site never registered.
+  const { privateKey } = crypto.generateKeyPairSync('ec',
+                                                    { namedCurve: 'P-256' });
+  const mine = (await credentials(auth))[0];
+  const stranger = crypto.randomBytes(32).toString('base64');
+  await auth.cdp.send('WebAuthn.removeCredential', { authenticatorId: auth.id,
+    credentialId: mine.credentialId });
+  await auth.cdp.send('WebAuthn.addCredential', { authenticatorId: auth.id,
+    credential: { credentialId: stranger, isResidentCredential: true,
+                  rpId: 'localhost', userHandle: mine.userHandle,
+                  privateKey: privateKey.export({ type: 'pkcs8',
+                                                  format: 'der' })
+                    .toString('base64'), signCount: 1 } });
+  await ctx.clearCookies();
+  await passkeySignIn(page, `${stack.base}/passkey/stranger`);
+  check(pathOf(page.url()) === `${PORTAL}passkey` &&
+        /passkey was not accepted/.test(await page.textContent('#error')
+          .catch(() => '')),
+        'a passkey that was never registered is refused',
+        await describe(page));
+  await shoot(page, 'signin-passkey-refused');
+
+  // Removed in security info: refused afterwards.
+  await auth.cdp.send('WebAuthn.removeCredential', { authenticatorId: auth.id,
+    credentialId: stranger });
+  await auth.cdp.send('WebAuthn.addCredential', { authenticatorId: auth.id,
+    credential: mine });
+  await ctx.clearCookies();
+  await signInWithCode(page, stack, '/passkey/manage');
+  await page.goto(`${stack.base}${PORTAL}security-info`);
+  const named = `[id="name-${storedKeys(stack)
+    .find((k) => k.name === 'Phone').id}"]`;
+  await page.fill(named, 'My phone');
+  await follow(page, `form:has(${named}) button:has-text("Rename")`);
+  check(/was renamed/.test(await page.textContent('main')) &&
+        storedKeys(stack).some((k) => k.name === 'My phone'),
+        'a key can be renamed', await describe(page));
+  const before = storedKeys(stack).length;
+  const phone = storedKeys(stack).find((k) => k.name === 'My phone');
+  await follow(page, `form:has(input[name="key"][value="${phone.id}"]):has(` +
+                     'input[value="remove-key"]) button');
+  check(/was removed/.test(await page.textContent('main')) &&
+        storedKeys(stack).length === before - 1 &&
+        !storedKeys(stack).some((k) => k.name === 'My phone'),
+        'a key can be removed', await describe(page));
+  await ctx.clearCookies();
+  await passkeySignIn(page, `${stack.base}/passkey/removed`);
+  check(pathOf(page.url()) === `${PORTAL}passkey` &&
+        /passkey was not accepted/.test(await page.textContent('#error')
+          .catch(() => '')),
+        'a removed passkey is refused', await describe(page));
+  await removeAuthenticator(auth);
+  checkClean(seen, 'passkey');
+
+  // A browser without WebAuthn: the button says so, the password works.
+  const plain = await ctx.newPage();
+  await plain.addInitScript(() => { delete window.PublicKeyCredential; });
+  await plain.goto(`${stack.base}/passkey/plain`);
+  check(await plain.isVisible('#webauthn-unsupported') &&
+        await plain.isDisabled('button:has-text("Sign in with a passkey")') &&
+        await plain.isEnabled('button:text-is("Sign in")'),
+        'without WebAuthn the passkey button is off and the password form ' +
+        'stays', await describe(plain));
+  await plain.close();
+  await page.close();
+}
+
 // ------------------------------------------------------------ main
 
 async function main() {
@@ -636,7 +945,8 @@ async function main() {
     });
 
     const scenarios = [scenarioPush, scenarioTotp, scenarioSms, scenarioCall,
-                       scenarioSignOut, scenarioKeyboard];
+                       scenarioSignOut, scenarioKeyboard, scenarioKeys,
+                       scenarioPasskey];
     for (const scenario of scenarios) {
       // Every scenario starts without a session.
       await ctx.clearCookies();

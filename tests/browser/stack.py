@@ -1,20 +1,24 @@
 #!/usr/bin/python3
 """Starts what the browser test drives, all on loopback: the legacy app, the
 Duo simulator (user alice: push, phone and sms; number matching off) and
-nginx with the module in a fresh temporary directory. Reuses the e2e
+nginx with the module in a fresh temporary directory, with self-service
+and passkey sign-in on. Reuses the e2e
 harness (tests/e2e/harness.py).
 
 Prints one line of JSON on stdout when everything listens:
   {"base": "http://127.0.0.1:N", "sim": "http://127.0.0.1:M",
-   "user": "alice", "password": "...", "secret": "BASE32", "dir": "..."}
+   "user": "alice", "password": "...", "secret": "BASE32",
+   "store": ".../store/users.json", "dir": "..."}
 then runs until its stdin closes or it gets SIGTERM/SIGINT, and stops the
 three processes (and removes the directory unless TWOSTEP_KEEP=1).
 
 Environment: TWOSTEP_MODULE (default build/ngx_http_twostep_module.so).
 """
 
+import grp
 import json
 import os
+import pwd
 import secrets
 import shutil
 import signal
@@ -88,9 +92,13 @@ class Simulator:
 
 
 def nginx_conf(prefix, d, app_port, sim_port, port):
+    # Self-service (security keys) and passkey sign-in: the browser opens
+    # http://localhost:PORT, whose host name is the RP ID.
     body = """
-    twostep_users {d}/users.json;
+    twostep_users {d}/store/users.json;
     twostep_cookie_key {d}/cookie.key;
+    twostep_enroll on;
+    twostep_passkey_signin on;
     twostep_duo_api http://127.0.0.1:{sim};
     twostep_duo_ikey {ikey};
     twostep_duo_skey_file {d}/duo.skey;
@@ -126,7 +134,16 @@ def main():
         # Files are world-readable: nginx's workers run as nobody.
         password = "browser-" + secrets.token_hex(6)
         alice = User("alice", password)
-        write_users(work / "users.json", [alice])
+        # The workers (nobody) write the store: a directory of its own,
+        # as the README's permission steps say.
+        store = work / "store"
+        store.mkdir()
+        write_users(store / "users.json", [alice], mode=0o660)
+        nobody = pwd.getpwnam("nobody").pw_uid
+        nogroup = grp.getgrnam("nogroup").gr_gid
+        for f in (store, store / "users.json"):
+            os.chown(f, nobody, nogroup)
+        store.chmod(0o770)
         write_key(work / "cookie.key")
         skey = "".join(secrets.choice(string.ascii_letters + string.digits)
                        for _ in range(40))
@@ -150,6 +167,7 @@ def main():
 
         print(json.dumps({"base": nginx.url(), "sim": "http://127.0.0.1:%d"
                           % sim.port, "user": alice.name,
+                          "store": str(store / "users.json"),
                           "password": password, "secret": alice.secret,
                           "dir": str(work)}), flush=True)
 

@@ -42,7 +42,7 @@ def wait_off_step_boundary(period=30, margin=2):
 
 # ------------------------------------------------------------- redirect
 
-ALL_METHODS = "totp,push,call,sms,recovery,remembered"
+ALL_METHODS = "totp,push,call,sms,webauthn,recovery,remembered"
 
 
 def test_protected_page_redirects_to_signin(site, browser):

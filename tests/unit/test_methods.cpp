@@ -103,10 +103,16 @@ START_TEST(method_table_rows)
                       method_bit(Method::push) | method_bit(Method::call)
                       | method_bit(Method::sms));
     ck_assert_string_eq(method_names_for_people(),
-                        "totp, push, call, sms, recovery or remembered");
-    ck_assert_string_eq(names, "totp push call sms recovery remembered");
+                        "totp, push, call, sms, webauthn, recovery or "
+                        "remembered");
+    ck_assert_string_eq(names,
+                        "totp push call sms webauthn recovery remembered");
     ck_assert(!method_info(Method::remembered).usual);
     ck_assert(!method_info(Method::remembered).typed);
+    ck_assert_uint_eq(methods_of_kind(MethodKind::key),
+                      method_bit(Method::webauthn));
+    ck_assert(method_info(Method::webauthn).usual);
+    ck_assert(!method_info(Method::webauthn).typed);
     ck_assert(!method_info(Method::recovery).usual);
     ck_assert(method_info(Method::push).waits);
     ck_assert(method_info(Method::sms).typed);
@@ -123,8 +129,10 @@ START_TEST(method_lists)
     ck_assert_uint_eq(parse("totp,sms"), 9);
     ck_assert_uint_eq(parse("sms,totp"), 9);
     ck_assert_uint_eq(parse("push,call"), 6);
-    ck_assert_uint_eq(parse("totp,push,call,sms,recovery,remembered"),
+    ck_assert_uint_eq(parse("totp,push,call,sms,webauthn,recovery,"
+                            "remembered"),
                       all_methods);
+    ck_assert_uint_eq(parse("webauthn"), 32);
     ck_assert_uint_eq(parse("sms,sms"), 8);
 
     const char *bad[] = {"", ",", "totp,", ",totp", "totp,,sms",
@@ -138,9 +146,9 @@ START_TEST(method_lists)
     ck_assert_string_eq(methods_to_list(9), "totp,sms");
     ck_assert_string_eq(methods_to_list(12), "call,sms");
     ck_assert_string_eq(methods_to_list(all_methods),
-                        "totp,push,call,sms,recovery,remembered");
+                        "totp,push,call,sms,webauthn,recovery,remembered");
     // Bits that name no method are left out.
-    ck_assert_string_eq(methods_to_list(0x20 | 2), "push");
+    ck_assert_string_eq(methods_to_list(0x80 | 2), "push");
     for (MethodSet set = 1; set <= all_methods; set++) {
         if ((set & ~all_methods) == 0)
             ck_assert_uint_eq(parse(methods_to_list(set).c_str()), set);
@@ -253,6 +261,16 @@ START_TEST(decide_first_factor)
                       Verdict::sign_in);
     ck_assert_verdict(decide(&identity_sms, 1, 60, now, false),
                       Verdict::step_up);
+    // A passkey (UV) stands for the password and a key as the second
+    // step; where the key is not taken, a step-up to what is.
+    Session passkey = session(Method::webauthn, now - 100);
+    passkey.via = FirstFactor::passkey;
+    MethodSet key = method_bit(Method::webauthn);
+    ck_assert_verdict(decide(&passkey, key, 0, now, true), Verdict::allow);
+    ck_assert_verdict(decide(&passkey, key, 0, now, false), Verdict::allow);
+    ck_assert_verdict(decide(&passkey, 1, 0, now, true), Verdict::step_up);
+    ck_assert(stands_for_password(FirstFactor::passkey));
+    ck_assert(!stands_for_password(FirstFactor::identity));
 }
 END_TEST
 

@@ -24,9 +24,9 @@ START_TEST(steps_follow_the_method_list)
 {
     const auto &s = steps();
     ck_assert_string_eq(s.front(), "password");
-    ck_assert_uint_eq(s.size(), 7);
-    for (const char *m : {"totp", "push", "call", "sms", "recovery",
-                          "remembered"}) {
+    ck_assert_uint_eq(s.size(), 8);
+    for (const char *m : {"totp", "push", "call", "sms", "webauthn",
+                          "recovery", "remembered"}) {
         ck_assert_uint_lt(step_index(m), s.size());
         ck_assert(twostep::method_from_name(m).has_value());
     }

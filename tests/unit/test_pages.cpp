@@ -853,11 +853,13 @@ START_TEST(security_info_default_select)
     page.available = all_methods;
     page.default_method = Method::call;
     opts = select_options(render_security_info(PageContext(), page));
-    ck_assert(opts.values == (Values{"", "totp", "push", "call", "sms"}));
+    ck_assert(opts.values
+              == (Values{"", "totp", "push", "call", "sms", "webauthn"}));
     ck_assert(opts.selected == "call");
     page.default_method = Method::recovery;
     opts = select_options(render_security_info(PageContext(), page));
-    ck_assert(opts.values == (Values{"", "totp", "push", "call", "sms"}));
+    ck_assert(opts.values
+              == (Values{"", "totp", "push", "call", "sms", "webauthn"}));
     ck_assert(opts.selected == "");
 
     // Nothing available, or only recovery codes: nothing to choose from.

@@ -711,6 +711,102 @@ START_TEST(loader_reads_what_is_written)
 }
 END_TEST
 
+WebauthnKey test_key(const std::string &id, const std::string &name)
+{
+    WebauthnKey key;
+    key.credential.id = id;
+    key.credential.public_key = "MFkwEwYHKoZIzj0CAQ";
+    key.credential.sign_count = 5;
+    key.credential.transports = {"internal"};
+    key.name = name;
+    key.created = 1700000000;
+    return key;
+}
+
+START_TEST(security_keys)
+{
+    Scratch s;
+    std::string path = s.path("users.json");
+    std::string error;
+    StoreFile file = open_ok(path, true);
+    ck_assert(file.add_user("alice", yescrypt_hash, error));
+    ck_assert(file.add_user("bob", yescrypt_hash, error));
+    ck_assert_msg(file.add_key("alice", test_key("AAEC", "Laptop"), error),
+                  "%s", error.c_str());
+    ck_assert(file.add_key("alice", test_key("AAED", "Phone"), error));
+    // §7.1 step 22: an id registered to anyone is refused.
+    ck_assert(!file.add_key("alice", test_key("AAEC", "Again"), error));
+    ck_assert(contains(error, "registered already"));
+    ck_assert(!file.add_key("bob", test_key("AAEC", "Stolen"), error));
+    ck_assert(!file.add_key("alice", test_key("AAEE", "bad\nname"), error));
+    ck_assert(!file.add_key("carol", test_key("AAEF", "X"), error));
+
+    // Renamed and removed by id or by name; an unknown one is an error.
+    ck_assert(file.rename_key("alice", "AAED", "My phone", error));
+    ck_assert(!file.rename_key("alice", "AAED", "", error));
+    ck_assert(!file.rename_key("alice", "Nope", "X", error));
+    ck_assert(contains(error, "no key"));
+    ck_assert(file.add_key("alice", test_key("AAEG", "My phone"), error));
+    ck_assert(!file.remove_key("alice", "My phone", error));
+    ck_assert(contains(error, "more than one key"));
+    ck_assert(file.remove_key("alice", "AAEG", error));
+    ck_assert(file.remove_key("alice", "Laptop", error));
+
+    // The counter only goes up; both 0 is an authenticator without one.
+    ck_assert(file.set_sign_count("alice", "AAED", 6, error)
+              == CounterUpdate::saved);
+    ck_assert(file.set_sign_count("alice", "AAED", 6, error)
+              == CounterUpdate::went_back);
+    ck_assert(contains(error, "from 6 to 6"));
+    ck_assert(file.set_sign_count("alice", "AAED", 2, error)
+              == CounterUpdate::went_back);
+    ck_assert(file.set_sign_count("alice", "AAEC", 9, error)
+              == CounterUpdate::no_key);
+    ck_assert(file.set_sign_count("carol", "AAED", 9, error)
+              == CounterUpdate::no_key);
+
+    auto listed = file.list();
+    ck_assert_uint_eq(listed[0].keys.size(), 1);
+    ck_assert_string_eq(listed[0].keys[0].id, "AAED");
+    ck_assert_string_eq(listed[0].keys[0].name, "My phone");
+    ck_assert_uint_eq(listed[0].keys[0].sign_count, 6);
+    ck_assert_string_eq(listed[0].keys[0].algorithm, "ES256");
+    commit_ok(file);
+
+    auto store = load_ok(path);
+    const User *alice = store->find("alice");
+    ck_assert_uint_eq(alice->keys.size(), 1);
+    ck_assert_uint_eq(alice->keys[0].credential.sign_count, 6);
+    ck_assert(store->key_owner("AAED") == alice);
+
+    // The last key removed: no "webauthn" member left behind; a reset
+    // drops keys too.
+    file = open_ok(path);
+    ck_assert(file.remove_key("alice", "AAED", error));
+    ck_assert(file.add_key("bob", test_key("AAEH", "K"), error));
+    ck_assert(file.clear_second_factors("bob", error));
+    commit_ok(file);
+    std::ifstream in(path);
+    std::stringstream text;
+    text << in.rdbuf();
+    ck_assert(!contains(text.str(), "webauthn"));
+
+    // Both at 0: accepted without a write.
+    file = open_ok(path);
+    WebauthnKey zero = test_key("AAEI", "Z");
+    zero.credential.sign_count = 0;
+    ck_assert(file.add_key("alice", zero, error));
+    commit_ok(file);
+    file = open_ok(path);
+    ck_assert(file.set_sign_count("alice", "AAEI", 0, error)
+              == CounterUpdate::saved);
+    ck_assert(file.set_sign_count("alice", "AAEI", 1, error)
+              == CounterUpdate::saved);
+    ck_assert(file.set_sign_count("alice", "AAEI", 0, error)
+              == CounterUpdate::went_back);
+}
+END_TEST
+
 int main()
 {
     Suite *suite = suite_create("store_file");
@@ -729,6 +825,7 @@ int main()
     tcase_add_test(tc, lock_is_held_until_commit);
     tcase_add_test(tc, concurrent_writers_lose_nothing);
     tcase_add_test(tc, loader_reads_what_is_written);
+    tcase_add_test(tc, security_keys);
     suite_add_tcase(suite, tc);
     return run_suite(suite);
 }

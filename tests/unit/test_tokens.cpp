@@ -523,7 +523,8 @@ START_TEST(pending_round_trip)
     fresh.expires = 500;
     std::string token = encode_pending(keys, fresh);
     ck_assert_string_eq(keys.verify("p", token).value_or("(none)"),
-                        "2|n0||none|500|||totp,push,call,sms,recovery,remembered|0|0");
+                        "2|n0||none|500|||totp,push,call,sms,webauthn,"
+                        "recovery,remembered|0|0");
     auto d = decode_pending(keys, token, 499);
     ck_assert(d.has_value());
     ck_assert(d->user.empty());
@@ -592,7 +593,8 @@ START_TEST(pending_malformed_payloads)
         "2|n|bob|password|2000|||fax|0|0",      // unknown method
         "2|n|bob|password|2000||",          // a field short
         "2|n|bob|password|2000|||totp||0",     // no provider set
-        "2|n|bob|password|2000|||totp|32|0",   // unknown bits
+        "2|n|bob|password|2000|||totp|32|0",   // not a provider's method
+        "2|n|bob|password|2000|||totp|128|0",  // unknown bits
         "2|n|bob|password|2000|||totp|0|",     // no remember flag
         "2|n|bob|password|2000|||totp|0|yes",
         "1|n|bob|password|2000|||totp|0",      // version 1: no flag

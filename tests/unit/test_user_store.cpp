@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include "core/base32.h"
+#include "core/keyring.h"
 #include "core/user_store.h"
 #include "unit.h"
 
@@ -634,6 +635,126 @@ START_TEST(credential_tag_follows_the_factors)
                                   + pw1 + "\"}}}", error);
     ck_assert(reset != nullptr);
     ck_assert(reset->find("u")->credential_tag != base);
+    // A key added or removed changes it; its counter (every sign-in) and
+    // its name do not.
+    auto with_key = [&](const char *id, int count, const char *name) {
+        return doc(pw1, secret_a,
+                   std::string(", \"webauthn\": [{\"id\": \"") + id
+                   + "\", \"public_key\": \"AAEC\", \"algorithm\": -7, "
+                   "\"sign_count\": " + std::to_string(count)
+                   + ", \"name\": \"" + name + "\"}]");
+    };
+    std::string keyed = tag(with_key("AAEC", 1, "a"), "u");
+    ck_assert(keyed != base);
+    ck_assert(tag(with_key("AAEC", 9, "b"), "u") == keyed);
+    ck_assert(tag(with_key("AAED", 1, "a"), "u") != keyed);
+}
+END_TEST
+
+namespace {
+
+// A key as the store keeps it (public data only), with `id` and `name`.
+std::string key_json(const std::string &id, const std::string &name,
+                     const std::string &extra = "")
+{
+    return R"({"id": ")" + id + R"(", "public_key": "MFkwEwYHKoZIzj0CAQ",)"
+           R"( "algorithm": -7, "sign_count": 3, "name": ")" + name
+           + R"(", "created": 1700000000, "transports": ["usb", "nfc",)"
+           R"( "smoke-signal"])" + extra + "}";
+}
+
+}  // namespace
+
+START_TEST(webauthn_keys)
+{
+    auto store = parse_ok(one_user(R"({"webauthn": [)" + key_json("AAEC", "A")
+                                   + ", " + key_json("AAED", "B") + "]}"));
+    const User *u = store->find("u");
+    ck_assert_uint_eq(u->keys.size(), 2);
+    ck_assert(has_method(u->methods(), Method::webauthn));
+    ck_assert_string_eq(u->keys[0].credential.id, "AAEC");
+    ck_assert_string_eq(u->keys[1].name, "B");
+    ck_assert_uint_eq(u->keys[0].credential.sign_count, 3);
+    ck_assert_int_eq(u->keys[0].created, 1700000000);
+    ck_assert(u->keys[0].credential.algorithm == webauthn::Algorithm::es256);
+    // Unknown transports are dropped, not an error.
+    ck_assert(u->keys[0].credential.transports
+              == (std::vector<std::string>{"usb", "nfc"}));
+    ck_assert(u->key("AAED") == &u->keys[1]);
+    ck_assert(u->key("AAEE") == nullptr);
+    ck_assert(store->key_owner("AAEC") == u);
+    ck_assert(store->key_owner("AAEE") == nullptr);
+
+    // No keys: no method, and an empty list is no key.
+    store = parse_ok(one_user(R"({"webauthn": []})"));
+    ck_assert(!has_method(store->find("u")->methods(), Method::webauthn));
+}
+END_TEST
+
+START_TEST(bad_webauthn_keys)
+{
+    auto with = [](const std::string &keys) {
+        return one_user(R"({"webauthn": )" + keys + "}");
+    };
+    parse_fails(with("{}"), {R"(user "u")", R"("webauthn")", "array"});
+    parse_fails(with("[5]"), {R"("webauthn[0]")", "object"});
+    parse_fails(with("[" + key_json("", "A") + "]"),
+                {R"("webauthn[0].id")", "base64url"});
+    parse_fails(with("[" + key_json("AA+C", "A") + "]"),
+                {R"("webauthn[0].id")"});
+    parse_fails(with("[" + key_json("AAEC", "A") + ", "
+                     + key_json("AAEC", "B") + "]"),
+                {R"("webauthn[1].id")", "duplicate"});
+    parse_fails(with("[" + key_json("AAEC", "") + "]"),
+                {R"("webauthn[0].name")"});
+    parse_fails(with("[" + key_json("AAEC", "tab\\there") + "]"),
+                {R"("webauthn[0].name")", "control"});
+    parse_fails(with("[" + key_json("AAEC", std::string(65, 'x')) + "]"),
+                {R"("webauthn[0].name")"});
+    std::string no_alg = R"([{"id": "AAEC", "public_key": "AAEC",)"
+                         R"( "sign_count": 0, "name": "A"}])";
+    parse_fails(with(no_alg), {R"("webauthn[0].algorithm")", "-7"});
+    std::string bad_alg = R"([{"id": "AAEC", "public_key": "AAEC",)"
+                          R"( "algorithm": -36, "sign_count": 0,)"
+                          R"( "name": "A"}])";
+    parse_fails(with(bad_alg), {R"("webauthn[0].algorithm")"});
+    for (const char *count : {"-1", "4294967296", "\"3\"", "null"}) {
+        std::string k = R"([{"id": "AAEC", "public_key": "AAEC",)"
+                        R"( "algorithm": -7, "name": "A", "sign_count": )"
+                        + std::string(count) + "}]";
+        parse_fails(with(k), {R"("webauthn[0].sign_count")"});
+    }
+    std::string no_key = R"([{"id": "AAEC", "algorithm": -7,)"
+                         R"( "sign_count": 0, "name": "A"}])";
+    parse_fails(with(no_key), {R"("webauthn[0].public_key")"});
+    std::string many = "[";
+    for (std::size_t i = 0; i <= max_webauthn_keys; i++) {
+        many += (i ? ", " : "") + key_json("AAE" + std::string(1, 'A' + i % 26)
+                                           + std::string(1, 'a' + i / 26),
+                                           "k");
+    }
+    parse_fails(with(many + "]"), {R"("webauthn")", "more than 32"});
+
+    // One credential, one account (WebAuthn Level 2 §7.1 step 22).
+    parse_fails(R"({"users": {"a": {"webauthn": [)" + key_json("AAEC", "A")
+                + R"(]}, "b": {"webauthn": [)" + key_json("AAEC", "B")
+                + "]}}}",
+                {R"(user "b")", R"("webauthn")", R"(user "a")"});
+}
+END_TEST
+
+START_TEST(webauthn_user_handles)
+{
+    std::string alice = webauthn_user_handle("alice");
+    ck_assert_uint_eq(base64url_decode(alice)->size(), 16);
+    ck_assert_string_eq(alice, webauthn_user_handle("alice"));
+    ck_assert(alice != webauthn_user_handle("alicf"));
+    ck_assert(alice.find("alice") == std::string::npos);
+    ck_assert(valid_key_name("Work laptop"));
+    ck_assert(valid_key_name("Clé USB \xe2\x9c\x93"));
+    ck_assert(!valid_key_name(""));
+    ck_assert(!valid_key_name("a\nb"));
+    ck_assert(!valid_key_name(std::string(65, 'a')));
 }
 END_TEST
 
@@ -660,6 +781,9 @@ int main()
     tcase_add_test(tc, users_in_order);
     tcase_add_test(tc, credential_tag_follows_the_factors);
     tcase_add_test(tc, dummy_setting_follows_the_store);
+    tcase_add_test(tc, webauthn_keys);
+    tcase_add_test(tc, bad_webauthn_keys);
+    tcase_add_test(tc, webauthn_user_handles);
     suite_add_tcase(suite, tc);
     return run_suite(suite);
 }

@@ -645,6 +645,46 @@ START_TEST(challenges)
 }
 END_TEST
 
+START_TEST(page_options)
+{
+    using namespace twostep::webauthn;
+    auto parsed = [](const std::string &text) {
+        json_error_t err;
+        json_t *j = json_loads(text.c_str(), 0, &err);
+        ck_assert_msg(j != nullptr, "%s", text.c_str());
+        return j;
+    };
+    json_t *get = parsed(get_options("ch\"al", "example.com",
+                                     {"AAEC", "AAED"}, false));
+    ck_assert_string_eq(json_string_value(json_object_get(get, "mode")),
+                        "get");
+    ck_assert_string_eq(json_string_value(json_object_get(get, "challenge")),
+                        "ch\"al");
+    ck_assert_string_eq(json_string_value(json_object_get(get, "rpId")),
+                        "example.com");
+    ck_assert_uint_eq(json_array_size(json_object_get(get, "allow")), 2);
+    ck_assert_string_eq(json_string_value(
+        json_object_get(get, "userVerification")), "preferred");
+    json_decref(get);
+    get = parsed(get_options("c", "example.com", {}, true));
+    ck_assert_uint_eq(json_array_size(json_object_get(get, "allow")), 0);
+    ck_assert_string_eq(json_string_value(
+        json_object_get(get, "userVerification")), "required");
+    json_decref(get);
+
+    json_t *create = parsed(create_options("c", "example.com", "Example",
+                                           "aGFuZGxl", "alice", {"AAEC"}));
+    ck_assert_string_eq(json_string_value(json_object_get(create, "mode")),
+                        "create");
+    ck_assert_string_eq(json_string_value(json_object_get(create, "userId")),
+                        "aGFuZGxl");
+    ck_assert_string_eq(json_string_value(json_object_get(create, "rpName")),
+                        "Example");
+    ck_assert_uint_eq(json_array_size(json_object_get(create, "exclude")), 1);
+    json_decref(create);
+}
+END_TEST
+
 int main()
 {
     Suite *suite = suite_create("webauthn");
@@ -667,6 +707,7 @@ int main()
     TCase *misc = tcase_create("challenges");
     tcase_add_test(misc, transports_filtered);
     tcase_add_test(misc, challenges);
+    tcase_add_test(misc, page_options);
     suite_add_tcase(suite, misc);
     return run_suite(suite);
 }
