@@ -120,7 +120,7 @@ ngx_http_twostep_log_cloned(ngx_http_request_t *r, std::string_view user,
 {
     // §6.1.1: a counter that did not move forward is a sign that the
     // credential was copied; the sign-in is refused and the key named.
-    ngx_log_error(NGX_LOG_ALERT, r->connection->log, 0,
+    ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
                   "twostep: security key \"%*s\" of user \"%*s\" sent a "
                   "sign count that did not increase: possibly a cloned "
                   "key, sign-in refused",
@@ -129,7 +129,7 @@ ngx_http_twostep_log_cloned(ngx_http_request_t *r, std::string_view user,
 
 
 // §7.2 steps 10-21 against this request's RP ID and origin; a refusal is
-// logged with its reason (a stale counter at alert: possibly cloned).
+// logged with its reason (a stale counter as an error: possibly cloned).
 static twostep::webauthn::Assertion
 ngx_http_twostep_check_assertion(ngx_http_twostep_page_t &p,
     const twostep::webauthn::Challenge &challenge,
