@@ -11,6 +11,7 @@
 #include <csignal>
 #include <cstdio>
 #include <cstring>
+#include <ctime>
 #include <exception>
 #include <iostream>
 #include <memory>
@@ -56,7 +57,8 @@ constexpr const char usage_text[] =
     "  passwd USER               set a new password, read like add\n"
     "  remove USER               delete a user\n"
     "  list                      users, methods, masked phone, default "
-    "method\n"
+    "method,\n"
+    "                            then their security keys and passkeys\n"
     "  enroll-totp USER [--issuer NAME]\n"
     "                            new authenticator app secret (replaces the\n"
     "                            old one): prints the otpauth:// URI and a "
@@ -73,6 +75,8 @@ constexpr const char usage_text[] =
     "                            and recovery codes: the user enrolls again\n"
     "  recovery-codes USER       10 new one-time recovery codes (replacing\n"
     "                            the old ones), shown only this once\n"
+    "  remove-key USER NAME|ID   remove a security key or passkey (by the\n"
+    "                            name or the id `list` shows)\n"
     "\n"
     "Options:\n"
     "  --users FILE              the user store (required)\n"
@@ -402,6 +406,38 @@ int cmd_list(const Args &args)
     if (users.empty()) {
         std::printf("(no users)\n");
     }
+
+    // Keys after the table: public data only (WebAuthn stores no secret).
+    bool heading = false;
+    for (const UserSummary &u : users) {
+        for (const KeySummary &k : u.keys) {
+            if (!heading) {
+                std::printf("\nSecurity keys and passkeys:\n");
+                heading = true;
+            }
+            char added[32] = "-";
+            std::time_t t = static_cast<std::time_t>(k.created);
+            std::tm tm;
+            if (k.created > 0 && gmtime_r(&t, &tm)) {
+                std::strftime(added, sizeof(added), "%Y-%m-%d", &tm);
+            }
+            std::printf("  %s  \"%s\"  id %s  %s  added %s  sign count %u\n",
+                        u.name.c_str(), k.name.c_str(), k.id.c_str(),
+                        k.algorithm, added, k.sign_count);
+        }
+    }
+    return 0;
+}
+
+int cmd_remove_key(const Args &args)
+{
+    expect_args(args, 2, "remove-key USER NAME|ID");
+    StoreFile file = open_store(args.users);
+    std::string error;
+    check(file.remove_key(args.rest[0], args.rest[1], error), error);
+    commit(file);
+    std::printf("removed the key \"%s\" of %s\n", args.rest[1].c_str(),
+                args.rest[0].c_str());
     return 0;
 }
 
@@ -610,6 +646,7 @@ int run(int argc, char **argv)
         {"set-default", cmd_set_default},
         {"reset", cmd_reset},
         {"recovery-codes", cmd_recovery_codes},
+        {"remove-key", cmd_remove_key},
     };
     for (const auto &[name, fn] : commands) {
         if (args->command == name) {

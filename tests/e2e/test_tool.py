@@ -68,6 +68,8 @@ def listing(users):
                       "RECOVERY"], lines
     rows = {}
     for line in lines[1:]:
+        if line == "":          # the security keys follow
+            break
         if line == "(no users)":
             continue
         cols = line.split(None, 5)
@@ -109,7 +111,8 @@ def test_help_and_usage_errors(tdir):
     for command in ("add USER", "passwd USER", "remove USER", "list",
                     "enroll-totp USER [--issuer NAME]",
                     "set-phone USER +E164", "set-default USER METHOD",
-                    "reset USER", "recovery-codes USER"):
+                    "reset USER", "recovery-codes USER",
+                    "remove-key USER NAME|ID"):
         assert command in r.stdout, command
 
     users = tdir / "users.json"

@@ -11,7 +11,8 @@ import json
 import re
 from pathlib import Path
 
-from harness import PORTAL, VERIFY, free_port, location, snippet
+from harness import (PORTAL, VERIFY, free_port, location, new_secret,
+                     password_hash, snippet)
 from test_selfservice import (SelfServiceSite, new_user, password_to_verify,
                               path_and_query)
 
@@ -212,3 +213,35 @@ def test_passkey_signin_page(nginx_factory, workdir, app):
     # Without the sign-in page's token: expired, nothing checked.
     r = b.post(PASSKEY, dict(answer, form_token="x"))
     assert r.status_code == 403 and "This page has expired" in r.text
+
+
+def test_tool_lists_and_removes_keys(tmp_path):
+    """`twostep-user list` shows each key (name, id, algorithm, when added,
+    its sign count), never a public key; `remove-key` takes one by its name
+    or its id and leaves the others."""
+    from test_tool import TOOL, tool
+    vector = recorded()
+    users = tmp_path / "users.json"
+    first = key_entry(vector, name="Laptop", sign_count=7)
+    second = dict(key_entry(vector, name="Phone"), id="c2Vjb25kLWtleQ")
+    users.write_text(json.dumps({"users": {"kim": {
+        "password": password_hash("kim-password-1"), "totp": new_secret(),
+        "webauthn": [first, second]}}}))
+    assert TOOL.exists()
+
+    out = tool(users, "list", check=0).stdout
+    assert "Security keys and passkeys:" in out, out
+    assert re.search(r'kim +"Laptop" +id %s +ES256 +added 2023-11-14 +'
+                     r'sign count 7' % re.escape(first["id"]), out), out
+    assert '"Phone"  id c2Vjb25kLWtleQ' in out, out
+    assert first["public_key"] not in out
+
+    r = tool(users, "remove-key", "kim", "Laptop", check=0)
+    assert 'removed the key "Laptop" of kim' in r.stdout
+    keys = json.loads(users.read_text())["users"]["kim"]["webauthn"]
+    assert [k["name"] for k in keys] == ["Phone"]
+    tool(users, "remove-key", "kim", "Laptop", check=1)
+    tool(users, "remove-key", "kim", "c2Vjb25kLWtleQ", check=0)
+    assert "webauthn" not in json.loads(users.read_text())["users"]["kim"] \
+        or json.loads(users.read_text())["users"]["kim"]["webauthn"] == []
+    assert "Security keys" not in tool(users, "list", check=0).stdout
