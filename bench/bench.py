@@ -1,35 +1,36 @@
 #!/usr/bin/python3
 """`make bench`: what two-step verification costs per request once signed in.
 
-One nginx (1 worker) serves the same small static file three ways, and wrk
-loads each in turn, every request carrying the same session cookie:
+Three nginx processes (1 worker each) serve the same small static file,
+and wrk loads each location in turn, every request carrying a valid
+session cookie for that nginx:
 
-  unprotected    location /open/       nothing in front
-  twostep        location /protected/  `twostep on`, valid session cookie
-  forward-auth   location /fwd/        `auth_request` to a keepalive upstream
-                                       that answers 204 (a second server in
-                                       the same nginx): the shape of
-                                       Authelia / oauth2-proxy set-ups
+  main nginx
+    unprotected    location /open/       nothing in front
+    twostep        location /protected/  `twostep on`, valid session cookie
+    forward-auth   location /fwd/        `auth_request` to a keepalive upstream
+                                         that answers 204 (a second server in
+                                         the same nginx): the shape of
+                                         Authelia / oauth2-proxy set-ups
+  full nginx       /open/ and /protected/ again, with its own users.json
+                   and `twostep_zone FILL_ZONE`, the zone filled before the
+                   rounds with failure records: wrong passwords, one each,
+                   for FILL_NAMES names in its store (cheap sha512crypt
+                   hashes so the fill takes seconds), far more records than
+                   fit. The fill's statuses and what the error log says
+                   about the zone are printed. The cookie path should not
+                   notice: it takes no zone lock.
+  redis nginx      /open/ and /protected/ again, with `twostep_redis`
+                   pointed at Debian's redis-server on loopback (with a
+                   password): the cookie path should not notice Redis
+                   either, since revocations reach the worker by pub/sub.
 
-  twostep-full   the same `twostep on` location and valid session cookie,
-                 served by a second nginx (1 worker, its own users.json
-                 and `twostep_zone FILL_ZONE`) whose zone was filled before
-                 the rounds with failure records: wrong passwords, one
-                 each, for FILL_NAMES names in its store (cheap
-                 sha512crypt hashes so the fill takes seconds), far more
-                 records than fit. The fill's statuses and what the error
-                 log says about the zone are printed. The cookie path
-                 should not notice: it takes no zone lock.
-
-  twostep-redis  the same `twostep on` location and valid session cookie,
-                 served by a third nginx (1 worker) with `twostep_redis`
-                 pointed at Debian's redis-server on loopback (with a
-                 password): the cookie path should not notice Redis
-                 either, since revocations reach the worker by pub/sub.
-
-Rounds are interleaved (each round runs all five, in a rotating order) so
-drift on a shared machine hits all alike; the table shows the median over
-rounds of req/s and of p99 latency.
+Each protected location is compared with the unprotected one of the same
+nginx process, run right before or after it (the pair's order alternates)
+in the same round: a ratio per round, the median over rounds. Besides
+wrk's req/s, the worker's CPU time per request (utime + stime from
+/proc, over the requests wrk counted) is compared the same way; it is
+less sensitive to what else the shared machine runs than throughput.
 
 Then sign-in latency without and with Redis: SIGNINS users each sign in
 (password, then an oathtool code) on the plain nginx and on the Redis one;
@@ -44,8 +45,8 @@ poll parked in the module for the simulator's 2 s), and wrk loads the
 unprotected file again; its p50/p99 are printed next to an idle run made
 just before. A worker that waited for Duo would stall for seconds.
 
-Environment: TWOSTEP_MODULE (required), BENCH_ROUNDS (3), BENCH_DURATION
-(8, seconds per run; the two long-poll runs take BENCH_POLL_DURATION, 6),
+Environment: TWOSTEP_MODULE (required), BENCH_ROUNDS (5), BENCH_DURATION
+(6, seconds per run; the two long-poll runs take BENCH_POLL_DURATION, 6),
 BENCH_CONNECTIONS (32), BENCH_PIN=1 (nginx on CPU 0, wrk on CPU 1),
 BENCH_KEEP=1 keeps the files, BENCH_FILL_ZONE (512k), BENCH_FILL_NAMES (3000),
 BENCH_SIGNINS (40).
@@ -64,12 +65,13 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "e2e"))
 
 from harness import (ALERT_RE, Browser, DuoSimulator, Nginx,  # noqa: E402
-                     Page, RedisServer, User, duo_phone, free_port, main_conf, make_workdir,
+                     Page, RedisServer, User, child_pids, duo_phone,
+                     free_port, main_conf, make_workdir,
                      password_hash, start_push, tally, wait_status_url,
                      write_key, write_users)
 
-ROUNDS = int(os.environ.get("BENCH_ROUNDS", "3"))
-DURATION = int(os.environ.get("BENCH_DURATION", "8"))
+ROUNDS = int(os.environ.get("BENCH_ROUNDS", "5"))
+DURATION = int(os.environ.get("BENCH_DURATION", "6"))
 CONNECTIONS = int(os.environ.get("BENCH_CONNECTIONS", "32"))
 POLL_DURATION = int(os.environ.get("BENCH_POLL_DURATION", "6"))
 FILL_ZONE = os.environ.get("BENCH_FILL_ZONE", "512k")
@@ -79,20 +81,29 @@ FILL_THREADS = 8
 POLLERS = 4             # clients parked in Duo long-polls
 LONG_POLL = 2.0         # the simulator's auth_status long-poll, seconds
 
+OPEN, PROTECTED = "/open/index.html", "/protected/index.html"
+# (name, nginx, path, the same nginx's unprotected run it is compared with)
 VARIANTS = [
-    ("unprotected", "/open/index.html"),
-    ("twostep", "/protected/index.html"),
-    ("twostep-full", "/protected/index.html"),
-    ("twostep-redis", "/protected/index.html"),
-    ("forward-auth", "/fwd/index.html"),
+    ("unprotected", "main", OPEN, None),
+    ("twostep", "main", PROTECTED, "unprotected"),
+    ("forward-auth", "main", "/fwd/index.html", "unprotected"),
+    ("unprotected-full", "full", OPEN, None),
+    ("twostep-full", "full", PROTECTED, "unprotected-full"),
+    ("unprotected-redis", "redis", OPEN, None),
+    ("twostep-redis", "redis", PROTECTED, "unprotected-redis"),
 ]
 LABELS = {
-    "unprotected": "unprotected (static file)",
     "twostep": "twostep on, valid session",
+    "forward-auth": "auth_request -> keepalive 204",
     "twostep-full": "twostep on, session, full zone",
     "twostep-redis": "twostep on, session, redis",
-    "forward-auth": "auth_request -> keepalive 204",
 }
+# A round runs these pairs (the unprotected run, then the other, or the
+# other way round on odd rounds), the pairs in a rotating order.
+PAIRS = [("unprotected", "twostep"), ("unprotected-full", "twostep-full"),
+         ("unprotected-redis", "twostep-redis"),
+         ("unprotected", "forward-auth")]
+
 
 PAGE = ("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
         "<title>bench</title></head>\n<body><h1>A small static page</h1>\n"
@@ -173,8 +184,8 @@ def nginx_body(d, port, auth_port, duo_port, duo_conf):
 
 
 def protected_body(d, port, http_conf):
-    """A second nginx serving /protected/ (`twostep on`) with the main
-    one's key and files, and `http_conf` in its own http block."""
+    """Another nginx serving /open/ and /protected/ (`twostep on`) with
+    the main one's key and files, and `http_conf` in its own http block."""
     return """
     access_log off;
     {http_conf}
@@ -183,6 +194,8 @@ def protected_body(d, port, http_conf):
         listen 127.0.0.1:{port};
         twostep_cookie_key {d}/cookie.key;
         root {d}/www;
+        location /open/ {{
+        }}
         location /protected/ {{
             twostep on;
         }}
@@ -264,7 +277,25 @@ def to_ms(text):
     return float(m.group(1)) * UNITS[m.group(2)]
 
 
-def run_wrk(url, cookie, pin, duration=DURATION, p50=False):
+def cpu_seconds(pid):
+    """utime + stime of process `pid`, in seconds."""
+    with open("/proc/%d/stat" % pid) as f:
+        stat = f.read()
+    fields = stat[stat.rfind(")") + 2:].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def worker_of(nginx):
+    workers = child_pids(nginx.proc.pid)
+    if len(workers) != 1:
+        die("expected one nginx worker, found %d" % len(workers))
+    return workers.pop()
+
+
+def run_wrk(url, cookie, pin, duration=DURATION, p50=False, worker=None):
+    """wrk's req/s and p99 (ms) and socket errors; with p50, the median
+    too; with `worker`, also its CPU microseconds per request."""
+    cpu = cpu_seconds(worker) if worker else None
     cmd = ["wrk", "-t1", "-c%d" % CONNECTIONS, "-d%ds" % duration,
            "--latency", "-H", "Cookie: twostep_session=" + cookie, url]
     if pin:
@@ -273,6 +304,8 @@ def run_wrk(url, cookie, pin, duration=DURATION, p50=False):
                          timeout=duration + 30)
     if out.returncode != 0:
         die("wrk failed:\n" + out.stdout + out.stderr)
+    if worker:
+        cpu = cpu_seconds(worker) - cpu
     text = out.stdout
     rps = re.search(r"Requests/sec:\s+([\d.]+)", text)
     p99 = re.search(r"^\s+99%\s+(\S+)", text, re.M)
@@ -289,6 +322,12 @@ def run_wrk(url, cookie, pin, duration=DURATION, p50=False):
             die("cannot read wrk's output:\n" + text)
         return float(rps.group(1)), to_ms(median.group(1)), \
             to_ms(p99.group(1)), errors.group(1) if errors else ""
+    if worker:
+        count = re.search(r"(\d+) requests in", text)
+        if not count or int(count.group(1)) == 0:
+            die("cannot read wrk's request count:\n" + text)
+        return float(rps.group(1)), to_ms(p99.group(1)), \
+            cpu / int(count.group(1)) * 1e6, errors.group(1) if errors else ""
     return float(rps.group(1)), to_ms(p99.group(1)), \
         errors.group(1) if errors else ""
 
@@ -387,9 +426,11 @@ def bench(d, module):
             if not cookies[b_url]:
                 die("sign-in gave no session cookie")
         cookie = cookies[base]
-        target = {name: base for name, _ in VARIANTS}
-        target["twostep-full"] = full_base
-        target["twostep-redis"] = redis_base
+        bases = {"main": base, "full": full_base, "redis": redis_base}
+        workers = {"main": worker_of(nginx), "full": worker_of(full),
+                   "redis": worker_of(with_redis)}
+        runs = {name: (bases[where], path, workers[where])
+                for name, where, path, _ in VARIANTS}
 
         # Fill the second nginx's zone, then check that it says so.
         mark = full.log_size()
@@ -418,29 +459,36 @@ def bench(d, module):
             if r.status_code != 302:
                 die("/protected/ without a session answered %d, not 302"
                     % r.status_code)
-        for name, path in VARIANTS:
-            r = requests.get(target[name] + path, allow_redirects=False,
+        for name, (b_url, path, _) in runs.items():
+            r = requests.get(b_url + path, allow_redirects=False,
                              headers={"Cookie": "twostep_session="
-                                      + cookies[target[name]]})
+                                      + cookies[b_url]})
             if r.status_code != 200 or r.text != PAGE:
                 die("%s (%s) answered %d" % (name, path, r.status_code))
 
         print("nginx-twostep bench: 1 nginx worker%s; wrk -t1 -c%d -d%ds "
-              "per run; %d round(s), interleaved; %d-byte static file"
+              "per run; %d round(s), interleaved pairs; %d-byte static file"
               % (" (CPU 0, wrk on CPU 1)" if pin else "", CONNECTIONS,
                  DURATION, ROUNDS, len(PAGE)))
-        results = {name: [] for name, _ in VARIANTS}
+        results = {name: [] for name, _, _, _ in VARIANTS}
+        paired = {other: [] for _, other in PAIRS}   # (open run, its run)
         for rnd in range(ROUNDS):
-            k = rnd % len(VARIANTS)
-            order = VARIANTS[k:] + VARIANTS[:k]
-            for name, path in order:
-                rps, p99, errors = run_wrk(target[name] + path,
-                                           cookies[target[name]], pin)
-                results[name].append((rps, p99))
-                print("  round %d  %-13s %10.0f req/s  p99 %7.2f ms%s"
-                      % (rnd + 1, name, rps, p99,
-                         "  socket errors: " + errors if errors else ""),
-                      flush=True)
+            k = rnd % len(PAIRS)
+            for pair in PAIRS[k:] + PAIRS[:k]:
+                got = {}
+                for name in (pair if rnd % 2 == 0 else pair[::-1]):
+                    b_url, path, worker = runs[name]
+                    rps, p99, cpu, errors = run_wrk(b_url + path,
+                                                    cookies[b_url], pin,
+                                                    worker=worker)
+                    got[name] = (rps, p99, cpu)
+                    results[name].append(got[name])
+                    print("  round %d  %-17s %10.0f req/s  p99 %7.2f ms  "
+                          "%6.1f us CPU/req%s"
+                          % (rnd + 1, name, rps, p99, cpu,
+                             "  socket errors: " + errors if errors else ""),
+                          flush=True)
+                paired[pair[1]].append((got[pair[0]], got[pair[1]]))
 
         latency = {"plain": signin_latency(base, signers["plain"]),
                    "redis": signin_latency(redis_base, signers["redis"])}
@@ -457,28 +505,41 @@ def bench(d, module):
                                 with_redis.log_text())
               for line in text.splitlines() if ALERT_RE.search(line)]
 
-    med = {name: (statistics.median(r for r, _ in runs),
-                  statistics.median(p for _, p in runs))
-           for name, runs in results.items()}
-    base_rps, base_p99 = med["unprotected"]
     print()
-    print("%-32s %12s %10s %14s %12s" % ("", "req/s", "p99",
-                                         "req/s vs open", "p99 vs open"))
-    for name, _ in VARIANTS:
-        rps, p99 = med[name]
-        print("%-32s %12.0f %7.2f ms %14.2f %12.2f"
-              % (LABELS[name], rps, p99, rps / base_rps, p99 / base_p99))
+    print("Each row against the unprotected file on the same nginx, "
+          "paired within each round\n(median over %d rounds of the "
+          "per-round ratios):" % ROUNDS)
+    print("%-32s %10s %9s %10s %11s %12s"
+          % ("", "req/s", "p99", "CPU/req", "req/s", "CPU/req"))
+    print("%-32s %10s %9s %10s %11s %12s"
+          % ("", "", "", "", "vs open", "open vs it"))
+    ratios = {}
+    for name, _, _, versus in VARIANTS:
+        if versus is None:
+            continue
+        mine = results[name]
+        rps = statistics.median(m[0] / o[0] for o, m in paired[name])
+        cpu = statistics.median(o[2] / m[2] for o, m in paired[name])
+        ratios[name] = (rps, cpu)
+        print("%-32s %10.0f %6.2f ms %7.1f us %11.3f %12.3f"
+              % (LABELS[name], statistics.median(m[0] for m in mine),
+                 statistics.median(m[1] for m in mine),
+                 statistics.median(m[2] for m in mine), rps, cpu))
+    for name in ("unprotected", "unprotected-full", "unprotected-redis"):
+        runs_ = results[name]
+        print("%-32s %10.0f %6.2f ms %7.1f us"
+              % ("unprotected (%s nginx)" % (name.split("-")[1]
+                                             if "-" in name else "main"),
+                 statistics.median(m[0] for m in runs_),
+                 statistics.median(m[1] for m in runs_),
+                 statistics.median(m[2] for m in runs_)))
     print()
-    print("twostep/unprotected:      %.2f of the throughput"
-          % (med["twostep"][0] / base_rps))
-    print("twostep-full/unprotected: %.2f of the throughput (zone full)"
-          % (med["twostep-full"][0] / base_rps))
-    print("twostep-redis/unprotected: %.2f of the throughput (twostep_redis)"
-          % (med["twostep-redis"][0] / base_rps))
-    print("forward-auth/unprotected: %.2f of the throughput"
-          % (med["forward-auth"][0] / base_rps))
-    print("forward-auth/twostep:     %.2f" % (med["forward-auth"][0]
-                                              / med["twostep"][0]))
+    for name, label in (("twostep", ""), ("twostep-full", " (zone full)"),
+                        ("twostep-redis", " (twostep_redis)"),
+                        ("forward-auth", "")):
+        print("%-26s %.3f of the throughput, %.3f of the cost per request%s"
+              % (name + "/unprotected:", ratios[name][0], ratios[name][1],
+                 label))
     print()
     print("Note: the forward-auth service here is nginx answering 204 on a "
           "kept-alive\nupstream connection, the cheapest one possible. A "
@@ -511,7 +572,7 @@ def long_poll_runs(base, duo_base, pollers, cookie, pin):
     """wrk on the unprotected file idle, then while POLLERS clients each
     sit on /.twostep/status with a push waiting (each poll parked in the
     module for the simulator's LONG_POLL seconds)."""
-    url = base + VARIANTS[0][1]
+    url = base + OPEN
     idle = run_wrk(url, cookie, pin, POLL_DURATION, p50=True)
 
     browsers = []

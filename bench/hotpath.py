@@ -11,8 +11,17 @@ the unprotected and to the `twostep on` location, in turn. For each:
                 counted by perf with uprobes on nginx's binary (skipped,
                 with the reason, where perf or uprobes are unavailable).
 
-Then a wrong password, to show the lock probe does count. Environment:
-TWOSTEP_MODULE (required), BENCH_HOTPATH_REQUESTS (2000).
+Then a wrong password, to show the lock probe does count.
+
+Then where the worker's CPU time goes: perf samples the worker (the
+software cpu-clock event, which a VM has too) while wrk loads each
+location for BENCH_HOTPATH_SECONDS, and the share of the samples in the
+module, and in the libraries its hot path calls, is printed for both. The
+module's share on the unprotected file is its phase handlers declining;
+the difference is what a signed-in request costs on top.
+
+Environment: TWOSTEP_MODULE (required), BENCH_HOTPATH_REQUESTS (2000),
+BENCH_HOTPATH_SECONDS (5).
 """
 
 import os
@@ -33,6 +42,10 @@ from harness import (Browser, Nginx, User, child_pids,  # noqa: E402
 import requests  # noqa: E402
 
 REQUESTS = int(os.environ.get("BENCH_HOTPATH_REQUESTS", "2000"))
+SECONDS = int(os.environ.get("BENCH_HOTPATH_SECONDS", "5"))
+# Where the cookie path's time can go besides nginx and the kernel.
+DSOS = ("ngx_http_twostep_module.so", "libstdc++.so.6.0.30",
+        "libcrypto.so.3", "libc.so.6")
 NGINX = "/usr/sbin/nginx"
 PROBES = ("ngx_shmtx_lock", "ngx_shmtx_trylock")
 
@@ -119,6 +132,39 @@ class Counter:
         return False
 
 
+def cpu_shares(d, worker, url, cookie):
+    """{dso: percent of the worker's cpu-clock samples} and the number of
+    samples while wrk loads `url`; (None, why) without perf."""
+    data = d / ("perf-%d.data" % time.monotonic_ns())
+    try:
+        perf = subprocess.Popen(["perf", "record", "-q", "-e", "cpu-clock",
+                                 "-F", "2999", "-o", str(data),
+                                 "-p", str(worker)],
+                                stdout=subprocess.DEVNULL,
+                                stderr=subprocess.PIPE, text=True)
+    except FileNotFoundError:
+        return None, "perf is not installed"
+    time.sleep(1)   # perf attaches
+    wrk = subprocess.run(["wrk", "-t1", "-c32", "-d%ds" % SECONDS,
+                          "-H", "Cookie: twostep_session=" + cookie, url],
+                         capture_output=True, text=True, timeout=SECONDS + 30)
+    perf.send_signal(signal.SIGINT)
+    err = perf.communicate()[1]
+    if wrk.returncode != 0 or "Non-2xx" in wrk.stdout:
+        die("wrk on %s failed:\n%s%s" % (url, wrk.stdout, wrk.stderr))
+    if not data.exists():
+        return None, (err.strip().splitlines() or ["perf record failed"])[-1]
+    report = subprocess.run(["perf", "report", "-i", str(data), "--stdio",
+                             "--sort", "dso", "-g", "none"],
+                            capture_output=True, text=True)
+    shares = {m.group(2): float(m.group(1)) for m in re.finditer(
+        r"^\s+([\d.]+)%\s+(\S+)\s*$", report.stdout, re.M)}
+    total = re.search(r"^# Samples: (\S+)", report.stdout, re.M)
+    if not shares or not total:
+        return None, "cannot read perf report"
+    return shares, total.group(1)
+
+
 def main():
     module = os.environ.get("TWOSTEP_MODULE") or die("set TWOSTEP_MODULE")
     d = make_workdir("twostep-hotpath-")
@@ -187,6 +233,21 @@ def main():
                                    c.locks if c.locks is not None else "n/a"))
         if why:
             print("(zone locks not counted: perf probe: %s)" % why)
+
+        print("\nShare of the worker's CPU samples (perf cpu-clock, wrk -t1 "
+              "-c32 -d%ds each):" % SECONDS)
+        print("%-32s %9s %10s %10s %8s %9s" % ("", "module", "libstdc++",
+                                               "libcrypto", "libc",
+                                               "samples"))
+        for label, path in (("unprotected (static file)", "/open/index.html"),
+                            ("twostep on, valid session",
+                             "/protected/index.html")):
+            shares, total = cpu_shares(d, worker, base + path, cookie)
+            if shares is None:
+                print("(not sampled: %s)" % total)
+                break
+            print("%-32s %s %9s" % (label, " ".join(
+                "%8.2f%%" % shares.get(dso, 0.0) for dso in DSOS), total))
     finally:
         nginx.stop()
         if events:

@@ -116,6 +116,34 @@ START_TEST(only_the_exact_token)
     ck_assert(cache.find("s.token-a.ma", now) == nullptr);
     ck_assert(cache.find("s.token-a.mac1", now) == nullptr);
     ck_assert(cache.find("", now) == nullptr);
+
+    // The same tail (the same slot) and length, one byte off at the start
+    // or in the middle: still not the cached one.
+    std::string token = "s." + std::string(100, 'p') + ".mac-mac-mac-mac-mac";
+    cache.put(token, session("alice", now + 100));
+    ck_assert(cache.find(token, now) != nullptr);
+    for (std::size_t at : {std::size_t(0), std::size_t(9), std::size_t(60)}) {
+        std::string other = token;
+        other[at] = 'q';
+        ck_assert(cache.find(other, now) == nullptr);
+    }
+}
+END_TEST
+
+// A cookie whose payload was changed but whose MAC (the tail the slot is
+// chosen by) was kept lands on the cached cookie's slot and is refused.
+START_TEST(a_changed_payload_with_the_cached_mac_is_refused)
+{
+    KeyRing keys;
+    ck_assert(keys.add(std::string(32, 'k')));
+    CountingState state;
+    SessionCache cache(64);
+    std::string a = encode_session(keys, session("alice", now + 100));
+    ck_assert(cache.verified(keys, state, a, now) != nullptr);
+    std::string forged = a;
+    forged[3] = forged[3] == 'A' ? 'B' : 'A';
+    ck_assert(cache.verified(keys, state, forged, now) == nullptr);
+    ck_assert(cache.verified(keys, state, a, now) != nullptr);
 }
 END_TEST
 
@@ -147,6 +175,7 @@ int main()
     TCase *tc = tcase_create("core");
     tcase_add_test(tc, remembers_what_was_put);
     tcase_add_test(tc, only_the_exact_token);
+    tcase_add_test(tc, a_changed_payload_with_the_cached_mac_is_refused);
     tcase_add_test(tc, expired_is_not_found);
     tcase_add_test(tc, a_slot_holds_one_token);
     tcase_add_test(tc, verified_looks_up_only_after_a_revocation);
