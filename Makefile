@@ -17,7 +17,7 @@ TEST_DEPS  := oathtool python3-pytest python3-requests whois prometheus \
 DEMO_DEPS  := oathtool qrencode whois
 # The bench signs in through the e2e harness (requests, mkpasswd, oathtool);
 # perf counts the zone locks of a signed-in request.
-BENCH_DEPS := wrk linux-perf python3-requests oathtool whois redis-server
+BENCH_DEPS := wrk linux-perf valgrind python3-requests oathtool whois redis-server
 
 CXX      ?= g++
 CXXFLAGS ?= -O2 -g
