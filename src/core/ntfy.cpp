@@ -113,6 +113,47 @@ std::string new_topic()
     return random_token(18);
 }
 
+namespace {
+
+// The part of `server_url` after the scheme, and whether it is https.
+std::string_view server_host(std::string_view server_url, bool &secure)
+{
+    constexpr std::string_view https = "https://", http = "http://";
+    secure = server_url.substr(0, https.size()) == https;
+    if (!secure && server_url.substr(0, http.size()) != http)
+        throw std::invalid_argument("ntfy server URL is not http(s)");
+    server_url.remove_prefix(secure ? https.size() : http.size());
+    while (!server_url.empty() && server_url.back() == '/')
+        server_url.remove_suffix(1);
+    if (server_url.empty())
+        throw std::invalid_argument("ntfy server URL has no host");
+    return server_url;
+}
+
+}  // namespace
+
+std::string subscribe_link(std::string_view server_url,
+                           std::string_view topic)
+{
+    bool secure = false;
+    std::string_view host = server_host(server_url, secure);
+    if (!valid_topic(topic))
+        throw std::invalid_argument("ntfy topic is malformed");
+    std::string link = "ntfy://" + std::string(host) + "/"
+        + std::string(topic);
+    return secure ? link : link + "?secure=false";
+}
+
+std::string topic_url(std::string_view server_url, std::string_view topic)
+{
+    bool secure = false;
+    std::string_view host = server_host(server_url, secure);
+    if (!valid_topic(topic))
+        throw std::invalid_argument("ntfy topic is malformed");
+    return (secure ? "https://" : "http://") + std::string(host) + "/"
+        + std::string(topic);
+}
+
 std::string new_capability()
 {
     return random_token(24);

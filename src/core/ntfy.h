@@ -64,6 +64,15 @@ bool valid_topic(std::string_view topic);
 // A fresh topic: 144 random bits, base64url (24 characters). Whoever
 // knows a topic can read it, so it is a secret of the user's.
 std::string new_topic();
+// How a phone subscribes to `topic` of the server at `server_url`
+// ("https://ntfy.example.com"): the ntfy app's link ntfy://HOST/TOPIC,
+// with "?secure=false" for an http:// server (docs.ntfy.sh, "ntfy://
+// links"), which the set-up page shows as a QR code; and the topic's web
+// address, SERVER_URL/TOPIC, for the web app or typing. Throws
+// std::invalid_argument for a bad topic or a URL that is not http(s).
+std::string subscribe_link(std::string_view server_url,
+                           std::string_view topic);
+std::string topic_url(std::string_view server_url, std::string_view topic);
 // A fresh single-use token for an approval or deny link: 192 random bits,
 // base64url (32 characters). Throws std::runtime_error if the RNG fails.
 std::string new_capability();

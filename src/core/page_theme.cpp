@@ -20,7 +20,7 @@ namespace {
 // The pages a theme has; each is rendered inside "layout".
 constexpr std::string_view page_templates[] = {
     "layout", "signin", "code", "wait", "enroll", "security-info",
-    "message", "signout", "approve"};
+    "message", "signout", "approve", "push-setup"};
 
 // Every value the pages are rendered with (pages.cpp sets them); a
 // template or a translation naming another is a typo caught at load.
@@ -44,6 +44,10 @@ const std::set<std::string, std::less<>> &value_names()
         "devices",
         // approve.html (and the texts a phone gets)
         "approve_url", "token", "site", "address", "time", "phone_unusable",
+        "test",
+        // push-setup.html, and its row in security-info.html
+        "setup_url", "server", "topic", "topic_url", "waiting",
+        "push_setup", "push_url", "push",
         // security keys and passkeys (webauthn.js reads "webauthn")
         "is_webauthn", "webauthn", "passkey_url", "keys", "key_id",
         "key_name", "key_added", "challenge",

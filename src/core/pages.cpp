@@ -176,8 +176,36 @@ std::string render_approve(const PageContext &ctx, const ApprovePage &page)
     data.text("site", page.site);
     data.text("address", page.address);
     data.text("time", page.time);
+    data.flag("test", page.test);
     messages(data, ctx, page.error, {});
-    return render(ctx, "approve", data, "approve.title");
+    return render(ctx, "approve", data,
+                  page.test ? "approve.test.title" : "approve.title");
+}
+
+std::string render_push_setup(const PageContext &ctx,
+                              const PushSetupPage &page)
+{
+    std::string check = page.setup + "?check=1";
+    PageData data;
+    data.text("user", page.user);
+    data.text("setup_url", page.setup);
+    data.text("manage_url", page.manage);
+    data.text("server", page.server);
+    data.text("topic", page.topic);
+    data.text("topic_url", page.topic_url);
+    data.markup("qr_svg", page.qr_svg);   // trusted markup from qr_svg()
+    data.text("form_token", page.form_token);
+    data.flag("waiting", page.waiting);
+    data.text("number", page.number);
+    data.text("status_url", page.setup + "?status=1");
+    data.text("check_url", check);
+    // Waiting: without JavaScript the page reloads itself; with it, the
+    // script moves on as soon as the phone answered.
+    data.text("refresh", page.waiting ? check : "");
+    messages(data, ctx, page.error, {});
+    return render(ctx, "push-setup", data,
+                  page.waiting ? "push_setup.wait.title"
+                               : "push_setup.title");
 }
 
 std::string render_enroll(const PageContext &ctx, const EnrollPage &page)
@@ -213,11 +241,17 @@ std::string render_security_info(const PageContext &ctx,
     data.text("phone", page.phone_masked);
     data.flag("phone_unusable", !page.phone_masked.empty()
                                 && !page.phone_usable);
+    data.flag("push_setup", !page.push_setup.empty());
+    data.text("push_url", page.push_setup);
+    data.flag("push", page.push);
 
     // Push, call and text: provided by others, listed when usable.
     data.list("provided");
     for (const MethodInfo &info : method_table) {
-        if (info.kind == MethodKind::out_of_band
+        // Push has a row of its own where it is set up here.
+        bool own_row = info.method == Method::push
+                       && !page.push_setup.empty();
+        if (info.kind == MethodKind::out_of_band && !own_row
             && has_method(page.available, info.method)) {
             data.item("provided").text("label",
                                        method_label(ctx, info.method));

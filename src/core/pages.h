@@ -99,6 +99,7 @@ struct ApprovePage {
     std::string address;  // the client address signing in
     std::string time;     // when the push was sent, "2026-12-02 04:10 UTC"
     std::string error;
+    bool test = false;    // the test push of "Set up push notifications"
 };
 
 // The page a push's Approve button opens on the phone, without a session
@@ -106,6 +107,29 @@ struct ApprovePage {
 // number the sign-in screen shows (field `number`) and an Approve button,
 // and a Deny button (action=deny); both forms post t=token to `action`.
 std::string render_approve(const PageContext &ctx, const ApprovePage &page);
+
+struct PushSetupPage {
+    std::string setup;       // e.g. "/.twostep/push-setup": where the form
+                             // posts and the waiting page polls
+    std::string manage;      // security info, to go back to
+    std::string user;
+    std::string server;      // the ntfy server's URL
+    std::string topic;       // the topic offered (a secret of the user's)
+    std::string topic_url;   // ntfy::topic_url()
+    std::string qr_svg;      // qr_svg() of ntfy::subscribe_link(): trusted
+                             // markup, inserted as is
+    std::string form_token;
+    bool waiting = false;    // the test push is out
+    std::string number;      // number matching, while waiting
+    std::string error;
+};
+
+// "Set up push notifications": how to subscribe (the QR code, the server
+// and the topic) and a "Send a test notification" button (action=send);
+// once sent, the number to type on the phone, and like the waiting page
+// it moves on by itself (setup?check=1; the script polls setup?status=1).
+std::string render_push_setup(const PageContext &ctx,
+                              const PushSetupPage &page);
 
 struct EnrollPage {
     PortalPaths paths;
@@ -133,6 +157,9 @@ struct SecurityInfoPage {
     bool totp = false;           // an authenticator app is set up
     std::string phone_masked;    // empty: no phone
     bool phone_usable = true;    // a provider can text and call it
+    std::string push_setup;      // "Set up push notifications" posts here
+                                 // (ntfy configured); empty: not offered
+    bool push = false;           // an ntfy topic is set up
     MethodSet available = 0;     // methods the user can sign in with
     std::optional<Method> default_method;
     std::size_t recovery_left = 0;

@@ -13,14 +13,16 @@
 //   lacked it and is refused: a sign-in in progress starts again; code: a
 //   texted code's "<expiry>.<MAC>" record, present only while one is out)
 //   remembered device (kind "d"): 1|user|credentials|issued|expires
-//   capability (kind "x"): txid|user|method|expires|address
+//   capability (kind "x"): txid|user|method|expires|address[|test]
 //   (a self-hosted push's or call's links; approval.h)
+//   push set-up (kind "u"): version|sid|user|topic|txid|expires
 #include "session.h"
 
 #include <cstdint>
 #include <stdexcept>
 #include <vector>
 
+#include "ntfy.h"
 #include "user_store.h"
 
 namespace twostep {
@@ -31,6 +33,9 @@ constexpr std::string_view session_kind = "s";
 constexpr std::string_view pending_kind = "p";
 constexpr std::string_view device_kind = "d";
 constexpr std::string_view capability_kind = "x";
+constexpr std::string_view push_setup_kind = "u";
+constexpr std::string_view push_setup_version = "1";
+constexpr std::string_view test_push = "test";
 constexpr std::string_view payload_version = "2";
 constexpr std::string_view device_version = "1";
 constexpr std::string_view session_version = "3";
@@ -354,6 +359,8 @@ std::string capability_token(const KeyRing &keys, const Capability &c)
     append(payload, method_name(c.method));
     append_time(payload, c.expires);
     append(payload, c.address);
+    if (c.test)
+        append(payload, test_push);
     return keys.sign(capability_kind, payload);
 }
 
@@ -365,7 +372,7 @@ std::optional<Capability> read_capability(const KeyRing &keys,
     if (!payload)
         return std::nullopt;
     auto f = split(*payload);
-    if (f.size() != 5)
+    if (f.size() != 5 && (f.size() != 6 || f[5] != test_push))
         return std::nullopt;
     auto method = method_from_name(f[2]);
     auto expires = parse_time(f[3]);
@@ -379,7 +386,48 @@ std::optional<Capability> read_capability(const KeyRing &keys,
     c.method = *method;
     c.expires = *expires;
     c.address = f[4];
+    c.test = f.size() == 6;
     return c;
+}
+
+std::string encode_push_setup(const KeyRing &keys, const PushSetup &s)
+{
+    if (!valid_id(s.sid) || !valid_user_name(s.user)
+        || !ntfy::valid_topic(s.topic) || (!s.txid.empty()
+                                           && !valid_id(s.txid))
+        || s.expires <= 0)
+        throw std::invalid_argument("push set-up would not decode");
+    std::string payload(push_setup_version);
+    append(payload, s.sid);
+    append(payload, s.user);
+    append(payload, s.topic);
+    append(payload, s.txid);
+    append_time(payload, s.expires);
+    return keys.sign(push_setup_kind, payload);
+}
+
+std::optional<PushSetup> decode_push_setup(const KeyRing &keys,
+                                           std::string_view token,
+                                           std::int64_t now)
+{
+    auto payload = keys.verify(push_setup_kind, token);
+    if (!payload)
+        return std::nullopt;
+    auto f = split(*payload);
+    if (f.size() != 6 || f[0] != push_setup_version)
+        return std::nullopt;
+    auto expires = parse_time(f[5]);
+    if (!valid_id(f[1]) || !valid_user_name(f[2])
+        || !ntfy::valid_topic(f[3]) || (!f[4].empty() && !valid_id(f[4]))
+        || !expires || *expires <= now)
+        return std::nullopt;
+    PushSetup s;
+    s.sid = f[1];
+    s.user = f[2];
+    s.topic = f[3];
+    s.txid = f[4];
+    s.expires = *expires;
+    return s;
 }
 
 std::string form_token(const KeyRing &keys, const PendingSignin &p)

@@ -115,12 +115,31 @@ struct Capability {
     Method method = Method::push;
     std::int64_t expires = 0;
     std::string address;  // the client signing in, for the approval page
+    bool test = false;    // the test push of "Set up push notifications":
+                          // approving it saves a topic, signs nobody in
 };
 std::string capability_token(const KeyRing &keys, const Capability &c);
 // nullopt if forged, malformed or expired at `now`.
 std::optional<Capability> read_capability(const KeyRing &keys,
                                           std::string_view token,
                                           std::int64_t now);
+
+// "Set up push notifications" (security info) while it lasts: the random
+// ntfy topic offered to the session that asked (bound to its sid and
+// user) and, once sent, the test push's transaction. A cookie of its own
+// (KeyRing kind "u"), never a URL: whoever knows a topic can read it.
+struct PushSetup {
+    std::string sid;
+    std::string user;
+    std::string topic;         // ntfy::valid_topic()
+    std::string txid;          // the test push out; empty before
+    std::int64_t expires = 0;  // the whole set-up's end
+};
+std::string encode_push_setup(const KeyRing &keys, const PushSetup &s);
+// nullopt if forged, malformed or expired at `now`.
+std::optional<PushSetup> decode_push_setup(const KeyRing &keys,
+                                           std::string_view token,
+                                           std::int64_t now);
 
 // Anti-forgery token for forms, bound to the pending sign-in's nonce.
 std::string form_token(const KeyRing &keys, const PendingSignin &p);

@@ -148,6 +148,7 @@ struct ngx_http_twostep_loc_conf_t {
 
 struct ngx_http_twostep_offload_t;
 struct ngx_http_twostep_duo_call_t;
+struct ngx_http_twostep_push_setup_call_t;
 
 // Per-request state: the session seen (for the access check and the
 // variables) and a password check running in the thread pool.
@@ -156,6 +157,7 @@ struct ngx_http_twostep_ctx_t {
     bool                         session_checked = false;
     ngx_http_twostep_offload_t  *offload = nullptr;
     ngx_http_twostep_duo_call_t *duo_call = nullptr;
+    ngx_http_twostep_push_setup_call_t *push_setup_call = nullptr;
 };
 
 ngx_http_twostep_ctx_t *ngx_http_twostep_get_ctx(ngx_http_request_t *r);
@@ -232,6 +234,11 @@ std::string_view ngx_http_twostep_get_device_cookie(ngx_http_request_t *r);
 ngx_int_t ngx_http_twostep_set_device_cookie(ngx_http_request_t *r,
     std::string_view value, time_t max_age);
 ngx_int_t ngx_http_twostep_clear_device_cookie(ngx_http_request_t *r);
+// "Set up push notifications" in progress (twostep::PushSetup): a cookie
+// of its own, so the topic never appears in a URL; max_age 0 clears it.
+std::string_view ngx_http_twostep_get_setup_cookie(ngx_http_request_t *r);
+ngx_int_t ngx_http_twostep_set_setup_cookie(ngx_http_request_t *r,
+    std::string_view value, time_t max_age);
 ngx_int_t ngx_http_twostep_set_location(ngx_http_request_t *r,
     std::string_view location);
 // What this response's pages are rendered with: the server's theme and

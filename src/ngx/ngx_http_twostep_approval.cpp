@@ -9,6 +9,9 @@
 //   approve POST  number=NN approves (the right one) or refuses (a wrong
 //                 one, logged as possible push fatigue); action=deny
 //   deny POST     the push's Deny button, sent by the ntfy app
+//   (a push-setup's test push, Capability::test, is approved the same way;
+//   its answer saves a topic in ngx_http_twostep_pushsetup.cpp and signs
+//   nobody in)
 //   call POST     Twilio's keypress callback: X-Twilio-Signature checked
 //                 in constant time over public URL + URI and the form
 //
@@ -73,6 +76,7 @@ ngx_http_twostep_approve_page(ngx_http_twostep_page_t &p,
                                tm.ngx_tm_hour, tm.ngx_tm_min);
     page.time = std::string(reinterpret_cast<char *>(buf), last - buf);
     page.address = cap.address;
+    page.test = cap.test;
 
     return ngx_http_twostep_send_page(p.r, status,
                twostep::render_approve(ctx, page));
@@ -109,8 +113,9 @@ ngx_http_twostep_approve(ngx_http_twostep_page_t &p)
     }
 
     twostep::Approval to = twostep::Approval::denied;
-    const char *title = "msg.refused.title";
-    const char *text = "msg.refused.text";
+    bool test = cap->test;
+    const char *title = test ? "msg.test_refused.title" : "msg.refused.title";
+    const char *text = test ? "msg.test_refused.text" : "msg.refused.text";
 
     if (twostep::field(p.form, "action") != "deny") {
         switch (twostep::ntfy::check_match(
@@ -119,18 +124,21 @@ ngx_http_twostep_approve(ngx_http_twostep_page_t &p)
         {
         case twostep::ntfy::Match::approve:
             to = twostep::Approval::approved;
-            title = "msg.approved.title";
-            text = "msg.approved.text";
+            title = test ? "msg.test_approved.title" : "msg.approved.title";
+            text = test ? "msg.test_approved.text" : "msg.approved.text";
             break;
 
         case twostep::ntfy::Match::wrong_number:
             to = twostep::Approval::wrong_number;
-            text = "msg.wrong_number.text";
+            text = test ? "msg.test_wrong_number.text"
+                        : "msg.wrong_number.text";
             break;
 
         default: /* unreadable: ask again, nothing changes */
             return ngx_http_twostep_approve_page(p, *cap, token,
-                       NGX_HTTP_BAD_REQUEST, "approve.error.number");
+                       NGX_HTTP_BAD_REQUEST,
+                       test ? "approve.test.error.number"
+                            : "approve.error.number");
         }
     }
 
@@ -149,7 +157,17 @@ ngx_http_twostep_approve(ngx_http_twostep_page_t &p)
                    "msg.unavailable.title", "msg.unavailable.text");
     }
 
-    if (to == twostep::Approval::wrong_number) {
+    if (test) {
+        // The set-up page learns the answer and says what was saved.
+        if (to != twostep::Approval::approved) {
+            ngx_http_twostep_log(p.r, NGX_LOG_WARN,
+                                 to == twostep::Approval::wrong_number
+                                 ? "wrong number on a test notification"
+                                 : "test notification denied on the phone",
+                                 cap->user);
+        }
+
+    } else if (to == twostep::Approval::wrong_number) {
         ngx_http_twostep_log(p.r, NGX_LOG_WARN,
                              "wrong number on the approval page: possible "
                              "push fatigue attack", cap->user);
@@ -190,7 +208,9 @@ ngx_http_twostep_deny(ngx_http_twostep_page_t &p)
         return NGX_HTTP_FORBIDDEN;
     }
 
-    ngx_http_twostep_log(p.r, NGX_LOG_WARN, "push denied on the phone",
+    ngx_http_twostep_log(p.r, NGX_LOG_WARN,
+                         cap->test ? "test notification denied on the phone"
+                                   : "push denied on the phone",
                          cap->user);
     return ngx_http_twostep_send_text(p.r, "text/plain", "denied\n");
 }

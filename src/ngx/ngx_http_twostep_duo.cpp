@@ -1004,8 +1004,6 @@ ngx_http_twostep_duo_done(ngx_http_request_t *r,
     ngx_http_twostep_fetch_t *fetch, long status, const std::string &body)
     noexcept
 {
-    ngx_int_t  rc;
-
     r->read_event_handler = ngx_http_block_reading;
 
     auto ctx = static_cast<ngx_http_twostep_ctx_t *>(
@@ -1019,24 +1017,10 @@ ngx_http_twostep_duo_done(ngx_http_request_t *r,
     ngx_http_twostep_duo_call_t *call = ctx->duo_call;
     ctx->duo_call = NULL;
 
-    try {
-        rc = ngx_http_twostep_duo_finish(*call, status, body);
-
-    } catch (const std::exception &e) {
-        ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
-                      "twostep: verification step failed: %s", e.what());
-        rc = NGX_HTTP_INTERNAL_SERVER_ERROR;
-
-    } catch (...) {
-        ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
-                      "twostep: verification step failed");
-        rc = NGX_HTTP_INTERNAL_SERVER_ERROR;
-    }
-
     // NGX_DONE: a shared-state command took over and finalizes later.
-    if (rc != NGX_DONE) {
-        ngx_http_finalize_request(r, rc);
-    }
+    ngx_http_twostep_resume(r, "verification step", [&] {
+        return ngx_http_twostep_duo_finish(*call, status, body);
+    });
 }
 
 

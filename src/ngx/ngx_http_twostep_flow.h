@@ -139,6 +139,37 @@ ngx_int_t ngx_http_twostep_sign_out_everywhere(ngx_http_twostep_page_t &p,
 ngx_int_t ngx_http_twostep_nothing_waits(ngx_http_twostep_page_t &p,
     bool json);
 
+// A request parked on an outbound call (ngx_http_twostep_fetch) gets its
+// answer: `answer()` runs with what it throws caught (a log line naming
+// `what`, then 500: fail closed), and the request is finalized with its
+// result unless a further wait took it over (NGX_DONE). A template, so
+// that nothing is allocated on the way from a noexcept callback.
+template <typename Answer>
+void
+ngx_http_twostep_resume(ngx_http_request_t *r, const char *what,
+    Answer &&answer) noexcept
+{
+    ngx_int_t  rc;
+
+    try {
+        rc = answer();
+
+    } catch (const std::exception &e) {
+        ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
+                      "twostep: %s failed: %s", what, e.what());
+        rc = NGX_HTTP_INTERNAL_SERVER_ERROR;
+
+    } catch (...) {
+        ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
+                      "twostep: %s failed", what);
+        rc = NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    if (rc != NGX_DONE) {
+        ngx_http_finalize_request(r, rc);
+    }
+}
+
 // First set-up: who may enroll an authenticator app now (a fresh second
 // step, or a password and no second step at all). enroll_offer answers
 // NGX_DECLINED when the user may not set one up here.
@@ -157,3 +188,6 @@ ngx_int_t ngx_http_twostep_call_answered(ngx_http_twostep_page_t &p);
 // ngx_http_twostep_selfservice.cpp.
 ngx_int_t ngx_http_twostep_enroll(ngx_http_twostep_page_t &p);
 ngx_int_t ngx_http_twostep_security_info(ngx_http_twostep_page_t &p);
+
+// ngx_http_twostep_pushsetup.cpp: "Set up push notifications" (ntfy).
+ngx_int_t ngx_http_twostep_push_setup(ngx_http_twostep_page_t &p);

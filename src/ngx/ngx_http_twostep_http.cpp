@@ -13,6 +13,7 @@ enum ngx_http_twostep_cookie_e {
     NGX_HTTP_TWOSTEP_COOKIE_SESSION = 0,
     NGX_HTTP_TWOSTEP_COOKIE_PENDING,
     NGX_HTTP_TWOSTEP_COOKIE_DEVICE,   // "Don't ask again on this device"
+    NGX_HTTP_TWOSTEP_COOKIE_SETUP,    // "Set up push notifications"
     NGX_HTTP_TWOSTEP_COOKIES
 };
 
@@ -20,9 +21,11 @@ static ngx_str_t  ngx_http_twostep_cookie_names[] = {
     ngx_string("twostep_session"),
     ngx_string("twostep_pending"),
     ngx_string("twostep_device"),
+    ngx_string("twostep_setup"),
     ngx_string("__Host-twostep_session"),
     ngx_string("__Host-twostep_pending"),
     ngx_string("__Host-twostep_device"),
+    ngx_string("__Host-twostep_setup"),
 };
 
 
@@ -191,6 +194,22 @@ ngx_http_twostep_clear_device_cookie(ngx_http_request_t *r)
 {
     return ngx_http_twostep_cookie_header(r, NGX_HTTP_TWOSTEP_COOKIE_DEVICE,
                                           {}, 0);
+}
+
+
+std::string_view
+ngx_http_twostep_get_setup_cookie(ngx_http_request_t *r)
+{
+    return ngx_http_twostep_find_cookie(r, NGX_HTTP_TWOSTEP_COOKIE_SETUP);
+}
+
+
+ngx_int_t
+ngx_http_twostep_set_setup_cookie(ngx_http_request_t *r,
+    std::string_view value, time_t max_age)
+{
+    return ngx_http_twostep_cookie_header(r, NGX_HTTP_TWOSTEP_COOKIE_SETUP,
+                                          value, max_age);
 }
 
 

@@ -6,6 +6,7 @@
 //   passkey  POST: sign in with a passkey (twostep_passkey_signin)
 //   logout   GET: a "info.sign_out" button      POST: clear the session
 //   enroll, security-info: self-service (ngx_http_twostep_selfservice.cpp)
+//   push-setup: "Set up push notifications" (ngx_http_twostep_pushsetup.cpp)
 //   wait     GET: "Approve the request on your phone" (push and call)
 //   status   GET: JSON for the waiting page's script
 //
@@ -543,6 +544,10 @@ ngx_http_twostep_dispatch(ngx_http_twostep_page_t &p)
 
     if (p.page == "security-info") {
         return ngx_http_twostep_security_info(p);
+    }
+
+    if (p.page == "push-setup") {
+        return ngx_http_twostep_push_setup(p);
     }
 
     if (p.page == "approve") {

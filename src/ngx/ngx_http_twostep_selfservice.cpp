@@ -264,6 +264,15 @@ ngx_http_twostep_manage_page(ngx_http_twostep_page_t &p,
     // A phone is a way to sign in only once Twilio (or Duo) can reach it.
     page.available |= ngx_http_twostep_self_hosted_methods(p.scf, user);
     page.phone_usable = p.scf->provider != NULL || p.scf->twilio != NULL;
+
+    // Push through ntfy is set up here (ngx_http_twostep_pushsetup.cpp).
+    if (p.scf->ntfy != NULL
+        && twostep::has_method(p.scf->accepted, twostep::Method::push))
+    {
+        page.push_setup = std::string(ngx_http_twostep_sv(p.scf->portal_uri))
+                          + "push-setup";
+        page.push = !user.ntfy_topic.empty();
+    }
     page.default_method = user.default_method;
     page.recovery_left = user.recovery.size();
     page.new_recovery_codes = std::move(codes);
@@ -321,6 +330,14 @@ ngx_http_twostep_done_notice(std::string_view done)
 
     if (done == "phone-removed") {
         return "info.done.phone_removed";
+    }
+
+    if (done == "push") {
+        return "info.done.push";
+    }
+
+    if (done == "push-removed") {
+        return "info.done.push_removed";
     }
 
     if (done == "default") {

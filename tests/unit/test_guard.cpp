@@ -12,6 +12,7 @@
 #include "core/approval.h"
 #include "core/guard.h"
 #include "core/keyring.h"
+#include "core/ntfy.h"
 #include "core/session.h"
 #include "unit.h"
 
@@ -945,6 +946,78 @@ START_TEST(approval_capabilities)
 }
 END_TEST
 
+// A set-up's test push says so in its links; a sign-in's never does, and
+// the flag cannot be added or be anything else.
+START_TEST(approval_test_capabilities)
+{
+    KeyRing keys;
+    ck_assert(keys.add(std::string(32, 'k')));
+    Capability c;
+    c.txid = new_transaction_id();
+    c.user = "alice";
+    c.method = Method::push;
+    c.expires = now + 120;
+    c.address = "192.0.2.1";
+    auto plain = read_capability(keys, capability_token(keys, c), now);
+    ck_assert(plain && !plain->test);
+    c.test = true;
+    auto test = read_capability(keys, capability_token(keys, c), now);
+    ck_assert(test && test->test);
+    std::string payload = c.txid + "|alice|push|" + std::to_string(now + 9)
+                          + "|192.0.2.1|";
+    ck_assert(!read_capability(keys, keys.sign("x", payload + "yes"), now));
+    ck_assert(!read_capability(keys, keys.sign("x", payload + "test|test"),
+                               now));
+    ck_assert(read_capability(keys, keys.sign("x", payload + "test"), now));
+}
+END_TEST
+
+// "Set up push notifications": the topic offered travels in a cookie of
+// its own, bound to the session, unforgeable and short-lived.
+START_TEST(push_setup_tokens)
+{
+    KeyRing keys, other;
+    ck_assert(keys.add(std::string(32, 'k')));
+    ck_assert(other.add(std::string(32, 'o')));
+    PushSetup s;
+    s.sid = random_token(18);
+    s.user = "alice";
+    s.topic = ntfy::new_topic();
+    s.expires = now + 600;
+    std::string token = encode_push_setup(keys, s);
+    auto got = decode_push_setup(keys, token, now);
+    ck_assert(got.has_value());
+    ck_assert_string_eq(got->sid, s.sid);
+    ck_assert_string_eq(got->user, "alice");
+    ck_assert_string_eq(got->topic, s.topic);
+    ck_assert_str_eq(got->txid.c_str(), "");
+    ck_assert_int_eq(got->expires, now + 600);
+    s.txid = new_transaction_id();
+    got = decode_push_setup(keys, encode_push_setup(keys, s), now);
+    ck_assert(got && got->txid == s.txid);
+    ck_assert(!decode_push_setup(keys, token, now + 600));   // expired
+    ck_assert(!decode_push_setup(other, token, now));        // other keys
+    std::string forged = token;
+    forged[forged.size() / 2] ^= 1;
+    ck_assert(!decode_push_setup(keys, forged, now));
+    ck_assert(!decode_push_setup(keys, "", now));
+    // No other token passes for one, nor one for a session or capability.
+    ck_assert(!decode_push_setup(keys, keys.sign("x", "1|" + s.sid
+        + "|alice|" + s.topic + "||" + std::to_string(now + 9)), now));
+    ck_assert(!decode_session(keys, token, now));
+    ck_assert(!read_capability(keys, token, now));
+    ck_assert(!decode_push_setup(keys, keys.sign("u", "1|" + s.sid
+        + "|alice|bad topic||" + std::to_string(now + 9)), now));
+    PushSetup bad = s;
+    bad.topic = "a|b";
+    try {
+        encode_push_setup(keys, bad);
+        ck_abort_msg("a bad topic was encoded");
+    } catch (const std::invalid_argument &) {
+    }
+}
+END_TEST
+
 // The number to match: 10..99, the same on both pages, apart per
 // transaction and per key.
 START_TEST(approval_match_numbers)
@@ -1017,6 +1090,8 @@ int main()
     tcase_add_test(oob, transactions_finish_once);
     tcase_add_test(oob, approval_decided_once);
     tcase_add_test(oob, approval_capabilities);
+    tcase_add_test(oob, approval_test_capabilities);
+    tcase_add_test(oob, push_setup_tokens);
     tcase_add_test(oob, approval_match_numbers);
     suite_add_tcase(suite, oob);
 

@@ -137,6 +137,35 @@ START_TEST(topics_and_tokens)
 }
 END_TEST
 
+// The set-up page's QR code: the ntfy app's own link (docs.ntfy.sh,
+// "ntfy:// links"), secure=false only for a plain-http server.
+START_TEST(subscribe_links)
+{
+    std::string link = subscribe_link("https://ntfy.example.com", "abc_D-9");
+    ck_assert_str_eq(link.c_str(), "ntfy://ntfy.example.com/abc_D-9");
+    link = subscribe_link("http://127.0.0.1:9400/", "t");
+    ck_assert_str_eq(link.c_str(), "ntfy://127.0.0.1:9400/t?secure=false");
+    link = topic_url("https://ntfy.example.com/", "abc");
+    ck_assert_str_eq(link.c_str(), "https://ntfy.example.com/abc");
+    link = topic_url("http://127.0.0.1:9400", "abc");
+    ck_assert_str_eq(link.c_str(), "http://127.0.0.1:9400/abc");
+    for (const char *bad_url : {"ftp://x", "https://", "ntfy.example.com"}) {
+        try {
+            subscribe_link(bad_url, "abc");
+            ck_abort_msg("accepted %s", bad_url);
+        } catch (const std::invalid_argument &) {
+        }
+    }
+    for (const char *bad_topic : {"", "a/b", "a?b", "a b"}) {
+        try {
+            topic_url("https://ntfy.example.com", bad_topic);
+            ck_abort_msg("accepted topic %s", bad_topic);
+        } catch (const std::invalid_argument &) {
+        }
+    }
+}
+END_TEST
+
 START_TEST(match_numbers)
 {
     // 9000 draws from 90 values: each value shows up (a value missing has
@@ -304,6 +333,7 @@ int main()
     TCase *secrets = tcase_create("secrets");
     tcase_add_test(secrets, topics_and_tokens);
     tcase_add_test(secrets, match_numbers);
+    tcase_add_test(secrets, subscribe_links);
     tcase_add_test(secrets, match_check);
     suite_add_tcase(suite, secrets);
 

@@ -820,6 +820,68 @@ START_TEST(security_info_available_methods)
 }
 END_TEST
 
+// Push set up in security info: its own row posting to the set-up page,
+// and push no longer repeated among the methods others provide.
+START_TEST(security_info_push_row)
+{
+    SecurityInfoPage page = info_page();
+    page.available = all_methods;
+    page.push_setup = "/.twostep/push-setup";
+    std::string html = render_security_info(PageContext(), page);
+    check_page(html);
+    expect_has(html, "<h3>Push notifications</h3>\n"
+                     "<p class=\"state\">Not set up</p>");
+    expect_has(html, "<form method=\"post\" action=\"/.twostep/push-setup\">");
+    expect_has(html, ">Set up push notifications</button>");
+    expect_lacks(html, "<h3>" + std::string(push_label) + "</h3>");
+    expect_lacks(html, "value=\"remove\"");
+    page.push = true;
+    html = render_security_info(PageContext(), page);
+    expect_has(html, "<h3>Push notifications</h3>\n"
+                     "<p class=\"state\">Set up</p>");
+    expect_has(html, "aria-label=\"Remove push notifications\"");
+    expect_has(html, "aria-label=\"Replace push notifications\"");
+}
+END_TEST
+
+// "Set up push notifications": how to subscribe, then the test push's
+// number; the topic and server escaped, only the QR code as markup.
+START_TEST(push_setup_page)
+{
+    PushSetupPage page;
+    page.setup = "/.twostep/push-setup";
+    page.manage = "/.twostep/security-info";
+    page.user = "<alice>";
+    page.server = "https://ntfy.example.com/?a=<b>";
+    page.topic = "Xk3_9aZ-0bQvLm2PqR7sTuWy";
+    page.topic_url = "https://ntfy.example.com/Xk3_9aZ-0bQvLm2PqR7sTuWy";
+    page.qr_svg = qr_svg("ntfy://ntfy.example.com/Xk3_9aZ-0bQvLm2PqR7sTuWy",
+                         "QR code");
+    page.form_token = "tok\"en";
+    std::string html = render_push_setup(PageContext(), page);
+    expect_has(html, "<h1>Set up push notifications</h1>");
+    expect_has(html, "<svg");
+    expect_has(html, "<code class=\"key\">Xk3_9aZ-0bQvLm2PqR7sTuWy</code>");
+    expect_has(html, "https://ntfy.example.com/?a=&lt;b&gt;");
+    expect_has(html, "&lt;alice&gt;");
+    expect_has(html, "value=\"tok&quot;en\"");
+    expect_has(html, "<input type=\"hidden\" name=\"action\" value=\"send\">");
+    expect_lacks(html, "<script");
+    expect_lacks(html, "http-equiv=\"refresh\"");
+
+    page.waiting = true;
+    page.number = "42";
+    html = render_push_setup(PageContext(), page);
+    expect_has(html, "<h1>Approve the test notification</h1>");
+    expect_has(html, "<strong class=\"number\">42</strong>");
+    expect_has(html, "content=\"3;url=/.twostep/push-setup?check=1\"");
+    expect_has(html, "data-status=\"/.twostep/push-setup?status=1\"");
+    ck_assert_uint_eq(count(html, "<script"), 1);
+    // While it waits, the topic is not shown again.
+    expect_lacks(html, "Xk3_9aZ-0bQvLm2PqR7sTuWy");
+}
+END_TEST
+
 START_TEST(security_info_default_select)
 {
     using Values = std::vector<std::string>;
@@ -991,6 +1053,8 @@ int main()
     tcase_add_test(tc, security_info_phone);
     tcase_add_test(tc, security_info_available_methods);
     tcase_add_test(tc, security_info_default_select);
+    tcase_add_test(tc, security_info_push_row);
+    tcase_add_test(tc, push_setup_page);
     tcase_add_test(tc, security_info_recovery_codes);
     tcase_add_test(tc, security_info_escapes_everything);
     tcase_add_test(tc, security_info_holds_no_secrets);
