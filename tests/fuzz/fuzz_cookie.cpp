@@ -1,4 +1,4 @@
-// The session and pending sign-in cookies and the capability in a
+// The session, pending sign-in and push set-up cookies and the capability in a
 // self-hosted push's or call's links: the raw input as a cookie, and
 // the input signed as a payload, so the fuzzer reaches the payload parser
 // behind the MAC. Whatever decodes must be a cookie encode_* could have
@@ -9,6 +9,7 @@
 
 #include "core/keyring.h"
 #include "core/methods.h"
+#include "core/ntfy.h"
 #include "core/session.h"
 #include "core/user_store.h"
 #include "fuzz.h"
@@ -75,13 +76,28 @@ void check_capability(const Capability &c, std::string_view token)
     CHECK(capability_token(keys(), c) == token);
 }
 
+// What decodes as a push set-up encodes back to the same token.
+void check_push_setup(const PushSetup &u, std::string_view token)
+{
+    CHECK(valid_id(u.sid));
+    CHECK(valid_user_name(u.user));
+    CHECK(ntfy::valid_topic(u.topic));
+    CHECK(u.txid.empty() || valid_id(u.txid));
+    CHECK(u.expires > fuzz::now);
+    CHECK(encode_push_setup(keys(), u) == token);
+}
+
 // The token as a cookie or a link of any kind.
 void decode_both(std::string_view token)
 {
     auto s = decode_session(keys(), token, fuzz::now);
     auto p = decode_pending(keys(), token, fuzz::now);
     auto c = read_capability(keys(), token, fuzz::now);
-    CHECK(int(bool(s)) + int(bool(p)) + int(bool(c)) <= 1);  // one kind
+    auto u = decode_push_setup(keys(), token, fuzz::now);
+    CHECK(int(bool(s)) + int(bool(p)) + int(bool(c)) + int(bool(u))
+          <= 1);  // one kind
+    if (u)
+        check_push_setup(*u, token);
     if (s)
         check_session(*s, token);
     if (p)
@@ -101,7 +117,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t *data,
     decode_both(input);
 
     // 2. The input as a payload, correctly signed.
-    for (std::string_view kind : {"s", "p", "x"}) {
+    for (std::string_view kind : {"s", "p", "x", "u"}) {
         std::string token = keys().sign(kind, input);
         // verify() returns exactly the signed payload, for this kind only
         // (tokens over 4096 bytes are refused outright).
