@@ -236,6 +236,8 @@ cat <<EOF
   everywhere): sign in as $user3 (same password, no authenticator yet: her
   code is texted to the Twilio stand-in), then open
       http://127.0.0.1:$port/.twostep/security-info
+  "Set up push notifications" there sends a test push to the ntfy stand-in:
+  tap its Approve and type the number the set-up page shows.
   Texts, calls and pushes are limited to three per ten minutes per user.
 
   Authenticator code: add this account to an authenticator app (Google
