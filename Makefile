@@ -123,8 +123,9 @@ bench: module
 	@TWOSTEP_MODULE=$(MODULE) bench/run.sh
 
 # A real browser (Debian's Chromium, driven by playwright-core from npm, no
-# browser download) through the sign-in pages, against nginx, the legacy app
-# and the Duo simulator (tests/browser/README.md). Node and npm come from
+# browser download) through the sign-in pages, against nginx, the legacy app,
+# the Duo simulator and the Twilio and ntfy stand-ins (tests/browser/
+# README.md). Node and npm come from
 # Debian unless the machine already has them. The screenshots go to
 # BROWSER_SHOTS; `make browser BROWSER_SHOTS=docs/screenshots` refreshes
 # the documented ones.

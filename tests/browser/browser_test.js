@@ -84,9 +84,14 @@ function stopStack(stack) {
 
 // A JSON request to the simulator's control API.
 function simRequest(stack, method, urlPath, body) {
+  return jsonRequest(method, stack.sim + urlPath, body);
+}
+
+// A JSON request to a stand-in's or the simulator's control API.
+function jsonRequest(method, url, body) {
   return new Promise((resolve, reject) => {
     const data = body === undefined ? null : JSON.stringify(body);
-    const req = http.request(stack.sim + urlPath, {
+    const req = http.request(url, {
       method,
       headers: data ? { 'Content-Type': 'application/json',
                         'Content-Length': Buffer.byteLength(data) } : {},
@@ -909,6 +914,189 @@ async function scenarioPasskey(ctx, stack) {
   await page.close();
 }
 
+// ------------------------------------------- without Duo: Twilio, ntfy
+
+// bob (or `user`): password, then the second-step page (the app code
+// first).
+async function signInBob(page, stack, target, user = stack.user2) {
+  await page.goto(stack.base + target);
+  must(pathOf(page.url()) === `${PORTAL}signin`,
+       'a protected URL redirects to the sign-in page', page.url());
+  await page.fill('#username', user);
+  await page.fill('#password', stack.password);
+  await follow(page, 'button[type=submit]');
+  must(pathOf(page.url()) === `${PORTAL}verify`,
+       `${user}'s password leads to the second step`, await describe(page));
+}
+
+// The newest notification on `topic` at the ntfy stand-in.
+async function lastPush(stack, topic) {
+  const r = await jsonRequest('GET', `${stack.ntfy}/standin/messages?topic=` +
+                              encodeURIComponent(topic));
+  must(r.status === 200 && r.json && r.json.messages.length > 0,
+       'the push reached the ntfy stand-in', r.text.slice(0, 200));
+  return r.json.messages[r.json.messages.length - 1];
+}
+
+// The phone: opens the push's Approve link (no session, no script) and
+// types `number`.
+async function approveOnPhone(ctx, msg, number, shotName, title) {
+  const action = (msg.actions || []).find((a) => a.label === 'Approve');
+  must(action, 'the push has an Approve button', JSON.stringify(msg));
+  const phone = await ctx.newPage();
+  const seen = watch(phone);
+  await phone.goto(action.url);
+  must(await heading(phone) === title, `the approval page asks "${title}"`,
+       await describe(phone));
+  check(await phone.$('script') === null,
+        'the approval page has no script');
+  await axeCheck(phone, 'the approval page');
+  if (shotName) await shoot(phone, shotName);
+  await phone.fill('#number', number);
+  await follow(phone, 'button:text-is("Approve")');
+  const answer = await heading(phone);
+  checkClean(seen, 'the approval page');
+  await phone.close();
+  return answer;
+}
+
+async function scenarioSelfHosted(ctx, stack) {
+  console.log('without Duo: push with number matching (ntfy), text and ' +
+              'call (Twilio), through the stand-ins');
+  const page = await ctx.newPage();
+  const seen = watch(page);
+
+  // Push: the waiting page shows the number the phone must type.
+  await signInBob(page, stack, '/selfhosted/push');
+  await follow(page, 'text=Approve a request on my authenticator app');
+  await follow(page, 'button:has-text("Send request")');
+  must(pathOf(page.url()) === `${PORTAL}wait`,
+       '"Send request" leads to the waiting page', await describe(page));
+  const number = ((await page.textContent('.number')) || '').trim();
+  must(/^[1-9][0-9]$/.test(number),
+       'the waiting page shows a two-digit number to match', number);
+  await axeCheck(page, 'the push waiting page with its number');
+  await shoot(page, 'wait-push-number');
+  const msg = await lastPush(stack, stack.topic);
+  check(/^Sign in to /.test(msg.title || ''),
+        'the push says what is being signed in to', msg.title);
+  const answer = await approveOnPhone(ctx, msg, number, 'approve',
+                                      'Approve sign-in?');
+  check(answer === 'Sign-in approved', 'the right number approves', answer);
+  let moved = true;
+  try {
+    await page.waitForURL(`${stack.base}/selfhosted/push`, { timeout: 20000 });
+  } catch (e) {
+    moved = false;
+  }
+  must(moved, 'after approval the waiting page moves on by itself',
+       await describe(page));
+
+  // Text: the code page names the masked number; the stand-in has the
+  // text.
+  await ctx.clearCookies();
+  await signInBob(page, stack, '/selfhosted/sms');
+  await follow(page, 'text=Text my phone');
+  await follow(page, 'button:has-text("Send code")');
+  const text = (await page.textContent('main')).replace(/\s+/g, ' ');
+  must(/We texted a code to \+1/.test(text) &&
+       text.includes(stack.phone.slice(-2)) && !text.includes(stack.phone),
+       'the code page names the masked number, never all of it', text);
+  await axeCheck(page, 'the text-code page');
+  await shoot(page, 'sms-code-masked');
+  const sms = await jsonRequest('GET', `${stack.twilio}/standin/messages?to=` +
+                                encodeURIComponent(stack.phone));
+  const code = ((sms.json && sms.json.messages.slice(-1)[0].body) || '')
+    .match(/\b(\d{6})\b/);
+  must(code, 'the Twilio stand-in got the text with its code', sms.text);
+  await page.fill('#code', code[1]);
+  await follow(page, 'button:has-text("Verify")');
+  must(page.url() === `${stack.base}/selfhosted/sms`,
+       'the texted code signs in', await describe(page));
+
+  // Call: the waiting page, then # on the stand-in's keypad.
+  await ctx.clearCookies();
+  await signInBob(page, stack, '/selfhosted/call');
+  await follow(page, 'text=Call my phone');
+  await follow(page, 'button:has-text("Call me")');
+  must(/Answer the call/.test(await heading(page)),
+       'the call\'s waiting page says to answer it', await heading(page));
+  await axeCheck(page, 'the call waiting page');
+  await shoot(page, 'wait-call-twilio');
+  const calls = await jsonRequest('GET', `${stack.twilio}/standin/calls?to=` +
+                                  encodeURIComponent(stack.phone));
+  must(calls.json && calls.json.calls.length === 1,
+       'the Twilio stand-in got one call', calls.text.slice(0, 200));
+  const pressed = await jsonRequest('POST', `${stack.twilio}/standin/press`,
+                                    { call: calls.json.calls[0].sid,
+                                      digits: '#', signature: 'valid' });
+  check(pressed.status === 200, 'the stand-in presses # on the call',
+        pressed.text.slice(0, 200));
+  moved = true;
+  try {
+    await page.waitForURL(`${stack.base}/selfhosted/call`, { timeout: 20000 });
+  } catch (e) {
+    moved = false;
+  }
+  must(moved, 'after # the waiting page moves on by itself',
+       await describe(page));
+  checkClean(seen, 'push, text and call without Duo');
+  await page.close();
+}
+
+async function scenarioPushSetup(ctx, stack) {
+  console.log('security info: set up push notifications, approved with ' +
+              'the number on the phone');
+  const page = await ctx.newPage();
+  const seen = watch(page);
+  await signInBob(page, stack, '/selfhosted/setup', stack.user3);
+  await page.fill('#code', totp(stack.secret3));
+  await follow(page, 'button:has-text("Verify")');
+  await page.goto(`${stack.base}${PORTAL}security-info`);
+  must(await page.isVisible('h3:text-is("Push notifications")'),
+       'security info has a "Push notifications" row', await describe(page));
+  await follow(page, 'button:text-is("Set up push notifications")');
+  must(await heading(page) === 'Set up push notifications',
+       'the button opens "Set up push notifications"', await describe(page));
+  const topic = ((await page.textContent('code.key')) || '').trim();
+  must(/^[A-Za-z0-9_-]{24}$/.test(topic),
+       'the set-up page shows a new topic', topic);
+  check(await page.isVisible('.qr svg'),
+        'the set-up page shows the subscribe QR code');
+  await axeCheck(page, 'the push set-up page');
+  await shoot(page, 'push-setup');
+
+  await follow(page, 'button:has-text("Send a test notification")');
+  const number = ((await page.textContent('.number')) || '').trim();
+  must(/^[1-9][0-9]$/.test(number),
+       'the set-up page shows the number to type on the phone',
+       await describe(page));
+  await shoot(page, 'push-setup-wait');
+  const msg = await lastPush(stack, topic);
+  const answer = await approveOnPhone(ctx, msg, number, 'approve-test',
+                                      'Approve the test notification?');
+  check(answer === 'Test notification approved',
+        'the right number approves the test notification', answer);
+  let moved = true;
+  try {
+    await page.waitForURL((u) => pathOf(u.toString()) ===
+                          `${PORTAL}security-info`, { timeout: 20000 });
+  } catch (e) {
+    moved = false;
+  }
+  must(moved, 'the set-up page moves on by itself to security info',
+       await describe(page));
+  check(/Push notifications are set up/.test(await page.textContent('main')),
+        'security info says push notifications are set up',
+        await describe(page));
+  const store = JSON.parse(fs.readFileSync(stack.store, 'utf8'));
+  check(store.users.carol.ntfy_topic === topic,
+        'the new topic is saved after the approval',
+        store.users.carol.ntfy_topic);
+  checkClean(seen, 'push set-up');
+  await page.close();
+}
+
 // ------------------------------------------------------------ main
 
 async function main() {
@@ -946,8 +1134,12 @@ async function main() {
 
     const scenarios = [scenarioPush, scenarioTotp, scenarioSms, scenarioCall,
                        scenarioSignOut, scenarioKeyboard, scenarioKeys,
-                       scenarioPasskey];
+                       scenarioPasskey, scenarioSelfHosted,
+                       scenarioPushSetup];
+    // ONLY=scenarioPushSetup,... runs those alone (while iterating).
+    const only = (process.env.ONLY || '').split(',').filter(Boolean);
     for (const scenario of scenarios) {
+      if (only.length && !only.includes(scenario.name)) continue;
       // Every scenario starts without a session.
       await ctx.clearCookies();
       try {

@@ -1,14 +1,20 @@
 #!/usr/bin/python3
 """Starts what the browser test drives, all on loopback: the legacy app, the
-Duo simulator (user alice: push, phone and sms; number matching off) and
-nginx with the module in a fresh temporary directory, with self-service
-and passkey sign-in on. Reuses the e2e
-harness (tests/e2e/harness.py).
+Duo simulator (user alice: push, phone and sms; number matching off), the
+Twilio and ntfy stand-ins (user bob, same password: text and call to his
+phone, push with number matching to his ntfy topic) and nginx with the
+module in a fresh temporary directory, with self-service and passkey
+sign-in on. Reuses the e2e harness (tests/e2e/harness.py).
 
 Prints one line of JSON on stdout when everything listens:
   {"base": "http://127.0.0.1:N", "sim": "http://127.0.0.1:M",
    "user": "alice", "password": "...", "secret": "BASE32",
-   "store": ".../store/users.json", "dir": "..."}
+   "store": ".../store/users.json", "dir": "...",
+   "twilio": "http://127.0.0.1:T", "ntfy": "http://127.0.0.1:F",
+   "user2": "bob", "secret2": "BASE32", "phone": "+1...", "topic": "...",
+   "user3": "carol", "secret3": "BASE32"}
+(carol has her authenticator app alone: she sets up push in security
+info.)
 then runs until its stdin closes or it gets SIGTERM/SIGINT, and stops the
 three processes (and removes the directory unless TWOSTEP_KEEP=1).
 
@@ -41,6 +47,8 @@ SIMULATOR = REPO / "examples" / "duo_simulator.py"
 MODULE = os.environ.get("TWOSTEP_MODULE") or \
     str(REPO / "build" / "ngx_http_twostep_module.so")
 IKEY = "DIBROWSERTEST0000001"
+TWILIO_ACCOUNT = "AC" + "0" * 28 + "b70e"
+BOB_PHONE = "+15550100222"
 
 
 def simulator_config():
@@ -91,7 +99,7 @@ class Simulator:
             self.proc = None
 
 
-def nginx_conf(prefix, d, app_port, sim_port, port):
+def nginx_conf(prefix, d, app_port, sim_port, port, twilio, ntfy):
     # Self-service (security keys) and passkey sign-in: the browser opens
     # http://localhost:PORT, whose host name is the RP ID.
     body = """
@@ -102,6 +110,13 @@ def nginx_conf(prefix, d, app_port, sim_port, port):
     twostep_duo_api http://127.0.0.1:{sim};
     twostep_duo_ikey {ikey};
     twostep_duo_skey_file {d}/duo.skey;
+    twostep_twilio_api {twilio};
+    twostep_twilio_account {account};
+    twostep_twilio_token_file {d}/twilio/twilio.token;
+    twostep_twilio_from +15550001111;
+    twostep_ntfy_server {ntfy};
+    twostep_ntfy_token_file {d}/ntfy/ntfy.token;
+    twostep_public_url http://127.0.0.1:{port};
 
     server {{
         listen 127.0.0.1:{port};
@@ -112,7 +127,8 @@ def nginx_conf(prefix, d, app_port, sim_port, port):
         }}
     }}
 """.format(d=d, sim=sim_port, ikey=IKEY, port=port,
-           proxy=proxy_to(app_port))
+           proxy=proxy_to(app_port), twilio=twilio.base,
+           account=TWILIO_ACCOUNT, ntfy=ntfy.base)
     return main_conf(prefix, MODULE, body, workers=1)
 
 
@@ -134,11 +150,18 @@ def main():
         # Files are world-readable: nginx's workers run as nobody.
         password = "browser-" + secrets.token_hex(6)
         alice = User("alice", password)
+        bob = User("bob", password)
+        carol = User("carol", password)
+        topic = secrets.token_urlsafe(18)
         # The workers (nobody) write the store: a directory of its own,
         # as the README's permission steps say.
         store = work / "store"
         store.mkdir()
-        write_users(store / "users.json", [alice], mode=0o660)
+        write_users(store / "users.json", [alice, bob, carol],
+                    mode=0o660)
+        doc = json.loads((store / "users.json").read_text())
+        doc["users"]["bob"].update(phone=BOB_PHONE, ntfy_topic=topic)
+        (store / "users.json").write_text(json.dumps(doc, indent=2))
         nobody = pwd.getpwnam("nobody").pw_uid
         nogroup = grp.getgrnam("nogroup").gr_gid
         for f in (store, store / "users.json"):
@@ -154,11 +177,20 @@ def main():
         procs.append(app)
         sim = Simulator(work, work / "duo.skey").start()
         procs.append(sim)
+        for name in ("twilio", "ntfy"):
+            (work / name).mkdir()
+            (work / name).chmod(0o755)
+        twilio = harness.twilio_standin(work / "twilio", TWILIO_ACCOUNT,
+                                        secrets.token_hex(16))
+        procs.append(twilio)
+        ntfy = harness.ntfy_standin(work / "ntfy",
+                                    "tk_" + secrets.token_hex(14))
+        procs.append(ntfy)
 
         port = free_port()
         nginx = Nginx(work / "nginx",
                       nginx_conf(work / "nginx", work, app.port, sim.port,
-                                 port), ports=[port])
+                                 port, twilio, ntfy), ports=[port])
         rc, out = nginx.test_config()
         if rc != 0:
             raise RuntimeError("nginx -t failed:\n" + out)
@@ -169,7 +201,11 @@ def main():
                           % sim.port, "user": alice.name,
                           "store": str(store / "users.json"),
                           "password": password, "secret": alice.secret,
-                          "dir": str(work)}), flush=True)
+                          "dir": str(work), "twilio": twilio.base,
+                          "ntfy": ntfy.base, "user2": bob.name,
+                          "secret2": bob.secret, "phone": BOB_PHONE,
+                          "topic": topic, "user3": carol.name,
+                          "secret3": carol.secret}), flush=True)
 
         # Until the test closes our stdin (or dies), or signals us.
         def watch_stdin():
