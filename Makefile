@@ -131,7 +131,8 @@ bench: module
 # the documented ones.
 .PHONY: browser
 
-BROWSER_DEPS  := chromium oathtool whois python3-requests
+# zbarimg reads the QR codes the pages draw, as a phone's camera would.
+BROWSER_DEPS  := chromium oathtool whois python3-requests zbar-tools
 BROWSER_SHOTS ?= $(BUILD)/screenshots
 BROWSER_NODE  := tests/browser/node_modules/.package-lock.json
 

@@ -1061,8 +1061,22 @@ async function scenarioPushSetup(ctx, stack) {
   const topic = ((await page.textContent('code.key')) || '').trim();
   must(/^[A-Za-z0-9_-]{24}$/.test(topic),
        'the set-up page shows a new topic', topic);
-  check(await page.isVisible('.qr svg'),
-        'the set-up page shows the subscribe QR code');
+  // What a phone's camera reads from the QR code (zbarimg, from a picture
+  // of it as Chromium draws it): the ntfy app's link to the new topic.
+  const qrFile = path.join(os.tmpdir(), `twostep-qr-${process.pid}.png`);
+  await page.locator('.qr svg').screenshot({ path: qrFile });
+  let scanned = '';
+  try {
+    scanned = execFileSync('zbarimg', ['--raw', '-q', qrFile]).toString()
+      .trim();
+  } catch (e) {
+    scanned = `zbarimg failed: ${e.message}`;
+  }
+  fs.rmSync(qrFile, { force: true });
+  const host = new URL(stack.ntfy).host;
+  check(scanned === `ntfy://${host}/${topic}?secure=false`,
+        'the QR code is the ntfy app\'s subscribe link to the new topic',
+        scanned);
   await axeCheck(page, 'the push set-up page');
   await shoot(page, 'push-setup');
 
