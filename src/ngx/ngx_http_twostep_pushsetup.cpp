@@ -183,13 +183,10 @@ ngx_http_twostep_setup_send(ngx_http_twostep_page_t &p,
     time_t now = ngx_time();
     ngx_http_twostep_zone_state state(p.r);
 
-    // A test still out gives way to the new one, and its link dies.
+    // A test still out gives way to a new one (whose link then dies); if
+    // none may go out, it stays and can still be approved.
     if (!setup.txid.empty()) {
         twostep::end_out_of_band(state, user.name, now);
-        twostep::decide_approval(state, setup.txid,
-                                 twostep::Approval::denied, now,
-                                 setup.expires);
-        setup.txid.clear();
     }
 
     const char *error = nullptr;
@@ -202,13 +199,13 @@ ngx_http_twostep_setup_send(ngx_http_twostep_page_t &p,
         break;
 
     case twostep::Start::busy:
-        error = "error.request_waiting";
+        error = "push_setup.error.waiting";
         break;
 
     case twostep::Start::too_many:
         ngx_http_twostep_log(p.r, NGX_LOG_WARN,
                              "too many requests to the phone", user.name);
-        error = "error.too_many_requests";
+        error = "push_setup.error.too_many";
         break;
 
     default: /* twostep::Start::unavailable */
@@ -219,6 +216,13 @@ ngx_http_twostep_setup_send(ngx_http_twostep_page_t &p,
 
     if (error) {
         return ngx_http_twostep_setup_page(p, session, setup, status, error);
+    }
+
+    if (!setup.txid.empty()) {
+        twostep::decide_approval(state, setup.txid,
+                                 twostep::Approval::denied, now,
+                                 setup.expires);
+        setup.txid.clear();
     }
 
     time_t expires = ngx_min(now + NGX_HTTP_TWOSTEP_OOB_TTL, setup.expires);

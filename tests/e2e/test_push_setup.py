@@ -225,7 +225,7 @@ def answer_on_phone(ntfy, topic, number):
     """Taps Approve on the test push and types `number`: what the phone
     was told."""
     msgs = pushes(ntfy, topic)
-    assert len(msgs) == 1, msgs
+    assert msgs, msgs
     url = tap(ntfy, msgs[-1], "Approve")["url"]
     phone = requests.Session()
     page = phone.get(url, timeout=10)
@@ -426,6 +426,34 @@ def test_ntfy_failing_saves_nothing(site, ntfy, mode):
     wait, number = waiting_page(b, page)
     done, _ = answer_on_phone(ntfy, topic, number)
     assert done.status_code == 200
+    assert check(b, wait).status_code == 303
+    assert site.store.entry(user.name)["ntfy_topic"] == topic
+
+
+def test_test_pushes_count_in_the_limits_of_every_push(site, ntfy):
+    """Three pushes to the phone per ten minutes (MFA fatigue): a new test
+    replaces one still out (whose link then dies), and the fourth is
+    refused without reaching ntfy, the third still waiting."""
+    user = site.store.take()
+    b = signed_in(site, user)
+    page, topic = start_setup(b)
+    remember_sensitive("secret", topic)
+    wait = page
+    for i in range(3):
+        # The waiting page offers "Send a new test notification".
+        wait, number = waiting_page(b, wait)
+    msgs = pushes(ntfy, topic)
+    assert len(msgs) == 3
+    first = tap(ntfy, msgs[0], "Approve")["url"]
+    assert requests.get(first, timeout=10).status_code == 403
+    r = send_test(b, wait)
+    assert r.status_code == 429, snippet(r)
+    assert "Too many notifications were sent to your phone" in Page(r).text
+    assert Page(r).heading == "Approve the test notification"
+    assert len(pushes(ntfy, topic)) == 3
+    # The last one sent still saves.
+    done, _ = answer_on_phone(ntfy, topic, number)
+    assert done.status_code == 200, snippet(done)
     assert check(b, wait).status_code == 303
     assert site.store.entry(user.name)["ntfy_topic"] == topic
 

@@ -877,6 +877,7 @@ START_TEST(push_setup_page)
     expect_has(html, "content=\"3;url=/.twostep/push-setup?check=1\"");
     expect_has(html, "data-status=\"/.twostep/push-setup?status=1\"");
     ck_assert_uint_eq(count(html, "<script"), 1);
+    expect_has(html, ">Send a new test notification</button>");
     // While it waits, the topic is not shown again.
     expect_lacks(html, "Xk3_9aZ-0bQvLm2PqR7sTuWy");
 }
