@@ -164,6 +164,13 @@ static ngx_command_t  ngx_http_twostep_commands[] = {
       offsetof(ngx_http_twostep_srv_conf_t, remember),
       NULL },
 
+    { ngx_string("twostep_fraud_pause"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_sec_slot,
+      NGX_HTTP_SRV_CONF_OFFSET,
+      offsetof(ngx_http_twostep_srv_conf_t, fraud_pause),
+      NULL },
+
     { ngx_string("twostep_session_audience"),
       NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_CONF_TAKE1,
       ngx_conf_set_str_slot,
@@ -785,6 +792,7 @@ ngx_http_twostep_create_srv_conf(ngx_conf_t *cf) noexcept
 
     conf->session_ttl = NGX_CONF_UNSET;
     conf->remember = NGX_CONF_UNSET;
+    conf->fraud_pause = NGX_CONF_UNSET;
     conf->enroll = NGX_CONF_UNSET;
     conf->passkey_signin = NGX_CONF_UNSET;
     conf->duo_timeout = NGX_CONF_UNSET_MSEC;
@@ -904,6 +912,8 @@ try {
     ngx_conf_merge_sec_value(conf->session_ttl, prev->session_ttl,
                              12 * 60 * 60);
     ngx_conf_merge_sec_value(conf->remember, prev->remember, 0);
+    // Pushes and calls pause this long after the phone reports fraud.
+    ngx_conf_merge_sec_value(conf->fraud_pause, prev->fraud_pause, 900);
     ngx_conf_merge_str_value(conf->portal_uri, prev->portal_uri,
                              "/.twostep/");
     ngx_conf_merge_str_value(conf->thread_pool_name, prev->thread_pool_name,

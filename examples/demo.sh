@@ -224,7 +224,7 @@ cat <<EOF
 
   Push, call and text go to a simulated phone: open
       http://127.0.0.1:$duo_port/phone/$user in another tab
-  and approve there (answer the call and press 1; read the texted code).
+  and approve there (answer the call and press a key; read the texted code).
 
   Without Duo: sign in as $user2 (same password and authenticator). Texts
   and calls go to the Twilio stand-in, http://127.0.0.1:$twilio_port/

@@ -103,7 +103,7 @@ MSG = {
     "enroll": "Enroll an authentication device to proceed",
     "pushed": "Pushed a login request to your device...",
     "calling": "Dialing %s...",
-    "answered": "Answered. Press 1 on your phone to log in.",
+    "answered": "Answered. Press any key on your phone to log in.",
     "success": "Success. Logging you in...",
     "denied": "Login request denied.",
     "wrong_number": "Login request denied: the wrong number was picked.",
@@ -1062,16 +1062,16 @@ class SimHandler(Plumbing):
                               % (e(tx.txid), details(tx), buttons))
             else:
                 if tx.answered:
-                    say = "Call in progress: press 1 to approve."
+                    say = "Call in progress: press any key to approve."
                     buttons = form(tx, '<button name="action" value="press1" '
-                                   'class="approve">Press 1</button> <button '
+                                   'class="approve">Press a key</button> <button '
                                    'name="action" value="deny" class="deny">'
                                    'Hang up</button>')
                 else:
-                    say = ("Incoming call from Duo: &ldquo;Press 1 to "
-                           "approve.&rdquo;")
+                    say = ("Incoming call from Duo: &ldquo;Press any key "
+                           "to approve.&rdquo;")
                     buttons = form(tx, '<button name="action" value="press1" '
-                                   'class="approve">Answer + press 1</button> '
+                                   'class="approve">Answer + press a key</button> '
                                    '<button name="action" value="answer">'
                                    'Answer</button> <button name="action" '
                                    'value="deny" class="deny">Decline'

@@ -301,6 +301,56 @@ void end_out_of_band(SharedState &state, std::string_view user,
     });
 }
 
+std::int64_t out_of_band_retry(SharedState &state, const OutOfBandRule &rule,
+                               std::string_view user, std::int64_t now)
+{
+    std::int64_t left = 0;
+    state.update(key_of("n:", user), now, now + rule.window,
+                 [&](StateRecord &r) {
+        if (r.until > now && r.count >= rule.max_starts) {
+            left = r.until - now;
+        }
+        return false;  // a read
+    });
+    return left;
+}
+
+std::string pause_key(std::string_view user, std::string_view credentials)
+{
+    std::string key = key_of("p:", user);
+    key += ' ';
+    key += credentials;
+    return key;
+}
+
+bool pause_out_of_band(SharedState &state, std::string_view key,
+                       std::int64_t now, std::int64_t until)
+{
+    if (until <= now) {
+        return true;
+    }
+    // The record is kept as long as its longest pause: an earlier report's
+    // end may lie beyond this one's.
+    std::int64_t keep = std::max(until,
+                                 now + out_of_band_paused_for(state, key,
+                                                              now));
+    return state.update(key, now, keep, [&](StateRecord &r) {
+        r.until = std::max(r.until, until);  // a later report extends it
+        return true;
+    }, true);
+}
+
+std::int64_t out_of_band_paused_for(SharedState &state, std::string_view key,
+                                    std::int64_t now)
+{
+    std::int64_t until = 0;
+    state.update(key, now, now + 1, [&](StateRecord &r) {
+        until = r.until;
+        return false;  // a read: nothing stored
+    });
+    return until > now ? until - now : 0;
+}
+
 Claim claim_transaction(SharedState &state, std::string_view txid,
                         std::int64_t now, std::int64_t expires)
 {

@@ -147,6 +147,26 @@ Start start_out_of_band(SharedState &state, const OutOfBandRule &rule,
 void end_out_of_band(SharedState &state, std::string_view user,
                      std::int64_t now);
 
+// Seconds until start_out_of_band() stops answering too_many for `user`:
+// the end of the window in which the requests were counted; 0 when one
+// may go out now (busy or not).
+std::int64_t out_of_band_retry(SharedState &state, const OutOfBandRule &rule,
+                               std::string_view user, std::int64_t now);
+
+// Fraud reported from the phone (Duo's "fraud", 0 on a call, "Report" on
+// the approval page): pushes and calls for the user pause until `until`
+// (twostep_fraud_pause), so whoever holds the password cannot keep the
+// phone ringing (NIST SP 800-63B 5.1.3.1, OWASP ASVS 2.8.x). The key is
+// pause_key(): a new password or second step lifts it. Pinned; false when
+// it could not be kept (the caller fails closed).
+std::string pause_key(std::string_view user, std::string_view credentials);
+bool pause_out_of_band(SharedState &state, std::string_view key,
+                       std::int64_t now, std::int64_t until);
+// Seconds the pause of `key` still lasts, 0 when none (a read never
+// fails).
+std::int64_t out_of_band_paused_for(SharedState &state, std::string_view key,
+                                    std::int64_t now);
+
 // A provider transaction finishes a sign-in once: a second use of the same
 // transaction id is refused.
 Claim claim_transaction(SharedState &state, std::string_view txid,

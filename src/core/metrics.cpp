@@ -163,6 +163,12 @@ std::string render(const std::vector<std::uint64_t> &c, const Gauges &gauges)
     sample(out, "twostep_sessions_revoked_total",
            c[single_slot(Counter::sessions_revoked)]);
 
+    header(out, "twostep_fraud_reports_total", "counter",
+           "Sign-ins the phone reported as fraud (pushes and calls then "
+           "pause for the user).");
+    sample(out, "twostep_fraud_reports_total",
+           c[single_slot(Counter::fraud_reports)]);
+
     header(out, "twostep_provider_requests_total", "counter",
            "Requests to verification providers by result.");
     for (std::size_t p = 0; p < provider_count; p++) {

@@ -41,8 +41,10 @@ constexpr std::size_t duration_bucket_count =
     sizeof(duration_buckets_ms) / sizeof(duration_buckets_ms[0]) + 1;
 
 // Single counters.
-enum class Counter { lockouts, replays, sessions_revoked, zone_evictions };
-constexpr std::size_t single_count = 4;
+enum class Counter {
+    lockouts, replays, sessions_revoked, zone_evictions, fraud_reports
+};
+constexpr std::size_t single_count = 5;
 
 // Positions in the counter array.
 std::size_t counter_count();

@@ -38,6 +38,8 @@ const std::set<std::string, std::less<>> &value_names()
         "code_box", "other_ways", "ways", "href", "label", "number",
         "qr_svg", "secret", "text", "link_href", "link_text",
         "is_remembered", "remember", "remember_one", "days",
+        // the call's key (pound: Twilio), "I've approved it", sign out
+        "pound", "approved_url", "signout_url",
         // security-info.html
         "new_codes", "codes", "code", "totp", "phone", "provided",
         "choices", "chosen", "options", "selected", "recovery_left",

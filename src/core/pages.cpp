@@ -106,6 +106,18 @@ const std::string &page_security_policy()
     return PageTheme::builtin().security_policy();
 }
 
+std::string minutes_text(const PageContext &ctx, std::string_view key,
+                         std::int64_t seconds)
+{
+    std::int64_t minutes = seconds <= 60 ? 1 : (seconds + 59) / 60;
+    PageData args;
+    args.text("minutes", std::to_string(minutes));
+    std::string name(key);
+    if (minutes == 1)
+        name += "_one";
+    return ctx.text(name, args);
+}
+
 std::string render_signin(const PageContext &ctx, const SigninPage &page)
 {
     PageData data;
@@ -134,6 +146,7 @@ std::string render_code(const PageContext &ctx, const CodePage &page)
     data.flag("remember", page.remember_days > 0);
     data.flag("remember_one", page.remember_days == 1);
     data.text("days", std::to_string(page.remember_days));
+    data.flag("pound", page.call_pound);
     method_flags(data, page.method);
     form_fields(data, page.return_to, page.methods, page.form_token);
     messages(data, ctx, page.error, page.notice);
@@ -156,15 +169,21 @@ std::string render_wait(const PageContext &ctx, const WaitPage &page)
     data.text("user", page.user);
     data.text("status_url", page.paths.status + query);
     data.text("check_url", check);
+    data.text("approved_url", check + "&approved=1");
     data.text("number", page.number);
+    data.flag("pound", page.call_pound);
+    messages(data, ctx, {}, page.notice);
     // Without JavaScript the page reloads itself; with it, the script
     // moves on as soon as the provider answers.
     data.text("refresh", check);
     method_flags(data, page.method);
     other_ways(data, ctx, page.paths, page.method, page.offered,
                page.return_to, page.methods);
-    return render(ctx, "wait", data,
-                  std::string("wait.") + method_name(page.method) + ".title");
+    std::string title = std::string("wait.") + method_name(page.method)
+                        + ".title";
+    if (page.method == Method::call && page.call_pound)
+        title += "_pound";
+    return render(ctx, "wait", data, title);
 }
 
 std::string render_approve(const PageContext &ctx, const ApprovePage &page)
@@ -304,6 +323,17 @@ std::string render_message(const PageContext &ctx, std::string_view title,
                                ? std::string(link_href)
                                : ctx.text_or_literal(link_text));
     return render(ctx, "message", data, title);
+}
+
+std::string render_locked(const PageContext &ctx, const PortalPaths &paths,
+                          std::string_view text,
+                          std::string_view form_token)
+{
+    PageData data;
+    data.text("text", std::string(text));
+    data.text("signout_url", paths.logout);
+    data.text("form_token", std::string(form_token));
+    return render(ctx, "message", data, "msg.locked.title");
 }
 
 std::string render_signed_out(const PageContext &ctx,

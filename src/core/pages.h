@@ -23,6 +23,12 @@ namespace twostep {
 // by their SHA-256 hashes). A theme's own: PageTheme::security_policy().
 const std::string &page_security_policy();
 
+// "Try again in 7 minutes": the text `key` (or `key`_one for a single
+// minute) with {minutes}, the seconds to wait rounded up to whole
+// minutes, so a page never promises a retry that would still be refused.
+std::string minutes_text(const PageContext &ctx, std::string_view key,
+                         std::int64_t seconds);
+
 struct PortalPaths {
     std::string signin;   // e.g. "/.twostep/signin"
     std::string verify;   // e.g. "/.twostep/verify"
@@ -60,6 +66,8 @@ struct CodePage {
     std::string error;
     std::string notice;             // e.g. "We texted a code to ..."
     bool sms_sent = false;          // sms: a code is on its way
+    bool call_pound = false;        // call: the pound key (#) approves
+                                    // (Twilio); else any key (Duo)
     int remember_days = 0;          // > 0: offer "Don't ask again for N
                                     // days on this device" (twostep_remember)
     std::string webauthn;           // webauthn: options for webauthn.js
@@ -83,12 +91,16 @@ struct WaitPage {
     std::string methods;
     std::string number;             // number matching, if the provider
                                     // gave one
+    bool call_pound = false;        // as CodePage::call_pound
+    std::string notice;             // e.g. "wait.not_yet"
 };
 
 // "Approve the sign-in request on your phone" / "Answer the call and press
-// the key". Moves on by itself: without JavaScript a meta refresh to
-// paths.wait?check=1, with JavaScript a script that long-polls
-// paths.status and then goes there.
+// the pound key (#)" (or any key, as the provider's call asks). Moves on by
+// itself: without JavaScript a meta refresh to paths.wait?check=1, with
+// JavaScript a script that long-polls paths.status and then goes there.
+// "I've approved it" goes to paths.wait?check=1&approved=1, so the page can
+// say that nothing has arrived yet.
 std::string render_wait(const PageContext &ctx, const WaitPage &page);
 
 struct ApprovePage {
@@ -197,6 +209,16 @@ std::string render_message(const PageContext &ctx, std::string_view title,
                            std::string_view text,
                            std::string_view link_href = {},
                            std::string_view link_text = {});
+
+// "Too many attempts": `text` (minutes_text() of msg.locked.text), and a
+// "Sign out" button posting form_token (the session's sign-out token, or
+// empty for a pending sign-in) to paths.logout, which ends this browser's
+// sign-in: while the lock lasts every way in from here waits as well (a
+// recovery code or a key is a guess like any other), so that and the
+// time are what the page can offer.
+std::string render_locked(const PageContext &ctx, const PortalPaths &paths,
+                          std::string_view text,
+                          std::string_view form_token);
 
 // The signed-out confirmation with a "Sign in again" link.
 std::string render_signed_out(const PageContext &ctx,

@@ -194,6 +194,18 @@ Counters counters(std::string_view prefix, std::string_view user,
     return c;
 }
 
+Counters pause_counters(std::string_view prefix, std::string_view key)
+{
+    // The scripts take three keys: the same one three times (the second
+    // and third find it locked by the first and leave it).
+    Counters c;
+    for (int i = 0; i < 3; i++) {
+        c.keys[i] = join(prefix, key);
+        c.max[i] = 1;
+    }
+    return c;
+}
+
 Argv lock_check(const Counters &c, std::int64_t now)
 {
     Argv argv = eval(lock_check_lua, c);

@@ -43,6 +43,11 @@ Counters counters(std::string_view prefix, std::string_view user,
                   std::int64_t max_address_failures,
                   std::int64_t max_account_failures);
 
+// A fraud pause (guard.h, pause_key()) kept like a lock: one counter whose
+// first "failure" locks it, so lock_check() reads it and record_failure()
+// with the pause as lock time sets it, with the same scripts.
+Counters pause_counters(std::string_view prefix, std::string_view key);
+
 // EVAL: seconds the attempt must wait (0: none), without counting.
 Argv lock_check(const Counters &c, std::int64_t now);
 // EVAL: counts a failure on each counter not locked, locks those that

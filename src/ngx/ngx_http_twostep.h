@@ -82,6 +82,7 @@ struct ngx_http_twostep_srv_conf_t {
     ngx_str_t                                   session_audience;
     time_t                                      session_ttl;
     time_t                                      remember;  // 0: off
+    time_t                                      fraud_pause;  // 0: off
 #if (NGX_THREADS)
     ngx_thread_pool_t                          *thread_pool;
 #endif
@@ -318,6 +319,13 @@ bool ngx_http_twostep_redis_on();
 ngx_int_t ngx_http_twostep_shared_locked(ngx_http_request_t *r,
     ngx_http_twostep_srv_conf_t *scf, std::string_view user,
     std::string_view address, bool failed,
+    std::function<ngx_int_t(int64_t)> then);
+// The fraud pause of every host (twostep::pause_key(), kept in Redis like
+// a lock): with `seconds` > 0 it is set for that long, else only read.
+// `then` gets the seconds it lasts, 0 when none, -1 when Redis could not
+// answer (fail closed); without twostep_redis, 0 at once.
+ngx_int_t ngx_http_twostep_shared_pause(ngx_http_request_t *r,
+    std::string_view key, int64_t seconds,
     std::function<ngx_int_t(int64_t)> then);
 // RFC 6238 section 5.2 across hosts: the TOTP step is claimed in Redis.
 ngx_int_t ngx_http_twostep_shared_claim_step(ngx_http_request_t *r,

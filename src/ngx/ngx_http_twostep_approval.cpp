@@ -285,18 +285,32 @@ ngx_http_twostep_call_answered(ngx_http_twostep_page_t &p)
         return NGX_HTTP_FORBIDDEN;
     }
 
-    if (to == twostep::Approval::fraud) {
-        ngx_http_twostep_log(p.r, NGX_LOG_WARN,
-                             "sign-in reported as fraud on the call",
-                             cap->user);
+    ngx_http_request_t *r = p.r;
+    auto goodbye = [r, to]() {
+        twostep::PageContext ctx = ngx_http_twostep_page_ctx(r);
+
+        return ngx_http_twostep_send_text(r, "text/xml",
+                   twostep::twilio::goodbye_twiml(
+                       ctx.text("phone.call.language"),
+                       ctx.text(to == twostep::Approval::approved
+                                    ? "phone.call.approved"
+                                    : "phone.call.denied")));
+    };
+
+    if (to != twostep::Approval::fraud) {
+        return goodbye();
     }
 
-    twostep::PageContext ctx = ngx_http_twostep_page_ctx(p.r);
+    // Paused now, whether or not the browser ever asks again.
+    ngx_http_twostep_log(p.r, NGX_LOG_WARN,
+                         "sign-in reported as fraud on the call", cap->user);
+    ngx_http_twostep_audit(p.r, NGX_HTTP_TWOSTEP_FRAUD, cap->user,
+                           twostep::Method::call, NGX_HTTP_TWOSTEP_FAILED);
 
-    return ngx_http_twostep_send_text(p.r, "text/xml",
-               twostep::twilio::goodbye_twiml(
-                   ctx.text("phone.call.language"),
-                   ctx.text(to == twostep::Approval::approved
-                                ? "phone.call.approved"
-                                : "phone.call.denied")));
+    const twostep::User *user = p.scf->store->users->find(cap->user);
+    if (user == nullptr) {
+        return goodbye();  // gone: nothing of theirs can ring
+    }
+
+    return ngx_http_twostep_pause_phone(p.r, p.scf, *user, goodbye);
 }

@@ -15,7 +15,7 @@ struct ngx_http_twostep_audit_log_t {
 
 static const char *ngx_http_twostep_event_names[] = {
     "signin", "lockout", "replay", "signout", "session_revoked", "enroll",
-    "security_info", "provider_error"
+    "security_info", "provider_error", "fraud_report"
 };
 
 
@@ -114,6 +114,12 @@ ngx_http_twostep_count_event(ngx_http_twostep_event_e event,
     case NGX_HTTP_TWOSTEP_REVOKED:
         ngx_http_twostep_count(single_slot(Counter::sessions_revoked));
         return;
+
+    // A reported sign-in is a refused step too.
+    case NGX_HTTP_TWOSTEP_FRAUD:
+        ngx_http_twostep_count(single_slot(Counter::fraud_reports));
+        result = Result::failure;
+        break;
 
     // A provider failure during a step leaves that step undecided.
     case NGX_HTTP_TWOSTEP_PROVIDER_ERROR:

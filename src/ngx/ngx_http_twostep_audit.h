@@ -14,7 +14,8 @@ enum ngx_http_twostep_event_e {
     NGX_HTTP_TWOSTEP_REVOKED,         // a session replaced at step-up
     NGX_HTTP_TWOSTEP_ENROLL,          // an authenticator app set up
     NGX_HTTP_TWOSTEP_SECURITY_INFO,   // a method changed by its user
-    NGX_HTTP_TWOSTEP_PROVIDER_ERROR   // no usable answer from a provider
+    NGX_HTTP_TWOSTEP_PROVIDER_ERROR,  // no usable answer from a provider
+    NGX_HTTP_TWOSTEP_FRAUD            // the phone reported the sign-in
 };
 
 

@@ -80,6 +80,16 @@ static void ngx_http_twostep_duo_done(ngx_http_request_t *r,
     noexcept;
 
 
+static ngx_int_t ngx_http_twostep_duo_reach(ngx_http_twostep_page_t &p,
+    const twostep::PendingSignin &pending, const twostep::User &user,
+    twostep::Method method, const twostep::OutOfBandProvider &provider);
+static ngx_int_t ngx_http_twostep_phone_held(ngx_http_twostep_page_t &p,
+    const twostep::PendingSignin &pending, const twostep::User &user,
+    twostep::Method method, const char *key, int64_t seconds);
+static ngx_int_t ngx_http_twostep_fraud_reported(ngx_http_twostep_page_t &p,
+    const twostep::PendingSignin &answered, const twostep::User &user);
+
+
 static ngx_int_t
 ngx_http_twostep_duo_unavailable(ngx_http_twostep_page_t &p,
     const twostep::PendingSignin &pending, const twostep::User &user,
@@ -250,6 +260,8 @@ ngx_http_twostep_duo_offered(ngx_http_twostep_duo_call_t &call,
 
     // "allow" (a bypass configured at Duo) is not honoured: the location
     // asked for a second step, so only a second step opens it.
+
+    offered = ngx_http_twostep_usable(p, user, offered);
 
     if (offered == 0) {
         return ngx_http_twostep_not_set_up(p, user);
@@ -492,7 +504,6 @@ ngx_http_twostep_duo_verify(ngx_http_twostep_page_t &p,
     }
 
     const twostep::OutOfBandProvider &provider = *found;
-    bool send = twostep::field(p.form, "action") == "send";
 
     if (!provider.self_hosted()
         && !twostep::has_method(pending.confirmed, method))
@@ -504,6 +515,96 @@ ngx_http_twostep_duo_verify(ngx_http_twostep_page_t &p,
                    "msg.method.title",
                    "msg.method.account");
     }
+
+    // After a fraud report pushes and calls wait (twostep_fraud_pause):
+    // this host's zone, then with twostep_redis every host's.
+    bool rings = twostep::method_info(method).waits;
+
+    if (!rings || p.scf->fraud_pause <= 0) {
+        return ngx_http_twostep_duo_reach(p, pending, user, method,
+                                          provider);
+    }
+
+    std::string key = twostep::pause_key(user.name, user.credential_tag);
+    ngx_http_twostep_zone_state state(p.r);
+
+    int64_t paused = twostep::out_of_band_paused_for(state, key, now);
+    if (paused > 0) {
+        return ngx_http_twostep_phone_held(p, pending, user, method,
+                                           "error.paused", paused);
+    }
+
+    return ngx_http_twostep_shared_pause(p.r, key, 0,
+        [p, pending, method, key](int64_t left) mutable {
+            if (left < 0) {
+                return ngx_http_twostep_unavailable(p.r);
+            }
+
+            return ngx_http_twostep_with_user(p, pending,
+                [&](const twostep::User &u) {
+                    const twostep::OutOfBandProvider *again =
+                        ngx_http_twostep_provider_for(p.scf, u, method);
+                    if (again == nullptr) {
+                        return ngx_http_twostep_send_message(p.r,
+                                   NGX_HTTP_FORBIDDEN, "msg.method.title",
+                                   "msg.method.account");
+                    }
+
+                    if (left > 0) {
+                        // Learnt from another host: kept here too, so
+                        // this host's pages stop offering them.
+                        time_t now = ngx_time();
+                        ngx_http_twostep_zone_state here(p.r);
+                        twostep::pause_out_of_band(here, key, now,
+                                                   now + left);
+                        return ngx_http_twostep_phone_held(p, pending, u,
+                                   method, "error.paused", left);
+                    }
+
+                    return ngx_http_twostep_duo_reach(p, pending, u, method,
+                                                      *again);
+                });
+        });
+}
+
+
+// Push, call or text refused for a while, the same way for others of
+// them (too many requests, a fraud pause): the page says how long, in
+// whole minutes, and leads with a method that is not refused.
+static ngx_int_t
+ngx_http_twostep_phone_held(ngx_http_twostep_page_t &p,
+    const twostep::PendingSignin &pending, const twostep::User &user,
+    twostep::Method method, const char *key, int64_t seconds)
+{
+    twostep::PageContext ctx = ngx_http_twostep_page_ctx(p.r);
+    twostep::MethodSet offered = ngx_http_twostep_offered(p, pending, user);
+    twostep::Method next = twostep::has_method(offered, method)
+        ? method : ngx_http_twostep_pick_method(offered, "", user);
+
+    twostep::CodePage page = ngx_http_twostep_code_form(p, pending, user,
+                                                        next, offered);
+    std::string text = twostep::minutes_text(ctx, key, seconds);
+
+    // On another method's form it is news, not an error of that field.
+    if (next == method) {
+        page.error = text;
+    } else {
+        page.notice = text;
+    }
+
+    return ngx_http_twostep_send_page(p.r, NGX_HTTP_TOO_MANY_REQUESTS,
+               twostep::render_code(ctx, page));
+}
+
+
+// Reaches the phone (or checks a texted code) once no pause holds.
+static ngx_int_t
+ngx_http_twostep_duo_reach(ngx_http_twostep_page_t &p,
+    const twostep::PendingSignin &pending, const twostep::User &user,
+    twostep::Method method, const twostep::OutOfBandProvider &provider)
+{
+    time_t  now = ngx_time();
+    bool    send = twostep::field(p.form, "action") == "send";
 
     // Push, call and text reach a phone: one at a time, only so many, and
     // only when the user presses the button (MFA fatigue, SMS pumping).
@@ -535,8 +636,9 @@ ngx_http_twostep_duo_verify(ngx_http_twostep_page_t &p,
     case twostep::Start::too_many:
         ngx_http_twostep_log(p.r, NGX_LOG_WARN,
                              "too many requests to the phone", user.name);
-        error = "error.too_many_requests";
-        break;
+        return ngx_http_twostep_phone_held(p, pending, user, method,
+                   "error.too_many_requests",
+                   twostep::out_of_band_retry(state, rule, user.name, now));
 
     default: /* twostep::Start::unavailable */
         error = "error.try_later";
@@ -648,6 +750,12 @@ ngx_http_twostep_wait_page(ngx_http_twostep_page_t &p,
     page.offered = ngx_http_twostep_offered(p, pending, user);
     page.return_to = p.return_to;
     page.methods = twostep::methods_to_list(p.methods);
+    page.call_pound = ngx_http_twostep_call_pound(p.scf, user);
+
+    // "I've approved it" pressed before the answer arrived.
+    if (twostep::field(p.query, "approved") == "1") {
+        page.notice = "wait.not_yet";
+    }
 
     // Number matching (push through ntfy): the approval page asks for it.
     const twostep::OutOfBandProvider *provider =
@@ -738,6 +846,78 @@ ngx_http_twostep_duo_wait(ngx_http_twostep_page_t &p,
 }
 
 
+// After a fraud report: the browser learns only that the sign-in was
+// refused (whoever sits there may be the one reported). It may go on with
+// what the phone does not answer (an app code, a key, a recovery code);
+// with none of those, the pending sign-in ends.
+static ngx_int_t
+ngx_http_twostep_refused(ngx_http_twostep_page_t &p,
+    const twostep::PendingSignin &pending, const twostep::User &user)
+{
+    twostep::MethodSet offered = ngx_http_twostep_offered(p, pending, user);
+
+    if (offered == 0) {
+        if (ngx_http_twostep_clear_cookie(p.r, true) != NGX_OK) {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+
+        return ngx_http_twostep_send_page(p.r, NGX_HTTP_FORBIDDEN,
+                   twostep::render_message(ngx_http_twostep_page_ctx(p.r),
+                       "msg.signin_refused.title", "msg.signin_refused.text",
+                       ngx_http_twostep_paths(p.scf).signin,
+                       "msg.signin_refused.link"));
+    }
+
+    if (ngx_http_twostep_save_pending(p, pending) != NGX_OK) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    twostep::CodePage page = ngx_http_twostep_code_form(p, pending, user,
+        ngx_http_twostep_pick_method(offered, "", user), offered);
+    page.error = "error.fraud";
+
+    return ngx_http_twostep_send_page(p.r, NGX_HTTP_FORBIDDEN,
+               twostep::render_code(ngx_http_twostep_page_ctx(p.r), page));
+}
+
+
+// The phone reported this sign-in as fraud (Duo's "fraud", 0 on a call):
+// pushes and calls for the user pause (twostep_fraud_pause), and this
+// pending sign-in loses push, call and text for good.
+static ngx_int_t
+ngx_http_twostep_fraud_reported(ngx_http_twostep_page_t &p,
+    const twostep::PendingSignin &answered, const twostep::User &user)
+{
+    const twostep::OutOfBandProvider *provider =
+        ngx_http_twostep_provider_for(p.scf, user, answered.txid_method);
+
+    twostep::PendingSignin pending = answered;
+    pending.txid.clear();
+    pending.methods &= ~twostep::methods_of_kind(
+                           twostep::MethodKind::out_of_band);
+    p.methods &= pending.methods;
+
+    auto refused = [p, pending]() mutable {
+        return ngx_http_twostep_with_user(p, pending,
+            [&](const twostep::User &u) {
+                return ngx_http_twostep_refused(p, pending, u);
+            });
+    };
+
+    // A call's key 0 was logged, counted and paused by its call-back.
+    if (provider != nullptr && provider->self_hosted()) {
+        return refused();
+    }
+
+    ngx_http_twostep_log(p.r, NGX_LOG_WARN, "sign-in reported as fraud",
+                         user.name);
+    ngx_http_twostep_audit(p.r, NGX_HTTP_TWOSTEP_FRAUD, user.name,
+                           answered.txid_method, NGX_HTTP_TWOSTEP_FAILED);
+
+    return ngx_http_twostep_pause_phone(p.r, p.scf, user, refused);
+}
+
+
 // The answer to a push or call: sign in, keep waiting, or say why not.
 static ngx_int_t
 ngx_http_twostep_duo_answered(ngx_http_twostep_page_t &p,
@@ -791,14 +971,13 @@ ngx_http_twostep_duo_answered(ngx_http_twostep_page_t &p,
             });
     }
 
+    if (res.status == "fraud") {
+        return ngx_http_twostep_fraud_reported(p, pending, user);
+    }
+
     const char *error = "error.denied";
 
-    if (res.status == "fraud") {
-        ngx_http_twostep_log(p.r, NGX_LOG_WARN, "sign-in reported as fraud",
-                             user.name);
-        error = "error.fraud";
-
-    } else if (res.status == "wrong_number") {
+    if (res.status == "wrong_number") {
         error = "error.wrong_number";
 
     } else if (res.status == "timeout") {
@@ -819,9 +998,19 @@ ngx_http_twostep_duo_answered(ngx_http_twostep_page_t &p,
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
+    // Leads with a method that may still be used (the window of requests
+    // may be spent now), saying what became of this one.
+    twostep::MethodSet offered = ngx_http_twostep_offered(p, pending, user);
+    twostep::Method next = twostep::has_method(offered, method)
+        ? method : ngx_http_twostep_pick_method(offered, "", user);
+
     twostep::CodePage page = ngx_http_twostep_code_form(p, pending, user,
-        method, ngx_http_twostep_offered(p, pending, user));
-    page.error = error;
+                                                        next, offered);
+    if (next == method) {
+        page.error = error;
+    } else {
+        page.notice = error;
+    }
 
     return ngx_http_twostep_send_page(p.r, NGX_HTTP_FORBIDDEN,
                twostep::render_code(ngx_http_twostep_page_ctx(p.r),

@@ -5,6 +5,7 @@
 
 #include "ngx_http_twostep_flow.h"
 
+#include "core/guard.h"
 #include "core/pages.h"
 
 
@@ -169,6 +170,14 @@ ngx_http_twostep_expired(ngx_http_twostep_page_t &p)
 }
 
 
+std::string
+ngx_http_twostep_logout_token(ngx_http_twostep_srv_conf_t *scf,
+    const twostep::Session &session)
+{
+    return scf->keys->mac("logout|" + session.sid);
+}
+
+
 // Too many failures for this account or this address (OWASP ASVS 2.2.1).
 ngx_int_t
 ngx_http_twostep_locked(ngx_http_request_t *r, std::string_view user,
@@ -178,16 +187,16 @@ ngx_http_twostep_locked(ngx_http_request_t *r, std::string_view user,
     ngx_http_twostep_audit(r, NGX_HTTP_TWOSTEP_LOCKOUT, user, method,
                            NGX_HTTP_TWOSTEP_LOCKED);
 
-    int64_t minutes = (seconds + 59) / 60;
+    auto scf = static_cast<ngx_http_twostep_srv_conf_t *>(
+                   ngx_http_get_module_srv_conf(r, ngx_http_twostep_module));
+    const twostep::Session *session = ngx_http_twostep_session(r);
+    twostep::PageContext ctx = ngx_http_twostep_page_ctx(r);
 
-    twostep::PageData args;
-    args.text("minutes", std::to_string(minutes));
-
-    return ngx_http_twostep_send_message(r, NGX_HTTP_TOO_MANY_REQUESTS,
-               "msg.locked.title",
-               ngx_http_twostep_page_ctx(r).text(
-                   minutes == 1 ? "msg.locked.text_one" : "msg.locked.text",
-                   args));
+    return ngx_http_twostep_send_page(r, NGX_HTTP_TOO_MANY_REQUESTS,
+               twostep::render_locked(ctx, ngx_http_twostep_paths(scf),
+                   twostep::minutes_text(ctx, "msg.locked.text", seconds),
+                   session ? ngx_http_twostep_logout_token(scf, *session)
+                           : ""));
 }
 
 
@@ -338,6 +347,19 @@ ngx_http_twostep_provider_for(ngx_http_twostep_srv_conf_t *scf,
 }
 
 
+// Twilio's call asks for the pound key (#); Duo's for any key: every page
+// says what the call will.
+bool
+ngx_http_twostep_call_pound(ngx_http_twostep_srv_conf_t *scf,
+    const twostep::User &user)
+{
+    const twostep::OutOfBandProvider *caller =
+        ngx_http_twostep_provider_for(scf, user, twostep::Method::call);
+
+    return caller != nullptr && caller->self_hosted();
+}
+
+
 // Those a provider checks (push, call, text), if one is configured.
 twostep::MethodSet
 ngx_http_twostep_provider_methods(ngx_http_twostep_page_t &p)
@@ -352,11 +374,64 @@ ngx_http_twostep_provider_methods(ngx_http_twostep_page_t &p)
 
 
 twostep::MethodSet
+ngx_http_twostep_held_back(ngx_http_twostep_page_t &p,
+    const twostep::User &user)
+{
+    time_t              now = ngx_time();
+    twostep::MethodSet  held = 0;
+
+    ngx_http_twostep_zone_state state(p.r);
+
+    if (twostep::out_of_band_retry(state, twostep::OutOfBandRule(),
+                                   user.name, now) > 0)
+    {
+        held |= twostep::methods_of_kind(twostep::MethodKind::out_of_band);
+    }
+
+    if (p.scf->fraud_pause > 0
+        && twostep::out_of_band_paused_for(state,
+               twostep::pause_key(user.name, user.credential_tag), now) > 0)
+    {
+        held |= ngx_http_twostep_ringing_methods();
+    }
+
+    return held;
+}
+
+
+twostep::MethodSet
+ngx_http_twostep_ringing_methods()
+{
+    twostep::MethodSet set = 0;
+
+    for (const twostep::MethodInfo &info : twostep::method_table) {
+        if (info.kind == twostep::MethodKind::out_of_band && info.waits) {
+            set |= twostep::method_bit(info.method);
+        }
+    }
+
+    return set;
+}
+
+
+twostep::MethodSet
+ngx_http_twostep_usable(ngx_http_twostep_page_t &p,
+    const twostep::User &user, twostep::MethodSet offered)
+{
+    twostep::MethodSet usable = offered & ~ngx_http_twostep_held_back(p, user);
+
+    // Nothing else left: the page keeps the method and says how long.
+    return usable ? usable : offered;
+}
+
+
+twostep::MethodSet
 ngx_http_twostep_offered(ngx_http_twostep_page_t &p,
     const twostep::PendingSignin &pending, const twostep::User &user)
 {
-    return ngx_http_twostep_local_methods(p, user)
-           | (pending.confirmed & ngx_http_twostep_provider_methods(p));
+    return ngx_http_twostep_usable(p, user,
+               ngx_http_twostep_local_methods(p, user)
+               | (pending.confirmed & ngx_http_twostep_provider_methods(p)));
 }
 
 
@@ -404,6 +479,8 @@ ngx_http_twostep_code_form(ngx_http_twostep_page_t &p,
     if (ngx_http_twostep_may_remember(p, pending)) {
         page.remember_days = static_cast<int>(p.scf->remember / 86400);
     }
+
+    page.call_pound = ngx_http_twostep_call_pound(p.scf, user);
 
     // A key answers a fresh challenge for this pending sign-in only; UV is
     // preferred, not required: the password came first (§5.8.6).
@@ -709,6 +786,40 @@ ngx_http_twostep_sign_out_everywhere(ngx_http_twostep_page_t &p,
                    "signed_out.title", "signed_out.everywhere",
                    ngx_http_twostep_paths(p.scf).signin,
                    "signed_out.link"));
+}
+
+
+// A fraud pause here and on every host (flow.h).
+ngx_int_t
+ngx_http_twostep_pause_phone(ngx_http_request_t *r,
+    ngx_http_twostep_srv_conf_t *scf, const twostep::User &user,
+    std::function<ngx_int_t()> then)
+{
+    time_t  now = ngx_time();
+
+    if (scf->fraud_pause <= 0) {
+        return then();
+    }
+
+    std::string key = twostep::pause_key(user.name, user.credential_tag);
+
+    ngx_http_twostep_zone_state state(r);
+
+    if (!twostep::pause_out_of_band(state, key, now, now + scf->fraud_pause))
+    {
+        ngx_log_error(NGX_LOG_ALERT, r->connection->log, 0,
+                      "twostep: the zone could not keep a fraud pause");
+    }
+
+    return ngx_http_twostep_shared_pause(r, key, scf->fraud_pause,
+        [r, then](int64_t left) {
+            if (left < 0) {
+                ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
+                              "twostep: a fraud pause holds on this host "
+                              "only: redis did not take it");
+            }
+            return then();
+        });
 }
 
 

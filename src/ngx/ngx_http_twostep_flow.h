@@ -48,6 +48,11 @@ ngx_int_t ngx_http_twostep_expired(ngx_http_twostep_page_t &p);
 // 503 "sign-in is unavailable right now": the shared state (the zone, or
 // Redis) could not record what this step needs; nothing is granted.
 ngx_int_t ngx_http_twostep_unavailable(ngx_http_request_t *r);
+// The token "Sign out" posts for `session` (OWASP ASVS 3.3.1: a sign-out
+// another site cannot trigger).
+std::string ngx_http_twostep_logout_token(ngx_http_twostep_srv_conf_t *scf,
+    const twostep::Session &session);
+// "Too many attempts, try again in N minutes", with "Sign out".
 // `method`: the step refused, for the audit log and the metrics.
 ngx_int_t ngx_http_twostep_locked(ngx_http_request_t *r,
     std::string_view user, int64_t seconds,
@@ -85,8 +90,21 @@ twostep::MethodSet ngx_http_twostep_self_hosted_methods(
 const twostep::OutOfBandProvider *ngx_http_twostep_provider_for(
     ngx_http_twostep_srv_conf_t *scf, const twostep::User &user,
     twostep::Method method);
+// Push and call: the methods that ring the phone and wait for an answer.
+twostep::MethodSet ngx_http_twostep_ringing_methods();
+// Push, call and text that would be refused now, the same way for every
+// one of them: the requests-per-window rule (all three) and a fraud pause
+// on this host (push and call; twostep_fraud_pause).
+twostep::MethodSet ngx_http_twostep_held_back(ngx_http_twostep_page_t &p,
+    const twostep::User &user);
+// `offered` without what is held back, unless nothing would be left.
+twostep::MethodSet ngx_http_twostep_usable(ngx_http_twostep_page_t &p,
+    const twostep::User &user, twostep::MethodSet offered);
+// Whether the user's call asks for the pound key (Twilio) or any key (Duo).
+bool ngx_http_twostep_call_pound(ngx_http_twostep_srv_conf_t *scf,
+    const twostep::User &user);
 // What a second-step page offers: the local methods, and those the
-// provider confirmed for this sign-in.
+// provider confirmed for this sign-in, less what is held back.
 twostep::MethodSet ngx_http_twostep_offered(ngx_http_twostep_page_t &p,
     const twostep::PendingSignin &pending, const twostep::User &user);
 twostep::Method ngx_http_twostep_pick_method(twostep::MethodSet offered,
@@ -169,6 +187,15 @@ ngx_http_twostep_resume(ngx_http_request_t *r, const char *what,
         ngx_http_finalize_request(r, rc);
     }
 }
+
+// The phone reported fraud: pushes and calls for `user` pause for
+// twostep_fraud_pause (twostep::pause_key(), so a new password or second
+// step lifts it) on every worker and, with twostep_redis, on every host;
+// then `then`, whose result finalizes the request. A pause that cannot be
+// kept is logged: the sign-in at hand is refused either way.
+ngx_int_t ngx_http_twostep_pause_phone(ngx_http_request_t *r,
+    ngx_http_twostep_srv_conf_t *scf, const twostep::User &user,
+    std::function<ngx_int_t()> then);
 
 // First set-up: who may enroll an authenticator app now (a fresh second
 // step, or a password and no second step at all). enroll_offer answers

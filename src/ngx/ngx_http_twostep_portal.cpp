@@ -305,7 +305,8 @@ ngx_http_twostep_verify_get(ngx_http_twostep_page_t &p)
         return offering->offer(p, *pending, *user);
     }
 
-    twostep::MethodSet offered = ngx_http_twostep_local_methods(p, *user);
+    twostep::MethodSet offered = ngx_http_twostep_usable(p, *user,
+                                     ngx_http_twostep_local_methods(p, *user));
     if (offered == 0) {
         return ngx_http_twostep_not_set_up(p, *user);
     }
@@ -395,14 +396,6 @@ ngx_http_twostep_verify_post(ngx_http_twostep_page_t &p)
 }
 
 
-static std::string
-ngx_http_twostep_logout_token(ngx_http_twostep_page_t &p,
-    const twostep::Session &session)
-{
-    return p.scf->keys->mac("logout|" + session.sid);
-}
-
-
 static ngx_int_t
 ngx_http_twostep_logout(ngx_http_twostep_page_t &p)
 {
@@ -418,7 +411,7 @@ ngx_http_twostep_logout(ngx_http_twostep_page_t &p)
         return ngx_http_twostep_send_page(p.r, NGX_HTTP_OK,
                    twostep::render_signout(ngx_http_twostep_page_ctx(p.r),
                        ngx_http_twostep_paths(p.scf), session->user,
-                       ngx_http_twostep_logout_token(p, *session)));
+                       ngx_http_twostep_logout_token(p.scf, *session)));
     }
 
     if (session != nullptr) {

@@ -1094,6 +1094,27 @@ ngx_http_twostep_shared_locked(ngx_http_request_t *r,
 }
 
 
+ngx_int_t
+ngx_http_twostep_shared_pause(ngx_http_request_t *r, std::string_view key,
+    int64_t seconds, std::function<ngx_int_t(int64_t)> then)
+{
+    if (!ngx_http_twostep_redis_on()) {
+        return then(0);
+    }
+
+    auto counters = twostep::redis::pause_counters(
+                        ngx_http_twostep_redis_conf->prefix, key);
+
+    return ngx_http_twostep_redis_call(r,
+        seconds > 0 ? twostep::redis::record_failure(counters, seconds,
+                                                     ngx_time())
+                    : twostep::redis::lock_check(counters, ngx_time()),
+        [then](std::optional<int64_t> left) {
+            return then(left && *left >= 0 ? *left : -1);
+        });
+}
+
+
 // `then` gets fresh (1), replayed (0) or unavailable (anything else).
 static ngx_int_t
 ngx_http_twostep_redis_claim(ngx_http_request_t *r,

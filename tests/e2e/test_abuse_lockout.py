@@ -13,8 +13,8 @@ it has just set); the tests only require the attempts after it to."""
 import threading
 import time
 
-from harness import (Page, hammer, location, on_both_workers, set_cookies,
-                     snippet)
+from harness import (LOGOUT, VERIFY, Page, hammer, location, on_both_workers,
+                     set_cookies, snippet)
 
 WRONG_LOGIN = "Wrong user name or password"
 WRONG_CODE = "That code didn't work"
@@ -136,6 +136,34 @@ def test_wrong_codes_lock_the_account(guarded):
 
     sleep_past_lock(locked_at)
     site.browser().sign_in("/app/", user)
+
+
+def test_lock_page_says_how_long_and_offers_sign_out(guarded):
+    """The lock page keeps a way out: "Sign out" ends this browser's
+    pending sign-in. Nothing else is offered, since every way in from
+    here (a recovery code or a key too) waits for the lock as well."""
+    site = guarded("lock-signout", lockout="3 60s address=1000")
+    user = site.users[0]
+    b = site.browser()
+    r = b.submit_password(signin_page(b), user.name, user.password)
+    assert r.status_code == 303, snippet(r)
+    page = b.follow(r)
+    for code in wrong_codes(user, 3):
+        b.submit_code(page, code)
+    locked = b.submit_code(page, user.code())
+    assert_locked(locked)
+    assert "Try again in 1 minute." in Page(locked).text, snippet(locked)
+    form = Page(locked).form(LOGOUT)
+    assert "Sign out</button>" in locked.text
+    assert b.cookie("twostep_pending")
+
+    out = b.post(LOGOUT, dict(form.fields))
+    assert out.status_code == 200, snippet(out)
+    assert Page(out).heading == "You have signed out"
+    assert not b.cookie("twostep_pending")
+    r = b.get(VERIFY)
+    assert r.status_code == 303 and location(r).path.endswith("/signin"), \
+        snippet(r)
 
 
 def test_password_and_code_failures_count_together(guarded):

@@ -7,9 +7,10 @@ sees: the pages, where they lead, and what the application finally gets.
 import time
 
 import pytest
+import requests
 
 from harness import (STATUS, VERIFY, WAIT, Page, choose_method, location,
-                     offered_methods, password_step, press_send,
+                     offered_methods, page_links, password_step, press_send,
                      refresh_url, snippet, start_push, wait_status_url)
 
 
@@ -141,15 +142,59 @@ def test_denied_push(duo_site, duo_pool):
 
 
 def test_push_reported_as_fraud(duo_site, duo_pool):
+    """Reported on the phone: the browser is told it was refused, not by
+    whom (more in test_fraud.py)."""
     user = duo_pool.take("auth")
     b = duo_site.browser()
     mark = duo_site.nginx.log_size()
     r = start_push(b, "/app/", user)
     duo_site.sim.respond(user.name, "fraud")
     r = check(b, r)
-    assert_refused(b, r, 403, "You reported this sign-in as fraud")
+    assert_refused(b, r, 403, "This sign-in was refused.")
+    assert "reported" not in Page(r).text
     assert 'sign-in reported as fraud, user: "%s"' % user.name in \
         duo_site.nginx.log_text(mark)
+
+
+def test_approved_pressed_before_approving(duo_site, duo_pool):
+    """"I've approved it" before anything arrived: the page says so and
+    keeps waiting; once approved, the same link signs in."""
+    user = duo_pool.take("auth")
+    b = duo_site.browser()
+    r = start_push(b, "/app/", user)
+    links = [href for href, text in page_links(r)
+             if text == "I've approved it"]
+    assert len(links) == 1 and links[0].endswith("&check=1&approved=1"), \
+        page_links(r)
+    assert "No approval has arrived yet" not in Page(r).text
+
+    early = b.get(links[0])
+    page = Page(early)
+    assert early.status_code == 200, snippet(early)
+    assert page.heading == "Approve the sign-in request on your phone"
+    assert "No approval has arrived yet." in page.text, snippet(early, 3000)
+    assert "approved=1" not in refresh_url(early)
+    assert b.get(wait_status_url(early)).json() == {"state": "waiting"}
+    assert b.cookie("twostep_session") is None
+
+    duo_site.sim.respond(user.name, "approve")
+    assert_signed_in(b, b.get(links[0]), "/app/", "push", user)
+
+
+def test_call_pages_say_any_key_as_duo_does(duo_site, duo_pool):
+    """Duo's call asks for any key: so do the pages, and so does the
+    simulator's phone."""
+    user = duo_pool.take("auth")
+    b = duo_site.browser()
+    page = choose_method(b, password_step(b, "/app/", user), "call")
+    assert "Answer it and press any key to approve." in Page(page).text
+    r = b.follow(press_send(b, page))
+    assert Page(r).heading == "Answer the call and press any key"
+    assert "pound" not in r.text
+    phone = requests.get(duo_site.sim.base + "/phone/" + user.name,
+                         timeout=10).text
+    assert "Press any key to approve" in phone, phone[:2000]
+    duo_site.sim.respond(user.name, "deny")
 
 
 def test_push_that_times_out(duo_site, duo_pool):
@@ -212,7 +257,7 @@ def test_call_answered_and_key_pressed(duo_site, duo_pool):
     r = press_send(b, r)
     assert r.status_code == 303 and location(r).path == WAIT, snippet(r)
     wait = b.follow(r)
-    assert Page(wait).heading == "Answer the call and press the key"
+    assert Page(wait).heading == "Answer the call and press any key"
     calls = sim.pending(user.name)
     assert [c["factor"] for c in calls] == ["phone"], calls
 
@@ -220,7 +265,7 @@ def test_call_answered_and_key_pressed(duo_site, duo_pool):
     # Answered but no key yet: still waiting, no session.
     r = check(b, wait)
     assert r.status_code == 200, snippet(r)
-    assert Page(r).heading == "Answer the call and press the key"
+    assert Page(r).heading == "Answer the call and press any key"
     assert b.cookie("twostep_session") is None
 
     sim.respond(user.name, "press1")
@@ -334,6 +379,8 @@ def test_text_code_that_is_not_digits(duo_site, duo_pool):
     user = duo_pool.take("auth")
     b = duo_site.browser()
     r = send_text(b, user)
+    # The text's own line may still be on its way to the log.
+    duo_site.sim.settle()
     mark = duo_site.sim.log_size()
     r = b.submit_code(r, "abcdefg", method="sms")
     assert r.status_code == 403, snippet(r)

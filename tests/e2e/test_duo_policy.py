@@ -4,6 +4,8 @@ minutes (MFA fatigue), and Duo's preauth verdicts (deny, enroll, allow, a
 user Duo does not know).
 """
 
+import re
+
 import pytest
 
 from harness import (VERIFY, WAIT, Page, choose_method, location,
@@ -146,6 +148,9 @@ def test_one_waiting_push_per_user(duo_site, duo_pool):
 
 
 def test_at_most_three_pushes_in_ten_minutes(duo_site, duo_pool):
+    """The fourth request in ten minutes: the page says how long to wait,
+    from the real window, and stops offering push, call and text (which
+    would be refused the same way) while the app code still works."""
     user = duo_pool.take("auth")
     sim = duo_site.sim
     b = duo_site.browser()
@@ -156,16 +161,34 @@ def test_at_most_three_pushes_in_ten_minutes(duo_site, duo_pool):
         r = b.get(refresh_url(wait))
         assert r.status_code == 403, snippet(r)
         assert "The request was denied" in Page(r).text
-    page = choose_method(b, password_step(b, "/app/", user), "push")
+        if n < 2:
+            assert offered_methods(r) == {"totp", "push", "call", "sms"}
+    # After the third, the page it ended on offers the app code only.
+    assert offered_methods(r) == {"totp"}, snippet(r, 3000)
+    page = password_step(b, "/app/", user)
+    assert offered_methods(page) == {"totp"}, snippet(page, 3000)
+    assert Page(page).heading == "Enter code"
+
+    # Posted all the same (an old tab): 429 with the minutes left.
+    fields = dict(Page(page).form(VERIFY).fields)
+    fields.pop("code", None)
     mark = sim.log_size()
-    r = press_send(b, page)
-    assert r.status_code == 429, snippet(r)
-    assert "Too many requests were sent to your phone" in Page(r).text
+    for method in ("push", "call", "sms"):
+        fields.update(method=method, action="send")
+        r = b.post(VERIFY, fields)
+        assert r.status_code == 429, snippet(r)
+        text = Page(r).text
+        assert "Too many requests were sent to your phone. Try again in " \
+            in text, snippet(r, 3000)
+        # The window began with the first push, seconds ago.
+        assert re.search(r"Try again in (9|10) minutes, or sign in another "
+                         r"way\.", text), text
+        assert offered_methods(r) == {"totp"}
     assert auth_calls(sim, mark) == []
     assert len(sim.transactions(user.name)) == 3
+
     # The app code still works ("or sign in another way").
-    code_page = choose_method(b, page, "totp")
-    r = b.submit_code(code_page, user.fresh_code())
+    r = b.submit_code(page, user.fresh_code())
     assert r.status_code == 303, snippet(r)
     assert b.app_view("/app/")["headers"]["X-Twostep-Method"] == "totp"
 

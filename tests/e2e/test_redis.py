@@ -363,26 +363,33 @@ def test_nginx_t_checks_the_password_file(nginx_factory, workdir):
 
 
 
-def test_push_started_on_one_host_finishes_on_the_other_once(
-        workdir, app, duo_sim, duo_pool, duo_normal, nginx_factory, redis):
+def duo_hosts(name, workdir, app, duo_sim, duo_pool, nginx_factory, redis):
+    """Host A (a DuoSite) and host B (A's users, key and Duo, behind the
+    same load balancer), their state in Redis, one audience: (A, B's
+    port)."""
     from conftest import DuoSite
-    from harness import Browser, free_port, refresh_url, start_push, \
-        wait_status_url
-    pw = redis.password_file(workdir / "rduo.pw")
+    from harness import free_port
+    pw = redis.password_file(workdir / ("%s.pw" % name))
 
     def shared(body):
-        """The Duo site's body, its state in Redis, one audience."""
         return redis_conf(redis, pw) + body.replace(
-            "twostep_cookie_key", "twostep_session_audience rduo;\n"
-            "        twostep_cookie_key")
+            "twostep_cookie_key", "twostep_session_audience %s;\n"
+            "        twostep_cookie_key" % name)
 
-    a = DuoSite(workdir, app, duo_sim, duo_pool, name="rduo-a", workers=2,
-                factory=lambda name, body, ports, workers: nginx_factory(
-                    name, shared(body), ports, workers=workers))
-    # Host B: A's users, key and Duo, behind the same load balancer.
+    a = DuoSite(workdir, app, duo_sim, duo_pool, name=name + "-a", workers=2,
+                factory=lambda n, body, ports, workers: nginx_factory(
+                    n, shared(body), ports, workers=workers))
     port = free_port()
-    nginx_factory("rduo-b", shared(a.body()).replace(
+    nginx_factory(name + "-b", shared(a.body()).replace(
         ":%d;" % a.port, ":%d;" % port), [port], workers=2)
+    return a, port
+
+
+def test_push_started_on_one_host_finishes_on_the_other_once(
+        workdir, app, duo_sim, duo_pool, duo_normal, nginx_factory, redis):
+    from harness import Browser, refresh_url, start_push, wait_status_url
+    a, port = duo_hosts("rduo", workdir, app, duo_sim, duo_pool,
+                        nginx_factory, redis)
     user = duo_pool.take("auth")
 
     on_a = a.browser()
@@ -455,3 +462,34 @@ def test_sign_out_everywhere_on_one_host_ends_sessions_on_the_other(
         assert time.monotonic() < deadline, answers
         time.sleep(0.1)
     assert all(status_on_b("ben") == 200 for _ in range(6))
+
+
+def test_fraud_reported_on_one_host_pauses_pushes_on_the_other(
+        workdir, app, duo_sim, duo_pool, duo_normal, nginx_factory, redis):
+    """The phone reports a push started on host A as fraud: host B, which
+    shares Redis, refuses pushes and calls for the user too, then stops
+    offering them."""
+    from harness import (Browser, choose_method, offered_methods,
+                         password_step, press_send, refresh_url, start_push)
+    a, port = duo_hosts("rfraud", workdir, app, duo_sim, duo_pool,
+                        nginx_factory, redis)
+    user = duo_pool.take("auth")
+
+    on_a = a.browser()
+    r = start_push(on_a, "/app/", user)
+    duo_sim.respond(user.name, "fraud")
+    r = on_a.get(refresh_url(r))
+    assert r.status_code == 403 and "This sign-in was refused" in \
+        Page(r).text, snippet(r)
+
+    on_b = Browser("http://127.0.0.1:%d" % port)
+    page = password_step(on_b, "/app/", user)
+    before = len(duo_sim.transactions(user.name))
+    held = press_send(on_b, choose_method(on_b, page, "sms"), method="push")
+    assert held.status_code == 429, snippet(held)
+    assert "Requests to your phone are paused for now" in Page(held).text
+    assert len(duo_sim.transactions(user.name)) == before
+    # B keeps what Redis told it: its pages stop offering push and call.
+    again = password_step(Browser("http://127.0.0.1:%d" % port), "/app/",
+                          user)
+    assert offered_methods(again) == {"totp", "sms"}, snippet(again, 3000)

@@ -521,8 +521,32 @@ def test_call_pound_key_signs_in(site, pool, twilio):
     assert_signed_in(b, check(b, r), "call", user)
 
 
+def test_call_pages_and_the_call_name_the_pound_key(site, pool, twilio):
+    """Twilio's call asks for the pound key: the "Call me" page, the
+    waiting page and the call itself say the same; "I've approved it"
+    before the key is pressed says nothing has arrived yet."""
+    user = pool.take("call")
+    b = browser(site)
+    page = choose_method(b, password_step(b, "/app/", user), "call")
+    assert "Answer it and press the pound key (#) to approve." in \
+        Page(page).text, snippet(page, 3000)
+    wait = b.follow(press_send(b, page))
+    assert Page(wait).heading == "Answer the call and press the pound key (#)"
+    assert "press the pound key (#) to approve" in Page(wait).text
+    assert "any key" not in wait.text
+    said = " ".join(the_call(twilio, user)["said"])
+    assert "press the pound key" in said and "any key" not in said
+
+    early = b.get(re.search(r'href="([^"]*approved=1)"',
+                            wait.text).group(1).replace("&amp;", "&"))
+    assert early.status_code == 200, snippet(early)
+    assert "No approval has arrived yet." in Page(early).text
+    press(twilio, the_call(twilio, user), "#")
+    assert_signed_in(b, check(b, wait), "call", user)
+
+
 @pytest.mark.parametrize("digits,text", [("1", "denied"),
-                                         ("0", "reported this sign-in")])
+                                         ("0", "This sign-in was refused")])
 def test_call_other_keys_refuse(site, pool, twilio, digits, text):
     user = pool.take("call")
     b = browser(site)
@@ -532,6 +556,38 @@ def test_call_other_keys_refuse(site, pool, twilio, digits, text):
     r = check(b, r)
     assert r.status_code == 403, snippet(r)
     assert text in Page(r).text
+    assert_not_signed_in(b)
+
+
+def test_call_key_0_reports_fraud_and_pauses_calls(site, pool, twilio):
+    """0 on the call: the browser is told only that the sign-in was
+    refused and keeps the app code; the call-back itself pauses calls for
+    the user (twostep_fraud_pause, 15 minutes by default), so a new
+    sign-in offers no call and a posted one reaches no phone."""
+    user = pool.take("call")
+    b = browser(site)
+    mark = site.log_size()
+    r = start_push(b, "/app/", user, method="call")
+    res = press(twilio, the_call(twilio, user), "0")
+    assert res["status"] == 200, res
+    assert "refused" in " ".join(res["said"])
+    assert 'sign-in reported as fraud on the call, user: "%s"' % user.name \
+        in site.log_text(mark)
+
+    r = check(b, r)
+    assert r.status_code == 403, snippet(r)
+    text = Page(r).text
+    assert "This sign-in was refused" in text and "fraud" not in text
+    assert offered_methods(r) == {"totp"}
+
+    b = browser(site)
+    r = password_step(b, "/app/", user)
+    assert offered_methods(r) == {"totp", "sms"}, snippet(r, 3000)
+    held = press_send(b, choose_method(b, r, "sms"), method="call")
+    assert held.status_code == 429, snippet(held)
+    assert "Try again in 15 minutes" in Page(held).text or \
+        "Try again in 14 minutes" in Page(held).text, snippet(held, 3000)
+    the_call(twilio, user)   # still the one call
     assert_not_signed_in(b)
 
 

@@ -688,6 +688,59 @@ START_TEST(out_of_band_full_store)
 }
 END_TEST
 
+START_TEST(out_of_band_retry_after)
+{
+    MemState state;
+    const OutOfBandRule oob{3, 600, 60};
+    // Nothing sent yet, or fewer than the maximum: no wait.
+    ck_assert_int_eq(out_of_band_retry(state, oob, "alice", now), 0);
+    for (int i = 0; i < 3; i++) {
+        ck_assert(start_out_of_band(state, oob, "alice", now + i) == Start::ok);
+        end_out_of_band(state, "alice", now + i);
+    }
+    // The window began with the first request: it ends 600 s after it.
+    ck_assert_int_eq(out_of_band_retry(state, oob, "alice", now + 100), 500);
+    ck_assert_int_eq(out_of_band_retry(state, oob, "alice", now + 599), 1);
+    ck_assert_int_eq(out_of_band_retry(state, oob, "alice", now + 600), 0);
+    ck_assert_int_eq(out_of_band_retry(state, oob, "bob", now + 100), 0);
+    // A read stores nothing for a user who never asked.
+    ck_assert(!state.has("n:carol") );
+    out_of_band_retry(state, oob, "carol", now);
+    ck_assert(!state.has("n:carol"));
+}
+END_TEST
+
+START_TEST(fraud_pause)
+{
+    MemState state;
+    std::string key = pause_key("alice", "tag1");
+    ck_assert_int_eq(out_of_band_paused_for(state, key, now), 0);
+    ck_assert(pause_out_of_band(state, key, now, now + 900));
+    ck_assert_int_eq(out_of_band_paused_for(state, key, now + 1), 899);
+    // Pinned: a flood of other records cannot lift it.
+    ck_assert(state.at(key).pinned);
+    // A second report extends it, an earlier one never shortens it.
+    ck_assert(pause_out_of_band(state, key, now + 100, now + 1000));
+    ck_assert(pause_out_of_band(state, key, now + 101, now + 200));
+    ck_assert_int_eq(out_of_band_paused_for(state, key, now + 900), 100);
+    ck_assert_int_eq(out_of_band_paused_for(state, key, now + 1000), 0);
+    // New credentials (a reset) are another key: no pause.
+    ck_assert_int_eq(out_of_band_paused_for(state, pause_key("alice", "tag2"),
+                                            now + 1),
+                     0);
+    ck_assert_int_eq(out_of_band_paused_for(state, pause_key("bob", "tag1"),
+                                            now + 1),
+                     0);
+    // twostep_fraud_pause 0: nothing is kept.
+    ck_assert(pause_out_of_band(state, pause_key("bob", "t"), now, now));
+    ck_assert(!state.has(pause_key("bob", "t")));
+    // A store that cannot keep it says so (the caller fails closed).
+    MemState pinned(2);
+    fill_pinned(pinned, 2);
+    ck_assert(!pause_out_of_band(pinned, key, now, now + 900));
+}
+END_TEST
+
 START_TEST(transactions_finish_once)
 {
     MemState state;
@@ -1087,6 +1140,8 @@ int main()
     TCase *oob = tcase_create("out_of_band");
     tcase_add_test(oob, out_of_band_one_at_a_time);
     tcase_add_test(oob, out_of_band_full_store);
+    tcase_add_test(oob, out_of_band_retry_after);
+    tcase_add_test(oob, fraud_pause);
     tcase_add_test(oob, transactions_finish_once);
     tcase_add_test(oob, approval_decided_once);
     tcase_add_test(oob, approval_capabilities);

@@ -79,6 +79,7 @@ START_TEST(render_counts)
     c[signin_slot(step_index("password"), Result::success)] = 7;
     c[single_slot(Counter::lockouts)] = 2;
     c[single_slot(Counter::zone_evictions)] = 5;
+    c[single_slot(Counter::fraud_reports)] = 3;
     c[provider_slot(Provider::duo, ProviderResult::error)] = 1;
     c[duration_slot(Provider::duo, 40)] += 1;
     c[duration_slot(Provider::duo, 700)] += 2;
@@ -96,6 +97,7 @@ START_TEST(render_counts)
     ck_assert(has_line(text,
         "twostep_signins_total{method=\"recovery\",result=\"locked\"} 0"));
     ck_assert(has_line(text, "twostep_lockouts_total 2"));
+    ck_assert(has_line(text, "twostep_fraud_reports_total 3"));
     ck_assert(has_line(text, "twostep_replays_total 0"));
     ck_assert(has_line(text, "twostep_zone_evictions_total 5"));
     ck_assert(has_line(text, "twostep_zone_records 11"));

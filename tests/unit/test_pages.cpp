@@ -493,11 +493,90 @@ START_TEST(wait_page)
     expect_lacks(html, "<2>");
     expect_has(html, call_label);
 
+    // "I've approved it" says it was pressed; the refresh does not.
+    expect_has(html, "check=1&amp;approved=1\">I&#39;ve approved it</a>");
+    expect_lacks(html, "class=\"notice\"");
+    page.notice = "wait.not_yet";
+    html = render_wait(PageContext(), page);
+    expect_has(html, "<p class=\"notice\" role=\"status\">No approval has "
+                     "arrived yet.");
+    page.notice.clear();
+
+    // The call's key, as the provider's call asks for it: any key (Duo),
+    // the pound key (Twilio).
     page.method = Method::call;
     page.number.clear();
     html = render_wait(PageContext(), page);
-    expect_has(html, "<h1>Answer the call and press the key</h1>");
+    expect_has(html, "<h1>Answer the call and press any key</h1>");
+    expect_has(html, "Answer it and press any key to approve.");
+    expect_lacks(html, "pound");
     expect_lacks(html, "class=\"number\"");
+    page.call_pound = true;
+    html = render_wait(PageContext(), page);
+    expect_has(html, "<h1>Answer the call and press the pound key (#)</h1>");
+    expect_has(html, "Answer it and press the pound key (#) to approve.");
+    expect_lacks(html, "any key");
+}
+END_TEST
+
+START_TEST(call_page_names_the_key)
+{
+    CodePage page = code_page(Method::call, all_methods);
+    std::string html = render_code(PageContext(), page);
+    expect_has(html, "Answer it and press any key to approve.");
+    page.call_pound = true;
+    html = render_code(PageContext(), page);
+    expect_has(html, "Answer it and press the pound key (#) to approve.");
+    expect_lacks(html, "any key");
+}
+END_TEST
+
+START_TEST(minutes_to_wait)
+{
+    PageContext ctx;
+    // Rounded up: never a promise of a retry that would still be refused.
+    std::string one = minutes_text(ctx, "error.too_many_requests", 1);
+    ck_assert_str_eq(one.c_str(),
+                     "Too many requests were sent to your phone. Try again "
+                     "in 1 minute, or sign in another way.");
+    ck_assert(contains(minutes_text(ctx, "error.too_many_requests", 60),
+                       "in 1 minute,"));
+    ck_assert(contains(minutes_text(ctx, "error.too_many_requests", 61),
+                       "in 2 minutes,"));
+    ck_assert(contains(minutes_text(ctx, "error.too_many_requests", 420),
+                       "in 7 minutes,"));
+    ck_assert(contains(minutes_text(ctx, "error.paused", 899),
+                       "in 15 minutes,"));
+    ck_assert(contains(minutes_text(ctx, "msg.locked.text", 300),
+                       "in 5 minutes."));
+    ctx.lang = PageTheme::builtin().language("de");
+    ck_assert_ptr_nonnull(ctx.lang);
+    ck_assert(contains(minutes_text(ctx, "error.too_many_requests", 420),
+                       "in 7 Minuten erneut"));
+    ck_assert(contains(minutes_text(ctx, "error.too_many_requests", 30),
+                       "in 1 Minute erneut"));
+}
+END_TEST
+
+START_TEST(locked_page)
+{
+    std::string html = render_locked(PageContext(), paths(),
+                                     "Try again in 5 minutes.", "tok.en");
+    check_page(html);
+    expect_has(html, "<h1>Too many attempts</h1>");
+    expect_has(html, "<p>Try again in 5 minutes.</p>");
+    expect_has(html, "<form method=\"post\" action=\"/.twostep/logout\">");
+    expect_has(html, "name=\"form_token\" value=\"tok.en\"");
+    expect_has(html, ">Sign out</button>");
+
+    PortalPaths evil = paths();
+    evil.logout = hostile;
+    html = render_locked(PageContext(), evil, hostile, hostile_single);
+    expect_lacks(html, hostile);
+    expect_lacks(html, hostile_single);
+
+    // Other message pages have no sign-out form.
+    expect_lacks(render_message(PageContext(), "T", "x"), "<form");
 }
 END_TEST
 
@@ -1045,6 +1124,9 @@ int main()
     tcase_add_test(tc, message_page);
     tcase_add_test(tc, signed_out_page);
     tcase_add_test(tc, wait_page);
+    tcase_add_test(tc, call_page_names_the_key);
+    tcase_add_test(tc, minutes_to_wait);
+    tcase_add_test(tc, locked_page);
     tcase_add_test(tc, enroll_page_contents);
     tcase_add_test(tc, enroll_page_error);
     tcase_add_test(tc, enroll_page_real_qr);

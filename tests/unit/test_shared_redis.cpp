@@ -89,6 +89,22 @@ START_TEST(counter_keys)
 }
 END_TEST
 
+START_TEST(pause_keys)
+{
+    // The fraud pause: one key, locked by its first "failure".
+    Counters c = pause_counters("site:", "p:alice tag");
+    for (int i = 0; i < 3; i++) {
+        ck_assert_string_eq(c.keys[i], "site:p:alice tag");
+        ck_assert_int_eq(c.max[i], 1);
+    }
+    Argv a = record_failure(c, 900, 1000);
+    ck_assert_string_eq(a[7], "900");
+    ck_assert_string_eq(a[8], "1");
+    Argv check = lock_check(c, 1000);
+    ck_assert_str_eq(check[3].c_str(), "site:p:alice tag");
+}
+END_TEST
+
 START_TEST(revocations_round_trip)
 {
     Revocation rev{"AbC-_09", 1700003600, 1700000000, ""};
@@ -140,6 +156,7 @@ int main()
     tcase_add_test(tc, bad_targets);
     tcase_add_test(tc, password_files);
     tcase_add_test(tc, counter_keys);
+    tcase_add_test(tc, pause_keys);
     tcase_add_test(tc, revocations_round_trip);
     tcase_add_test(tc, revocations_from_the_network_are_checked);
     suite_add_tcase(suite, tc);
