@@ -12,7 +12,7 @@ BUILD_DEPS := nginx nginx-dev build-essential pkg-config libssl-dev \
               libqrencode-dev libfido2-dev libcbor-dev libhiredis-dev check
 UNIT_DEPS  := oathtool whois python3
 # promtool (prometheus) checks what twostep_metrics serves.
-TEST_DEPS  := oathtool python3-pytest python3-requests whois prometheus \
+TEST_DEPS  := oathtool python3-pytest python3-requests whois prometheus openssl \
               redis-server
 DEMO_DEPS  := oathtool qrencode whois
 # The bench signs in through the e2e harness (requests, mkpasswd, oathtool);

@@ -103,12 +103,6 @@ std::optional<Target> parse_target(std::string_view url, std::string &error)
 {
     Target t;
 
-    if (url.substr(0, tls_scheme.size()) == tls_scheme) {
-        error = "rediss (TLS) is not supported yet: use redis:// on a "
-                "trusted network, a unix socket, or a TLS tunnel";
-        return std::nullopt;
-    }
-
     if (url.substr(0, unix_prefix.size()) == unix_prefix) {
         t.unix_socket = true;
         t.address = std::string(url.substr(unix_prefix.size()));
@@ -119,11 +113,17 @@ std::optional<Target> parse_target(std::string_view url, std::string &error)
         return t;
     }
 
-    if (url.substr(0, scheme.size()) != scheme) {
-        error = "the address must start with redis:// or unix:";
+    if (url.substr(0, tls_scheme.size()) == tls_scheme) {
+        t.tls = true;
+        url.remove_prefix(tls_scheme.size());
+
+    } else if (url.substr(0, scheme.size()) == scheme) {
+        url.remove_prefix(scheme.size());
+
+    } else {
+        error = "the address must start with redis://, rediss:// or unix:";
         return std::nullopt;
     }
-    url.remove_prefix(scheme.size());
 
     std::size_t slash = url.find('/');
     std::string_view host = url.substr(0, slash);
@@ -154,6 +154,16 @@ std::optional<Target> parse_target(std::string_view url, std::string &error)
     if (!has_port) {
         t.address += ":6379";
     }
+
+    std::string_view name = has_port ? host.substr(0, colon) : host;
+    if (name.size() > 2 && name.front() == '[' && name.back() == ']') {
+        name = name.substr(1, name.size() - 2);
+    }
+    if (name.empty()) {
+        error = "a host is needed (redis://host:port/db)";
+        return std::nullopt;
+    }
+    t.host = std::string(name);
     return t;
 }
 

@@ -13,15 +13,18 @@
 namespace twostep {
 namespace redis {
 
-// twostep_redis: redis://host[:port][/db] or unix:/path (database 0).
+// twostep_redis: redis://host[:port][/db], rediss://host[:port][/db] (TLS)
+// or unix:/path (database 0).
 struct Target {
     bool unix_socket = false;
+    bool tls = false;
     std::string address;  // "host:port" (port defaulted) or the socket path
+    std::string host;     // the name (or address) the certificate must have
     std::int64_t db = 0;
 };
 
 // Parses the directive's value; nullopt with `error` set when it is not
-// one of the forms above ("rediss://" is refused by name: no TLS yet).
+// one of the forms above.
 std::optional<Target> parse_target(std::string_view url, std::string &error);
 
 // The password file's content without its final line break; empty

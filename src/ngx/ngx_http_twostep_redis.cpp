@@ -2,12 +2,16 @@
 // nginx connections on the event loop (hiredis only formats commands and
 // parses replies). Each worker keeps two connections: one for commands,
 // pipelined, and one subscribed to revocations, which it copies into the
-// local zone so a signed-in request never waits on the network.
+// local zone so a signed-in request never waits on the network. rediss://
+// runs both over nginx's own TLS (ngx_ssl_*), the server's certificate
+// checked against twostep_redis_trusted_certificate and the host's name.
 
 #include "ngx_http_twostep.h"
 
 #include <hiredis/hiredis.h>
 #include <openssl/crypto.h>
+
+#include <arpa/inet.h>
 
 #include <deque>
 
@@ -23,6 +27,10 @@
 #define NGX_HTTP_TWOSTEP_REDIS_KEEPALIVE     5000
 // Revocations kept for Redis while it cannot take them.
 #define NGX_HTTP_TWOSTEP_REDIS_MAX_RETRIES   4096
+// Intermediate CAs allowed between the server's certificate and a trusted
+// one (nginx's proxy_ssl_verify_depth is 1: a private CA; managed Redis
+// services chain through one or two intermediates).
+#define NGX_HTTP_TWOSTEP_REDIS_VERIFY_DEPTH  4
 
 
 struct ngx_http_twostep_redis_conf_s {
@@ -33,6 +41,13 @@ struct ngx_http_twostep_redis_conf_s {
     ngx_str_t                 password_file = ngx_null_string;
     ngx_msec_t                timeout = 1000;
     std::string               prefix = "twostep:";
+    // rediss://: the CAs (default: the system's) and a client certificate.
+    ngx_str_t                 trusted_certificate = ngx_null_string;
+    ngx_str_t                 certificate = ngx_null_string;
+    ngx_str_t                 certificate_key = ngx_null_string;
+#if (NGX_OPENSSL)
+    ngx_ssl_t                *ssl = nullptr;
+#endif
 
     ~ngx_http_twostep_redis_conf_s()
     {
@@ -103,6 +118,8 @@ static void ngx_http_twostep_redis_connect(ngx_http_twostep_redis_link_t *l);
 static void ngx_http_twostep_redis_fail(ngx_http_twostep_redis_link_t *l,
     const char *why);
 static void ngx_http_twostep_redis_flush(ngx_http_twostep_redis_link_t *l);
+static void ngx_http_twostep_redis_read(ngx_event_t *rev) noexcept;
+static void ngx_http_twostep_redis_write(ngx_event_t *wev) noexcept;
 static void ngx_http_twostep_redis_send_retries();
 static void ngx_http_twostep_redis_send_catch_up();
 
@@ -238,8 +255,28 @@ ngx_http_twostep_redis_password(ngx_conf_t *cf,
 }
 
 
-// twostep_redis, twostep_redis_password_file, twostep_redis_timeout and
-// twostep_redis_prefix (http level).
+// A file named by twostep_redis_trusted_certificate, _certificate or
+// _certificate_key: relative to the configuration's directory, as nginx's.
+static char *
+ngx_http_twostep_redis_file(ngx_conf_t *cf, ngx_str_t *field,
+    ngx_str_t *value)
+{
+    if (field->len) {
+        return const_cast<char *>("is duplicate");
+    }
+
+    *field = *value;
+
+    if (ngx_conf_full_name(cf->cycle, field, 1) != NGX_OK) {
+        return static_cast<char *>(NGX_CONF_ERROR);
+    }
+
+    return NGX_CONF_OK;
+}
+
+
+// twostep_redis, twostep_redis_password_file, twostep_redis_timeout,
+// twostep_redis_prefix and the TLS files (http level).
 char *
 ngx_http_twostep_redis(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 try {
@@ -266,6 +303,20 @@ try {
         return ngx_http_twostep_redis_password(cf, rc, &value[1]);
     }
 
+    if (name == "twostep_redis_trusted_certificate") {
+        return ngx_http_twostep_redis_file(cf, &rc->trusted_certificate,
+                                           &value[1]);
+    }
+
+    if (name == "twostep_redis_certificate") {
+        return ngx_http_twostep_redis_file(cf, &rc->certificate, &value[1]);
+    }
+
+    if (name == "twostep_redis_certificate_key") {
+        return ngx_http_twostep_redis_file(cf, &rc->certificate_key,
+                                           &value[1]);
+    }
+
     if (name == "twostep_redis_timeout") {
         ngx_msec_t ms = ngx_parse_time(&value[1], 0);
         if (ms == static_cast<ngx_msec_t>(NGX_ERROR) || ms == 0) {
@@ -290,17 +341,113 @@ try {
 }
 
 
+// rediss://: one client context for the connections of every worker, made
+// once here as nginx makes proxy_ssl's. The server's certificate is checked
+// after the handshake (ngx_http_twostep_redis_handshaked), as nginx's
+// proxy_ssl_verify does, so that a refusal is logged with its reason.
+static ngx_int_t
+ngx_http_twostep_redis_ssl(ngx_conf_t *cf, ngx_http_twostep_redis_conf_t *rc)
+{
+    bool files = rc->trusted_certificate.len || rc->certificate.len
+                 || rc->certificate_key.len;
+
+    if (!rc->target.tls) {
+        if (files) {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "twostep_redis \"%s\": the TLS certificates "
+                               "need a rediss:// address", rc->url.c_str());
+            return NGX_ERROR;
+        }
+        return NGX_OK;
+    }
+
+    if ((rc->certificate.len == 0) != (rc->certificate_key.len == 0)) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "twostep_redis_certificate and "
+                           "twostep_redis_certificate_key go together");
+        return NGX_ERROR;
+    }
+
+#if (NGX_OPENSSL)
+    rc->ssl = static_cast<ngx_ssl_t *>(ngx_pcalloc(cf->pool,
+                                                   sizeof(ngx_ssl_t)));
+    if (rc->ssl == NULL) {
+        return NGX_ERROR;
+    }
+
+    rc->ssl->log = cf->log;
+
+    // TLS 1.2 and 1.3 only (what Redis 6 and later speak).
+    if (ngx_ssl_create(rc->ssl, NGX_SSL_TLSv1_2 | NGX_SSL_TLSv1_3, NULL)
+        != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
+
+    ngx_pool_cleanup_t *cln = ngx_pool_cleanup_add(cf->pool, 0);
+    if (cln == NULL) {
+        ngx_ssl_cleanup_ctx(rc->ssl);
+        return NGX_ERROR;
+    }
+
+    cln->handler = ngx_ssl_cleanup_ctx;
+    cln->data = rc->ssl;
+
+    // Commands are appended to the buffer while a write waits to be
+    // retried: OpenSSL must accept the retry from where the bytes are now.
+    SSL_CTX_set_mode(rc->ssl->ctx, SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
+
+    if (rc->certificate.len
+        && ngx_ssl_certificate(cf, rc->ssl, &rc->certificate,
+                               &rc->certificate_key, NULL)
+           != NGX_OK)
+    {
+        return NGX_ERROR;  // nginx named the file and the problem
+    }
+
+    if (ngx_ssl_trusted_certificate(cf, rc->ssl, &rc->trusted_certificate,
+                                    NGX_HTTP_TWOSTEP_REDIS_VERIFY_DEPTH)
+        != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
+
+    if (rc->trusted_certificate.len == 0
+        && SSL_CTX_set_default_verify_paths(rc->ssl->ctx) != 1)
+    {
+        ngx_ssl_error(NGX_LOG_EMERG, cf->log, 0,
+                      const_cast<char *>("twostep_redis \"%s\": the "
+                          "system's CA certificates cannot be read; name "
+                          "them with twostep_redis_trusted_certificate"),
+                      rc->url.c_str());
+        return NGX_ERROR;
+    }
+
+    return NGX_OK;
+#else
+    ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                       "twostep_redis \"%s\": rediss:// needs nginx built "
+                       "with OpenSSL", rc->url.c_str());
+    return NGX_ERROR;
+#endif
+}
+
+
 ngx_int_t
 ngx_http_twostep_redis_check(ngx_conf_t *cf,
     ngx_http_twostep_main_conf_t *mcf)
 {
-    if (mcf->redis && mcf->redis->url.empty()) {
+    if (mcf->redis == NULL) {
+        return NGX_OK;
+    }
+
+    if (mcf->redis->url.empty()) {
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
                            "twostep_redis_* is set but twostep_redis is not");
         return NGX_ERROR;
     }
 
-    return NGX_OK;
+    return ngx_http_twostep_redis_ssl(cf, mcf->redis);
 }
 
 
@@ -420,8 +567,21 @@ static void
 ngx_http_twostep_redis_close(ngx_http_twostep_redis_link_t *l)
 {
     if (l->c) {
+#if (NGX_OPENSSL)
+        if (l->c->ssl) {
+            // Redis needs no close_notify; waiting for one could leave the
+            // SSL object behind the closed socket.
+            l->c->ssl->no_wait_shutdown = 1;
+            l->c->ssl->no_send_shutdown = 1;
+            (void) ngx_ssl_shutdown(l->c);
+        }
+#endif
+        ngx_pool_t *pool = l->c->pool;
         ngx_close_connection(l->c);
         l->c = nullptr;
+        if (pool) {
+            ngx_destroy_pool(pool);
+        }
     }
 
     if (l->reader) {
@@ -651,6 +811,114 @@ ngx_http_twostep_redis_read(ngx_event_t *rev) noexcept
 }
 
 
+#if (NGX_OPENSSL)
+
+// The TLS handshake ended (nginx's handshake handler, or at once): the
+// link is usable only with a certificate chained to a trusted CA that names
+// the host of twostep_redis (fail closed on anything else).
+static void
+ngx_http_twostep_redis_handshaked(ngx_connection_t *c) noexcept
+{
+    auto l = static_cast<ngx_http_twostep_redis_link_t *>(c->data);
+
+    try {
+        if (!c->ssl->handshaked) {
+            ngx_http_twostep_redis_fail(l, "failed the TLS handshake");
+            return;
+        }
+
+        long rv = SSL_get_verify_result(c->ssl->connection);
+        X509 *cert = SSL_get_peer_certificate(c->ssl->connection);
+        bool sent = cert != NULL;
+        X509_free(cert);
+
+        if (rv != X509_V_OK || !sent) {
+            std::string why = "sent a certificate that is not trusted (";
+            why += sent ? X509_verify_cert_error_string(rv)
+                        : "no certificate";
+            why += ")";
+            ngx_http_twostep_redis_fail(l, why.c_str());
+            return;
+        }
+
+        // nginx's handshake handler stood in for these.
+        c->read->handler = ngx_http_twostep_redis_read;
+        c->write->handler = ngx_http_twostep_redis_write;
+        l->connected = true;
+
+        ngx_http_twostep_redis_flush(l);
+
+    } catch (...) {
+        ngx_http_twostep_redis_fail(l, "failed (out of memory)");
+    }
+}
+
+
+static void
+ngx_http_twostep_redis_tls(ngx_http_twostep_redis_link_t *l)
+{
+    ngx_http_twostep_redis_conf_t *rc = ngx_http_twostep_redis_conf;
+    ngx_connection_t *c = l->c;
+
+    // A peer connection has no pool; nginx's TLS state lives in one (as
+    // ngx_http_upstream_connect() gives its connections), freed at close.
+    c->pool = ngx_create_pool(256, c->log);
+    if (c->pool == NULL
+        || ngx_ssl_create_connection(rc->ssl, c, NGX_SSL_CLIENT) != NGX_OK)
+    {
+        ngx_http_twostep_redis_fail(l, "failed to start TLS");
+        return;
+    }
+
+    // The certificate must name the host as twostep_redis writes it: a
+    // DNS name (also sent as SNI) or an IP address.
+    const char *host = rc->target.host.c_str();
+    X509_VERIFY_PARAM *param = SSL_get0_param(c->ssl->connection);
+    unsigned char ip[16];
+    bool address = inet_pton(AF_INET, host, ip) == 1
+                   || inet_pton(AF_INET6, host, ip) == 1;
+
+    int ok = address
+        ? X509_VERIFY_PARAM_set1_ip_asc(param, host)
+        : X509_VERIFY_PARAM_set1_host(param, host, 0)
+          && SSL_set_tlsext_host_name(c->ssl->connection,
+                                      const_cast<char *>(host));
+    if (ok != 1) {
+        ngx_http_twostep_redis_fail(l, "failed to start TLS");
+        return;
+    }
+
+    ngx_int_t rv = ngx_ssl_handshake(c);
+
+    if (rv == NGX_AGAIN) {
+        // The deadline of the handshake's first command bounds the wait.
+        c->ssl->handler = ngx_http_twostep_redis_handshaked;
+        return;
+    }
+
+    ngx_http_twostep_redis_handshaked(c);
+}
+
+#endif
+
+
+// TCP (or the unix socket) is connected: TLS first for rediss://, then
+// what is queued goes out.
+static void
+ngx_http_twostep_redis_established(ngx_http_twostep_redis_link_t *l)
+{
+#if (NGX_OPENSSL)
+    if (ngx_http_twostep_redis_conf->ssl) {
+        ngx_http_twostep_redis_tls(l);
+        return;
+    }
+#endif
+
+    l->connected = true;
+    ngx_http_twostep_redis_flush(l);
+}
+
+
 static void
 ngx_http_twostep_redis_write(ngx_event_t *wev) noexcept
 {
@@ -671,11 +939,14 @@ ngx_http_twostep_redis_write(ngx_event_t *wev) noexcept
             ngx_http_twostep_redis_fail(l, "cannot be reached");
             return;
         }
-
-        l->connected = true;
     }
 
     try {
+        if (!l->connected) {
+            ngx_http_twostep_redis_established(l);
+            return;
+        }
+
         ngx_http_twostep_redis_flush(l);
 
     } catch (...) {
@@ -690,8 +961,15 @@ ngx_http_twostep_redis_expired(ngx_event_t *ev) noexcept
     auto l = static_cast<ngx_http_twostep_redis_link_t *>(ev->data);
 
     // Replies come in order: one overdue means the connection is stuck.
-    ngx_http_twostep_redis_fail(l, l->connected ? "did not answer in time"
-                                                : "cannot be reached in time");
+    bool tls = false;
+#if (NGX_OPENSSL)
+    tls = l->c && l->c->ssl;
+#endif
+
+    ngx_http_twostep_redis_fail(l,
+        l->connected ? "did not answer in time"
+        : tls ? "did not finish the TLS handshake in time"
+        : "cannot be reached in time");
 }
 
 
@@ -813,7 +1091,7 @@ ngx_http_twostep_redis_connect(ngx_http_twostep_redis_link_t *l)
     l->c->log = &ngx_http_twostep_redis_quiet;
     l->c->read->log = l->c->log;
     l->c->write->log = l->c->log;
-    l->connected = rv == NGX_OK;
+    l->connected = false;
 
     // The handshake goes first in the pipeline; commands queue behind it.
     std::deque<ngx_http_twostep_redis_command_t> queued;
@@ -850,8 +1128,8 @@ ngx_http_twostep_redis_connect(ngx_http_twostep_redis_link_t *l)
     }
     ngx_http_twostep_redis_arm(l);
 
-    if (l->connected) {
-        ngx_http_twostep_redis_flush(l);
+    if (rv == NGX_OK) {
+        ngx_http_twostep_redis_established(l);
     }
 }
 
@@ -969,7 +1247,9 @@ ngx_http_twostep_redis_init(ngx_cycle_t *cycle,
     ngx_http_twostep_redis_mcf = mcf;
     ngx_http_twostep_redis_log = cycle->log;
     ngx_http_twostep_redis_quiet = *cycle->log;
-    ngx_http_twostep_redis_quiet.log_level = NGX_LOG_CRIT;
+    // ALERT: nginx logs some TLS handshake failures as "crit", at every
+    // reconnect; ngx_http_twostep_redis_error() names them once a second.
+    ngx_http_twostep_redis_quiet.log_level = NGX_LOG_ALERT;
 
     ngx_http_twostep_redis_retries =
         ngx_http_twostep_pool_new<std::deque<twostep::redis::Revocation>>(

@@ -7,13 +7,16 @@ with a 503 while signed-in visitors keep working."""
 
 import re
 import socket
+import subprocess
 import threading
 import time
+from pathlib import Path
 
 import pytest
 
-from harness import (LOGOUT, Page, RedisServer, location, set_cookies,
-                     snippet, wait_off_step_boundary)
+from harness import (LOGOUT, REDIS_SERVER, Page, RedisServer, location,
+                     set_cookies, snippet, wait_for_port,
+                     wait_off_step_boundary)
 
 UNAVAILABLE = "Sign-in cannot be completed right now"
 USED = "already been used"
@@ -302,6 +305,23 @@ class GarbageServer:
         self.sock.close()
 
 
+def signin_fails_closed(site, logged):
+    """The password step gets the 503 page within about the timeout, and
+    the reason (a regular expression) is logged."""
+    user = site.users[0]
+    b = site.browser()
+    started = time.monotonic()
+    r = b.submit_password(signin_page(b), user.name, user.password)
+    assert r.status_code == 503, snippet(r)
+    assert UNAVAILABLE in Page(r).text
+    assert "twostep_session" not in set_cookies(r)
+    assert time.monotonic() - started < 4
+    deadline = time.monotonic() + 5
+    while not re.search(logged, site.nginx.log_text()):
+        assert time.monotonic() < deadline, site.nginx.log_text()[-2000:]
+        time.sleep(0.2)
+
+
 @pytest.mark.parametrize("answer", [b"HTTP/1.1 200 OK\r\n\r\nhello",
                                     b"+OK\r\n", b"$99999\r\nabc"])
 def test_garbage_answers_fail_closed(guarded, redis, workdir, answer):
@@ -311,22 +331,14 @@ def test_garbage_answers_fail_closed(guarded, redis, workdir, answer):
         site = guarded("rgarbage",
                        http_extra=redis_conf(redis, pw, url="redis://"
                                              "127.0.0.1:%d" % fake.port))
-        user = site.users[0]
-        b = site.browser()
-        started = time.monotonic()
-        r = b.submit_password(signin_page(b), user.name, user.password)
-        assert r.status_code == 503, snippet(r)
-        assert UNAVAILABLE in Page(r).text
-        assert time.monotonic() - started < 4
-        assert re.search(r"twostep: redis (answered|did not answer|refused)",
-                         site.nginx.log_text())
+        signin_fails_closed(site, r"twostep: redis (answered|did not "
+                                  r"answer|refused)")
     finally:
         fake.close()
 
 
 @pytest.mark.parametrize("value,message", [
-    ("rediss://127.0.0.1:6379", "rediss (TLS) is not supported yet"),
-    ("http://127.0.0.1:6379", "must start with redis:// or unix:"),
+    ("http://127.0.0.1:6379", "must start with redis://, rediss:// or unix:"),
     ("redis://127.0.0.1:6379/x", "database after \"/\" must be a number"),
     ("redis://user:pw@127.0.0.1", "goes in twostep_redis_password_file"),
     ("unix:relative.sock", "absolute path"),
@@ -493,3 +505,187 @@ def test_fraud_reported_on_one_host_pauses_pushes_on_the_other(
     again = password_step(Browser("http://127.0.0.1:%d" % port), "/app/",
                           user)
     assert offered_methods(again) == {"totp", "sms"}, snippet(again, 3000)
+
+
+# ------------------------------------------------- rediss:// (TLS)
+
+def openssl(*args):
+    subprocess.run(["openssl"] + list(args), check=True,
+                   capture_output=True, timeout=60)
+
+
+class CertAuthority:
+    """A CA made with openssl for one test, and certificates it signs."""
+
+    def __init__(self, directory, name):
+        self.dir = Path(directory)
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self.name = name
+        self.key = self.dir / (name + "-ca.key")
+        self.cert = self.dir / (name + "-ca.pem")
+        openssl("req", "-x509", "-newkey", "ec", "-pkeyopt",
+                "ec_paramgen_curve:P-256", "-nodes", "-days", "2",
+                "-subj", "/CN=twostep test CA " + name,
+                "-keyout", str(self.key), "-out", str(self.cert))
+
+    def issue(self, name, san, client=False):
+        """(certificate, key) for `san` ("IP:127.0.0.1,DNS:localhost")."""
+        key, csr = self.dir / (name + ".key"), self.dir / (name + ".csr")
+        cert, ext = self.dir / (name + ".pem"), self.dir / (name + ".ext")
+        ext.write_text("subjectAltName=%s\nextendedKeyUsage=%s\n"
+                       % (san, "clientAuth" if client else "serverAuth"))
+        openssl("req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256",
+                "-nodes", "-subj", "/CN=" + name, "-keyout", str(key),
+                "-out", str(csr))
+        openssl("x509", "-req", "-in", str(csr), "-CA", str(self.cert),
+                "-CAkey", str(self.key), "-CAcreateserial", "-days", "2",
+                "-extfile", str(ext), "-out", str(cert))
+        return cert, key
+
+
+class TlsRedisServer(RedisServer):
+    """Debian's redis-server speaking TLS only (--tls-port, --port 0), with
+    `cert` as its certificate, asking clients for one signed by `ca`."""
+
+    def __init__(self, directory, ca, cert, key):
+        super().__init__(directory)
+        self.ca, self.cert, self.key = ca, cert, key
+
+    def start(self):
+        log = open(self.dir / "redis.log", "ab")
+        self.proc = subprocess.Popen(
+            [REDIS_SERVER, "--port", "0", "--tls-port", str(self.port),
+             "--tls-cert-file", str(self.cert),
+             "--tls-key-file", str(self.key),
+             "--tls-ca-cert-file", str(self.ca.cert),
+             "--bind", "127.0.0.1", "--requirepass", self.password,
+             "--save", "", "--appendonly", "no", "--dir", str(self.dir),
+             "--daemonize", "no"],
+            stdin=subprocess.DEVNULL, stdout=log, stderr=log)
+        wait_for_port(self.port, self.proc, what="redis-server (TLS)")
+        return self
+
+    def url(self, db=0):
+        return "rediss://127.0.0.1:%d/%d" % (self.port, db)
+
+
+@pytest.fixture
+def tls(workdir):
+    """A CA, a client certificate it signs, and TLS Redis servers made
+    with a certificate of one's choosing: make(cert, key)."""
+    d = workdir / ("tls-%d" % time.monotonic_ns())
+    ca = CertAuthority(d, "good")
+    client = ca.issue("nginx-client", "DNS:nginx.test", client=True)
+    servers = []
+
+    def make(cert=None, key=None):
+        if cert is None:
+            cert, key = ca.issue("redis-%d" % len(servers),
+                                 "IP:127.0.0.1,DNS:localhost")
+        server = TlsRedisServer(d / ("redis-%d" % len(servers)), ca, cert,
+                                key)
+        servers.append(server)
+        return server.start()
+
+    make.ca, make.client, make.dir = ca, client, d
+    yield make
+    for server in servers:
+        server.kill()
+
+
+def tls_conf(redis, pwfile, ca, client, url=None):
+    return redis_conf(redis, pwfile, url=url) + """
+    twostep_redis_trusted_certificate %s;
+    twostep_redis_certificate %s;
+    twostep_redis_certificate_key %s;""" % (ca.cert, client[0], client[1])
+
+
+def test_tls_code_used_on_one_host_is_refused_on_the_other(
+        guarded, nginx_factory, workdir, tls):
+    redis = tls()
+    pw = redis.password_file(workdir / "rtls.pw")
+    h = Hosts(guarded, nginx_factory, "rtls",
+              tls_conf(redis, pw, tls.ca, tls.client))
+    user = h.users[0]
+    wait_off_step_boundary(margin=5)
+    code = user.code()
+
+    r = h.browser("a").sign_in("/app/", user, code=code)
+    assert location(r).path == "/app/"
+
+    # Redis listens for TLS only: B learnt of the code through it.
+    b = h.browser("b")
+    r = b.submit_code(code_page(b, user), code)
+    assert r.status_code == 403, snippet(r)
+    assert USED in Page(r).text, snippet(r)
+    r = b.submit_code(r, user.code(steps=1))
+    assert r.status_code == 303, snippet(r)
+    assert b.app_view("/app/")["headers"]["X-Remote-User"] == user.name
+    assert "twostep: redis" not in h.logs()
+
+
+@pytest.mark.parametrize("case,expect", [
+    ("other-ca", "sent a certificate that is not trusted "
+                 "(unable to verify the first certificate)"),
+    ("wrong-name", "sent a certificate that is not trusted "
+                   "(IP address mismatch)"),
+])
+def test_tls_untrusted_server_fails_closed(guarded, workdir, tls, case,
+                                           expect):
+    if case == "other-ca":
+        cert = CertAuthority(tls.dir, "rogue").issue("rogue-redis",
+                                              "IP:127.0.0.1,DNS:localhost")
+    else:
+        cert = tls.ca.issue("elsewhere", "DNS:redis.example")
+    redis = tls(*cert)
+    pw = redis.password_file(workdir / "rtlsbad.pw")
+    site = guarded("rtls" + case, http_extra=tls_conf(redis, pw, tls.ca,
+                                                      tls.client))
+    signin_fails_closed(site, re.escape("twostep: redis " + expect))
+
+
+def test_plain_redis_url_on_a_tls_port_fails_closed(guarded, workdir, tls):
+    redis = tls()
+    pw = redis.password_file(workdir / "rtlsplain.pw")
+    site = guarded("rtlsplain", http_extra=redis_conf(
+        redis, pw, url="redis://127.0.0.1:%d" % redis.port))
+    signin_fails_closed(site, "twostep: redis closed the connection")
+
+
+def test_tls_url_on_a_plain_port_fails_closed(guarded, redis, workdir, tls):
+    pw = redis.password_file(workdir / "rtlsonplain.pw")
+    site = guarded("rtlsonplain", http_extra=tls_conf(
+        redis, pw, tls.ca, tls.client,
+        url="rediss://127.0.0.1:%d" % redis.port))
+    # Redis waits for the rest of a command that never ends.
+    signin_fails_closed(site, "twostep: redis did not finish the TLS "
+                              "handshake in time")
+
+
+def test_nginx_t_checks_the_tls_files(nginx_factory, workdir, tls):
+    missing = workdir / "no-such-ca.pem"
+    inst = nginx_factory("rtlsconf", """twostep_redis rediss://127.0.0.1:1;
+        twostep_redis_trusted_certificate %s;""" % missing, [], start=False)
+    rc, out = inst.test_config()
+    assert rc != 0 and str(missing) in out, out
+
+    cert, key = tls.client
+    for body, message in [
+        ("""twostep_redis rediss://127.0.0.1:1;
+            twostep_redis_certificate %s;""" % cert,
+         "twostep_redis_certificate_key go together"),
+        ("""twostep_redis redis://127.0.0.1:1;
+            twostep_redis_trusted_certificate %s;""" % tls.ca.cert,
+         "need a rediss:// address"),
+    ]:
+        inst.write_conf(inst.conf_for(body))
+        rc, out = inst.test_config()
+        assert rc != 0 and message in out, out
+
+    # A Redis that is not running is no configuration error.
+    inst.write_conf(inst.conf_for("""twostep_redis rediss://127.0.0.1:1/2;
+        twostep_redis_trusted_certificate %s;
+        twostep_redis_certificate %s;
+        twostep_redis_certificate_key %s;""" % (tls.ca.cert, cert, key)))
+    rc, out = inst.test_config()
+    assert rc == 0, out
