@@ -689,3 +689,66 @@ def test_nginx_t_checks_the_tls_files(nginx_factory, workdir, tls):
         twostep_redis_certificate_key %s;""" % (tls.ca.cert, cert, key)))
     rc, out = inst.test_config()
     assert rc == 0, out
+
+
+def test_recovery_code_used_on_one_host_is_refused_on_the_other(
+        nginx_factory, workdir, app, redis):
+    """Each host has its own copy of the store file (as with a file synced
+    from configuration management): a recovery code used on host A is
+    refused on host B before B's copy learns of it."""
+    import hashlib
+    import shutil
+    from conftest import POOL_PASSWORD
+    from harness import (Browser, free_port, password_hash,
+                         remember_sensitive)
+    from test_selfservice import SelfServiceSite, password_to_verify
+    pw = redis.password_file(workdir / "rrecovery.pw")
+    name = "rrec-user"
+    codes = ["bcdef-ghijk-lmnop-qrstu-vwxy%s" % c for c in "abc"]
+    for code in codes:
+        remember_sensitive("code", code)
+    extra = {name: {"password": password_hash(POOL_PASSWORD),
+                    "recovery": [hashlib.sha256(c.replace("-", "").encode())
+                                 .hexdigest() for c in codes]}}
+    made = {}
+
+    def shared(name_, body, ports, workers=1):
+        made["body"] = redis_conf(redis, pw) + body
+        return nginx_factory(name_, made["body"], ports, workers=workers)
+
+    a = SelfServiceSite(shared, workdir, app, "rrecovery", [], extra=extra,
+                        workers=2,
+                        server_extra="twostep_session_audience rrec;")
+    copy = a.users_file.parent.parent / "store-b"
+    shutil.copytree(a.users_file.parent, copy)
+    shutil.chown(copy, "nobody", "nogroup")
+    shutil.chown(copy / "users.json", "nobody", "nogroup")
+    port = free_port()
+    nginx_factory("rrecovery-b", made["body"].replace(
+        ":%d " % a.port, ":%d " % port).replace(
+        str(a.users_file), str(copy / "users.json")), [port], workers=2)
+
+    def use(browser, code):
+        r = browser.follow(password_to_verify(browser, "/app/", name))
+        assert r.status_code == 200, snippet(r)
+        return browser.submit_code(r, code)
+
+    r = use(a.browser(), codes[0])
+    assert r.status_code == 303, snippet(r)
+
+    on_b = Browser("http://127.0.0.1:%d" % port, fresh=True)
+    r = use(on_b, codes[0])
+    assert r.status_code == 403, snippet(r)
+    assert "twostep_session" not in set_cookies(r)
+    assert on_b.get("/app/").status_code == 302
+    # Another code of the user still works on B.
+    r = on_b.submit_code(r, codes[1])
+    assert r.status_code == 303, snippet(r)
+    assert on_b.app_view("/app/")["headers"]["X-Remote-User"] == name
+    # Redis holds a keyed hash, not the code nor its hash in the store.
+    keys = redis.cli("--scan", "--pattern", "t%d:*" % redis.port)
+    assert "recovery " in keys, keys
+    for code in codes:
+        plain = code.replace("-", "")
+        assert plain not in keys and code not in keys
+        assert hashlib.sha256(plain.encode()).hexdigest() not in keys
