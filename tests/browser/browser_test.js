@@ -314,6 +314,16 @@ async function scenarioPush(ctx, stack) {
         'the waiting page\'s script polls the status URL',
         `${seen.statusPolls} polls`);
 
+  // "I've approved it" before approving: it says so, and keeps waiting.
+  await follow(page, 'text=I\'ve approved it');
+  must(pathOf(page.url()) === `${PORTAL}wait`,
+       '"I\'ve approved it" too early stays on the waiting page',
+       await describe(page));
+  check(await page.isVisible('text=No approval has arrived yet.'),
+        '"I\'ve approved it" too early says no approval has arrived yet',
+        await describe(page));
+  await shoot(page, 'wait-not-yet');
+
   const navigations = [];
   page.on('framenavigated', (f) => {
     if (f === page.mainFrame()) navigations.push(f.url());
@@ -454,8 +464,30 @@ async function scenarioSignOut(ctx, stack) {
   const seen = watch(page);
 
   // Not a text: push, call and text have had their three requests to the
-  // phone in ten minutes.
+  // phone in ten minutes, so the page no longer offers them.
   await signIn(page, stack, '/reports/q4');
+  check(!(await page.isVisible('text=Call my phone')) &&
+        !(await page.isVisible('text=Text my phone')),
+        'after three requests to the phone, call and text are not offered',
+        await describe(page));
+  // A push posted all the same (an old tab): how long to wait, and the code.
+  await Promise.all([
+    page.waitForEvent('framenavigated',
+                      { predicate: (f) => f === page.mainFrame() }),
+    page.evaluate(() => {
+      const f = document.querySelector('form[method=post]');
+      f.querySelector('input[name=method]').value = 'push';
+      const a = document.createElement('input');
+      a.type = 'hidden'; a.name = 'action'; a.value = 'send';
+      f.appendChild(a);
+      f.querySelector('#code').removeAttribute('required');
+      f.submit();
+    }),
+  ]);
+  check(/Try again in (9|10) minutes/.test(await page.textContent('body')),
+        'a push over the limit says how many minutes to wait',
+        await describe(page));
+  await shoot(page, 'phone-limit');
   await page.fill('#code', totp(stack.secret));
   await follow(page, 'button:has-text("Verify")');
   must(page.url() === `${stack.base}/reports/q4`,
@@ -483,6 +515,33 @@ async function scenarioSignOut(ctx, stack) {
         'the session cookie from before the sign-out no longer works',
         page.url());
   checkClean(seen, 'sign-out');
+  await page.close();
+}
+
+// Too many wrong codes: the lock page says how long and offers "Sign out".
+// Last: alice stays locked for the lock's five minutes.
+async function scenarioLocked(ctx, stack) {
+  console.log('locked: too many wrong codes, then sign out');
+  const page = await ctx.newPage();
+  const seen = watch(page);
+
+  await signIn(page, stack, '/reports/q5');
+  for (let i = 0; i < 5 && await page.isVisible('#code'); i++) {
+    await page.fill('#code', '00000' + i);
+    await follow(page, 'button:has-text("Verify")');
+  }
+  must(await heading(page) === 'Too many attempts',
+       'five wrong codes lock the sign-in', await describe(page));
+  check(/Try again in 5 minutes\./.test(await page.textContent('body')),
+        'the lock page says how long', await describe(page));
+  await shoot(page, 'locked');
+  await follow(page, 'button:has-text("Sign out")');
+  must(/signed out/.test(await heading(page)),
+       '"Sign out" on the lock page signs out', await describe(page));
+  await page.goto(`${stack.base}${PORTAL}verify`);
+  check(pathOf(page.url()) === `${PORTAL}signin`,
+        'after "Sign out" the pending sign-in is gone', page.url());
+  checkClean(seen, 'locked');
   await page.close();
 }
 
@@ -1149,7 +1208,7 @@ async function main() {
     const scenarios = [scenarioPush, scenarioTotp, scenarioSms, scenarioCall,
                        scenarioSignOut, scenarioKeyboard, scenarioKeys,
                        scenarioPasskey, scenarioSelfHosted,
-                       scenarioPushSetup];
+                       scenarioPushSetup, scenarioLocked];
     // ONLY=scenarioPushSetup,... runs those alone (while iterating).
     const only = (process.env.ONLY || '').split(',').filter(Boolean);
     for (const scenario of scenarios) {
