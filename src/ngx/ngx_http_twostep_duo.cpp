@@ -330,42 +330,15 @@ ngx_http_twostep_code_binding(const twostep::PendingSignin &pending,
 }
 
 
-// A texted code typed on our page: right once, within its 10 minutes.
+// A texted code that is wrong, expired or used already: counted (not an
+// expired one) here and on every host, then the lock or the form again.
 static ngx_int_t
-ngx_http_twostep_self_hosted_code(ngx_http_twostep_page_t &p,
+ngx_http_twostep_self_hosted_wrong(ngx_http_twostep_page_t &p,
     const twostep::PendingSignin &pending, const twostep::User &user,
-    twostep::Method method)
+    twostep::Method method, twostep::OobCheck check)
 {
     time_t now = ngx_time();
     ngx_http_twostep_zone_state state(p.r);
-
-    twostep::OobCheck check = pending.code.empty()
-        ? twostep::OobCheck::malformed
-        : twostep::check_oob_code(*p.scf->keys, pending.code,
-                                  ngx_http_twostep_code_binding(pending,
-                                                                user),
-                                  twostep::field(p.form, "code"), now);
-
-    if (check == twostep::OobCheck::ok) {
-        // Single use, whoever holds a copy of the pending token.
-        std::string_view record = pending.code;
-        switch (twostep::claim_transaction(state,
-                    record.substr(record.find('.') + 1), now,
-                    now + twostep::oob_code_lifetime))
-        {
-        case twostep::Claim::fresh:
-            return ngx_http_twostep_finish_signin(p, pending, user, method);
-
-        case twostep::Claim::replayed:
-            check = twostep::OobCheck::wrong;
-            break;
-
-        default:
-            return ngx_http_twostep_send_message(p.r,
-                       NGX_HTTP_SERVICE_UNAVAILABLE,
-                       "msg.unavailable.title", "msg.unavailable.text");
-        }
-    }
 
     ngx_http_twostep_log(p.r, NGX_LOG_WARN, "wrong code", user.name);
     ngx_http_twostep_audit(p.r, NGX_HTTP_TWOSTEP_SIGNIN, user.name, "sms",
@@ -409,6 +382,75 @@ ngx_http_twostep_self_hosted_code(ngx_http_twostep_page_t &p,
             return ngx_http_twostep_send_page(p.r, NGX_HTTP_FORBIDDEN,
                        twostep::render_code(ngx_http_twostep_page_ctx(p.r),
                                             page));
+        });
+}
+
+
+// A texted code typed on our page: right once, within its 10 minutes.
+static ngx_int_t
+ngx_http_twostep_self_hosted_code(ngx_http_twostep_page_t &p,
+    const twostep::PendingSignin &pending, const twostep::User &user,
+    twostep::Method method)
+{
+    time_t now = ngx_time();
+    ngx_http_twostep_zone_state state(p.r);
+
+    twostep::OobCheck check = pending.code.empty()
+        ? twostep::OobCheck::malformed
+        : twostep::check_oob_code(*p.scf->keys, pending.code,
+                                  ngx_http_twostep_code_binding(pending,
+                                                                user),
+                                  twostep::field(p.form, "code"), now);
+
+    if (check != twostep::OobCheck::ok) {
+        return ngx_http_twostep_self_hosted_wrong(p, pending, user, method,
+                                                  check);
+    }
+
+    // Single use, whoever holds a copy of the pending token: on this host,
+    // then (twostep_redis) on every host, since the pending token works on
+    // any of them.
+    std::string_view record = pending.code;
+    std::string id(record.substr(record.find('.') + 1));
+
+    switch (twostep::claim_transaction(state, id, now,
+                                       now + twostep::oob_code_lifetime))
+    {
+    case twostep::Claim::fresh:
+        break;
+
+    case twostep::Claim::replayed:
+        return ngx_http_twostep_self_hosted_wrong(p, pending, user, method,
+                                                  twostep::OobCheck::wrong);
+
+    default:
+        return ngx_http_twostep_send_message(p.r,
+                   NGX_HTTP_SERVICE_UNAVAILABLE,
+                   "msg.unavailable.title", "msg.unavailable.text");
+    }
+
+    return ngx_http_twostep_shared_claim_transaction(p.r, "text " + id,
+               now + twostep::oob_code_lifetime,
+        [p, pending, method](twostep::Claim claim) mutable {
+            ngx_int_t rc = NGX_OK;
+            const twostep::User *u = ngx_http_twostep_pending_user(p,
+                                                                   pending,
+                                                                   &rc);
+            if (u == nullptr) {
+                return rc;
+            }
+
+            if (claim == twostep::Claim::fresh) {
+                return ngx_http_twostep_finish_signin(p, pending, *u,
+                                                      method);
+            }
+
+            if (claim == twostep::Claim::replayed) {
+                return ngx_http_twostep_self_hosted_wrong(p, pending, *u,
+                           method, twostep::OobCheck::wrong);
+            }
+
+            return ngx_http_twostep_unavailable(p.r);
         });
 }
 

@@ -752,3 +752,68 @@ def test_recovery_code_used_on_one_host_is_refused_on_the_other(
         plain = code.replace("-", "")
         assert plain not in keys and code not in keys
         assert hashlib.sha256(plain.encode()).hexdigest() not in keys
+
+
+def test_texted_code_used_on_one_host_is_refused_on_the_other(
+        workdir, app, redis):
+    """Twilio text without Duo: the pending sign-in (and the code in it)
+    works on either host, so a copy of it cannot use the code again on
+    the other host."""
+    import tempfile
+    from conftest import MODULE  # noqa: F401 (site_conf uses it)
+    from harness import (Browser, Nginx, VERIFY, free_port, ntfy_standin,
+                         twilio_standin, write_key)
+    from test_selfhosted import (ACCOUNT, NTFY_TOKEN, TOKEN, Pool,
+                                 assert_not_signed_in, assert_signed_in,
+                                 send_text, site_conf, texted_code)
+    tw = twilio_standin(Path(tempfile.mkdtemp(prefix="twilio-",
+                                              dir=workdir)), ACCOUNT, TOKEN)
+    nt = ntfy_standin(Path(tempfile.mkdtemp(prefix="ntfy-", dir=workdir)),
+                      NTFY_TOKEN)
+    try:
+        pool = Pool()
+        pw = redis.password_file(workdir / "rtext.pw")
+        shared = redis_conf(redis, pw)
+        users = key = None
+        hosts = []
+        for name in ("a", "b"):
+            d = Path(tempfile.mkdtemp(prefix="rtext-%s-" % name,
+                                      dir=workdir))
+            d.chmod(0o755)
+            if users is None:
+                users = pool.write(d / "users.json")
+                key = write_key(d / "cookie.key")
+            port = free_port()
+            # One site behind a load balancer: one audience.
+            conf = site_conf(d, users, key, port, app, tw, nt).replace(
+                "twostep_users", shared + "\n    twostep_users", 1).replace(
+                "twostep_cookie_key", "twostep_session_audience rtext;\n"
+                "        twostep_cookie_key", 1)
+            nginx = Nginx(d / "nginx", conf, ports=[port])
+            nginx.start()
+            nginx.base = "http://127.0.0.1:%d" % port
+            hosts.append(nginx)
+
+        user = pool.take("sms")
+        on_a = Browser(hosts[0].base)
+        r = send_text(on_a, user)
+        code = texted_code(tw, user)
+        form = dict(Page(r).form(VERIFY).fields)
+        pending = on_a.cookie("twostep_pending")
+        assert pending
+        assert_signed_in(on_a, on_a.submit_code(r, code, method="sms"),
+                         "sms", user)
+
+        # A copy of the pending sign-in, with the same code, on host B.
+        thief = Browser(hosts[1].base)
+        thief.set_cookie("twostep_pending", pending)
+        form.update(code=code, method="sms")
+        r = thief.post(VERIFY, form)
+        assert r.status_code == 403, snippet(r)
+        assert Page(r).heading == "Enter code", snippet(r)
+        assert_not_signed_in(thief)
+    finally:
+        for h in locals().get("hosts", []):
+            h.stop()
+        tw.stop()
+        nt.stop()
