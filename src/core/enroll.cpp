@@ -11,6 +11,7 @@
 #include <stdexcept>
 
 #include "base32.h"
+#include "session.h"
 
 namespace twostep {
 
@@ -261,4 +262,128 @@ std::string recovery_hash(std::string_view code)
     return out;
 }
 
+namespace {
+
+constexpr std::string_view codes_kind = "rc";
+
+}  // namespace
+
+std::string recovery_codes_token(const KeyRing &keys, std::string_view sid,
+                                 std::int64_t expires,
+                                 const std::vector<std::string> &codes)
+{
+    std::string payload(sid);
+    payload += '|';
+    payload += std::to_string(expires);
+    for (const std::string &code : codes) {
+        payload += '|';
+        payload += code;
+    }
+    return keys.sign(codes_kind, payload);
+}
+
+std::optional<std::vector<std::string>> read_recovery_codes_token(
+    const KeyRing &keys, std::string_view token, std::string_view sid,
+    std::int64_t now)
+{
+    std::optional<std::string> payload = keys.verify(codes_kind, token);
+    if (!payload || sid.empty()) {
+        return std::nullopt;
+    }
+    std::vector<std::string> parts;
+    std::string_view rest = *payload;
+    for (;;) {
+        std::size_t bar = rest.find('|');
+        parts.emplace_back(rest.substr(0, bar));
+        if (bar == std::string_view::npos) {
+            break;
+        }
+        rest.remove_prefix(bar + 1);
+    }
+    if (parts.size() < 3 || parts.size() > 2 + max_recovery_codes
+        || parts[0] != sid) {
+        return std::nullopt;
+    }
+    auto expires = parse_time(parts[1]);
+    if (!expires || *expires < now) {
+        return std::nullopt;
+    }
+    return std::vector<std::string>(parts.begin() + 2, parts.end());
+}
+
+std::string recovery_codes_file(std::string_view heading,
+                                const std::vector<std::string> &codes)
+{
+    std::string out(heading);
+    out += "\r\n\r\n";
+    for (const std::string &code : codes) {
+        out += code;
+        out += "\r\n";
+    }
+    return out;
+}
+
+namespace {
+
+constexpr std::string_view change_kind = "ch";
+
+}  // namespace
+
+std::string encode_change(const KeyRing &keys, const PendingChange &c)
+{
+    // Text fields travel base64url'd: a key's name may hold a '|'.
+    std::string payload = base64url_encode(c.user) + "|"
+                          + std::to_string(c.session_issued) + "|"
+                          + std::to_string(c.asked) + "|"
+                          + std::to_string(c.expires) + "|"
+                          + base64url_encode(c.action) + "|"
+                          + base64url_encode(c.value) + "|"
+                          + base64url_encode(c.name);
+    return keys.sign(change_kind, payload);
+}
+
+std::optional<PendingChange> decode_change(const KeyRing &keys,
+                                           std::string_view token,
+                                           std::int64_t now)
+{
+    std::optional<std::string> payload = keys.verify(change_kind, token);
+    if (!payload) {
+        return std::nullopt;
+    }
+    std::vector<std::string_view> parts;
+    std::string_view rest = *payload;
+    while (parts.size() < 8) {
+        std::size_t bar = rest.find('|');
+        parts.push_back(rest.substr(0, bar));
+        if (bar == std::string_view::npos) {
+            break;
+        }
+        rest.remove_prefix(bar + 1);
+    }
+    if (parts.size() != 7) {
+        return std::nullopt;
+    }
+    auto user = base64url_decode(parts[0]);
+    auto issued = parse_time(parts[1]);
+    auto asked = parse_time(parts[2]);
+    auto expires = parse_time(parts[3]);
+    auto action = base64url_decode(parts[4]);
+    auto value = base64url_decode(parts[5]);
+    auto name = base64url_decode(parts[6]);
+    if (!user || !issued || !asked || !expires || !action || !value
+        || !name || user->empty() || action->empty() || *expires < now) {
+        return std::nullopt;
+    }
+    PendingChange c;
+    c.user = std::move(*user);
+    c.session_issued = *issued;
+    c.asked = *asked;
+    c.expires = *expires;
+    c.action = std::move(*action);
+    c.value = std::move(*value);
+    c.name = std::move(*name);
+    return c;
+}
+
 }  // namespace twostep
+

@@ -5,10 +5,13 @@
 #pragma once
 
 #include <cstddef>
+#include <cstdint>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
 
+#include "keyring.h"
 #include "totp.h"
 #include "user_store.h"
 
@@ -65,5 +68,45 @@ std::string normalize_recovery_code(std::string_view typed);
 // come from an approved RBG. A code of the wrong shape still hashes, and
 // simply matches nothing.
 std::string recovery_hash(std::string_view code);
+
+// New codes as a file to download, right after they were made and never
+// later (the store keeps only their hashes): the page's "Download" form
+// carries them in a token signed for the session `sid` that made them,
+// until `expires`. read_recovery_codes_token() gives them back only for
+// that session and before then; nullopt otherwise (forged, another
+// session's, expired, malformed).
+std::string recovery_codes_token(const KeyRing &keys, std::string_view sid,
+                                 std::int64_t expires,
+                                 const std::vector<std::string> &codes);
+std::optional<std::vector<std::string>> read_recovery_codes_token(
+    const KeyRing &keys, std::string_view token, std::string_view sid,
+    std::int64_t now);
+// A change to security info asked with a second step too old to make it
+// (OWASP ASVS 4.0.3 V3.7.1: a fresh authentication before a sensitive
+// change), kept across the step-up that asks for a new one: signed, bound
+// to the user and their sign-in (Session::issued, which a step-up keeps),
+// asked at `asked`, until `expires`. It is never applied by itself: after a
+// second step passed at or after `asked`, security info shows it again to
+// confirm, with the form the change would have posted.
+struct PendingChange {
+    std::string user;
+    std::int64_t session_issued = 0;
+    std::int64_t asked = 0;
+    std::int64_t expires = 0;
+    std::string action;  // as the form posted it: "default", "phone", ...
+    std::string value;   // its field: a method, a number, a key's id
+    std::string name;    // rename-key: the new name
+};
+
+std::string encode_change(const KeyRing &keys, const PendingChange &c);
+// nullopt if forged, malformed or expired at `now`.
+std::optional<PendingChange> decode_change(const KeyRing &keys,
+                                           std::string_view token,
+                                           std::int64_t now);
+
+// The file: `heading` (whose codes, for which site), a blank line, and the
+// codes one a line, with CRLF line ends so that every editor shows lines.
+std::string recovery_codes_file(std::string_view heading,
+                                const std::vector<std::string> &codes);
 
 }  // namespace twostep

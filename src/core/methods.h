@@ -94,6 +94,18 @@ inline bool has_method(MethodSet set, Method m)
     return (set & static_cast<unsigned>(m)) != 0;
 }
 
+// Which of `available` a user may choose as their default: the usual
+// ones (a recovery code is a way back in, never the usual way).
+constexpr MethodSet default_choices(MethodSet available)
+{
+    MethodSet set = 0;
+    for (const MethodInfo &info : method_table) {
+        if (info.usual)
+            set |= available & method_bit(info.method);
+    }
+    return set;
+}
+
 // The names joined for people, e.g. "totp, push, call, sms or recovery".
 std::string method_names_for_people();
 

@@ -29,7 +29,7 @@ const std::set<std::string, std::less<>> &value_names()
     static const std::set<std::string, std::less<>> names = {
         // layout.html
         "lang", "rtl", "site_name", "title", "style", "logo", "refresh",
-        "script", "body",
+        "script", "copy_script", "body",
         // the forms
         "signin_url", "verify_url", "enroll_url", "manage_url",
         "logout_url", "status_url", "check_url", "return_to", "methods",
@@ -43,7 +43,9 @@ const std::set<std::string, std::less<>> &value_names()
         // security-info.html
         "new_codes", "codes", "code", "totp", "phone", "provided",
         "choices", "chosen", "options", "selected", "recovery_left",
-        "devices",
+        "devices", "app_url", "phone_typed", "phone_error", "codes_token",
+        "cancel_url", "confirm", "confirm_action", "confirm_text",
+        "confirm_fields", "field", "value",
         // approve.html (and the texts a phone gets)
         "approve_url", "token", "site", "address", "time", "phone_unusable",
         "test",
@@ -250,6 +252,8 @@ void PageTheme::add_file(const std::string &name, std::string_view data,
     } else if (name == "webauthn.js"
                && where.compare(0, 9, "built-in ") == 0) {
         webauthn_script_ = std::string(data);
+    } else if (name == "copy.js" && where.compare(0, 9, "built-in ") == 0) {
+        copy_script_ = std::string(data);
     } else {
         throw ThemeError(where + ": not a page template (*.html), "
                                  "lang/CODE.json, style.css or logo.svg");
@@ -309,7 +313,8 @@ void PageTheme::finish(const std::string &where, const PageTheme *base)
 
     policy_ = "default-src 'none'; style-src " + csp_hash(style_)
               + "; script-src " + csp_hash(script_) + " "
-              + csp_hash(webauthn_script_) + "; connect-src 'self'; "
+              + csp_hash(webauthn_script_) + " " + csp_hash(copy_script_)
+              + "; connect-src 'self'; "
                 "form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
 }
 
@@ -463,6 +468,11 @@ std::string PageTheme::render(std::string_view name, PageData &data,
     const PageData::Value *key = data.find("webauthn");
     if (key != nullptr && !key->str.empty()) {
         data.markup("script", webauthn_script_);
+    }
+    // New recovery codes get "Copy codes" (the button shows only with it).
+    const PageData::Value *codes = data.find("codes_token");
+    if (codes != nullptr && !codes->str.empty()) {
+        data.markup("copy_script", copy_script_);
     }
     std::string out;
     out.reserve(8192);

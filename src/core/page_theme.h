@@ -91,6 +91,7 @@ private:
     std::string style_;
     std::string script_;           // wait.js: the waiting page polls
     std::string webauthn_script_;  // webauthn.js: security keys, passkeys
+    std::string copy_script_;      // copy.js: "Copy codes"
     std::string logo_;
     std::string policy_;
 };

@@ -234,6 +234,7 @@ std::string render_enroll(const PageContext &ctx, const EnrollPage &page)
     data.markup("qr_svg", page.qr_svg);   // trusted markup from qr_svg()
     data.text("secret", key_groups(page.secret));
     data.text("enroll_url", page.enroll);
+    data.text("cancel_url", page.cancel);
     form_fields(data, page.return_to, page.methods, page.form_token);
     messages(data, ctx, page.error, {});
     return render(ctx, "enroll", data, "enroll.title");
@@ -247,10 +248,20 @@ std::string render_security_info(const PageContext &ctx,
     data.text("manage_url", page.manage);
     data.text("logout_url", page.paths.logout);
     data.text("form_token", page.form_token);
+    data.text("app_url", page.app.empty() ? std::string("/") : page.app);
     data.flag("devices", page.devices);
     messages(data, ctx, page.error, page.notice);
 
+    data.flag("confirm", !page.confirm_action.empty());
+    data.text("confirm_action", page.confirm_action);
+    data.text("confirm_text", page.confirm_text);
+    data.list("confirm_fields");
+    for (const auto &[name, value] : page.confirm_fields) {
+        data.item("confirm_fields").text("field", name).text("value", value);
+    }
+
     data.flag("new_codes", !page.new_recovery_codes.empty());
+    data.text("codes_token", page.codes_token);
     data.list("codes");
     for (const std::string &code : page.new_recovery_codes) {
         data.item("codes").text("code", code);
@@ -258,6 +269,10 @@ std::string render_security_info(const PageContext &ctx,
 
     data.flag("totp", page.totp);
     data.text("phone", page.phone_masked);
+    data.text("phone_typed", page.phone_typed);
+    data.text("phone_error", page.phone_error.empty()
+                                 ? std::string()
+                                 : ctx.text_or_literal(page.phone_error));
     data.flag("phone_unusable", !page.phone_masked.empty()
                                 && !page.phone_usable);
     data.flag("push_setup", !page.push_setup.empty());
@@ -277,12 +292,7 @@ std::string render_security_info(const PageContext &ctx,
         }
     }
 
-    // A recovery code is a way back in, never the usual way.
-    MethodSet choices = 0;
-    for (const MethodInfo &info : method_table) {
-        if (info.usual)
-            choices |= page.available & method_bit(info.method);
-    }
+    MethodSet choices = default_choices(page.available);
     bool chosen = page.default_method
                   && has_method(choices, *page.default_method);
     data.flag("choices", choices != 0);

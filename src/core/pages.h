@@ -11,6 +11,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "methods.h"
@@ -154,6 +155,8 @@ struct EnrollPage {
     std::string methods;
     std::string form_token;
     std::string error;
+    std::string cancel;      // replacing from security info: where
+                             // "Cancel" goes back to, nothing changed
 };
 
 // "Set up your authenticator app": the QR code, the key as text in groups
@@ -166,21 +169,30 @@ struct SecurityInfoPage {
     std::string manage;          // e.g. "/.twostep/security-info"
     std::string enroll;          // e.g. "/.twostep/enroll"
     std::string user;
+    std::string app;             // "Back to the application": a path
     bool totp = false;           // an authenticator app is set up
     std::string phone_masked;    // empty: no phone
     bool phone_usable = true;    // a provider can text and call it
     std::string push_setup;      // "Set up push notifications" posts here
                                  // (ntfy configured); empty: not offered
     bool push = false;           // an ntfy topic is set up
+    std::string phone_typed;     // a refused number, kept in the field
+    std::string phone_error;     // why, beside the field
     MethodSet available = 0;     // methods the user can sign in with
     std::optional<Method> default_method;
     std::size_t recovery_left = 0;
     std::vector<std::string> new_recovery_codes;  // shown once, now
+    std::string codes_token;     // posts back for the codes as a file
     std::string form_token;
     bool devices = false;        // twostep_remember is on: "Forget
                                  // remembered devices"
     std::string notice;          // what just changed
     std::string error;
+    // A change asked before a step-up, shown again to confirm: the action
+    // and fields its form posts, and what it does, in words.
+    std::string confirm_action;
+    std::string confirm_text;
+    std::vector<std::pair<std::string, std::string>> confirm_fields;
     // Security keys and passkeys: offered when `webauthn` (the options for
     // webauthn.js) is set.
     struct Key {

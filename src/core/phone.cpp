@@ -74,6 +74,30 @@ std::optional<std::string> normalize_phone(std::string_view typed)
     return out;
 }
 
+PhoneProblem phone_problem(std::string_view typed)
+{
+    if (normalize_phone(typed))
+        return PhoneProblem::none;
+    std::size_t digits = 0;
+    for (char c : typed) {
+        if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z'))
+            return PhoneProblem::letters;
+        digits += digit(c);
+    }
+    std::size_t i = typed.find_first_not_of(' ');
+    if (i == std::string_view::npos)
+        return PhoneProblem::too_short;
+    if (typed[i] != '+' && typed.substr(i, 2) != "00")
+        return PhoneProblem::no_country_code;
+    if (typed[i] != '+')
+        digits -= 2;  // the "00" stands for '+'
+    if (digits < 8)
+        return PhoneProblem::too_short;
+    if (digits > max_digits)
+        return PhoneProblem::too_long;
+    return PhoneProblem::invalid;
+}
+
 std::string phone_hint(std::string_view e164_number)
 {
     static constexpr std::string_view bullet = "\xe2\x80\xa2";  // U+2022

@@ -16,6 +16,14 @@ namespace twostep {
 // start with 0, and 8 to 15 digits remain; anything else gives nullopt.
 std::optional<std::string> normalize_phone(std::string_view typed);
 
+// Why normalize_phone() refused what was typed, for the message beside the
+// field: a letter in it, no country code ('+' or "00"), fewer than 8 or
+// more than 15 digits, or anything else (a stray sign, a country code 0).
+// none when it is a number.
+enum class PhoneProblem { none, letters, no_country_code, too_short,
+                          too_long, invalid };
+PhoneProblem phone_problem(std::string_view typed);
+
 // An E.164 number (as normalize_phone() gives) as a page shows it, "We
 // sent a code to +31 •• ••• •• 78": the country code and the last two
 // digits, the rest as bullets in small groups. Anything that is not E.164

@@ -83,4 +83,19 @@ bool safe_return_to(std::string_view target)
     }
 }
 
+std::string same_origin_target(std::string_view url, std::string_view origin,
+                               std::string_view portal)
+{
+    if (origin.empty() || url.size() <= origin.size()
+        || url.compare(0, origin.size(), origin) != 0) {
+        return {};
+    }
+    std::string_view target = url.substr(origin.size());
+    if (!safe_return_to(target) || portal.empty()
+        || target.compare(0, portal.size(), portal) == 0) {
+        return {};
+    }
+    return std::string(target);
+}
+
 }  // namespace twostep

@@ -240,6 +240,12 @@ ngx_int_t ngx_http_twostep_clear_device_cookie(ngx_http_request_t *r);
 std::string_view ngx_http_twostep_get_setup_cookie(ngx_http_request_t *r);
 ngx_int_t ngx_http_twostep_set_setup_cookie(ngx_http_request_t *r,
     std::string_view value, time_t max_age);
+// A security-info change asked with a stale second step, kept for after
+// the step-up (twostep::PendingChange).
+// max_age 0 clears it.
+std::string_view ngx_http_twostep_get_change_cookie(ngx_http_request_t *r);
+ngx_int_t ngx_http_twostep_set_change_cookie(ngx_http_request_t *r,
+    std::string_view value, time_t max_age);
 ngx_int_t ngx_http_twostep_set_location(ngx_http_request_t *r,
     std::string_view location);
 // What this response's pages are rendered with: the server's theme and
@@ -251,6 +257,9 @@ ngx_int_t ngx_http_twostep_send_json(ngx_http_request_t *r,
     const std::string &json);
 ngx_int_t ngx_http_twostep_send_text(ngx_http_request_t *r,
     std::string_view type, const std::string &text);
+// A file the browser saves (Content-Disposition: attachment), never cached.
+ngx_int_t ngx_http_twostep_send_download(ngx_http_request_t *r,
+    std::string_view filename, const std::string &text);
 ngx_int_t ngx_http_twostep_send_message(ngx_http_request_t *r,
     ngx_uint_t status, std::string_view title, std::string_view text);
 std::string_view ngx_http_twostep_request_header(ngx_http_request_t *r,

@@ -273,7 +273,9 @@ ngx_http_twostep_duo_offered(ngx_http_twostep_duo_call_t &call,
     twostep::CodePage page = ngx_http_twostep_code_form(p, call.pending,
                                                         user, method,
                                                         offered);
-    page.notice = notice;
+    if (!notice.empty()) {
+        page.notice = notice;
+    }
 
     return ngx_http_twostep_send_page(p.r, NGX_HTTP_OK,
                twostep::render_code(ngx_http_twostep_page_ctx(p.r),

@@ -476,6 +476,16 @@ ngx_http_twostep_code_form(ngx_http_twostep_page_t &p,
     page.methods = twostep::methods_to_list(p.methods);
     page.form_token = twostep::form_token(*p.scf->keys, pending);
 
+    // A step-up on its way back to security info is for a change: say why
+    // the code is asked again (as work accounts do).
+    std::string manage = std::string(ngx_http_twostep_sv(p.scf->portal_uri))
+                         + "security-info";
+    if (pending.via == twostep::FirstFactor::session
+        && p.return_to.compare(0, manage.size(), manage) == 0)
+    {
+        page.notice = "notice.confirm_change";
+    }
+
     if (ngx_http_twostep_may_remember(p, pending)) {
         page.remember_days = static_cast<int>(p.scf->remember / 86400);
     }

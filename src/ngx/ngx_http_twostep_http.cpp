@@ -14,6 +14,7 @@ enum ngx_http_twostep_cookie_e {
     NGX_HTTP_TWOSTEP_COOKIE_PENDING,
     NGX_HTTP_TWOSTEP_COOKIE_DEVICE,   // "Don't ask again on this device"
     NGX_HTTP_TWOSTEP_COOKIE_SETUP,    // "Set up push notifications"
+    NGX_HTTP_TWOSTEP_COOKIE_CHANGE,   // a change waiting for its step-up
     NGX_HTTP_TWOSTEP_COOKIES
 };
 
@@ -22,10 +23,12 @@ static ngx_str_t  ngx_http_twostep_cookie_names[] = {
     ngx_string("twostep_pending"),
     ngx_string("twostep_device"),
     ngx_string("twostep_setup"),
+    ngx_string("twostep_change"),
     ngx_string("__Host-twostep_session"),
     ngx_string("__Host-twostep_pending"),
     ngx_string("__Host-twostep_device"),
     ngx_string("__Host-twostep_setup"),
+    ngx_string("__Host-twostep_change"),
 };
 
 
@@ -213,6 +216,22 @@ ngx_http_twostep_set_setup_cookie(ngx_http_request_t *r,
 }
 
 
+std::string_view
+ngx_http_twostep_get_change_cookie(ngx_http_request_t *r)
+{
+    return ngx_http_twostep_find_cookie(r, NGX_HTTP_TWOSTEP_COOKIE_CHANGE);
+}
+
+
+ngx_int_t
+ngx_http_twostep_set_change_cookie(ngx_http_request_t *r,
+    std::string_view value, time_t max_age)
+{
+    return ngx_http_twostep_cookie_header(r, NGX_HTTP_TWOSTEP_COOKIE_CHANGE,
+                                          value, max_age);
+}
+
+
 ngx_int_t
 ngx_http_twostep_set_location(ngx_http_request_t *r,
     std::string_view location)
@@ -347,6 +366,26 @@ ngx_http_twostep_send_text(ngx_http_request_t *r, std::string_view type,
     const std::string &text)
 {
     return ngx_http_twostep_send_body(r, NGX_HTTP_OK, type, text);
+}
+
+
+// `filename` is ours, never the visitor's: a plain name needing no quoting.
+ngx_int_t
+ngx_http_twostep_send_download(ngx_http_request_t *r,
+    std::string_view filename, const std::string &text)
+{
+    std::string disposition = "attachment; filename=\"";
+    disposition += filename;
+    disposition += '"';
+
+    if (ngx_http_twostep_add_header(r, "Content-Disposition", disposition)
+        == NULL)
+    {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    return ngx_http_twostep_send_body(r, NGX_HTTP_OK,
+                                      "text/plain; charset=utf-8", text);
 }
 
 

@@ -14,15 +14,104 @@
 #include "core/base32.h"
 #include "core/keyring.h"
 #include "core/enroll.h"
+#include "core/phone.h"
+#include "core/return_to.h"
 #include "core/store_file.h"
 #include "core/totp.h"
 
 
+// Security info's address. On its own pages p.return_to is where "Back to
+// the application" goes: carried along ("/" needs no parameter), so the
+// forms, their answers and a step-up keep it. `done` names what changed.
 static std::string
-ngx_http_twostep_manage_url(ngx_http_twostep_page_t &p)
+ngx_http_twostep_manage_url(ngx_http_twostep_page_t &p,
+    std::string_view done = {})
 {
-    return std::string(ngx_http_twostep_sv(p.scf->portal_uri))
-           + "security-info";
+    std::string url = std::string(ngx_http_twostep_sv(p.scf->portal_uri))
+                      + "security-info";
+    char sep = '?';
+
+    if (p.return_to != "/") {
+        url += "?return_to=" + twostep::url_encode(p.return_to);
+        sep = '&';
+    }
+
+    if (!done.empty()) {
+        url += sep;
+        url += "done=";
+        url += done;
+    }
+
+    return url;
+}
+
+
+// The set-up page's way back when it replaces the app from security info:
+// its return_to, which security info made, or security info itself.
+static std::string
+ngx_http_twostep_enroll_back(ngx_http_twostep_page_t &p,
+    std::string_view done = {})
+{
+    std::string base = std::string(ngx_http_twostep_sv(p.scf->portal_uri))
+                       + "security-info";
+    std::string url = p.return_to.compare(0, base.size(), base) == 0
+                      ? p.return_to : base;
+
+    if (!done.empty()) {
+        url += url.find('?') == std::string::npos ? "?done=" : "&done=";
+        url += done;
+    }
+
+    return url;
+}
+
+
+// Where "Back to the application" goes: the return_to security info was
+// opened with, else the page of this site the browser came from (its
+// Referer), else the site's root; never the sign-in pages (OWASP ASVS
+// 5.1.5: only paths of this origin, as safe_return_to() checks).
+static std::string
+ngx_http_twostep_app_url(ngx_http_twostep_page_t &p)
+{
+    std::string_view portal = ngx_http_twostep_sv(p.scf->portal_uri);
+    std::string_view wanted = twostep::field(p.query, "return_to");
+
+    if (twostep::safe_return_to(wanted)
+        && wanted.compare(0, portal.size(), portal) != 0)
+    {
+        return std::string(wanted);
+    }
+
+    if (p.r->method != NGX_HTTP_POST && p.r->headers_in.referer != NULL) {
+        std::string app = twostep::same_origin_target(
+            ngx_http_twostep_sv(p.r->headers_in.referer->value),
+            ngx_http_twostep_webauthn_party(p).origin, portal);
+
+        if (!app.empty()) {
+            return app;
+        }
+    }
+
+    return "/";
+}
+
+
+// What this user can sign in with here now: their app, keys and recovery
+// codes, text and call where Twilio can reach their phone, push where ntfy
+// can, what Duo serves; and of those only what some location accepts. The
+// page lists these, and a default must be one of them.
+static twostep::MethodSet
+ngx_http_twostep_usable_methods(ngx_http_twostep_srv_conf_t *scf,
+    const twostep::User &user)
+{
+    twostep::MethodSet set = user.methods()
+                             | ngx_http_twostep_self_hosted_methods(scf,
+                                                                    user);
+    if (scf->provider) {
+        set |= scf->provider->methods();
+    }
+
+    return set & scf->accepted;
 }
 
 
@@ -74,6 +163,11 @@ ngx_http_twostep_enroll_page(ngx_http_twostep_page_t &p,
     page.methods = twostep::methods_to_list(p.methods);
     page.form_token = twostep::form_token(*p.scf->keys, pending);
     page.error = std::string(error);
+
+    // Replacing the app: "Cancel" goes back, the old app keeps working.
+    if (pending.via == twostep::FirstFactor::session) {
+        page.cancel = ngx_http_twostep_enroll_back(p);
+    }
 
     return ngx_http_twostep_send_page(p.r, status,
                twostep::render_enroll(ngx_http_twostep_page_ctx(p.r),
@@ -221,8 +315,7 @@ ngx_http_twostep_enroll(ngx_http_twostep_page_t &p)
             // A new secret ends every session made with the old one; this
             // browser's is renewed (the step-up path of finish_signin).
             if (!first) {
-                page.return_to = ngx_http_twostep_manage_url(page)
-                                 + "?done=totp";
+                page.return_to = ngx_http_twostep_enroll_back(page, "totp");
             }
 
             return ngx_http_twostep_finish_signin(page, signin, *user,
@@ -239,30 +332,47 @@ ngx_http_twostep_manage_token(ngx_http_twostep_page_t &p,
 }
 
 
+static ngx_int_t ngx_http_twostep_kept_change(ngx_http_twostep_page_t &p,
+    const twostep::Session &session, const twostep::User &user,
+    twostep::SecurityInfoPage &page);
+
+
+// A refused phone number: what was typed, kept in the field, and why.
+struct ngx_http_twostep_phone_refusal_t {
+    std::string  typed;
+    std::string  error;
+};
+
+
 static ngx_int_t
 ngx_http_twostep_manage_page(ngx_http_twostep_page_t &p,
     const twostep::Session &session, const twostep::User &user,
     ngx_uint_t status, std::string_view notice, std::string_view error,
-    std::vector<std::string> codes = {})
+    std::vector<std::string> codes = {},
+    const ngx_http_twostep_phone_refusal_t &phone = {},
+    bool kept_change = false)
 {
     twostep::SecurityInfoPage page;
 
+    if (kept_change
+        && ngx_http_twostep_kept_change(p, session, user, page) != NGX_OK)
+    {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
     page.paths = ngx_http_twostep_paths(p.scf);
     page.manage = ngx_http_twostep_manage_url(p);
+    page.app = p.return_to;
+    page.phone_typed = phone.typed;
+    page.phone_error = phone.error;
     page.enroll = std::string(ngx_http_twostep_sv(p.scf->portal_uri))
                   + "enroll";
     page.user = user.name;
     page.totp = user.totp.has_value();
     page.phone_masked = user.phone.empty() ? ""
                                            : twostep::mask_phone(user.phone);
-    page.available = user.methods();
-    if (p.scf->provider) {
-        page.available |= twostep::methods_of_kind(
-                              twostep::MethodKind::out_of_band);
-    }
-
     // A phone is a way to sign in only once Twilio (or Duo) can reach it.
-    page.available |= ngx_http_twostep_self_hosted_methods(p.scf, user);
+    page.available = ngx_http_twostep_usable_methods(p.scf, user);
     page.phone_usable = p.scf->provider != NULL || p.scf->twilio != NULL;
 
     // Push through ntfy is set up here (ngx_http_twostep_pushsetup.cpp).
@@ -275,6 +385,15 @@ ngx_http_twostep_manage_page(ngx_http_twostep_page_t &p,
     }
     page.default_method = user.default_method;
     page.recovery_left = user.recovery.size();
+
+    // "Download as a text file" works for this session, for as long as a
+    // change would without a new second step, and is never offered again.
+    if (!codes.empty()) {
+        page.codes_token = twostep::recovery_codes_token(*p.scf->keys,
+                               session.sid,
+                               ngx_time() + NGX_HTTP_TWOSTEP_FRESH, codes);
+    }
+
     page.new_recovery_codes = std::move(codes);
     page.form_token = ngx_http_twostep_manage_token(p, session);
     page.devices = p.scf->remember > 0;
@@ -436,6 +555,100 @@ ngx_http_twostep_new_key(ngx_http_twostep_page_t &p,
 }
 
 
+// The changes a step-up keeps (adding a key is a new ceremony, asked for
+// again): the field each posts besides the action.
+static bool
+ngx_http_twostep_keeps_change(std::string_view action)
+{
+    return action == "default" || action == "phone" || action == "recovery"
+           || action == "totp" || action == "remove-totp"
+           || action == "rename-key" || action == "remove-key";
+}
+
+
+// A change asked before the step-up, back on security info for the user
+// to confirm (never applied here: a GET changes nothing). Only for the
+// session's user and sign-in, after a second step passed since it was
+// asked (OWASP ASVS 4.0.3 V3.7.1), and once: the cookie is cleared.
+static ngx_int_t
+ngx_http_twostep_kept_change(ngx_http_twostep_page_t &p,
+    const twostep::Session &session, const twostep::User &user,
+    twostep::SecurityInfoPage &page)
+{
+    std::string_view token = ngx_http_twostep_get_change_cookie(p.r);
+    if (token.empty()) {
+        return NGX_OK;
+    }
+
+    if (ngx_http_twostep_set_change_cookie(p.r, {}, 0) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    auto change = twostep::decode_change(*p.scf->keys, token, ngx_time());
+
+    if (!change || change->user != session.user
+        || change->session_issued != session.issued
+        || !ngx_http_twostep_fresh(&session)
+        || session.auth_time < change->asked)
+    {
+        return NGX_OK;
+    }
+
+    twostep::PageContext ctx = ngx_http_twostep_page_ctx(p.r);
+    twostep::PageData args;
+    std::string key;
+    const std::string &action = change->action;
+    const twostep::WebauthnKey *stored = user.key(change->value);
+
+    if (action == "default") {
+        auto method = twostep::method_from_name(change->value);
+        if (!method) {
+            return NGX_OK;
+        }
+        key = "info.confirm.default";
+        args.text("label",
+                  ctx.text(twostep::method_info(*method).label_key));
+        page.confirm_fields.emplace_back("method", change->value);
+
+    } else if (action == "phone") {
+        key = change->value.empty() ? "info.confirm.phone_remove"
+                                    : "info.confirm.phone";
+        args.text("phone", change->value);
+        page.confirm_fields.emplace_back("phone", change->value);
+
+    } else if (action == "recovery") {
+        key = "info.confirm.recovery";
+
+    } else if (action == "totp") {
+        key = user.totp ? "info.confirm.totp_replace"
+                        : "info.confirm.totp_add";
+
+    } else if (action == "remove-totp") {
+        key = "info.confirm.remove_totp";
+
+    } else if ((action == "rename-key" || action == "remove-key")
+               && stored != nullptr)
+    {
+        key = action == "rename-key" ? "info.confirm.rename_key"
+                                     : "info.confirm.remove_key";
+        args.text("key_name", stored->name);
+        args.text("label", change->name);
+        page.confirm_fields.emplace_back("key", change->value);
+        if (action == "rename-key") {
+            page.confirm_fields.emplace_back("name", change->name);
+        }
+
+    } else {
+        return NGX_OK;
+    }
+
+    page.confirm_action = action;
+    page.confirm_text = ctx.text(key, args);
+
+    return NGX_OK;
+}
+
+
 ngx_int_t
 ngx_http_twostep_security_info(ngx_http_twostep_page_t &p)
 {
@@ -445,6 +658,8 @@ ngx_http_twostep_security_info(ngx_http_twostep_page_t &p)
         return ngx_http_twostep_send_message(p.r, NGX_HTTP_NOT_FOUND,
                    "msg.not_found.title", "msg.not_found.text");
     }
+
+    p.return_to = ngx_http_twostep_app_url(p);
 
     std::string manage = ngx_http_twostep_manage_url(p);
     const twostep::Session *session = ngx_http_twostep_session(p.r);
@@ -464,7 +679,7 @@ ngx_http_twostep_security_info(ngx_http_twostep_page_t &p)
     if (p.r->method != NGX_HTTP_POST) {
         return ngx_http_twostep_manage_page(p, *session, *user, NGX_HTTP_OK,
                    ngx_http_twostep_done_notice(
-                       twostep::field(p.query, "done")), "");
+                       twostep::field(p.query, "done")), "", {}, {}, true);
     }
 
     std::string sid = session->sid;
@@ -483,10 +698,56 @@ ngx_http_twostep_security_info(ngx_http_twostep_page_t &p)
         return ngx_http_twostep_sign_out_everywhere(p, *session);
     }
 
+    // The codes just made, as a file: only for the session that made
+    // them and only shortly after (the store has their hashes only).
+    if (action == "download-codes") {
+        auto codes = twostep::read_recovery_codes_token(*p.scf->keys,
+                         twostep::field(p.form, "codes"), sid, ngx_time());
+        if (!codes) {
+            return ngx_http_twostep_manage_page(p, *session, *user,
+                       NGX_HTTP_BAD_REQUEST, "", "info.error.codes_gone");
+        }
+
+        twostep::PageContext ctx = ngx_http_twostep_page_ctx(p.r);
+        twostep::PageData args;
+        args.text("user", user->name);
+        args.text("site", !ctx.site_name.empty() ? ctx.site_name
+                          : p.r->headers_in.server.len
+                          ? std::string(ngx_http_twostep_sv(
+                                            p.r->headers_in.server))
+                          : std::string("nginx-twostep"));
+
+        return ngx_http_twostep_send_download(p.r, "recovery-codes.txt",
+                   twostep::recovery_codes_file(
+                       ctx.text("info.new_codes.file", args), *codes));
+    }
+
     bool forget = action == "forget-devices" && p.scf->remember > 0;
 
-    // Changing security info needs a fresh second step.
+    // Changing security info needs a fresh second step. What was asked is
+    // kept for after it, to confirm then (twostep::PendingChange).
     if (!forget && !ngx_http_twostep_fresh(session)) {
+        if (ngx_http_twostep_keeps_change(action)) {
+            twostep::PendingChange change;
+            change.user = user->name;
+            change.session_issued = session->issued;
+            change.asked = ngx_time();
+            change.expires = change.asked + NGX_HTTP_TWOSTEP_PENDING_TTL;
+            change.action = action;
+            change.value = std::string(twostep::field(p.form,
+                               action == "default" ? "method"
+                               : action == "phone" ? "phone" : "key"));
+            change.name = std::string(twostep::field(p.form, "name"));
+
+            if (ngx_http_twostep_set_change_cookie(p.r,
+                    twostep::encode_change(*p.scf->keys, change),
+                    NGX_HTTP_TWOSTEP_PENDING_TTL)
+                != NGX_OK)
+            {
+                return NGX_HTTP_INTERNAL_SERVER_ERROR;
+            }
+        }
+
         return ngx_http_twostep_redirect(p.r,
                    ngx_http_twostep_portal_url(p.scf, "signin", manage,
                                                twostep::all_methods));
@@ -573,6 +834,37 @@ ngx_http_twostep_security_info(ngx_http_twostep_page_t &p)
     if (action == "default" && !method) {
         return ngx_http_twostep_manage_page(p, *session, *user,
                    NGX_HTTP_BAD_REQUEST, "", "info.error.choose_method");
+    }
+
+    // A default the next sign-in could not offer would be no default.
+    if (action == "default"
+        && !twostep::has_method(twostep::default_choices(
+                                    ngx_http_twostep_usable_methods(p.scf,
+                                                                    *user)),
+                                *method))
+    {
+        return ngx_http_twostep_manage_page(p, *session, *user,
+                   NGX_HTTP_BAD_REQUEST, "", "info.error.default_unusable");
+    }
+
+    // What people type ("+1 (555) 000-1111", "0031 6 ...") is saved as
+    // E.164; a refusal says why, beside the field, with the number kept.
+    if (action == "phone" && !phone.empty()) {
+        static const char *const problems[] = {
+            "", "info.error.phone_letters", "info.error.phone_country",
+            "info.error.phone_short", "info.error.phone_long",
+            "info.error.phone"
+        };
+
+        twostep::PhoneProblem problem = twostep::phone_problem(phone);
+
+        if (problem != twostep::PhoneProblem::none) {
+            return ngx_http_twostep_manage_page(p, *session, *user,
+                       NGX_HTTP_BAD_REQUEST, "", "", {},
+                       {phone, problems[static_cast<int>(problem)]});
+        }
+
+        phone = *twostep::normalize_phone(phone);
     }
 
     if (action != "remove-totp" && action != "phone" && action != "default"
@@ -705,14 +997,13 @@ ngx_http_twostep_security_info(ngx_http_twostep_page_t &p)
                 twostep::PendingSignin renew;
                 renew.user = name;
                 renew.via = twostep::FirstFactor::session;
-                page.return_to = ngx_http_twostep_manage_url(page)
-                                 + "?done=" + done;
+                page.return_to = ngx_http_twostep_manage_url(page, done);
 
                 return ngx_http_twostep_finish_signin(page, renew, *user,
                                                       session->method);
             }
 
             return ngx_http_twostep_redirect(page.r,
-                       ngx_http_twostep_manage_url(page) + "?done=" + done);
+                       ngx_http_twostep_manage_url(page, done));
         });
 }

@@ -1170,6 +1170,104 @@ async function scenarioPushSetup(ctx, stack) {
   await page.close();
 }
 
+// ------------------------------------------------------------ security info
+
+function storedUser(stack) {
+  return JSON.parse(fs.readFileSync(stack.store, 'utf8')).users[stack.user];
+}
+
+// Security info that tells the truth: a phone typed as people do, its
+// errors on the field; new recovery codes copied and downloaded; Cancel on
+// "Replace" by keyboard; the way back to the application.
+async function scenarioSecurityInfo(ctx, stack) {
+  console.log('security info: phone, recovery codes, Replace, back');
+  await ctx.grantPermissions(['clipboard-read', 'clipboard-write'],
+                             { origin: stack.base });
+  const page = await ctx.newPage();
+  const seen = watch(page);
+  const target = '/security-info-app/';
+  await signInWithCode(page, stack, target);
+  await page.goto(`${stack.base}${PORTAL}security-info?return_to=` +
+                  encodeURIComponent(target));
+  must(await heading(page) === 'Security info', 'security info is shown',
+       await describe(page));
+  await axeCheck(page, 'security info');
+
+  // A phone with letters: the reason on the field, the number kept.
+  await page.fill('#phone', '+49 151 CALL ME');
+  await follow(page, 'button:has-text("Save phone")');
+  let f = await focusedForScreenReader(page);
+  check(f && f.name === 'Phone number' && f.invalid && f.invalid !== 'false'
+        && /remove the letters/.test(f.description),
+        'a phone with letters: the focus is on the field, marked invalid ' +
+        'and described by the reason', JSON.stringify(f));
+  check(await page.inputValue('#phone') === '+49 151 CALL ME',
+        'what was typed is kept in the field');
+  await axeCheck(page, 'security info with a phone error');
+  await shoot(page, 'security-info-phone-error');
+
+  // As people write it: saved as E.164.
+  await page.fill('#phone', '+49 (151) 123-456.78');
+  await follow(page, 'button:has-text("Save phone")');
+  check(await page.isVisible('text=Your phone number was saved.') &&
+        storedUser(stack).phone === '+4915112345678',
+        'a number with spaces, dashes, dots and parentheses is saved as ' +
+        'E.164', `${storedUser(stack).phone}: ${await describe(page)}`);
+
+  // New recovery codes: copied with one press, downloaded as a file.
+  await follow(page, 'button:has-text("Get new codes")');
+  const codes = await page.$$eval('#codes-list code',
+                                  (els) => els.map((e) => e.textContent));
+  must(codes.length === 10, 'ten new recovery codes are shown',
+       await describe(page));
+  check(await page.isVisible('#copy-codes'),
+        'the "Copy codes" button is shown (its script runs)');
+  await page.click('#copy-codes');
+  await page.waitForFunction(
+    () => document.getElementById('copy-status').textContent !== '');
+  const copied = await page.evaluate(() => navigator.clipboard.readText());
+  check(copied === codes.join('\n') + '\n' &&
+        /The codes are copied/.test(await page.textContent('#copy-status')),
+        '"Copy codes" puts the ten codes on the clipboard and says so',
+        JSON.stringify(copied));
+  await axeCheck(page, 'security info with new codes');
+  await shoot(page, 'security-info-codes');
+  const [download] = await Promise.all([
+    page.waitForEvent('download'),
+    page.click('button:has-text("Download as a text file")'),
+  ]);
+  const file = fs.readFileSync(await download.path(), 'utf8');
+  check(download.suggestedFilename() === 'recovery-codes.txt' &&
+        codes.every((c) => file.includes(`${c}\r\n`)),
+        '"Download as a text file" saves recovery-codes.txt with the codes',
+        `${download.suggestedFilename()}: ${file.slice(0, 120)}`);
+
+  // "Replace", then Cancel with the keyboard: nothing changes.
+  const secret = storedUser(stack).totp;
+  await follow(page, 'button:has-text("Replace")');
+  must(await heading(page) === 'Set up your authenticator app',
+       '"Replace" opens the set-up page', await describe(page));
+  await shoot(page, 'enroll-replace');
+  await page.keyboard.press('Tab');   // from the code box to "Verify"
+  await page.keyboard.press('Tab');   // to "Cancel"
+  f = await focusedForScreenReader(page);
+  check(f && f.role === 'link' && f.name === 'Cancel',
+        'Tab reaches "Cancel" after "Verify"', JSON.stringify(f));
+  await Promise.all([page.waitForNavigation(), page.keyboard.press('Enter')]);
+  check(await heading(page) === 'Security info' &&
+        JSON.stringify(storedUser(stack).totp) === JSON.stringify(secret),
+        'Cancel goes back to security info with the app unchanged',
+        await describe(page));
+
+  // Back to where the user came from.
+  await follow(page, 'text=Back to the application');
+  check(page.url() === stack.base + target,
+        '"Back to the application" returns to the application',
+        page.url());
+  checkClean(seen, 'security info');
+  await page.close();
+}
+
 // ------------------------------------------------------------ main
 
 async function main() {
@@ -1208,7 +1306,7 @@ async function main() {
     const scenarios = [scenarioPush, scenarioTotp, scenarioSms, scenarioCall,
                        scenarioSignOut, scenarioKeyboard, scenarioKeys,
                        scenarioPasskey, scenarioSelfHosted,
-                       scenarioPushSetup, scenarioLocked];
+                       scenarioPushSetup, scenarioLocked, scenarioSecurityInfo];
     // ONLY=scenarioPushSetup,... runs those alone (while iterating).
     const only = (process.env.ONLY || '').split(',').filter(Boolean);
     for (const scenario of scenarios) {

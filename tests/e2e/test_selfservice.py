@@ -225,7 +225,7 @@ def security_page(b):
 def manage_token(r):
     """The form_token of a security-info page's forms (all the same)."""
     tokens = {f.fields.get("form_token") for f in Page(r).forms
-              if f.action.endswith("/security-info")}
+              if urlsplit(html.unescape(f.action)).path == SECURITY}
     assert len(tokens) == 1 and None not in tokens, tokens
     return tokens.pop()
 
@@ -561,7 +561,8 @@ def test_signed_in_user_manages_security_info(nginx_factory, workdir, app):
     before = site.store_bytes()
     r = change(b, token, action="phone", phone="555-1234")
     assert r.status_code == 400, snippet(r)
-    assert "That phone number was not saved" in Page(r).text
+    # A number without its country code is told so (beside the field).
+    assert "Start with + and the country code" in Page(r).text
     assert site.store_bytes() == before
 
     # "Remove" (an empty number) takes it out of the file.
@@ -938,7 +939,8 @@ def test_store_that_cannot_be_written_is_a_503_not_the_users_fault(
 
     r = change(b, token, action="phone", phone="555-1234")
     assert r.status_code == 400, snippet(r)
-    assert "That phone number was not saved" in Page(r).text
+    # A number without its country code is told so (beside the field).
+    assert "Start with + and the country code" in Page(r).text
 
     before = site.store_bytes()
     store = site.users_file.parent

@@ -7,6 +7,7 @@
 
 #include "core/base32.h"
 #include "core/enroll.h"
+#include "core/keyring.h"
 #include "core/user_store.h"
 #include "unit.h"
 
@@ -347,6 +348,76 @@ START_TEST(qr_bad_text)
 }
 END_TEST
 
+// "Download as a text file": the codes come back only for the session
+// that made them and only until the token expires.
+START_TEST(recovery_codes_download_token)
+{
+    KeyRing keys, other;
+    ck_assert(keys.add(std::string(32, 'k')));
+    ck_assert(other.add(std::string(32, 'o')));
+    std::vector<std::string> codes = new_recovery_codes(3);
+    std::string token = recovery_codes_token(keys, "sid-1", 1000, codes);
+
+    auto back = read_recovery_codes_token(keys, token, "sid-1", 1000);
+    ck_assert(back && *back == codes);
+    ck_assert(!read_recovery_codes_token(keys, token, "sid-1", 1001));
+    ck_assert(!read_recovery_codes_token(keys, token, "sid-2", 999));
+    ck_assert(!read_recovery_codes_token(keys, token, "", 999));
+    ck_assert(!read_recovery_codes_token(other, token, "sid-1", 999));
+    ck_assert(!read_recovery_codes_token(keys, token + "x", "sid-1", 999));
+    ck_assert(!read_recovery_codes_token(
+        keys, recovery_codes_token(keys, "sid-1", 1000, {}), "sid-1", 999));
+
+    std::string file = recovery_codes_file("Codes for alice", codes);
+    std::string head = file.substr(0, 19);
+    ck_assert_str_eq(head.c_str(), "Codes for alice\r\n\r\n");
+    ck_assert(file.find(codes[0] + "\r\n" + codes[1] + "\r\n" + codes[2]
+                        + "\r\n") == 19);
+    ck_assert_uint_eq(file.size(), 19 + 3 * (29 + 2));
+}
+END_TEST
+
+// A change kept across a step-up: back exactly as made, and only signed
+// by us, unaltered and unexpired.
+START_TEST(pending_change_token)
+{
+    KeyRing keys, other;
+    ck_assert(keys.add(std::string(32, 'k')));
+    ck_assert(other.add(std::string(32, 'o')));
+    PendingChange c;
+    c.user = "alice";
+    c.session_issued = 1700000000;
+    c.asked = 1700000400;
+    c.expires = 1700000700;
+    c.action = "rename-key";
+    c.value = "AbC_-123";
+    c.name = "Work | laptop";
+    std::string token = encode_change(keys, c);
+
+    auto back = decode_change(keys, token, 1700000700);
+    ck_assert(back);
+    ck_assert_str_eq(back->user.c_str(), "alice");
+    ck_assert_int_eq(back->session_issued, 1700000000);
+    ck_assert_int_eq(back->asked, 1700000400);
+    ck_assert_int_eq(back->expires, 1700000700);
+    ck_assert_str_eq(back->action.c_str(), "rename-key");
+    ck_assert_str_eq(back->value.c_str(), "AbC_-123");
+    ck_assert_str_eq(back->name.c_str(), "Work | laptop");
+
+    ck_assert(!decode_change(keys, token, 1700000701));
+    ck_assert(!decode_change(other, token, 1700000000));
+    ck_assert(!decode_change(keys, token + "A", 1700000000));
+    // Not a recovery-codes token, nor a session's, though signed by us.
+    ck_assert(!decode_change(keys, recovery_codes_token(keys, "s", 1, {"a"}),
+                             0));
+    ck_assert(!decode_change(keys, keys.sign("ch", "a|1|2|3|YQ|"), 0));
+    ck_assert(!decode_change(keys, keys.sign("ch", "|1|2|3|YQ||"), 0));
+    ck_assert(!decode_change(keys, keys.sign("ch", "YQ|1|2|-3|YQ||"), 0));
+    ck_assert(!decode_change(keys, keys.sign("ch", "YQ|1|2|3|YQ|||"), 0));
+    ck_assert(decode_change(keys, keys.sign("ch", "YQ|1|2|3|YQ||"), 0));
+}
+END_TEST
+
 int main()
 {
     Suite *suite = suite_create("enroll");
@@ -362,6 +433,8 @@ int main()
     tcase_add_test(tc, qr_svg_label);
     tcase_add_test(tc, qr_terminal_and_svg_agree);
     tcase_add_test(tc, qr_bad_text);
+    tcase_add_test(tc, recovery_codes_download_token);
+    tcase_add_test(tc, pending_change_token);
     suite_add_tcase(suite, tc);
     return run_suite(suite);
 }

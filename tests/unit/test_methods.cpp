@@ -156,6 +156,23 @@ START_TEST(method_lists)
 }
 END_TEST
 
+// A default is a usual way to sign in the user has: never a recovery
+// code, a remembered device, or a method they do not have.
+START_TEST(default_choices_are_usual_methods)
+{
+    ck_assert_uint_eq(default_choices(0), 0);
+    ck_assert_uint_eq(default_choices(all_methods),
+                      method_bit(Method::totp) | method_bit(Method::push)
+                      | method_bit(Method::call) | method_bit(Method::sms)
+                      | method_bit(Method::webauthn));
+    ck_assert_uint_eq(default_choices(method_bit(Method::recovery)
+                                      | method_bit(Method::remembered)), 0);
+    ck_assert_uint_eq(default_choices(method_bit(Method::totp)
+                                      | method_bit(Method::recovery)),
+                      method_bit(Method::totp));
+}
+END_TEST
+
 START_TEST(decide_no_session)
 {
     ck_assert_verdict(decide(nullptr, all_methods, 0, now, false),
@@ -281,6 +298,7 @@ int main()
     tcase_add_test(names, method_names);
     tcase_add_test(names, method_table_rows);
     tcase_add_test(names, method_lists);
+    tcase_add_test(names, default_choices_are_usual_methods);
     suite_add_tcase(suite, names);
 
     TCase *decision = tcase_create("decide");

@@ -1066,8 +1066,25 @@ START_TEST(security_info_escapes_everything)
     page.form_token = hostile_single;
     page.notice = hostile;
     page.error = hostile_single;
+    page.app = hostile;
+    page.phone_typed = hostile;
+    page.phone_error = hostile_single;
     std::string html = render_security_info(PageContext(), page);
     check_page(html);
+    expect_has(html, "<p class=\"back\"><a href=\"" + hostile_escaped
+                     + "\">");
+    expect_has(html, "required value=\"" + hostile_escaped + "\"");
+    expect_has(html, "id=\"phone-error\" role=\"alert\">"
+                     + hostile_single_escaped + "</p>");
+    // With codes to download the page carries the copy script, once.
+    SecurityInfoPage codes = page;
+    codes.codes_token = hostile;
+    std::string with_codes = render_security_info(PageContext(), codes);
+    expect_lacks(with_codes, hostile);
+    expect_has(with_codes, "name=\"codes\" value=\"" + hostile_escaped
+                           + "\">");
+    ck_assert_uint_eq(count(with_codes, "<script>"), 1);
+    expect_has(with_codes, "navigator.clipboard.writeText");
     expect_lacks(html, hostile);
     expect_lacks(html, hostile_single);
     expect_lacks(html, "alert(1)</script>");

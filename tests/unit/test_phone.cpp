@@ -43,6 +43,28 @@ START_TEST(refuses)
 }
 END_TEST
 
+// What the field's message says: each refusal names its reason.
+START_TEST(says_why)
+{
+    ck_assert(phone_problem("+1 (555) 000-1111") == PhoneProblem::none);
+    ck_assert(phone_problem("+31 6 1234 5678 ext 9")
+              == PhoneProblem::letters);
+    ck_assert(phone_problem("+31 6 CALL ME") == PhoneProblem::letters);
+    ck_assert(phone_problem("tel:+31612345678") == PhoneProblem::letters);
+    ck_assert(phone_problem("06 1234 5678") == PhoneProblem::no_country_code);
+    ck_assert(phone_problem("(555) 000-1111")
+              == PhoneProblem::no_country_code);
+    ck_assert(phone_problem("+1 555 01") == PhoneProblem::too_short);
+    ck_assert(phone_problem("0031 612") == PhoneProblem::too_short);
+    ck_assert(phone_problem("") == PhoneProblem::too_short);
+    ck_assert(phone_problem("   ") == PhoneProblem::too_short);
+    ck_assert(phone_problem("+44 20 7946 0958 12345")
+              == PhoneProblem::too_long);
+    ck_assert(phone_problem("+31612345678;") == PhoneProblem::invalid);
+    ck_assert(phone_problem("+0612345678") == PhoneProblem::invalid);
+}
+END_TEST
+
 START_TEST(masks)
 {
     ck_assert_string_eq(phone_hint("+31612345678"),
@@ -70,6 +92,7 @@ int main()
     TCase *tc = tcase_create("phone");
     tcase_add_test(tc, normalizes);
     tcase_add_test(tc, refuses);
+    tcase_add_test(tc, says_why);
     tcase_add_test(tc, masks);
     suite_add_tcase(suite, tc);
     return run_suite(suite);

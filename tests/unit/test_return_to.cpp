@@ -85,6 +85,34 @@ START_TEST(rejects_bad_bytes)
 }
 END_TEST
 
+// "Back to the application" from a Referer: this origin's paths only, and
+// never the sign-in pages themselves.
+START_TEST(same_origin_targets)
+{
+    const char *origin = "https://intranet.example:8443";
+    ck_assert_str_eq(same_origin_target(
+        "https://intranet.example:8443/app/?a=1", origin, "/.twostep/")
+        .c_str(), "/app/?a=1");
+    ck_assert_str_eq(same_origin_target(
+        "https://intranet.example:8443/", origin, "/.twostep/").c_str(),
+        "/");
+    for (const char *url :
+         {"https://intranet.example:8443", "https://intranet.example/app/",
+          "http://intranet.example:8443/app/",
+          "https://intranet.example:84430/app/",
+          "https://intranet.example:8443.evil/app/",
+          "https://intranet.example:8443//evil.example/",
+          "https://intranet.example:8443/\\evil.example/",
+          "https://intranet.example:8443/.twostep/security-info",
+          "https://intranet.example:8443/a b", ""}) {
+        ck_assert_msg(same_origin_target(url, origin, "/.twostep/").empty(),
+                      "accepted %s", url);
+    }
+    ck_assert(same_origin_target("https://x/app/", "", "/.twostep/")
+              .empty());
+}
+END_TEST
+
 START_TEST(length_limit)
 {
     std::string ok = "/" + std::string(2047, 'a');
@@ -103,6 +131,7 @@ int main()
     tcase_add_test(tc, rejects_encoded_slashes);
     tcase_add_test(tc, rejects_bad_bytes);
     tcase_add_test(tc, length_limit);
+    tcase_add_test(tc, same_origin_targets);
     suite_add_tcase(suite, tc);
     return run_suite(suite);
 }
