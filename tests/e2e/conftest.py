@@ -440,7 +440,7 @@ def guarded(nginx_factory, workdir, app):
 # other test has used: the module allows 3 pushes/calls per user per 10
 # minutes and one waiting at a time, and the simulator keeps transactions.
 DUO_KINDS = {
-    "auth": 64,        # push, call and sms; has TOTP too
+    "auth": 128,       # push, call and sms; has TOTP too
     "notp": 16,        # push, call and sms; no TOTP secret
     "tout": 3,         # pushes and calls time out after DUO_TX_TIMEOUT s
     "pushonly": 2,     # a device that can only take pushes
