@@ -481,6 +481,13 @@ ngx_http_twostep_setup_check(ngx_http_twostep_page_t &p,
     twostep::end_out_of_band(state, user.name, now);
 
     if (a == twostep::Approval::approved) {
+        // A new way to sign in is saved only within the freshness window,
+        // like every other change (ASVS 4.0.3 V3.7.1): the set-up outlives
+        // it, and someone at a browser left open must not add their phone.
+        if (!ngx_http_twostep_fresh(&session)) {
+            return ngx_http_twostep_setup_expired(p);
+        }
+
         switch (twostep::claim_transaction(state, setup.txid, now,
                                            setup.expires))
         {

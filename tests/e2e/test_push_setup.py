@@ -553,6 +553,28 @@ def test_stale_second_step_must_be_renewed_first(site):
         assert "twostep_setup" not in set_cookies(r)
 
 
+def test_approved_test_saves_nothing_once_the_second_step_is_stale(
+        site, ntfy):
+    """The set-up lasts ten minutes, a second step counts as fresh for
+    five: a test approved on the phone after the session's second step
+    went stale (the same session re-signed 310 s old) saves nothing."""
+    user = site.store.take()
+    b = signed_in(site, user)
+    page, topic = start_setup(b)
+    remember_sensitive("secret", topic)
+    wait, number = waiting_page(b, page)
+    payload = base64.urlsafe_b64decode(
+        b.cookie("twostep_session").split(".")[1] + "==").decode().split("|")
+    payload[4] = payload[8] = str(int(time.time()) - 310)
+    b.set_cookie("twostep_session", sign(site, "s", "|".join(payload)))
+    done, _ = answer_on_phone(ntfy, topic, number)
+    assert done.status_code == 200, snippet(done)
+    r = check(b, wait)
+    assert r.status_code == 403, snippet(r)
+    assert Page(r).heading == "Set-up expired"
+    assert "ntfy_topic" not in site.store.entry(user.name)
+
+
 def test_set_up_expires(site, ntfy):
     """A set-up lasts ten minutes, its test push at most as long: one made
     to end in 4 s (signed with the site's key) shows its test, but an
