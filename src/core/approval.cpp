@@ -40,6 +40,13 @@ const char *approval_name(Approval a)
     return "unknown";
 }
 
+std::optional<Approval> approval_of(std::int64_t value)
+{
+    if (value < 0 || value > static_cast<std::int64_t>(Approval::wrong_number))
+        return std::nullopt;
+    return static_cast<Approval>(value);
+}
+
 std::string new_transaction_id()
 {
     return random_token(16);
@@ -92,9 +99,7 @@ Approval approval_state(SharedState &state, std::string_view txid,
         seen = r.count;
         return false;
     });
-    if (seen < 0 || seen > static_cast<std::int64_t>(Approval::wrong_number))
-        return Approval::missing;
-    return static_cast<Approval>(seen);
+    return approval_of(seen).value_or(Approval::missing);
 }
 
 int match_number(const KeyRing &keys, std::string_view txid)

@@ -27,6 +27,9 @@ enum class Approval {
     wrong_number = 5,  // number matching failed: possible push fatigue
 };
 const char *approval_name(Approval a);
+// A stored value as an Approval; nullopt for anything this code did not
+// write (a networked store's answer is never trusted).
+std::optional<Approval> approval_of(std::int64_t value);
 
 // A fresh transaction id: 128 random bits, base64url.
 std::string new_transaction_id();
@@ -36,12 +39,13 @@ std::string new_transaction_id();
 bool open_approval(SharedState &state, std::string_view txid,
                    std::int64_t now, std::int64_t expires);
 
-enum class Decided { ok, already, missing };
+enum class Decided { ok, already, missing, unavailable };
 
 // waiting -> `to`, once, kept until `expires` (the transaction's, from
 // its capability): a second decision (a replayed callback, a reused link)
 // is `already` and changes nothing; an unknown or expired transaction is
-// `missing`.
+// `missing`. (`unavailable`: a networked store could not answer, see
+// ngx_http_twostep_decide_approval().)
 Decided decide_approval(SharedState &state, std::string_view txid,
                         Approval to, std::int64_t now,
                         std::int64_t expires);

@@ -60,10 +60,45 @@ constexpr std::string_view claim_step_lua =
     "redis.call('EXPIREAT', KEYS[1], ARGV[2]) "
     "return 1";
 
-// KEYS: the transaction; ARGV: seconds to keep it.
-constexpr std::string_view claim_once_lua =
-    "if redis.call('SET', KEYS[1], '1', 'NX', 'EX', ARGV[1]) "
+// KEYS: the key; ARGV: the value, seconds to keep it. Set only if absent.
+constexpr std::string_view set_once_lua =
+    "if redis.call('SET', KEYS[1], ARGV[1], 'NX', 'EX', ARGV[2]) "
     "then return 1 end return 0";
+
+// KEYS: the transaction; ARGV: the answer, its expiry (unix time). Only a
+// waiting one (1, Approval::waiting) is decided: the first answer wins.
+constexpr std::string_view decide_lua =
+    "local v = redis.call('GET', KEYS[1]) "
+    "if not v then return 0 end "
+    "if v ~= '1' then return 2 end "
+    "redis.call('SET', KEYS[1], ARGV[1]) "
+    "redis.call('EXPIREAT', KEYS[1], ARGV[2]) "
+    "return 1";
+
+// KEYS: the transaction. Its value as a number (a reply hiredis hands us
+// as an integer); -1 for anything we did not write.
+constexpr std::string_view approval_lua =
+    "local v = redis.call('GET', KEYS[1]) "
+    "if not v then return 0 end "
+    "return tonumber(v) or -1";
+
+// KEYS: the user's waiting request, the user's count in the window; ARGV:
+// maximum, window, how long one request blocks the next, replace (1).
+// Mirrors guard.cpp's start_out_of_band(): busy before too many; the
+// window starts at its first request.
+constexpr std::string_view start_oob_lua =
+    "if ARGV[4] == '1' then redis.call('DEL', KEYS[1]) end "
+    "if redis.call('EXISTS', KEYS[1]) == 1 then return -1 end "
+    "local c = tonumber(redis.call('GET', KEYS[2]) or '0') "
+    "if c >= tonumber(ARGV[1]) then "
+    "local t = redis.call('TTL', KEYS[2]) "
+    "if t < 1 then t = tonumber(ARGV[2]) "
+    "redis.call('EXPIRE', KEYS[2], t) end "
+    "return t end "
+    "if redis.call('INCR', KEYS[2]) == 1 then "
+    "redis.call('EXPIRE', KEYS[2], ARGV[2]) end "
+    "redis.call('SET', KEYS[1], '1', 'EX', ARGV[3]) "
+    "return 0";
 
 // KEYS: the revocations; ARGV: member, expiry, now, channel, message.
 constexpr std::string_view revoke_lua =
@@ -253,9 +288,48 @@ Argv claim_totp_step(std::string_view prefix, std::string_view user,
 Argv claim_transaction(std::string_view prefix, std::string_view txid,
                        std::int64_t ttl)
 {
-    return {"EVAL", std::string(claim_once_lua), "1",
-            join(prefix, "d:") + std::string(txid),
+    return {"EVAL", std::string(set_once_lua), "1",
+            join(prefix, "d:") + std::string(txid), "1",
             std::to_string(ttl > 0 ? ttl : 1)};
+}
+
+Argv open_approval(std::string_view prefix, std::string_view txid,
+                   std::int64_t ttl)
+{
+    // "1": Approval::waiting (approval.h; never renumbered).
+    return {"EVAL", std::string(set_once_lua), "1",
+            join(prefix, "x:") + std::string(txid), "1",
+            std::to_string(ttl > 0 ? ttl : 1)};
+}
+
+Argv decide_approval(std::string_view prefix, std::string_view txid,
+                     std::int64_t to, std::int64_t expires)
+{
+    return {"EVAL", std::string(decide_lua), "1",
+            join(prefix, "x:") + std::string(txid), std::to_string(to),
+            std::to_string(expires)};
+}
+
+Argv approval_state(std::string_view prefix, std::string_view txid)
+{
+    return {"EVAL", std::string(approval_lua), "1",
+            join(prefix, "x:") + std::string(txid)};
+}
+
+Argv start_out_of_band(std::string_view prefix, std::string_view user,
+                       std::int64_t max_starts, std::int64_t window,
+                       std::int64_t pending_for, bool replace)
+{
+    return {"EVAL", std::string(start_oob_lua), "2",
+            join(prefix, "o:") + std::string(user),
+            join(prefix, "n:") + std::string(user),
+            std::to_string(max_starts), std::to_string(window),
+            std::to_string(pending_for), replace ? "1" : "0"};
+}
+
+Argv end_out_of_band(std::string_view prefix, std::string_view user)
+{
+    return {"DEL", join(prefix, "o:") + std::string(user)};
 }
 
 std::string revocations_key(std::string_view prefix)

@@ -71,6 +71,32 @@ Argv claim_totp_step(std::string_view prefix, std::string_view user,
 Argv claim_transaction(std::string_view prefix, std::string_view txid,
                        std::int64_t ttl);
 
+// A self-hosted push's or call's transaction (approval.h), kept in Redis
+// alone so that the host the phone's answer reaches decides it and the
+// host the browser polls reads it. The value is the twostep::Approval.
+//
+// EVAL: 1 when `txid` is opened as waiting (for `ttl` seconds), 0 when it
+// was opened already.
+Argv open_approval(std::string_view prefix, std::string_view txid,
+                   std::int64_t ttl);
+// EVAL: waiting -> `to` once, kept until `expires` (unix time): 1 decided,
+// 0 unknown or expired, 2 decided already (a replayed answer).
+Argv decide_approval(std::string_view prefix, std::string_view txid,
+                     std::int64_t to, std::int64_t expires);
+// EVAL: the transaction's Approval value, 0 when unknown or expired.
+Argv approval_state(std::string_view prefix, std::string_view txid);
+
+// Push, call and text limits across hosts (guard.h, OutOfBandRule): one
+// request waiting per user and so many per window, in one script. EVAL:
+// 0 the request may go out (it is counted and waits now), -1 another
+// waits, n > 0 the window is spent for n more seconds. With `replace` the
+// one waiting gives way first.
+Argv start_out_of_band(std::string_view prefix, std::string_view user,
+                       std::int64_t max_starts, std::int64_t window,
+                       std::int64_t pending_for, bool replace);
+// DEL: the request was answered; the next may go out.
+Argv end_out_of_band(std::string_view prefix, std::string_view user);
+
 // A sign-out as every host learns it: the session id, when the session
 // would have expired, and when it was signed in. Or "sign out everywhere":
 // `user` (sid empty), every session of it begun up to `auth_time`, kept

@@ -19,6 +19,7 @@ extern "C" {
 #include <utility>
 #include <vector>
 
+#include "core/approval.h"
 #include "core/duo.h"
 #include "core/guard.h"
 #include "core/keyring.h"
@@ -348,6 +349,37 @@ ngx_int_t ngx_http_twostep_shared_claim_transaction(ngx_http_request_t *r,
 // counts left behind only expire later).
 void ngx_http_twostep_shared_success(ngx_http_twostep_srv_conf_t *scf,
     std::string_view user, std::string_view address);
+// A self-hosted push's or call's transaction (twostep::Approval): in the
+// zone, or with twostep_redis in Redis alone, so that any host may decide
+// it and any host read it. Each runs `then` with the outcome and returns
+// its result, or NGX_DONE while Redis answers (the request finalizes with
+// `then`'s result). Redis failing is false, Decided::unavailable or
+// nullopt: fail closed.
+ngx_int_t ngx_http_twostep_open_approval(ngx_http_request_t *r,
+    std::string_view txid, time_t expires,
+    std::function<ngx_int_t(bool)> then);
+ngx_int_t ngx_http_twostep_decide_approval(ngx_http_request_t *r,
+    std::string_view txid, twostep::Approval to, time_t expires,
+    std::function<ngx_int_t(twostep::Decided)> then);
+ngx_int_t ngx_http_twostep_read_approval(ngx_http_request_t *r,
+    std::string_view txid,
+    std::function<ngx_int_t(std::optional<twostep::Approval>)> then);
+// Denies a transaction nobody will wait on (the push may have gone out
+// all the same), not waited for: the browser never got its id.
+void ngx_http_twostep_close_approval(ngx_http_request_t *r,
+    std::string_view txid, time_t expires);
+// Push, call and text limits (twostep::OutOfBandRule) here and, with
+// twostep_redis, on every host: `then` gets how the start went and, when
+// too many, the seconds to wait (the longer of this host's and Redis's).
+// With `replace` the user's waiting request gives way first. Redis
+// failing is Start::unavailable.
+ngx_int_t ngx_http_twostep_start_out_of_band(ngx_http_request_t *r,
+    std::string_view user, bool replace,
+    std::function<ngx_int_t(twostep::Start, int64_t)> then);
+// The request was answered or failed, here and on every host (not waited
+// for: Redis's mark expires with twostep::OutOfBandRule::pending_for).
+void ngx_http_twostep_end_out_of_band(ngx_http_request_t *r,
+    std::string_view user);
 // Ends `session` on this host at once and, with twostep_redis, on every
 // host (published; kept and sent again while Redis is unavailable). The
 // one place a session is revoked: "sign out everywhere" builds on it.

@@ -2,12 +2,15 @@
 // with neither a session nor a pending sign-in: each carries the
 // transaction's capability token (twostep::Capability, signed with the
 // server's keys) in its URL, and each decides the transaction once
-// (twostep::decide_approval); the waiting page then moves on.
+// (twostep::decide_approval; with twostep_redis in Redis, so the answer
+// may reach any host); the waiting page then moves on.
 //
 //   approve GET   the page a push's Approve button opens: who signs in to
 //                 what, a box for the number the sign-in screen shows
 //   approve POST  number=NN approves (the right one) or refuses (a wrong
-//                 one, logged as possible push fatigue); action=deny
+//                 one, logged as possible push fatigue); action=deny;
+//                 action=fraud ("I didn't try to sign in") refuses and
+//                 pauses pushes and calls, as 0 on a call does
 //   deny POST     the push's Deny button, sent by the ntfy app
 //   (a push-setup's test push, Capability::test, is approved the same way;
 //   its answer saves a topic in ngx_http_twostep_pushsetup.cpp and signs
@@ -83,12 +86,49 @@ ngx_http_twostep_approve_page(ngx_http_twostep_page_t &p,
 }
 
 
+// The phone's answer could not be kept (twostep_redis unavailable):
+// nobody signs in, and the phone is told so, not that it worked.
+static ngx_int_t
+ngx_http_twostep_not_recorded(ngx_http_request_t *r)
+{
+    return ngx_http_twostep_send_message(r, NGX_HTTP_SERVICE_UNAVAILABLE,
+               "msg.not_recorded.title", "msg.not_recorded.text");
+}
+
+
+// The phone reported the sign-in ("I didn't try to sign in", 0 on a
+// call): logged, counted, and pushes and calls pause for the user (NIST
+// SP 800-63B 5.1.3.1), whether or not the browser ever asks again.
+static ngx_int_t
+ngx_http_twostep_phone_fraud(ngx_http_twostep_page_t &p,
+    const twostep::Capability &cap, std::function<ngx_int_t()> then)
+{
+    ngx_http_twostep_log(p.r, NGX_LOG_WARN,
+                         cap.method == twostep::Method::call
+                         ? "sign-in reported as fraud on the call"
+                         : "sign-in reported as fraud on the approval page",
+                         cap.user);
+    ngx_http_twostep_audit(p.r, NGX_HTTP_TWOSTEP_FRAUD, cap.user, cap.method,
+                           NGX_HTTP_TWOSTEP_FAILED);
+
+    const twostep::User *user = p.scf->store->users->find(cap.user);
+    if (user == nullptr) {
+        return then();  // gone: nothing of theirs can ring
+    }
+
+    return ngx_http_twostep_pause_phone(p.r, p.scf, *user, std::move(then));
+}
+
+
+static ngx_int_t ngx_http_twostep_approve_answer(ngx_http_twostep_page_t &p,
+    const twostep::Capability &cap, std::string_view token);
+
+
 ngx_int_t
 ngx_http_twostep_approve(ngx_http_twostep_page_t &p)
 {
     bool post = p.r->method == NGX_HTTP_POST;
     const twostep::Fields &fields = post ? p.form : p.query;
-    time_t now = ngx_time();
 
     auto cap = ngx_http_twostep_capability(p, fields, twostep::Method::push);
     if (!cap) {
@@ -97,29 +137,51 @@ ngx_http_twostep_approve(ngx_http_twostep_page_t &p)
         return ngx_http_twostep_link_used(p);
     }
 
-    ngx_http_twostep_zone_state state(p.r);
-    std::string_view token = twostep::field(fields, "t");
+    std::string token(twostep::field(fields, "t"));
 
-    if (twostep::approval_state(state, cap->txid, now)
-        != twostep::Approval::waiting)
-    {
-        ngx_http_twostep_log(p.r, NGX_LOG_WARN, "approval link used again",
-                             cap->user);
-        return ngx_http_twostep_link_used(p);
-    }
+    // With twostep_redis the push may have gone out from another host.
+    return ngx_http_twostep_read_approval(p.r, cap->txid,
+        [p, cap, token, post](std::optional<twostep::Approval> a) mutable {
+            if (!a) {
+                return post ? ngx_http_twostep_not_recorded(p.r)
+                            : ngx_http_twostep_unavailable(p.r);
+            }
 
-    if (!post) {
-        return ngx_http_twostep_approve_page(p, *cap, token, NGX_HTTP_OK, "");
-    }
+            if (*a != twostep::Approval::waiting) {
+                ngx_http_twostep_log(p.r, NGX_LOG_WARN,
+                                     "approval link used again", cap->user);
+                return ngx_http_twostep_link_used(p);
+            }
 
+            if (!post) {
+                return ngx_http_twostep_approve_page(p, *cap, token,
+                                                     NGX_HTTP_OK, "");
+            }
+
+            return ngx_http_twostep_approve_answer(p, *cap, token);
+        });
+}
+
+
+// Approve with the number, Deny, or "I didn't try to sign in".
+static ngx_int_t
+ngx_http_twostep_approve_answer(ngx_http_twostep_page_t &p,
+    const twostep::Capability &cap, std::string_view token)
+{
     twostep::Approval to = twostep::Approval::denied;
-    bool test = cap->test;
+    bool test = cap.test;
     const char *title = test ? "msg.test_refused.title" : "msg.refused.title";
     const char *text = test ? "msg.test_refused.text" : "msg.refused.text";
+    std::string_view action = twostep::field(p.form, "action");
 
-    if (twostep::field(p.form, "action") != "deny") {
+    if (action == "fraud" && !test) {
+        to = twostep::Approval::fraud;
+        title = "msg.fraud_reported.title";
+        text = "msg.fraud_reported.text";
+
+    } else if (action != "deny" && action != "fraud") {
         switch (twostep::ntfy::check_match(
-                    twostep::match_number(*p.scf->keys, cap->txid),
+                    twostep::match_number(*p.scf->keys, cap.txid),
                     twostep::field(p.form, "number")))
         {
         case twostep::ntfy::Match::approve:
@@ -135,54 +197,65 @@ ngx_http_twostep_approve(ngx_http_twostep_page_t &p)
             break;
 
         default: /* unreadable: ask again, nothing changes */
-            return ngx_http_twostep_approve_page(p, *cap, token,
+            return ngx_http_twostep_approve_page(p, cap, token,
                        NGX_HTTP_BAD_REQUEST,
                        test ? "approve.test.error.number"
                             : "approve.error.number");
         }
     }
 
-    switch (twostep::decide_approval(state, cap->txid, to, now,
-                                     cap->expires))
-    {
-    case twostep::Decided::ok:
-        break;
+    // The first answer wins, on whichever host it arrives.
+    return ngx_http_twostep_decide_approval(p.r, cap.txid, to, cap.expires,
+        [p, cap, to, title, text](twostep::Decided decided) mutable {
+            if (decided == twostep::Decided::already
+                || decided == twostep::Decided::missing)
+            {
+                ngx_http_twostep_log(p.r, NGX_LOG_WARN,
+                                     "approval link used again", cap.user);
+                return ngx_http_twostep_link_used(p);
+            }
 
-    case twostep::Decided::already:
-        return ngx_http_twostep_link_used(p);
+            if (decided != twostep::Decided::ok) {
+                return ngx_http_twostep_not_recorded(p.r);
+            }
 
-    default:
-        return ngx_http_twostep_send_message(p.r,
-                   NGX_HTTP_SERVICE_UNAVAILABLE,
-                   "msg.unavailable.title", "msg.unavailable.text");
-    }
+            ngx_http_request_t *r = p.r;
+            auto answered = [r, to, title, text]() {
+                return ngx_http_twostep_send_message(r,
+                           to == twostep::Approval::approved
+                           ? NGX_HTTP_OK : NGX_HTTP_FORBIDDEN,
+                           title, text);
+            };
 
-    if (test) {
-        // The set-up page learns the answer and says what was saved.
-        if (to != twostep::Approval::approved) {
-            ngx_http_twostep_log(p.r, NGX_LOG_WARN,
-                                 to == twostep::Approval::wrong_number
-                                 ? "wrong number on a test notification"
-                                 : "test notification denied on the phone",
-                                 cap->user);
-        }
+            if (cap.test) {
+                // The set-up page learns the answer and says what was
+                // saved.
+                if (to != twostep::Approval::approved) {
+                    ngx_http_twostep_log(p.r, NGX_LOG_WARN,
+                        to == twostep::Approval::wrong_number
+                        ? "wrong number on a test notification"
+                        : "test notification denied on the phone",
+                        cap.user);
+                }
 
-    } else if (to == twostep::Approval::wrong_number) {
-        ngx_http_twostep_log(p.r, NGX_LOG_WARN,
-                             "wrong number on the approval page: possible "
-                             "push fatigue attack", cap->user);
-        ngx_http_twostep_audit(p.r, NGX_HTTP_TWOSTEP_SIGNIN, cap->user,
-                               "push", NGX_HTTP_TWOSTEP_FAILED);
+            } else if (to == twostep::Approval::fraud) {
+                return ngx_http_twostep_phone_fraud(p, cap, answered);
 
-    } else if (to == twostep::Approval::denied) {
-        ngx_http_twostep_log(p.r, NGX_LOG_WARN, "push denied on the phone",
-                             cap->user);
-    }
+            } else if (to == twostep::Approval::wrong_number) {
+                ngx_http_twostep_log(p.r, NGX_LOG_WARN,
+                                     "wrong number on the approval page: "
+                                     "possible push fatigue attack",
+                                     cap.user);
+                ngx_http_twostep_audit(p.r, NGX_HTTP_TWOSTEP_SIGNIN, cap.user,
+                                       "push", NGX_HTTP_TWOSTEP_FAILED);
 
-    return ngx_http_twostep_send_message(p.r,
-               to == twostep::Approval::approved ? NGX_HTTP_OK
-                                                 : NGX_HTTP_FORBIDDEN,
-               title, text);
+            } else if (to == twostep::Approval::denied) {
+                ngx_http_twostep_log(p.r, NGX_LOG_WARN,
+                                     "push denied on the phone", cap.user);
+            }
+
+            return answered();
+        });
 }
 
 
@@ -194,25 +267,35 @@ ngx_http_twostep_deny(ngx_http_twostep_page_t &p)
     }
 
     auto cap = ngx_http_twostep_capability(p, p.query, twostep::Method::push);
-    ngx_http_twostep_zone_state state(p.r);
-
-    if (!cap
-        || twostep::decide_approval(state, cap->txid,
-                                    twostep::Approval::denied, ngx_time(),
-                                    cap->expires)
-           != twostep::Decided::ok)
-    {
+    if (!cap) {
         ngx_http_twostep_log(p.r, NGX_LOG_WARN,
-                             "deny link forged, expired or used again",
-                             cap ? cap->user : "");
+                             "deny link forged, expired or used again", "");
         return NGX_HTTP_FORBIDDEN;
     }
 
-    ngx_http_twostep_log(p.r, NGX_LOG_WARN,
-                         cap->test ? "test notification denied on the phone"
-                                   : "push denied on the phone",
-                         cap->user);
-    return ngx_http_twostep_send_text(p.r, "text/plain", "denied\n");
+    return ngx_http_twostep_decide_approval(p.r, cap->txid,
+                                            twostep::Approval::denied,
+                                            cap->expires,
+        [p, cap](twostep::Decided decided) {
+            if (decided == twostep::Decided::unavailable) {
+                return static_cast<ngx_int_t>(NGX_HTTP_SERVICE_UNAVAILABLE);
+            }
+
+            if (decided != twostep::Decided::ok) {
+                ngx_http_twostep_log(p.r, NGX_LOG_WARN,
+                                     "deny link forged, expired or used "
+                                     "again", cap->user);
+                return static_cast<ngx_int_t>(NGX_HTTP_FORBIDDEN);
+            }
+
+            ngx_http_twostep_log(p.r, NGX_LOG_WARN,
+                                 cap->test
+                                 ? "test notification denied on the phone"
+                                 : "push denied on the phone",
+                                 cap->user);
+            return ngx_http_twostep_send_text(p.r, "text/plain",
+                                              "denied\n");
+        });
 }
 
 
@@ -268,49 +351,39 @@ ngx_http_twostep_call_answered(ngx_http_twostep_page_t &p)
         break;
     }
 
-    ngx_http_twostep_zone_state state(p.r);
+    // The first answer wins, on whichever host Twilio reaches: a replayed
+    // call-back is refused.
+    return ngx_http_twostep_decide_approval(p.r, cap->txid, to, cap->expires,
+        [p, cap, to](twostep::Decided decided) mutable {
+            if (decided == twostep::Decided::already) {
+                ngx_http_twostep_log(p.r, NGX_LOG_WARN, "call-back replayed",
+                                     cap->user);
+            }
 
-    switch (twostep::decide_approval(state, cap->txid, to, ngx_time(),
-                                     cap->expires))
-    {
-    case twostep::Decided::ok:
-        break;
+            if (decided == twostep::Decided::unavailable) {
+                return static_cast<ngx_int_t>(NGX_HTTP_SERVICE_UNAVAILABLE);
+            }
 
-    case twostep::Decided::already:
-        ngx_http_twostep_log(p.r, NGX_LOG_WARN, "call-back replayed",
-                             cap->user);
-        return NGX_HTTP_FORBIDDEN;
+            if (decided != twostep::Decided::ok) {
+                return static_cast<ngx_int_t>(NGX_HTTP_FORBIDDEN);
+            }
 
-    default:
-        return NGX_HTTP_FORBIDDEN;
-    }
+            ngx_http_request_t *r = p.r;
+            auto goodbye = [r, to]() {
+                twostep::PageContext ctx = ngx_http_twostep_page_ctx(r);
 
-    ngx_http_request_t *r = p.r;
-    auto goodbye = [r, to]() {
-        twostep::PageContext ctx = ngx_http_twostep_page_ctx(r);
+                return ngx_http_twostep_send_text(r, "text/xml",
+                           twostep::twilio::goodbye_twiml(
+                               ctx.text("phone.call.language"),
+                               ctx.text(to == twostep::Approval::approved
+                                            ? "phone.call.approved"
+                                            : "phone.call.denied")));
+            };
 
-        return ngx_http_twostep_send_text(r, "text/xml",
-                   twostep::twilio::goodbye_twiml(
-                       ctx.text("phone.call.language"),
-                       ctx.text(to == twostep::Approval::approved
-                                    ? "phone.call.approved"
-                                    : "phone.call.denied")));
-    };
+            if (to != twostep::Approval::fraud) {
+                return goodbye();
+            }
 
-    if (to != twostep::Approval::fraud) {
-        return goodbye();
-    }
-
-    // Paused now, whether or not the browser ever asks again.
-    ngx_http_twostep_log(p.r, NGX_LOG_WARN,
-                         "sign-in reported as fraud on the call", cap->user);
-    ngx_http_twostep_audit(p.r, NGX_HTTP_TWOSTEP_FRAUD, cap->user,
-                           twostep::Method::call, NGX_HTTP_TWOSTEP_FAILED);
-
-    const twostep::User *user = p.scf->store->users->find(cap->user);
-    if (user == nullptr) {
-        return goodbye();  // gone: nothing of theirs can ring
-    }
-
-    return ngx_http_twostep_pause_phone(p.r, p.scf, *user, goodbye);
+            return ngx_http_twostep_phone_fraud(p, *cap, goodbye);
+        });
 }

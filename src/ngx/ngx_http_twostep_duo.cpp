@@ -457,6 +457,28 @@ ngx_http_twostep_self_hosted_code(ngx_http_twostep_page_t &p,
 }
 
 
+// After a wait (Redis): the user as they are now, and the provider that
+// serves them `method` now (nullptr: none any more).
+static ngx_int_t
+ngx_http_twostep_with_provider(ngx_http_twostep_page_t &p,
+    const twostep::PendingSignin &pending, twostep::Method method,
+    const std::function<ngx_int_t(const twostep::User &,
+                                  const twostep::OutOfBandProvider *)> &next)
+{
+    return ngx_http_twostep_with_user(p, pending,
+        [&](const twostep::User &u) {
+            return next(u, ngx_http_twostep_provider_for(p.scf, u, method));
+        });
+}
+
+
+static ngx_int_t ngx_http_twostep_self_hosted_ring(
+    ngx_http_twostep_page_t &p, const twostep::PendingSignin &pending,
+    const twostep::User &user, twostep::Method method,
+    const twostep::OutOfBandProvider &provider, const std::string &txid,
+    time_t expires);
+
+
 // Twilio or ntfy: a fresh code to text, or a transaction the approval
 // page or the call's callback decides.
 static ngx_int_t
@@ -491,14 +513,37 @@ ngx_http_twostep_self_hosted_send(ngx_http_twostep_page_t &p,
                              pending.expires);
     std::string txid = twostep::new_transaction_id();
 
-    ngx_http_twostep_zone_state state(p.r);
+    // Opened before anything goes out (with twostep_redis in Redis, where
+    // the host the answer reaches decides it).
+    return ngx_http_twostep_open_approval(p.r, txid, expires,
+        [p, next, method, txid, expires](bool opened) mutable {
+            return ngx_http_twostep_with_provider(p, next, method,
+                [&](const twostep::User &u,
+                    const twostep::OutOfBandProvider *provider)
+                {
+                    if (!opened || provider == nullptr) {
+                        ngx_http_twostep_end_out_of_band(p.r, u.name);
+                        return ngx_http_twostep_unavailable(p.r);
+                    }
 
-    if (!twostep::open_approval(state, txid, now, expires)) {
-        twostep::end_out_of_band(state, user.name, now);
-        return ngx_http_twostep_send_message(p.r,
-                   NGX_HTTP_SERVICE_UNAVAILABLE,
-                   "msg.unavailable.title", "msg.unavailable.text");
-    }
+                    return ngx_http_twostep_self_hosted_ring(p, next, u,
+                               method, *provider, txid, expires);
+                });
+        });
+}
+
+
+// The push or call of an open transaction: its capability in the links.
+static ngx_int_t
+ngx_http_twostep_self_hosted_ring(ngx_http_twostep_page_t &p,
+    const twostep::PendingSignin &pending, const twostep::User &user,
+    twostep::Method method, const twostep::OutOfBandProvider &provider,
+    const std::string &txid, time_t expires)
+{
+    twostep::PageContext ctx = ngx_http_twostep_page_ctx(p.r);
+    twostep::PageData args = ngx_http_twostep_oob_args(p, ctx, user);
+    twostep::PendingSignin next = pending;
+    twostep::OutOfBandMessage msg;
 
     twostep::Capability cap;
     cap.txid = txid;
@@ -529,7 +574,7 @@ ngx_http_twostep_self_hosted_send(ngx_http_twostep_page_t &p,
     return ngx_http_twostep_duo_send(p, NGX_HTTP_TWOSTEP_DUO_AUTH, next,
                user, method, provider,
                provider.start(user, method, ngx_http_twostep_address(p.r),
-                              msg, now));
+                              msg, ngx_time()));
 }
 
 
@@ -584,10 +629,10 @@ ngx_http_twostep_duo_verify(ngx_http_twostep_page_t &p,
                 return ngx_http_twostep_unavailable(p.r);
             }
 
-            return ngx_http_twostep_with_user(p, pending,
-                [&](const twostep::User &u) {
-                    const twostep::OutOfBandProvider *again =
-                        ngx_http_twostep_provider_for(p.scf, u, method);
+            return ngx_http_twostep_with_provider(p, pending, method,
+                [&](const twostep::User &u,
+                    const twostep::OutOfBandProvider *again)
+                {
                     if (again == nullptr) {
                         return ngx_http_twostep_send_message(p.r,
                                    NGX_HTTP_FORBIDDEN, "msg.method.title",
@@ -641,34 +686,69 @@ ngx_http_twostep_phone_held(ngx_http_twostep_page_t &p,
 }
 
 
+static ngx_int_t ngx_http_twostep_duo_started(ngx_http_twostep_page_t &p,
+    const twostep::PendingSignin &pending, const twostep::User &user,
+    twostep::Method method, const twostep::OutOfBandProvider &provider,
+    twostep::Start start, int64_t retry);
+
+
 // Reaches the phone (or checks a texted code) once no pause holds.
 static ngx_int_t
 ngx_http_twostep_duo_reach(ngx_http_twostep_page_t &p,
     const twostep::PendingSignin &pending, const twostep::User &user,
     twostep::Method method, const twostep::OutOfBandProvider &provider)
 {
-    time_t  now = ngx_time();
-    bool    send = twostep::field(p.form, "action") == "send";
+    bool  send = twostep::field(p.form, "action") == "send";
 
     // Push, call and text reach a phone: one at a time, only so many, and
-    // only when the user presses the button (MFA fatigue, SMS pumping).
-    bool typed = twostep::method_info(method).typed;
-    bool reaches_phone = !typed || send;
+    // only when the user presses the button (MFA fatigue, SMS pumping),
+    // here and with twostep_redis on every host.
+    if (twostep::method_info(method).typed && !send) {
+        return ngx_http_twostep_duo_started(p, pending, user, method,
+                                            provider, twostep::Start::ok, 0);
+    }
+
+    // This browser's own request still waiting gives way to the new one
+    // ("Sign in another way" from the waiting page).
+    return ngx_http_twostep_start_out_of_band(p.r, user.name,
+                                              !pending.txid.empty(),
+        [p, pending, method](twostep::Start start, int64_t retry) mutable {
+            return ngx_http_twostep_with_provider(p, pending, method,
+                [&](const twostep::User &u,
+                    const twostep::OutOfBandProvider *again)
+                {
+                    if (again == nullptr) {
+                        if (start == twostep::Start::ok) {
+                            ngx_http_twostep_end_out_of_band(p.r, u.name);
+                        }
+                        return ngx_http_twostep_send_message(p.r,
+                                   NGX_HTTP_FORBIDDEN, "msg.method.title",
+                                   "msg.method.account");
+                    }
+
+                    return ngx_http_twostep_duo_started(p, pending, u,
+                               method, *again, start, retry);
+                });
+        });
+}
+
+
+// The limits answered: the phone is reached, or the page says why not.
+static ngx_int_t
+ngx_http_twostep_duo_started(ngx_http_twostep_page_t &p,
+    const twostep::PendingSignin &pending, const twostep::User &user,
+    twostep::Method method, const twostep::OutOfBandProvider &provider,
+    twostep::Start start, int64_t retry)
+{
+    time_t  now = ngx_time();
+    bool    send = twostep::field(p.form, "action") == "send";
+    bool    typed = twostep::method_info(method).typed;
     ngx_http_twostep_zone_state state(p.r);
 
-    // This browser's own request still waiting: it gives way to the new
-    // one ("Sign in another way" from the waiting page).
-    if (reaches_phone && !pending.txid.empty()) {
-        twostep::end_out_of_band(state, user.name, now);
-    }
-    twostep::OutOfBandRule rule;
     const char *error = nullptr;
     ngx_uint_t status = NGX_HTTP_TOO_MANY_REQUESTS;
 
-    switch (reaches_phone
-            ? twostep::start_out_of_band(state, rule, user.name, now)
-            : twostep::Start::ok)
-    {
+    switch (start) {
 
     case twostep::Start::ok:
         break;
@@ -681,8 +761,7 @@ ngx_http_twostep_duo_reach(ngx_http_twostep_page_t &p,
         ngx_http_twostep_log(p.r, NGX_LOG_WARN,
                              "too many requests to the phone", user.name);
         return ngx_http_twostep_phone_held(p, pending, user, method,
-                   "error.too_many_requests",
-                   twostep::out_of_band_retry(state, rule, user.name, now));
+                   "error.too_many_requests", retry);
 
     default: /* twostep::Start::unavailable */
         error = "error.try_later";
@@ -820,19 +899,41 @@ ngx_http_twostep_wait_page(ngx_http_twostep_page_t &p,
 static ngx_int_t ngx_http_twostep_duo_answered(ngx_http_twostep_page_t &p,
     const twostep::PendingSignin &answered, const twostep::User &user,
     const twostep::ProviderAnswer &res);
+static ngx_int_t ngx_http_twostep_self_hosted_read(
+    ngx_http_twostep_page_t &p, const twostep::PendingSignin &pending,
+    const twostep::User &user, bool json, twostep::Approval a);
 
 
-// Twilio or ntfy: the zone knows whether the approval page or the call's
-// callback decided; nothing is asked.
+// Twilio or ntfy: the zone (with twostep_redis, Redis) knows whether the
+// approval page or the call's callback decided, on whichever host; nothing
+// is asked of the provider.
 static ngx_int_t
 ngx_http_twostep_self_hosted_wait(ngx_http_twostep_page_t &p,
     const twostep::PendingSignin &pending, const twostep::User &user,
     bool json)
 {
-    ngx_http_twostep_zone_state state(p.r);
-    twostep::Approval a = twostep::approval_state(state, pending.txid,
-                                                  ngx_time());
+    return ngx_http_twostep_read_approval(p.r, pending.txid,
+        [p, pending, json](std::optional<twostep::Approval> read) mutable {
+            if (!read) {
+                // Redis could not say: neither "waiting" nor an answer.
+                return ngx_http_twostep_unavailable(p.r);
+            }
 
+            return ngx_http_twostep_with_user(p, pending,
+                [&](const twostep::User &u) {
+                    return ngx_http_twostep_self_hosted_read(p, pending, u,
+                                                             json, *read);
+                });
+        });
+}
+
+
+// What the transaction says, for the script or the waiting page.
+static ngx_int_t
+ngx_http_twostep_self_hosted_read(ngx_http_twostep_page_t &p,
+    const twostep::PendingSignin &pending, const twostep::User &user,
+    bool json, twostep::Approval a)
+{
     if (json) {
         return ngx_http_twostep_send_json(p.r,
                    a == twostep::Approval::waiting
@@ -977,7 +1078,7 @@ ngx_http_twostep_duo_answered(ngx_http_twostep_page_t &p,
         return ngx_http_twostep_wait_page(p, pending, user);
     }
 
-    twostep::end_out_of_band(state, user.name, now);
+    ngx_http_twostep_end_out_of_band(p.r, user.name);
 
     if (res.result == "allow") {
         // A transaction finishes one sign-in, whoever holds a copy of
@@ -1125,15 +1226,14 @@ ngx_http_twostep_duo_finish(ngx_http_twostep_duo_call_t &call, long status,
         if (call.step == NGX_HTTP_TWOSTEP_DUO_AUTH
             || call.step == NGX_HTTP_TWOSTEP_DUO_SMS || polled)
         {
-            twostep::end_out_of_band(state, user->name, now);
+            ngx_http_twostep_end_out_of_band(p.r, user->name);
         }
 
         // A push or call that may have gone out all the same opens
         // nothing: its transaction is closed.
         if (provider.self_hosted() && !call.pending.txid.empty()) {
-            twostep::decide_approval(state, call.pending.txid,
-                                     twostep::Approval::denied, now,
-                                     call.pending.expires);
+            ngx_http_twostep_close_approval(p.r, call.pending.txid,
+                                            call.pending.expires);
         }
 
         return ngx_http_twostep_duo_unavailable(p, call.pending, *user,
@@ -1174,7 +1274,7 @@ ngx_http_twostep_duo_finish(ngx_http_twostep_duo_call_t &call, long status,
 
     case NGX_HTTP_TWOSTEP_DUO_SMS:
         {
-            twostep::end_out_of_band(state, user->name, now);
+            ngx_http_twostep_end_out_of_band(p.r, user->name);
 
             twostep::CodePage page = ngx_http_twostep_code_form(p,
                 call.pending, *user, call.method,

@@ -173,28 +173,68 @@ ngx_http_twostep_setup_link(ngx_http_twostep_page_t &p,
 }
 
 
+// After a wait on Redis: the session and the user, as they are now.
+static ngx_int_t
+ngx_http_twostep_setup_again(ngx_http_twostep_page_t &p,
+    const twostep::PushSetup &setup,
+    const std::function<ngx_int_t(const twostep::Session &,
+                                  const twostep::User &)> &next)
+{
+    const twostep::Session *session = ngx_http_twostep_session(p.r);
+    if (session == nullptr || session->sid != setup.sid) {
+        return NGX_HTTP_FORBIDDEN;
+    }
+
+    const twostep::User *user = p.scf->store->users->find(session->user);
+    if (user == nullptr) {
+        return NGX_HTTP_FORBIDDEN;
+    }
+
+    return next(*session, *user);
+}
+
+
+static ngx_int_t ngx_http_twostep_setup_publish(ngx_http_twostep_page_t &p,
+    const twostep::Session &session, const twostep::User &user,
+    twostep::PushSetup setup, const std::string &txid, time_t expires);
+static ngx_int_t ngx_http_twostep_setup_started(ngx_http_twostep_page_t &p,
+    const twostep::Session &session, const twostep::User &user,
+    twostep::PushSetup setup, twostep::Start start);
+
+
 // "Send a test notification": within the limits of every push (one at a
-// time, three per ten minutes), a transaction the approval page decides.
+// time, three per ten minutes; with twostep_redis on every host), a
+// transaction the approval page decides.
 static ngx_int_t
 ngx_http_twostep_setup_send(ngx_http_twostep_page_t &p,
     const twostep::Session &session, const twostep::User &user,
     twostep::PushSetup setup)
 {
-    time_t now = ngx_time();
-    ngx_http_twostep_zone_state state(p.r);
-
     // A test still out gives way to a new one (whose link then dies); if
     // none may go out, it stays and can still be approved.
-    if (!setup.txid.empty()) {
-        twostep::end_out_of_band(state, user.name, now);
-    }
+    return ngx_http_twostep_start_out_of_band(p.r, user.name,
+                                              !setup.txid.empty(),
+        [p, setup](twostep::Start start, int64_t) mutable {
+            return ngx_http_twostep_setup_again(p, setup,
+                [&](const twostep::Session &s, const twostep::User &u) {
+                    return ngx_http_twostep_setup_started(p, s, u, setup,
+                                                          start);
+                });
+        });
+}
+
+
+static ngx_int_t
+ngx_http_twostep_setup_started(ngx_http_twostep_page_t &p,
+    const twostep::Session &session, const twostep::User &user,
+    twostep::PushSetup setup, twostep::Start start)
+{
+    time_t now = ngx_time();
 
     const char *error = nullptr;
     ngx_uint_t status = NGX_HTTP_TOO_MANY_REQUESTS;
 
-    switch (twostep::start_out_of_band(state, twostep::OutOfBandRule(),
-                                       user.name, now))
-    {
+    switch (start) {
     case twostep::Start::ok:
         break;
 
@@ -219,19 +259,36 @@ ngx_http_twostep_setup_send(ngx_http_twostep_page_t &p,
     }
 
     if (!setup.txid.empty()) {
-        twostep::decide_approval(state, setup.txid,
-                                 twostep::Approval::denied, now,
-                                 setup.expires);
+        ngx_http_twostep_close_approval(p.r, setup.txid, setup.expires);
         setup.txid.clear();
     }
 
     time_t expires = ngx_min(now + NGX_HTTP_TWOSTEP_OOB_TTL, setup.expires);
     std::string txid = twostep::new_transaction_id();
 
-    if (!twostep::open_approval(state, txid, now, expires)) {
-        twostep::end_out_of_band(state, user.name, now);
-        return ngx_http_twostep_unavailable(p.r);
-    }
+    return ngx_http_twostep_open_approval(p.r, txid, expires,
+        [p, setup, txid, expires](bool opened) mutable {
+            return ngx_http_twostep_setup_again(p, setup,
+                [&](const twostep::Session &s, const twostep::User &u) {
+                    if (!opened) {
+                        ngx_http_twostep_end_out_of_band(p.r, u.name);
+                        return ngx_http_twostep_unavailable(p.r);
+                    }
+
+                    return ngx_http_twostep_setup_publish(p, s, u, setup,
+                                                          txid, expires);
+                });
+        });
+}
+
+
+// The test push of an open transaction, to the topic being set up.
+static ngx_int_t
+ngx_http_twostep_setup_publish(ngx_http_twostep_page_t &p,
+    const twostep::Session &session, const twostep::User &user,
+    twostep::PushSetup setup, const std::string &txid, time_t expires)
+{
+    time_t now = ngx_time();
 
     twostep::Capability cap;
     cap.txid = txid;
@@ -291,9 +348,8 @@ ngx_http_twostep_setup_send(ngx_http_twostep_page_t &p,
     {
         ngx_log_error(NGX_LOG_ERR, p.r->connection->log, 0,
                       "twostep: could not start a request to ntfy");
-        twostep::decide_approval(state, txid, twostep::Approval::denied, now,
-                                 expires);
-        twostep::end_out_of_band(state, user.name, now);
+        ngx_http_twostep_close_approval(p.r, txid, expires);
+        ngx_http_twostep_end_out_of_band(p.r, user.name);
         setup.txid.clear();
         return ngx_http_twostep_setup_page(p, session, setup,
                                            NGX_HTTP_SERVICE_UNAVAILABLE,
@@ -326,9 +382,6 @@ ngx_http_twostep_setup_published(ngx_http_twostep_push_setup_call_t &call,
     twostep::ProviderAnswer res = p.scf->ntfy->read_start(status, body);
 
     if (res.failure != twostep::ProviderFailure::none) {
-        time_t now = ngx_time();
-        ngx_http_twostep_zone_state state(p.r);
-
         ngx_log_error(NGX_LOG_ERR, p.r->connection->log, 0,
                       "twostep: ntfy: the test notification failed: %s%s%s",
                       twostep::failure_name(res.failure),
@@ -337,10 +390,8 @@ ngx_http_twostep_setup_published(ngx_http_twostep_push_setup_call_t &call,
                                setup.user, "push", NGX_HTTP_TWOSTEP_ERROR);
 
         // It may have gone out all the same: its approval saves nothing.
-        twostep::decide_approval(state, setup.txid,
-                                 twostep::Approval::denied, now,
-                                 setup.expires);
-        twostep::end_out_of_band(state, setup.user, now);
+        ngx_http_twostep_close_approval(p.r, setup.txid, setup.expires);
+        ngx_http_twostep_end_out_of_band(p.r, setup.user);
         setup.txid.clear();
 
         return ngx_http_twostep_setup_page(p, *session, setup,
@@ -448,19 +499,47 @@ ngx_http_twostep_setup_store(ngx_http_twostep_page_t &p,
 }
 
 
-// The waiting page asks: approved saves the topic, once; anything else
-// saves nothing and lets the user send another test.
+static ngx_int_t ngx_http_twostep_setup_answered(ngx_http_twostep_page_t &p,
+    const twostep::Session &session, const twostep::User &user,
+    twostep::PushSetup setup, bool json, twostep::Approval a);
+
+
+// The waiting page asks: the test's answer, from whichever host the phone
+// reached (twostep_redis).
 static ngx_int_t
 ngx_http_twostep_setup_check(ngx_http_twostep_page_t &p,
     const twostep::Session &session, const twostep::User &user,
     twostep::PushSetup setup, bool json)
 {
+    if (setup.txid.empty()) {
+        return ngx_http_twostep_setup_answered(p, session, user, setup, json,
+                                               twostep::Approval::missing);
+    }
+
+    return ngx_http_twostep_read_approval(p.r, setup.txid,
+        [p, setup, json](std::optional<twostep::Approval> a) mutable {
+            if (!a) {
+                return ngx_http_twostep_unavailable(p.r);
+            }
+
+            return ngx_http_twostep_setup_again(p, setup,
+                [&](const twostep::Session &s, const twostep::User &u) {
+                    return ngx_http_twostep_setup_answered(p, s, u, setup,
+                                                           json, *a);
+                });
+        });
+}
+
+
+// Approved saves the topic, once; anything else saves nothing and lets the
+// user send another test.
+static ngx_int_t
+ngx_http_twostep_setup_answered(ngx_http_twostep_page_t &p,
+    const twostep::Session &session, const twostep::User &user,
+    twostep::PushSetup setup, bool json, twostep::Approval a)
+{
     time_t now = ngx_time();
     ngx_http_twostep_zone_state state(p.r);
-
-    twostep::Approval a = setup.txid.empty()
-        ? twostep::Approval::missing
-        : twostep::approval_state(state, setup.txid, now);
 
     if (json) {
         return ngx_http_twostep_send_json(p.r,
@@ -478,7 +557,7 @@ ngx_http_twostep_setup_check(ngx_http_twostep_page_t &p,
                                            "");
     }
 
-    twostep::end_out_of_band(state, user.name, now);
+    ngx_http_twostep_end_out_of_band(p.r, user.name);
 
     if (a == twostep::Approval::approved) {
         // A new way to sign in is saved only within the freshness window,

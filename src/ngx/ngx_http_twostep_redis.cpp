@@ -15,6 +15,7 @@
 
 #include <deque>
 
+#include "core/approval.h"
 #include "core/shared_redis.h"
 
 
@@ -1448,23 +1449,209 @@ ngx_http_twostep_shared_claim_step(ngx_http_request_t *r,
 }
 
 
-void
-ngx_http_twostep_shared_success(ngx_http_twostep_srv_conf_t *scf,
-    std::string_view user, std::string_view address)
+// A command nobody waits for: what it would have changed only expires
+// later if Redis does not take it.
+static void
+ngx_http_twostep_redis_send(const twostep::redis::Argv &argv)
 {
     auto l = ngx_http_twostep_redis_commands;
 
     if (l == NULL || l->c == nullptr) {
-        return;  // counts left in Redis only expire later: fail closed
+        return;
     }
 
     ngx_http_twostep_redis_command_t cmd;
     cmd.internal = [](const redisReply *) {};
 
-    ngx_http_twostep_redis_queue(l,
-        twostep::redis::record_success(
-            ngx_http_twostep_redis_counters(scf, user, address), ngx_time()),
-        std::move(cmd));
+    ngx_http_twostep_redis_queue(l, argv, std::move(cmd));
+}
+
+
+void
+ngx_http_twostep_shared_success(ngx_http_twostep_srv_conf_t *scf,
+    std::string_view user, std::string_view address)
+{
+    if (!ngx_http_twostep_redis_on()) {
+        return;
+    }
+
+    // Counts left in Redis only expire later: fail closed.
+    ngx_http_twostep_redis_send(twostep::redis::record_success(
+        ngx_http_twostep_redis_counters(scf, user, address), ngx_time()));
+}
+
+
+// -- self-hosted push and call: the transaction and the limits ---------------
+//
+// Without twostep_redis the zone holds both, as before. With it the
+// transaction lives in Redis alone: the phone's answer (the approval page,
+// the ntfy Deny button, Twilio's call-back) may reach any host and the
+// browser may poll any other, so no host's zone can tell. The limits are
+// counted in both; the stricter wins, as for the lockout.
+
+ngx_int_t
+ngx_http_twostep_open_approval(ngx_http_request_t *r, std::string_view txid,
+    time_t expires, std::function<ngx_int_t(bool)> then)
+{
+    time_t  now = ngx_time();
+
+    if (!ngx_http_twostep_redis_on()) {
+        ngx_http_twostep_zone_state state(r);
+        return then(twostep::open_approval(state, txid, now, expires));
+    }
+
+    if (expires <= now) {
+        return then(false);
+    }
+
+    return ngx_http_twostep_redis_call(r,
+        twostep::redis::open_approval(ngx_http_twostep_redis_conf->prefix,
+                                      txid, expires - now),
+        [then](std::optional<int64_t> opened) {
+            return then(opened && *opened == 1);
+        });
+}
+
+
+ngx_int_t
+ngx_http_twostep_decide_approval(ngx_http_request_t *r,
+    std::string_view txid, twostep::Approval to, time_t expires,
+    std::function<ngx_int_t(twostep::Decided)> then)
+{
+    time_t  now = ngx_time();
+
+    if (!ngx_http_twostep_redis_on()) {
+        ngx_http_twostep_zone_state state(r);
+        return then(twostep::decide_approval(state, txid, to, now, expires));
+    }
+
+    if (expires <= now || to == twostep::Approval::missing
+        || to == twostep::Approval::waiting)
+    {
+        return then(twostep::Decided::missing);
+    }
+
+    return ngx_http_twostep_redis_call(r,
+        twostep::redis::decide_approval(ngx_http_twostep_redis_conf->prefix,
+                                        txid, static_cast<int64_t>(to),
+                                        expires),
+        [then](std::optional<int64_t> decided) {
+            if (!decided || *decided < 0 || *decided > 2) {
+                return then(twostep::Decided::unavailable);
+            }
+            return then(*decided == 1 ? twostep::Decided::ok
+                        : *decided == 2 ? twostep::Decided::already
+                                        : twostep::Decided::missing);
+        });
+}
+
+
+void
+ngx_http_twostep_close_approval(ngx_http_request_t *r, std::string_view txid,
+    time_t expires)
+{
+    time_t  now = ngx_time();
+
+    if (!ngx_http_twostep_redis_on()) {
+        ngx_http_twostep_zone_state state(r);
+        twostep::decide_approval(state, txid, twostep::Approval::denied, now,
+                                 expires);
+        return;
+    }
+
+    if (expires > now) {
+        ngx_http_twostep_redis_send(twostep::redis::decide_approval(
+            ngx_http_twostep_redis_conf->prefix, txid,
+            static_cast<int64_t>(twostep::Approval::denied), expires));
+    }
+}
+
+
+ngx_int_t
+ngx_http_twostep_read_approval(ngx_http_request_t *r, std::string_view txid,
+    std::function<ngx_int_t(std::optional<twostep::Approval>)> then)
+{
+    if (!ngx_http_twostep_redis_on()) {
+        ngx_http_twostep_zone_state state(r);
+        return then(twostep::approval_state(state, txid, ngx_time()));
+    }
+
+    return ngx_http_twostep_redis_call(r,
+        twostep::redis::approval_state(ngx_http_twostep_redis_conf->prefix,
+                                       txid),
+        [then](std::optional<int64_t> value) {
+            return then(value ? twostep::approval_of(*value) : std::nullopt);
+        });
+}
+
+
+ngx_int_t
+ngx_http_twostep_start_out_of_band(ngx_http_request_t *r,
+    std::string_view user, bool replace,
+    std::function<ngx_int_t(twostep::Start, int64_t)> then)
+{
+    time_t                 now = ngx_time();
+    twostep::OutOfBandRule rule;
+    std::string            name(user);
+
+    ngx_http_twostep_zone_state state(r);
+
+    if (replace) {
+        twostep::end_out_of_band(state, user, now);
+    }
+
+    twostep::Start start = twostep::start_out_of_band(state, rule, user,
+                                                      now);
+
+    if (start != twostep::Start::ok || !ngx_http_twostep_redis_on()) {
+        return then(start, start == twostep::Start::too_many
+                           ? twostep::out_of_band_retry(state, rule, user,
+                                                        now)
+                           : 0);
+    }
+
+    return ngx_http_twostep_redis_call(r,
+        twostep::redis::start_out_of_band(ngx_http_twostep_redis_conf->prefix,
+                                          user, rule.max_starts, rule.window,
+                                          rule.pending_for, replace),
+        [r, then, name, rule](std::optional<int64_t> shared) {
+            if (shared && *shared == 0) {
+                return then(twostep::Start::ok, 0);
+            }
+
+            // Refused by another host's request: this host's stops
+            // waiting (its count stays, the stricter).
+            time_t now = ngx_time();
+            ngx_http_twostep_zone_state here(r);
+            twostep::end_out_of_band(here, name, now);
+
+            if (!shared || *shared < -1) {
+                return then(twostep::Start::unavailable, 0);
+            }
+
+            if (*shared == -1) {
+                return then(twostep::Start::busy, 0);
+            }
+
+            return then(twostep::Start::too_many,
+                        std::max<int64_t>(*shared,
+                            twostep::out_of_band_retry(here, rule, name,
+                                                       now)));
+        });
+}
+
+
+void
+ngx_http_twostep_end_out_of_band(ngx_http_request_t *r,
+    std::string_view user)
+{
+    ngx_http_twostep_zone_state state(r);
+    twostep::end_out_of_band(state, user, ngx_time());
+
+    if (ngx_http_twostep_redis_on()) {
+        ngx_http_twostep_redis_send(twostep::redis::end_out_of_band(
+            ngx_http_twostep_redis_conf->prefix, user));
+    }
 }
 
 

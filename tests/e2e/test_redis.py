@@ -754,66 +754,285 @@ def test_recovery_code_used_on_one_host_is_refused_on_the_other(
         assert hashlib.sha256(plain.encode()).hexdigest() not in keys
 
 
-def test_texted_code_used_on_one_host_is_refused_on_the_other(
-        workdir, app, redis):
-    """Twilio text without Duo: the pending sign-in (and the code in it)
-    works on either host, so a copy of it cannot use the code again on
-    the other host."""
-    import tempfile
-    from conftest import MODULE  # noqa: F401 (site_conf uses it)
-    from harness import (Browser, Nginx, VERIFY, free_port, ntfy_standin,
-                         twilio_standin, write_key)
-    from test_selfhosted import (ACCOUNT, NTFY_TOKEN, TOKEN, Pool,
-                                 assert_not_signed_in, assert_signed_in,
-                                 send_text, site_conf, texted_code)
-    tw = twilio_standin(Path(tempfile.mkdtemp(prefix="twilio-",
-                                              dir=workdir)), ACCOUNT, TOKEN)
-    nt = ntfy_standin(Path(tempfile.mkdtemp(prefix="ntfy-", dir=workdir)),
-                      NTFY_TOKEN)
-    try:
-        pool = Pool()
-        pw = redis.password_file(workdir / "rtext.pw")
+class SelfHostedHosts:
+    """Twilio and ntfy without Duo on two hosts behind one load balancer:
+    the same users, key, audience and public URL (host A's: the links the
+    phone gets and Twilio's call-backs go there; a test sends them to host
+    B by its own port instead), their state in Redis."""
+
+    def __init__(self, workdir, app, redis, name):
+        import tempfile
+        from harness import (Nginx, free_port, ntfy_standin, twilio_standin,
+                             write_key)
+        from test_selfhosted import ACCOUNT, NTFY_TOKEN, TOKEN, Pool, \
+            site_conf
+        self.tw = twilio_standin(Path(tempfile.mkdtemp(
+            prefix="twilio-", dir=workdir)), ACCOUNT, TOKEN)
+        self.nt = ntfy_standin(Path(tempfile.mkdtemp(
+            prefix="ntfy-", dir=workdir)), NTFY_TOKEN)
+        self.pool = Pool()
+        self.hosts = []
+        pw = redis.password_file(workdir / ("%s.pw" % name))
         shared = redis_conf(redis, pw)
-        users = key = None
-        hosts = []
-        for name in ("a", "b"):
-            d = Path(tempfile.mkdtemp(prefix="rtext-%s-" % name,
+        users = key = public = None
+        for host in ("a", "b"):
+            d = Path(tempfile.mkdtemp(prefix="%s-%s-" % (name, host),
                                       dir=workdir))
             d.chmod(0o755)
             if users is None:
-                users = pool.write(d / "users.json")
+                users = self.pool.write(d / "users.json")
                 key = write_key(d / "cookie.key")
             port = free_port()
-            # One site behind a load balancer: one audience.
-            conf = site_conf(d, users, key, port, app, tw, nt).replace(
+            public = public or "http://127.0.0.1:%d" % port
+            conf = site_conf(d, users, key, port, app, self.tw,
+                             self.nt).replace(
                 "twostep_users", shared + "\n    twostep_users", 1).replace(
-                "twostep_cookie_key", "twostep_session_audience rtext;\n"
-                "        twostep_cookie_key", 1)
+                "twostep_cookie_key", "twostep_session_audience %s;\n"
+                "        twostep_cookie_key" % name, 1).replace(
+                "twostep_public_url http://127.0.0.1:%d;" % port,
+                "twostep_public_url %s;" % public, 1)
             nginx = Nginx(d / "nginx", conf, ports=[port])
             nginx.start()
             nginx.base = "http://127.0.0.1:%d" % port
-            hosts.append(nginx)
+            self.hosts.append(nginx)
+        self.a, self.b = self.hosts
 
-        user = pool.take("sms")
-        on_a = Browser(hosts[0].base)
-        r = send_text(on_a, user)
-        code = texted_code(tw, user)
-        form = dict(Page(r).form(VERIFY).fields)
-        pending = on_a.cookie("twostep_pending")
-        assert pending
-        assert_signed_in(on_a, on_a.submit_code(r, code, method="sms"),
-                         "sms", user)
+    def on(self, host, url):
+        """`url` (a link to host A) sent to `host` instead."""
+        return url.replace(self.a.base, host.base, 1)
 
-        # A copy of the pending sign-in, with the same code, on host B.
-        thief = Browser(hosts[1].base)
-        thief.set_cookie("twostep_pending", pending)
-        form.update(code=code, method="sms")
-        r = thief.post(VERIFY, form)
-        assert r.status_code == 403, snippet(r)
-        assert Page(r).heading == "Enter code", snippet(r)
-        assert_not_signed_in(thief)
-    finally:
-        for h in locals().get("hosts", []):
+    def stop(self):
+        for h in self.hosts:
             h.stop()
-        tw.stop()
-        nt.stop()
+        self.tw.stop()
+        self.nt.stop()
+
+
+@pytest.fixture
+def selfhosted(workdir, app, redis):
+    made = []
+
+    def make(name):
+        made.append(SelfHostedHosts(workdir, app, redis, name))
+        return made[-1]
+    yield make
+    for h in made:
+        h.stop()
+
+
+def test_texted_code_used_on_one_host_is_refused_on_the_other(selfhosted):
+    """Twilio text without Duo: the pending sign-in (and the code in it)
+    works on either host, so a copy of it cannot use the code again on
+    the other host."""
+    from harness import VERIFY, Browser
+    from test_selfhosted import (assert_not_signed_in, assert_signed_in,
+                                 send_text, texted_code)
+    h = selfhosted("rtext")
+    user = h.pool.take("sms")
+    on_a = Browser(h.a.base)
+    r = send_text(on_a, user)
+    code = texted_code(h.tw, user)
+    form = dict(Page(r).form(VERIFY).fields)
+    pending = on_a.cookie("twostep_pending")
+    assert pending
+    assert_signed_in(on_a, on_a.submit_code(r, code, method="sms"),
+                     "sms", user)
+
+    # A copy of the pending sign-in, with the same code, on host B.
+    thief = Browser(h.b.base)
+    thief.set_cookie("twostep_pending", pending)
+    form.update(code=code, method="sms")
+    r = thief.post(VERIFY, form)
+    assert r.status_code == 403, snippet(r)
+    assert Page(r).heading == "Enter code", snippet(r)
+    assert_not_signed_in(thief)
+
+
+def approval_page(h, host, user):
+    """The push's Approve link, opened on `host`: (session, URL, form)."""
+    import requests
+    from test_selfhosted import approval_link
+    _, url = approval_link(h.nt, user)
+    url = h.on(host, url)
+    phone = requests.Session()
+    page = phone.get(url, timeout=10)
+    assert page.status_code == 200, snippet(page)
+    return phone, url, dict(Page(page).forms[0].fields)
+
+
+def test_push_from_one_host_approved_on_the_other_signs_in(selfhosted):
+    """ntfy without Duo: the push goes out from host A, the phone's
+    approval page is served by host B, the browser polling host A signs
+    in; the same answer again, on either host, is refused."""
+    from harness import Browser, wait_status_url
+    from test_selfhosted import (assert_signed_in, check, pushes,
+                                 shown_number, tap)
+    h = selfhosted("rpush")
+    user = h.pool.take("push")
+    on_a = Browser(h.a.base)
+    r = start_push(on_a, user)
+    phone, url, form = approval_page(h, h.b, user)
+    assert on_a.get(wait_status_url(r)).json() == {"state": "waiting"}
+
+    form["number"] = shown_number(r)
+    done = phone.post(url.split("?")[0], data=form, timeout=10)
+    assert done.status_code == 200, snippet(done)
+    assert Page(done).heading == "Sign-in approved"
+
+    assert on_a.get(wait_status_url(r)).json() == {"state": "done"}
+    assert_signed_in(on_a, check(on_a, r), "push", user)
+
+    # Used: on host A's page, by its Deny button, and on B again.
+    for host in (h.a, h.b):
+        again = phone.post(h.on(host, url).split("?")[0], data=form,
+                           timeout=10)
+        assert again.status_code == 403, snippet(again)
+        assert "This link no longer works" in Page(again).text
+    assert tap(h.nt, pushes(h.nt, user)[0], "Deny")["status"] == 403
+
+
+def test_push_denied_on_one_host_is_not_approved_on_the_other(selfhosted):
+    """The ntfy app's Deny reaches host A (the public URL): the approval
+    link then fails on host B too, and the browser on B is refused."""
+    import requests
+    from harness import Browser
+    from test_selfhosted import (approval_link, assert_not_signed_in, check,
+                                 pushes, tap)
+    h = selfhosted("rdeny")
+    user = h.pool.take("push")
+    on_b = Browser(h.b.base)
+    r = start_push(on_b, user)
+    assert tap(h.nt, pushes(h.nt, user)[0], "Deny")["status"] == 200
+    _, url = approval_link(h.nt, user)
+    assert requests.get(h.on(h.b, url), timeout=10).status_code == 403
+    r = check(on_b, r)
+    assert r.status_code == 403 and "denied" in Page(r).text, snippet(r)
+    assert_not_signed_in(on_b)
+
+
+def start_push(b, user, method="push"):
+    from harness import start_push as start
+    return start(b, "/app/", user, method=method)
+
+
+def test_call_answered_on_the_other_host_signs_in(selfhosted):
+    """Twilio without Duo: the call goes out from host A, Twilio's
+    keypress call-back reaches host B, the browser polling host A signs
+    in; the call-back replayed to host A is refused."""
+    import requests
+    from harness import Browser
+    from test_selfhosted import (ACCOUNT, FROM, TOKEN, assert_signed_in,
+                                 check, the_call, twilio_signature)
+    h = selfhosted("rcall")
+    user = h.pool.take("call")
+    on_a = Browser(h.a.base)
+    r = start_push(on_a, user, method="call")
+    call = the_call(h.tw, user)
+    action = call["gather"]["action"]
+    assert action.startswith(h.a.base)
+    # Signed as Twilio signs it: over the public URL it was given.
+    params = {"AccountSid": ACCOUNT, "CallSid": call["sid"], "Digits": "#",
+              "From": FROM, "To": user.phone}
+    headers = {"X-Twilio-Signature": twilio_signature(TOKEN, action, params)}
+    first = requests.post(h.on(h.b, action), data=params, headers=headers,
+                          timeout=10)
+    assert first.status_code == 200, first.text
+    assert "Goodbye" in first.text
+
+    assert_signed_in(on_a, check(on_a, r), "call", user)
+
+    for host in (h.a, h.b):
+        again = requests.post(h.on(host, action), data=params,
+                              headers=headers, timeout=10)
+        assert again.status_code == 403, again.text
+    assert 'call-back replayed, user: "%s"' % user.name in \
+        h.a.log_text() + h.b.log_text()
+
+
+def test_push_limits_count_across_hosts(selfhosted):
+    """Three pushes per user per ten minutes, wherever they start: two
+    hosts do not allow six. The fourth, on the host that sent only one,
+    is refused and the page says how long to wait."""
+    from harness import (Browser, choose_method, password_step,
+                         press_send)
+    from test_selfhosted import check, pushes, tap
+    h = selfhosted("rlimit")
+    user = h.pool.take("push")
+    for i, host in enumerate((h.a, h.b, h.a)):
+        b = Browser(host.base)
+        r = start_push(b, user)
+        assert len(pushes(h.nt, user)) == i + 1
+        assert tap(h.nt, pushes(h.nt, user)[-1], "Deny")["status"] == 200
+        assert check(b, r).status_code == 403
+
+    b = Browser(h.b.base)
+    page = choose_method(b, password_step(b, "/app/", user), "push")
+    held = press_send(b, page)
+    assert held.status_code == 429, snippet(held)
+    text = Page(held).text
+    assert "Try again in 10 minutes" in text or \
+        "Try again in 9 minutes" in text, snippet(held, 3000)
+    assert len(pushes(h.nt, user)) == 3
+
+
+def test_one_push_at_a_time_across_hosts(selfhosted):
+    """A push waiting (started on host A) holds the next one on host B
+    until it is answered."""
+    from harness import (Browser, choose_method, password_step,
+                         press_send)
+    from test_selfhosted import check, pushes, tap
+    h = selfhosted("rbusy")
+    user = h.pool.take("push")
+    on_a = Browser(h.a.base)
+    r = start_push(on_a, user)
+
+    b = Browser(h.b.base)
+    page = choose_method(b, password_step(b, "/app/", user), "push")
+    held = press_send(b, page)
+    assert held.status_code == 429, snippet(held)
+    assert "already waiting" in Page(held).text, snippet(held, 3000)
+    assert len(pushes(h.nt, user)) == 1
+
+    # Answered and seen on A: B may send one now.
+    assert tap(h.nt, pushes(h.nt, user)[0], "Deny")["status"] == 200
+    assert check(on_a, r).status_code == 403
+    sent = press_send(b, page)
+    assert sent.status_code == 303, snippet(sent)
+    assert len(pushes(h.nt, user)) == 2
+
+
+def test_redis_down_fails_push_and_answers_closed(selfhosted, redis):
+    """Redis away: the phone's answer is not recorded (the approval page
+    says so), the waiting page is a clear 503, a new push is refused with
+    503, and nobody signs in."""
+    from harness import (Browser, choose_method, password_step,
+                         press_send, wait_status_url)
+    from test_selfhosted import (assert_not_signed_in, check, pushes,
+                                 shown_number)
+    h = selfhosted("rdown")
+    user, other = h.pool.take("push"), h.pool.take("push")
+    on_a = Browser(h.a.base)
+    r = start_push(on_a, user)
+    phone, url, form = approval_page(h, h.b, user)
+    later = Browser(h.b.base)
+    page = choose_method(later, password_step(later, "/app/", other), "push")
+
+    redis.kill()
+    form["number"] = shown_number(r)
+    done = phone.post(url.split("?")[0], data=form, timeout=10)
+    assert done.status_code == 503, snippet(done)
+    assert Page(done).heading == "Your answer was not recorded"
+    assert "nobody was signed in" in Page(done).text
+
+    polled = on_a.get(wait_status_url(r))
+    assert polled.status_code == 503, snippet(polled)
+    checked = check(on_a, r)
+    assert checked.status_code == 503, snippet(checked)
+    assert UNAVAILABLE in Page(checked).text
+    assert_not_signed_in(on_a)
+
+    sent = press_send(later, page)
+    assert sent.status_code == 503, snippet(sent)
+    assert "try again" in Page(sent).text.lower(), snippet(sent, 3000)
+    assert pushes(h.nt, other) == []
+    assert_not_signed_in(later)

@@ -941,6 +941,10 @@ START_TEST(approval_decided_once)
                               now + 10) == Decided::missing);
     DownState down;
     ck_assert(!open_approval(down, txid, now, now + 10));
+    // What a networked store answers is taken only if this code wrote it.
+    ck_assert(approval_of(4) == Approval::fraud);
+    ck_assert(approval_of(1) == Approval::waiting);
+    ck_assert(!approval_of(-1) && !approval_of(6));
 }
 END_TEST
 

@@ -116,6 +116,47 @@ START_TEST(pause_keys)
 }
 END_TEST
 
+START_TEST(approval_and_limit_keys)
+{
+    // A self-hosted push's transaction: opened as waiting (1), only if
+    // absent; decided with its expiry; read as a number.
+    Argv open = open_approval("site:", "TX_1", 120);
+    ck_assert_string_eq(open[0], "EVAL");
+    ck_assert_string_eq(open[2], "1");
+    ck_assert_string_eq(open[3], "site:x:TX_1");
+    ck_assert_string_eq(open[4], "1");
+    ck_assert_string_eq(open[5], "120");
+    ck_assert(open[1].find("'NX'") != std::string::npos);
+    ck_assert_string_eq(open_approval("site:", "TX_1", 0)[5], "1");
+
+    Argv decide = decide_approval("site:", "TX_1", 4, 1700000120);
+    ck_assert_string_eq(decide[3], "site:x:TX_1");
+    ck_assert_string_eq(decide[4], "4");
+    ck_assert_string_eq(decide[5], "1700000120");
+    ck_assert_string_eq(approval_state("site:", "TX_1")[3], "site:x:TX_1");
+
+    // Claims keep their own key space.
+    Argv claim = claim_transaction("site:", "TX_1", 60);
+    ck_assert_string_eq(claim[3], "site:d:TX_1");
+    ck_assert_string_eq(claim[5], "60");
+
+    // Push, call and text limits: the waiting request, then the count.
+    Argv start = start_out_of_band("site:", "alice", 3, 600, 60, true);
+    ck_assert_string_eq(start[2], "2");
+    ck_assert_string_eq(start[3], "site:o:alice");
+    ck_assert_string_eq(start[4], "site:n:alice");
+    ck_assert_string_eq(start[5], "3");
+    ck_assert_string_eq(start[6], "600");
+    ck_assert_string_eq(start[7], "60");
+    ck_assert_string_eq(start[8], "1");
+    ck_assert_string_eq(start_out_of_band("site:", "alice", 3, 600, 60,
+                                          false)[8], "0");
+    Argv end = end_out_of_band("site:", "alice");
+    ck_assert_string_eq(end[0], "DEL");
+    ck_assert_string_eq(end[1], "site:o:alice");
+}
+END_TEST
+
 START_TEST(revocations_round_trip)
 {
     Revocation rev{"AbC-_09", 1700003600, 1700000000, ""};
@@ -168,6 +209,7 @@ int main()
     tcase_add_test(tc, password_files);
     tcase_add_test(tc, counter_keys);
     tcase_add_test(tc, pause_keys);
+    tcase_add_test(tc, approval_and_limit_keys);
     tcase_add_test(tc, revocations_round_trip);
     tcase_add_test(tc, revocations_from_the_network_are_checked);
     suite_add_tcase(suite, tc);
