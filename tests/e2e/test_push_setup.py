@@ -233,6 +233,8 @@ def answer_on_phone(ntfy, topic, number):
     p = Page(page)
     assert p.heading == "Approve the test notification?"
     assert "<script" not in page.text
+    # Nobody signs in with a test: nothing to report as fraud.
+    assert [f.fields.get("action") for f in p.forms] == ["approve", "deny"]
     form = dict(p.forms[0].fields)
     form["number"] = number
     return phone.post(url.split("?")[0], data=form, timeout=10), url

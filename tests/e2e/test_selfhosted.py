@@ -456,6 +456,57 @@ def test_push_denied_on_the_phone(site, pool, ntfy):
     assert requests.get(url, timeout=10).status_code == 403
 
 
+def test_push_reported_on_the_approval_page_refuses_and_pauses(site, pool,
+                                                               ntfy):
+    """"I didn't try to sign in" on the approval page does what 0 does on
+    a call: the browser is told only that the sign-in was refused and
+    keeps the app code; pushes pause for the user (twostep_fraud_pause),
+    so a new sign-in offers no push and a posted one reaches no phone."""
+    user = pool.take("push")
+    b = browser(site)
+    mark = site.log_size()
+    r = start_push(b, "/app/", user)
+    _, url = approval_link(ntfy, user)
+    phone = requests.Session()
+    page = phone.get(url, timeout=10)
+    assert "I didn&#39;t try to sign in" in page.text or \
+        "I didn't try to sign in" in page.text, snippet(page, 3000)
+    report = [f for f in Page(page).forms
+              if f.fields.get("action") == "fraud"]
+    assert len(report) == 1, snippet(page, 3000)
+    done = phone.post(url.split("?")[0], data=dict(report[0].fields),
+                      timeout=10)
+    assert done.status_code == 403, snippet(done)
+    assert Page(done).heading == "Sign-in reported"
+    assert "change it" in Page(done).text
+    assert 'sign-in reported as fraud on the approval page, user: "%s"' \
+        % user.name in site.log_text(mark)
+
+    r = check(b, r)
+    assert r.status_code == 403, snippet(r)
+    text = Page(r).text
+    assert "This sign-in was refused" in text and "fraud" not in text
+    assert offered_methods(r) == {"totp"}
+    assert_not_signed_in(b)
+
+    # The link is used, whatever is pressed next.
+    assert phone.post(url.split("?")[0], data=dict(report[0].fields),
+                      timeout=10).status_code == 403
+
+    b = browser(site)
+    r = password_step(b, "/app/", user)
+    assert offered_methods(r) == {"totp"}, snippet(r, 3000)
+    data = dict(Page(r).form(VERIFY).fields)
+    data.pop("code", None)
+    data.update(action="send", method="push")
+    held = b.post(VERIFY, data)
+    assert held.status_code == 429, snippet(held)
+    assert "Try again in 15 minutes" in Page(held).text or \
+        "Try again in 14 minutes" in Page(held).text, snippet(held, 3000)
+    assert len(pushes(ntfy, user)) == 1
+    assert_not_signed_in(b)
+
+
 def test_forged_approval_links_are_refused(site, pool, ntfy):
     user = pool.take("push")
     b = browser(site)
