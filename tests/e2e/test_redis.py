@@ -796,6 +796,7 @@ class SelfHostedHosts:
             nginx.base = "http://127.0.0.1:%d" % port
             self.hosts.append(nginx)
         self.a, self.b = self.hosts
+        self.users = Path(users)
 
     def on(self, host, url):
         """`url` (a link to host A) sent to `host` instead."""
@@ -1036,3 +1037,41 @@ def test_redis_down_fails_push_and_answers_closed(selfhosted, redis):
     assert "try again" in Page(sent).text.lower(), snippet(sent, 3000)
     assert pushes(h.nt, other) == []
     assert_not_signed_in(later)
+
+
+def test_push_set_up_test_approved_on_the_other_host_saves(selfhosted):
+    """"Set up push notifications" on host A: its test push approved on
+    host B's approval page saves the topic on A (one store file)."""
+    import grp
+    import json
+    import os
+    import pwd
+    import requests
+    from harness import Browser, location, refresh_url
+    from test_push_setup import SECURITY, pushes, start_setup, waiting_page
+    from test_selfhosted import tap
+    h = selfhosted("rsetup")
+    # The workers (nobody) write the store, as the README asks.
+    users = h.users
+    nobody = pwd.getpwnam("nobody").pw_uid, grp.getgrnam("nogroup").gr_gid
+    for path in (users.parent, users):
+        os.chown(path, *nobody)
+    user = h.pool.take("sms")
+    b = Browser(h.a.base)
+    b.sign_in("/app/", user)
+    page, topic = start_setup(b)
+    wait, number = waiting_page(b, page)
+
+    url = tap(h.nt, pushes(h.nt, topic)[0], "Approve")["url"]
+    phone = requests.Session()
+    form = dict(Page(phone.get(h.on(h.b, url), timeout=10)).forms[0].fields)
+    form["number"] = number
+    done = phone.post(h.on(h.b, url).split("?")[0], data=form, timeout=10)
+    assert done.status_code == 200, snippet(done)
+    assert Page(done).heading == "Test notification approved"
+
+    r = b.get(refresh_url(wait))
+    assert r.status_code == 303, snippet(r)
+    assert location(r).path == SECURITY and location(r).query == "done=push"
+    assert json.loads(users.read_text())["users"][user.name][
+        "ntfy_topic"] == topic
