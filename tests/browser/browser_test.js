@@ -1013,6 +1013,11 @@ async function approveOnPhone(ctx, msg, number, shotName, title) {
   check(await phone.$('script') === null,
         'the approval page has no script');
   await axeCheck(phone, 'the approval page');
+  // A sign-in may be reported as fraud; a set-up's test push may not.
+  const report = await phone.$('button:text-is("I didn\'t try to sign in")');
+  check((report !== null) === (title === 'Approve sign-in?'),
+        'the approval page offers "I didn\'t try to sign in" for a ' +
+        'sign-in only', await describe(phone));
   if (shotName) await shoot(phone, shotName);
   await phone.fill('#number', number);
   await follow(phone, 'button:text-is("Approve")');
