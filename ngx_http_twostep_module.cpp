@@ -501,7 +501,7 @@ ngx_http_twostep_access_handler(ngx_http_request_t *r) noexcept
     }
 
     try {
-        const twostep::Session *session = ngx_http_twostep_session(r);
+        const twostep::Session *session = ngx_http_twostep_session_now(r);
         std::string_view name;
 
         if (lcf->identity) {

@@ -6,21 +6,23 @@ and wrk loads each location in turn, every request carrying a valid
 session cookie for that nginx:
 
   main nginx
-    unprotected    location /open/       nothing in front
+    unprotected    location /unguarded/  nothing in front (the same length
+                                         as /protected/: nginx parses and
+                                         matches a URI per byte)
     twostep        location /protected/  `twostep on`, valid session cookie
     forward-auth   location /fwd/        `auth_request` to a keepalive upstream
                                          that answers 204 (a second server in
                                          the same nginx): the shape of
                                          Authelia / oauth2-proxy set-ups
-  full nginx       /open/ and /protected/ again, with its own users.json
-                   and `twostep_zone FILL_ZONE`, the zone filled before the
+  full nginx       /unguarded/ and /protected/ again, with its own
+                   users.json and `twostep_zone FILL_ZONE`, the zone filled before the
                    rounds with failure records: wrong passwords, one each,
                    for FILL_NAMES names in its store (cheap sha512crypt
                    hashes so the fill takes seconds), far more records than
                    fit. The fill's statuses and what the error log says
                    about the zone are printed. The cookie path should not
                    notice: it takes no zone lock.
-  redis nginx      /open/ and /protected/ again, with `twostep_redis`
+  redis nginx      /unguarded/ and /protected/ again, with `twostep_redis`
                    pointed at Debian's redis-server on loopback (with a
                    password): the cookie path should not notice Redis
                    either, since revocations reach the worker by pub/sub.
@@ -81,7 +83,7 @@ FILL_THREADS = 8
 POLLERS = 4             # clients parked in Duo long-polls
 LONG_POLL = 2.0         # the simulator's auth_status long-poll, seconds
 
-OPEN, PROTECTED = "/open/index.html", "/protected/index.html"
+OPEN, PROTECTED = "/unguarded/index.html", "/protected/index.html"
 # (name, nginx, path, the same nginx's unprotected run it is compared with)
 VARIANTS = [
     ("unprotected", "main", OPEN, None),
@@ -138,7 +140,7 @@ def nginx_body(d, port, auth_port, duo_port, duo_conf):
         twostep_cookie_key {d}/cookie.key;
         root {d}/www;
 
-        location /open/ {{
+        location /unguarded/ {{
         }}
 
         location /protected/ {{
@@ -184,8 +186,9 @@ def nginx_body(d, port, auth_port, duo_port, duo_conf):
 
 
 def protected_body(d, port, http_conf):
-    """Another nginx serving /open/ and /protected/ (`twostep on`) with
-    the main one's key and files, and `http_conf` in its own http block."""
+    """Another nginx serving /unguarded/ and /protected/ (`twostep on`)
+    with the main one's key and files, and `http_conf` in its own http
+    block."""
     return """
     access_log off;
     {http_conf}
@@ -194,7 +197,7 @@ def protected_body(d, port, http_conf):
         listen 127.0.0.1:{port};
         twostep_cookie_key {d}/cookie.key;
         root {d}/www;
-        location /open/ {{
+        location /unguarded/ {{
         }}
         location /protected/ {{
             twostep on;
@@ -377,7 +380,7 @@ def bench(d, module):
         u.name: {"status": "auth",
                  "devices": [duo_phone("DPBENCH%013d" % i, ["push"])]}
         for i, u in enumerate(pollers)}, long_poll=LONG_POLL)
-    for sub in ("open", "protected", "fwd"):
+    for sub in ("unguarded", "protected", "fwd"):
         (d / "www" / sub).mkdir(parents=True)
         (d / "www" / sub / "index.html").write_text(PAGE)
         (d / "www" / sub).chmod(0o755)

@@ -191,7 +191,8 @@ def instructions(nginx, port, cookie):
         s = requests.Session()
         s.cookies.set("twostep_session", cookie)
         url = "http://127.0.0.1:%d" % port
-        for n, path in enumerate(("/open/index.html", "/protected/index.html")):
+        for n, path in enumerate(("/unguarded/index.html",
+                                  "/protected/index.html")):
             for _ in range(50):    # the connection, the session cache
                 s.get(url + path, timeout=30)
             subprocess.run(["callgrind_control", "-z", str(vg.pid)],
@@ -223,7 +224,7 @@ def main():
     user = User("bench", "bench-pw-" + os.urandom(6).hex())
     write_users(d / "users.json", [user])
     write_key(d / "cookie.key")
-    for sub in ("open", "protected"):
+    for sub in ("unguarded", "protected"):
         (d / "www" / sub).mkdir(parents=True)
         (d / "www" / sub / "index.html").write_text("x" * 594)
         (d / "www" / sub).chmod(0o755)
@@ -236,7 +237,7 @@ def main():
         listen 127.0.0.1:{port};
         twostep_cookie_key {d}/cookie.key;
         root {d}/www;
-        location /open/ {{ }}
+        location /unguarded/ {{ }}
         location /protected/ {{ twostep on; }}
     }}
 """.format(d=d, port=port)
@@ -258,7 +259,8 @@ def main():
         print("\nPer signed-in request, in the worker (%d keep-alive requests "
               "each):" % REQUESTS)
         print("%-40s %12s %12s" % ("", "allocations", "zone locks"))
-        for label, path in (("unprotected (static file)", "/open/index.html"),
+        for label, path in (("unprotected (static file)",
+                             "/unguarded/index.html"),
                             ("twostep on, valid session",
                              "/protected/index.html")):
             s = requests.Session()
@@ -290,7 +292,8 @@ def main():
         print("%-32s %9s %10s %10s %8s %9s" % ("", "module", "libstdc++",
                                                "libcrypto", "libc",
                                                "samples"))
-        for label, path in (("unprotected (static file)", "/open/index.html"),
+        for label, path in (("unprotected (static file)",
+                             "/unguarded/index.html"),
                             ("twostep on, valid session",
                              "/protected/index.html")):
             shares, total = cpu_shares(d, worker, base + path, cookie)
@@ -310,7 +313,7 @@ def main():
     if counts is None:
         print("(not counted: %s)" % why)
         return
-    opened = counts["/open/index.html"]
+    opened = counts["/unguarded/index.html"]
     guarded = counts["/protected/index.html"]
     print("%-40s %12.0f" % ("unprotected (static file)", opened))
     print("%-40s %12.0f  (+%.0f, +%.1f %%)"

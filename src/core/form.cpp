@@ -114,23 +114,32 @@ std::optional<Fields> parse_form(std::string_view body, std::string &error)
 std::size_t find_cookie(std::string_view header, std::string_view name,
                         std::string_view &value)
 {
-    auto trim = [](std::string_view s) {
-        while (!s.empty() && (s.front() == ' ' || s.front() == '\t'))
-            s.remove_prefix(1);
-        while (!s.empty() && (s.back() == ' ' || s.back() == '\t'))
-            s.remove_suffix(1);
-        return s;
-    };
+    auto blank = [](char c) { return c == ' ' || c == '\t'; };
     std::size_t found = 0;
     while (!header.empty()) {
         std::size_t end = header.find(';');
         std::string_view pair = header.substr(0, end);
         header.remove_prefix(end == std::string_view::npos ? header.size()
                                                            : end + 1);
-        std::size_t eq = pair.find('=');
-        if (eq == std::string_view::npos || trim(pair.substr(0, eq)) != name)
+        // The name, blanks, '=': a pair that is anything else is another
+        // cookie (every signed-in request reads the header once, so one
+        // pass).
+        std::size_t i = 0;
+        while (i < pair.size() && blank(pair[i]))
+            i++;
+        if (pair.compare(i, name.size(), name) != 0)
             continue;
-        value = trim(pair.substr(eq + 1));
+        i += name.size();
+        while (i < pair.size() && blank(pair[i]))
+            i++;
+        if (i == pair.size() || pair[i] != '=')
+            continue;
+        pair.remove_prefix(i + 1);
+        while (!pair.empty() && blank(pair.front()))
+            pair.remove_prefix(1);
+        while (!pair.empty() && blank(pair.back()))
+            pair.remove_suffix(1);
+        value = pair;
         found++;
     }
     return found;

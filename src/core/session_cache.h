@@ -19,18 +19,22 @@ namespace twostep {
 
 class SessionCache {
 public:
+    // `slots` is rounded up to a power of two.
     explicit SessionCache(std::size_t slots = 4096);
 
     // The session `token` stands for if it verifies under `keys`, has not
     // expired at `now` and is not revoked in `state`; nullptr otherwise.
     // A token seen before costs a constant-time comparison and, only when
     // state.revocation_epoch() moved since it was last found not revoked,
-    // a look-up in `state`; no allocation either way. The result is shared
-    // with the cache, so it outlives the slot being reused.
-    std::shared_ptr<const Session> verified(const KeyRing &keys,
-                                            SharedState &state,
-                                            std::string_view token,
-                                            std::int64_t now);
+    // a look-up in `state`; no allocation either way. The result is the
+    // cache's own pointer, valid until the next verified() or put(): a
+    // caller that keeps the session longer copies it (the copy outlives the
+    // slot being reused); one that only decides, like the access check,
+    // spends no atomic reference count on it.
+    const std::shared_ptr<const Session> &verified(const KeyRing &keys,
+                                                   SharedState &state,
+                                                   std::string_view token,
+                                                   std::int64_t now);
 
     // The session `token` decoded to when it was verified, if it is still
     // in the cache and not expired at `now`. The token is compared in

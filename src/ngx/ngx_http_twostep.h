@@ -266,9 +266,14 @@ ngx_int_t ngx_http_twostep_send_message(ngx_http_request_t *r,
 std::string_view ngx_http_twostep_request_header(ngx_http_request_t *r,
     std::string_view name);
 
-// The session cookie of this request, decoded once (for the access check
-// and the variables); nullptr when there is none or it is not valid.
+// The session cookie of this request, checked once and kept in the
+// request's context (for the portal, subrequests and the variables);
+// nullptr when there is none or it opens nothing.
 const twostep::Session *ngx_http_twostep_session(ngx_http_request_t *r);
+// The same without keeping it in the request's context: no allocation,
+// for a handler that decides at once (the access check). The pointer is
+// valid only until the handler returns to nginx.
+const twostep::Session *ngx_http_twostep_session_now(ngx_http_request_t *r);
 
 // src/ngx/ngx_http_twostep_thread.cpp: `work` in the thread pool (no nginx
 // calls, no pool allocations there), then `finish` on the event loop, whose

@@ -463,65 +463,99 @@ ngx_http_twostep_get_ctx(ngx_http_request_t *r)
 }
 
 
+/*
+ * The session the request's cookie stands for, if it opens anything now: the
+ * worker's session cache's own pointer (no reference counted, no
+ * allocation), valid until this worker verifies another cookie, so only
+ * within the handler that asked.
+ */
+
+static const std::shared_ptr<const twostep::Session> &
+ngx_http_twostep_cookie_session(ngx_http_request_t *r)
+{
+    static const std::shared_ptr<const twostep::Session>  none;
+
+    ngx_http_twostep_srv_conf_t  *scf;
+
+    scf = static_cast<ngx_http_twostep_srv_conf_t *>(
+              ngx_http_get_module_srv_conf(r, ngx_http_twostep_module));
+
+    std::string_view cookie = ngx_http_twostep_get_cookie(r, false);
+
+    if (scf->keys == NULL || cookie.empty()) {
+        return none;
+    }
+
+    // Each worker keeps the cookies it verified lately (in its own copy of
+    // the configuration, made on first use); without it nothing is trusted.
+    if (scf->sessions == NULL) {
+        scf->sessions = ngx_http_twostep_pool_new<twostep::SessionCache>(
+                            ngx_cycle->pool);
+        if (scf->sessions == NULL) {
+            return none;
+        }
+    }
+
+    time_t now = ngx_time();
+
+    // No zone lock unless a session was revoked since this worker last
+    // looked, and no allocation: the hot path.
+    ngx_http_twostep_zone_state state(r);
+    const auto &session = scf->sessions->verified(*scf->keys, state, cookie,
+                                                  now);
+    if (!session) {
+        return none;
+    }
+
+    // A cheap stat at most once a second notices a store another process
+    // changed (ASVS 3.3.3), without a portal request.
+    if (scf->store) {
+        ngx_http_twostep_watch_store(scf->store, r->connection->log);
+    }
+
+    const twostep::User *user =
+        scf->store && !scf->store->stale
+        ? scf->store->users->find(session->user) : nullptr;
+
+    // Past the current twostep_session_ttl, removed from the store, or a new
+    // password or authenticator since: the cookie opens nothing. (Sign-outs
+    // elsewhere: verified().)
+    if (user != nullptr
+        && twostep::session_within(*session, scf->session_ttl, now)
+        && user->credential_tag == session->credentials)
+    {
+        return session;
+    }
+
+    return none;
+}
+
+
 const twostep::Session *
 ngx_http_twostep_session(ngx_http_request_t *r)
 {
-    ngx_http_twostep_ctx_t       *ctx;
-    ngx_http_twostep_srv_conf_t  *scf;
+    ngx_http_twostep_ctx_t  *ctx;
 
     ctx = ngx_http_twostep_get_ctx(r);
 
     if (!ctx->session_checked) {
         ctx->session_checked = true;
-
-        scf = static_cast<ngx_http_twostep_srv_conf_t *>(
-                  ngx_http_get_module_srv_conf(r, ngx_http_twostep_module));
-
-        std::string_view cookie = ngx_http_twostep_get_cookie(r, false);
-
-        if (scf->keys != NULL && !cookie.empty()) {
-            time_t now = ngx_time();
-
-            // Each worker keeps the cookies it verified lately (in its own
-            // copy of the configuration, made on first use); without it
-            // nothing is trusted.
-            if (scf->sessions == NULL) {
-                scf->sessions =
-                    ngx_http_twostep_pool_new<twostep::SessionCache>(
-                        ngx_cycle->pool);
-            }
-
-            if (scf->sessions) {
-                // No zone lock unless a session was revoked since this
-                // worker last looked, and no allocation: the hot path.
-                ngx_http_twostep_zone_state state(r);
-                auto session = scf->sessions->verified(*scf->keys, state,
-                                                       cookie, now);
-
-                // A cheap stat at most once a second notices a store another
-                // process changed (ASVS 3.3.3), without a portal request.
-                if (session && scf->store) {
-                    ngx_http_twostep_watch_store(scf->store,
-                                                 r->connection->log);
-                }
-
-                const twostep::User *user =
-                    session && scf->store && !scf->store->stale
-                    ? scf->store->users->find(session->user) : nullptr;
-
-                // Past the current twostep_session_ttl, removed from the
-                // store, or a new password or authenticator since: the
-                // cookie opens nothing. (Sign-outs elsewhere: verified().)
-                if (user != nullptr
-                    && twostep::session_within(*session, scf->session_ttl,
-                                               now)
-                    && user->credential_tag == session->credentials)
-                {
-                    ctx->session = std::move(session);
-                }
-            }
-        }
+        ctx->session = ngx_http_twostep_cookie_session(r);
     }
 
     return ctx->session.get();
+}
+
+
+const twostep::Session *
+ngx_http_twostep_session_now(ngx_http_request_t *r)
+{
+    auto ctx = static_cast<ngx_http_twostep_ctx_t *>(
+                   ngx_http_get_module_ctx(r->main, ngx_http_twostep_module));
+
+    if (ctx && ctx->session_checked) {
+        return ctx->session.get();
+    }
+
+    return ngx_http_twostep_cookie_session(r).get();
 }

@@ -127,6 +127,20 @@ START_TEST(only_the_exact_token)
         other[at] = 'q';
         ck_assert(cache.find(other, now) == nullptr);
     }
+
+    // Every length around the comparison's 16-byte steps, one byte off
+    // anywhere outside the tail the slot is chosen by: not found.
+    for (std::size_t len = 1; len <= 70; len++) {
+        std::string t = std::string(len, 'p') + "mac-mac-";
+        cache.put(t, session("alice", now + 100));
+        ck_assert(cache.find(t, now) != nullptr);
+        for (std::size_t at = 0; at < len; at++) {
+            std::string other = t;
+            other[at] = 'q';
+            ck_assert_msg(cache.find(other, now) == nullptr,
+                          "length %zu, byte %zu", t.size(), at);
+        }
+    }
 }
 END_TEST
 
