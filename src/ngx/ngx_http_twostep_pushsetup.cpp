@@ -162,6 +162,23 @@ static void ngx_http_twostep_setup_sent(ngx_http_request_t *r,
     noexcept;
 
 
+// The one-push-at-a-time slot a test push takes is its own (guard.h's
+// owner: a number from its transaction id, never 0): the set-up releases
+// only that, never the slot of a sign-in's push, whatever a stale or
+// replayed set-up cookie names (OWASP ASVS 2.8.x: one request waiting).
+static int64_t
+ngx_http_twostep_setup_slot(std::string_view txid)
+{
+    uint64_t  h = 14695981039346656037ULL;  // FNV-1a
+
+    for (unsigned char c : txid) {
+        h = (h ^ c) * 1099511628211ULL;
+    }
+
+    return static_cast<int64_t>(h >> 1) | 1;
+}
+
+
 // The link a phone opens or POSTs to, with the test push's capability.
 static std::string
 ngx_http_twostep_setup_link(ngx_http_twostep_page_t &p,
@@ -182,18 +199,19 @@ ngx_http_twostep_setup_send(ngx_http_twostep_page_t &p,
 {
     time_t now = ngx_time();
     ngx_http_twostep_zone_state state(p.r);
+    std::string txid = twostep::new_transaction_id();
+    int64_t slot = ngx_http_twostep_setup_slot(txid);
 
-    // A test still out gives way to a new one (whose link then dies); if
-    // none may go out, it stays and can still be approved.
-    if (!setup.txid.empty()) {
-        twostep::end_out_of_band(state, user.name, now);
-    }
-
+    // A test still out gives way to a new one (whose link then dies) by
+    // handing it its slot; if none may go out, it stays and can still be
+    // approved. Any other push waiting (a sign-in's) keeps the slot.
     const char *error = nullptr;
     ngx_uint_t status = NGX_HTTP_TOO_MANY_REQUESTS;
 
     switch (twostep::start_out_of_band(state, twostep::OutOfBandRule(),
-                                       user.name, now))
+                user.name, now, slot,
+                setup.txid.empty() ? 0
+                                   : ngx_http_twostep_setup_slot(setup.txid)))
     {
     case twostep::Start::ok:
         break;
@@ -226,10 +244,9 @@ ngx_http_twostep_setup_send(ngx_http_twostep_page_t &p,
     }
 
     time_t expires = ngx_min(now + NGX_HTTP_TWOSTEP_OOB_TTL, setup.expires);
-    std::string txid = twostep::new_transaction_id();
 
     if (!twostep::open_approval(state, txid, now, expires)) {
-        twostep::end_out_of_band(state, user.name, now);
+        twostep::end_out_of_band(state, user.name, now, slot);
         return ngx_http_twostep_unavailable(p.r);
     }
 
@@ -293,7 +310,7 @@ ngx_http_twostep_setup_send(ngx_http_twostep_page_t &p,
                       "twostep: could not start a request to ntfy");
         twostep::decide_approval(state, txid, twostep::Approval::denied, now,
                                  expires);
-        twostep::end_out_of_band(state, user.name, now);
+        twostep::end_out_of_band(state, user.name, now, slot);
         setup.txid.clear();
         return ngx_http_twostep_setup_page(p, session, setup,
                                            NGX_HTTP_SERVICE_UNAVAILABLE,
@@ -340,7 +357,8 @@ ngx_http_twostep_setup_published(ngx_http_twostep_push_setup_call_t &call,
         twostep::decide_approval(state, setup.txid,
                                  twostep::Approval::denied, now,
                                  setup.expires);
-        twostep::end_out_of_band(state, setup.user, now);
+        twostep::end_out_of_band(state, setup.user, now,
+                                 ngx_http_twostep_setup_slot(setup.txid));
         setup.txid.clear();
 
         return ngx_http_twostep_setup_page(p, *session, setup,
@@ -478,7 +496,9 @@ ngx_http_twostep_setup_check(ngx_http_twostep_page_t &p,
                                            "");
     }
 
-    twostep::end_out_of_band(state, user.name, now);
+    // Answered, or gone: its slot, if it still holds it, is free.
+    twostep::end_out_of_band(state, user.name, now,
+                             ngx_http_twostep_setup_slot(setup.txid));
 
     if (a == twostep::Approval::approved) {
         // A new way to sign in is saved only within the freshness window,
