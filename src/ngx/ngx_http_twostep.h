@@ -150,6 +150,7 @@ struct ngx_http_twostep_loc_conf_t {
 struct ngx_http_twostep_offload_t;
 struct ngx_http_twostep_duo_call_t;
 struct ngx_http_twostep_push_setup_call_t;
+struct ngx_http_twostep_offer_call_t;
 
 // Per-request state: the session seen (for the access check and the
 // variables) and a password check running in the thread pool.
@@ -159,6 +160,7 @@ struct ngx_http_twostep_ctx_t {
     ngx_http_twostep_offload_t  *offload = nullptr;
     ngx_http_twostep_duo_call_t *duo_call = nullptr;
     ngx_http_twostep_push_setup_call_t *push_setup_call = nullptr;
+    ngx_http_twostep_offer_call_t *offer_call = nullptr;
 };
 
 ngx_http_twostep_ctx_t *ngx_http_twostep_get_ctx(ngx_http_request_t *r);
