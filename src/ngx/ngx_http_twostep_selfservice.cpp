@@ -1082,7 +1082,10 @@ ngx_http_twostep_security_info(ngx_http_twostep_page_t &p)
 
     if (action == "add-key") {
         rc = ngx_http_twostep_new_key(p, *session, *user, new_key);
-        if (rc != NGX_OK) {
+
+        // A refusal has sent its page, and sending returns NGX_OK too:
+        // only a verified key goes on (else a second page, and a write).
+        if (rc != NGX_OK || new_key.credential.id.empty()) {
             return rc;
         }
 

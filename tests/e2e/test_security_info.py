@@ -207,6 +207,27 @@ def test_duo_default_fails_closed_when_preauth_fails(
     assert site.user_entry(user.name)["default"] == "push"
 
 
+def test_a_key_the_browser_did_not_make_is_refused_once(
+        nginx_factory, workdir, app):
+    """"Add a security key" posted without what the authenticator makes
+    (no script, or a forged form): one 400 page that says so, nothing
+    written, and no second answer ("header already sent") after it."""
+    user = new_user("key-unverified")
+    site = SelfServiceSite(nginx_factory, workdir, app, "keyunverified",
+                           [user])
+    b = signed_in(site, user)
+    before = site.store_bytes()
+    mark = site.nginx.log_size()
+    r = change(b, manage_token(security_page(b)), action="add-key",
+               name="Laptop")
+    assert r.status_code == 400, snippet(r)
+    assert Page(r).heading == "Security info"
+    time.sleep(0.5)
+    log = site.nginx.log_text(mark)
+    assert "header already sent" not in log and "refused" not in log, log
+    assert site.store_bytes() == before
+
+
 # ------------------------------------------- back to the application
 
 def test_back_to_the_application(nginx_factory, workdir, app):
