@@ -238,9 +238,15 @@ Claim claim_totp_step(SharedState &state, std::string_view user,
 }
 
 Start start_out_of_band(SharedState &state, const OutOfBandRule &rule,
-                        std::string_view user, std::int64_t now)
+                        std::string_view user, std::int64_t now,
+                        std::int64_t owner, std::int64_t replacing)
 {
     std::string pending_key = key_of("o:", user);
+
+    // The waiting request (its owner in `inflight`) is the one replaced.
+    auto replaced = [&](const StateRecord &r) {
+        return replacing != 0 && r.inflight == replacing;
+    };
 
     // One waiting already: refused without counting it.
     std::int64_t waiting = lock_left(state, pending_key, rule.pending_for,
@@ -249,7 +255,15 @@ Start start_out_of_band(SharedState &state, const OutOfBandRule &rule,
         return Start::unavailable;
     }
     if (waiting > 0) {
-        return Start::busy;
+        bool mine = false;
+        state.update(pending_key, now, now + rule.pending_for,
+                     [&](StateRecord &r) {
+            mine = replaced(r);
+            return false;  // a read
+        });
+        if (!mine) {
+            return Start::busy;
+        }
     }
 
     bool too_many = false;
@@ -276,11 +290,12 @@ Start start_out_of_band(SharedState &state, const OutOfBandRule &rule,
     bool busy = false;
     ok = state.update(pending_key, now, now + rule.pending_for,
                       [&](StateRecord &r) {
-        if (r.until > now) {
+        if (r.until > now && !replaced(r)) {
             busy = true;  // another worker was quicker
             return false;
         }
         r.until = now + rule.pending_for;
+        r.inflight = owner;
         return true;
     }, true);
     if (busy) {
@@ -290,13 +305,14 @@ Start start_out_of_band(SharedState &state, const OutOfBandRule &rule,
 }
 
 void end_out_of_band(SharedState &state, std::string_view user,
-                     std::int64_t now)
+                     std::int64_t now, std::int64_t owner)
 {
     state.update(key_of("o:", user), now, now + 1, [&](StateRecord &r) {
-        if (r.until <= now) {
+        if (r.until <= now || (owner != 0 && r.inflight != owner)) {
             return false;
         }
         r.until = 0;
+        r.inflight = 0;
         return true;
     });
 }

@@ -140,12 +140,19 @@ struct OutOfBandRule {
 
 enum class Start { ok, busy, too_many, unavailable };
 
+// `owner` (not 0) marks the waiting request as one that must release it
+// itself (a push set-up's test push): end_out_of_band() with another owner
+// leaves it, so a request that never took the slot, or whose turn ended,
+// cannot free the one a sign-in's push holds. A slot held by `replacing`
+// (not 0) counts as free and passes to `owner`, only if the start succeeds.
 Start start_out_of_band(SharedState &state, const OutOfBandRule &rule,
-                        std::string_view user, std::int64_t now);
+                        std::string_view user, std::int64_t now,
+                        std::int64_t owner = 0, std::int64_t replacing = 0);
 
-// The request was answered (or failed): the next one may go out.
+// The request was answered (or failed): the next one may go out. With an
+// `owner`, only if the waiting request is that one's.
 void end_out_of_band(SharedState &state, std::string_view user,
-                     std::int64_t now);
+                     std::int64_t now, std::int64_t owner = 0);
 
 // Seconds until start_out_of_band() stops answering too_many for `user`:
 // the end of the window in which the requests were counted; 0 when one

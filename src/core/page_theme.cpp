@@ -45,7 +45,7 @@ const std::set<std::string, std::less<>> &value_names()
         "choices", "chosen", "options", "selected", "recovery_left",
         "devices", "app_url", "phone_typed", "phone_error", "codes_token",
         "cancel_url", "confirm", "confirm_action", "confirm_text",
-        "confirm_fields", "field", "value",
+        "confirm_fields", "field", "value", "default_error", "unchecked",
         // approve.html (and the texts a phone gets)
         "approve_url", "token", "site", "address", "time", "phone_unusable",
         "test",

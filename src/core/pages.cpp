@@ -297,6 +297,10 @@ std::string render_security_info(const PageContext &ctx,
                   && has_method(choices, *page.default_method);
     data.flag("choices", choices != 0);
     data.flag("chosen", chosen);
+    data.flag("unchecked", page.provider_unchecked);
+    data.text("default_error", page.default_error.empty()
+                                   ? std::string()
+                                   : ctx.text_or_literal(page.default_error));
     data.list("options");
     for (const MethodInfo &info : method_table) {
         Method m = info.method;

@@ -179,7 +179,11 @@ struct SecurityInfoPage {
     std::string phone_typed;     // a refused number, kept in the field
     std::string phone_error;     // why, beside the field
     MethodSet available = 0;     // methods the user can sign in with
+                                 // (Duo's: those its preauth confirmed)
+    bool provider_unchecked = false;  // Duo did not answer: its methods
+                                      // are not offered as the default
     std::optional<Method> default_method;
+    std::string default_error;   // why a default was refused, beside it
     std::size_t recovery_left = 0;
     std::vector<std::string> new_recovery_codes;  // shown once, now
     std::string codes_token;     // posts back for the codes as a file

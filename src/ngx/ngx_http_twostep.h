@@ -151,6 +151,7 @@ struct ngx_http_twostep_loc_conf_t {
 struct ngx_http_twostep_offload_t;
 struct ngx_http_twostep_duo_call_t;
 struct ngx_http_twostep_push_setup_call_t;
+struct ngx_http_twostep_offer_call_t;
 
 // Per-request state: the session seen (for the access check and the
 // variables) and a password check running in the thread pool.
@@ -160,6 +161,7 @@ struct ngx_http_twostep_ctx_t {
     ngx_http_twostep_offload_t  *offload = nullptr;
     ngx_http_twostep_duo_call_t *duo_call = nullptr;
     ngx_http_twostep_push_setup_call_t *push_setup_call = nullptr;
+    ngx_http_twostep_offer_call_t *offer_call = nullptr;
 };
 
 ngx_http_twostep_ctx_t *ngx_http_twostep_get_ctx(ngx_http_request_t *r);
@@ -376,15 +378,18 @@ void ngx_http_twostep_close_approval(ngx_http_request_t *r,
 // Push, call and text limits (twostep::OutOfBandRule) here and, with
 // twostep_redis, on every host: `then` gets how the start went and, when
 // too many, the seconds to wait (the longer of this host's and Redis's).
-// With `replace` the user's waiting request gives way first. Redis
-// failing is Start::unavailable.
+// With `replace` the user's waiting request gives way first (on this
+// host only the one `replacing` names, when not 0: guard.h's owners).
+// Redis failing is Start::unavailable.
 ngx_int_t ngx_http_twostep_start_out_of_band(ngx_http_request_t *r,
     std::string_view user, bool replace,
-    std::function<ngx_int_t(twostep::Start, int64_t)> then);
+    std::function<ngx_int_t(twostep::Start, int64_t)> then,
+    int64_t owner = 0, int64_t replacing = 0);
 // The request was answered or failed, here and on every host (not waited
 // for: Redis's mark expires with twostep::OutOfBandRule::pending_for).
+// With an `owner`, this host's slot only if that one holds it.
 void ngx_http_twostep_end_out_of_band(ngx_http_request_t *r,
-    std::string_view user);
+    std::string_view user, int64_t owner = 0);
 // Ends `session` on this host at once and, with twostep_redis, on every
 // host (published; kept and sent again while Redis is unavailable). The
 // one place a session is revoked: "sign out everywhere" builds on it.

@@ -1042,11 +1042,17 @@ ngx_http_twostep_fraud_reported(ngx_http_twostep_page_t &p,
                            twostep::MethodKind::out_of_band);
     p.methods &= pending.methods;
 
-    auto refused = [p, pending]() mutable {
+    // Refused, with what is left of `keep` (the app code, keys, recovery
+    // codes) offered for this sign-in.
+    auto refuse = [p, pending](twostep::MethodSet keep) mutable {
+        p.methods &= keep;
         return ngx_http_twostep_with_user(p, pending,
             [&](const twostep::User &u) {
                 return ngx_http_twostep_refused(p, pending, u);
             });
+    };
+    auto refused = [refuse]() mutable {
+        return refuse(twostep::all_methods);
     };
 
     // A call's key 0 was logged, counted and paused by its call-back.
@@ -1059,7 +1065,13 @@ ngx_http_twostep_fraud_reported(ngx_http_twostep_page_t &p,
     ngx_http_twostep_audit(p.r, NGX_HTTP_TWOSTEP_FRAUD, user.name,
                            answered.txid_method, NGX_HTTP_TWOSTEP_FAILED);
 
-    return ngx_http_twostep_pause_phone(p.r, p.scf, user, refused);
+    // The pause could not be kept: this sign-in ends here, with no way in
+    // from it (the refused page of a user with nothing else).
+    auto ended = [refuse]() mutable {
+        return refuse(0);
+    };
+
+    return ngx_http_twostep_pause_phone(p.r, p.scf, user, refused, ended);
 }
 
 

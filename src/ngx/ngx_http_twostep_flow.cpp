@@ -803,7 +803,7 @@ ngx_http_twostep_sign_out_everywhere(ngx_http_twostep_page_t &p,
 ngx_int_t
 ngx_http_twostep_pause_phone(ngx_http_request_t *r,
     ngx_http_twostep_srv_conf_t *scf, const twostep::User &user,
-    std::function<ngx_int_t()> then)
+    std::function<ngx_int_t()> then, std::function<ngx_int_t()> not_kept)
 {
     time_t  now = ngx_time();
 
@@ -815,19 +815,29 @@ ngx_http_twostep_pause_phone(ngx_http_request_t *r,
 
     ngx_http_twostep_zone_state state(r);
 
-    if (!twostep::pause_out_of_band(state, key, now, now + scf->fraud_pause))
-    {
+    bool kept = twostep::pause_out_of_band(state, key, now,
+                                           now + scf->fraud_pause);
+    if (!kept) {
         ngx_log_error(NGX_LOG_ALERT, r->connection->log, 0,
                       "twostep: the zone could not keep a fraud pause");
     }
 
+    // Told to Redis all the same: the other hosts pause even if this one
+    // could not.
     return ngx_http_twostep_shared_pause(r, key, scf->fraud_pause,
-        [r, then](int64_t left) {
+        [r, then, not_kept, kept](int64_t left) {
             if (left < 0) {
                 ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
                               "twostep: a fraud pause holds on this host "
                               "only: redis did not take it");
             }
+
+            // NIST SP 800-63B 5.1.3.1: without the pause the phone could
+            // be made to ring again; fail closed (guard.h).
+            if ((!kept || left < 0) && not_kept) {
+                return not_kept();
+            }
+
             return then();
         });
 }

@@ -192,10 +192,13 @@ ngx_http_twostep_resume(ngx_http_request_t *r, const char *what,
 // twostep_fraud_pause (twostep::pause_key(), so a new password or second
 // step lifts it) on every worker and, with twostep_redis, on every host;
 // then `then`, whose result finalizes the request. A pause that cannot be
-// kept is logged: the sign-in at hand is refused either way.
+// kept (the zone full, Redis not taking it) is logged, and `not_kept`
+// answers instead when given: guard.h's callers fail closed, so a sign-in
+// then ends with no way in from it.
 ngx_int_t ngx_http_twostep_pause_phone(ngx_http_request_t *r,
     ngx_http_twostep_srv_conf_t *scf, const twostep::User &user,
-    std::function<ngx_int_t()> then);
+    std::function<ngx_int_t()> then,
+    std::function<ngx_int_t()> not_kept = nullptr);
 
 // First set-up: who may enroll an authenticator app now (a fresh second
 // step, or a password and no second step at all). enroll_offer answers

@@ -162,6 +162,23 @@ static void ngx_http_twostep_setup_sent(ngx_http_request_t *r,
     noexcept;
 
 
+// The one-push-at-a-time slot a test push takes is its own (guard.h's
+// owner: a number from its transaction id, never 0): the set-up releases
+// only that, never the slot of a sign-in's push, whatever a stale or
+// replayed set-up cookie names (OWASP ASVS 2.8.x: one request waiting).
+static int64_t
+ngx_http_twostep_setup_slot(std::string_view txid)
+{
+    uint64_t  h = 14695981039346656037ULL;  // FNV-1a
+
+    for (unsigned char c : txid) {
+        h = (h ^ c) * 1099511628211ULL;
+    }
+
+    return static_cast<int64_t>(h >> 1) | 1;
+}
+
+
 // The link a phone opens or POSTs to, with the test push's capability.
 static std::string
 ngx_http_twostep_setup_link(ngx_http_twostep_page_t &p,
@@ -199,7 +216,7 @@ static ngx_int_t ngx_http_twostep_setup_publish(ngx_http_twostep_page_t &p,
     twostep::PushSetup setup, const std::string &txid, time_t expires);
 static ngx_int_t ngx_http_twostep_setup_started(ngx_http_twostep_page_t &p,
     const twostep::Session &session, const twostep::User &user,
-    twostep::PushSetup setup, twostep::Start start);
+    twostep::PushSetup setup, const std::string &txid, twostep::Start start);
 
 
 // "Send a test notification": within the limits of every push (one at a
@@ -210,24 +227,29 @@ ngx_http_twostep_setup_send(ngx_http_twostep_page_t &p,
     const twostep::Session &session, const twostep::User &user,
     twostep::PushSetup setup)
 {
-    // A test still out gives way to a new one (whose link then dies); if
-    // none may go out, it stays and can still be approved.
+    std::string txid = twostep::new_transaction_id();
+
+    // A test still out gives way to a new one (whose link then dies) by
+    // handing it its slot; if none may go out, it stays and can still be
+    // approved. Any other push waiting (a sign-in's) keeps the slot.
     return ngx_http_twostep_start_out_of_band(p.r, user.name,
                                               !setup.txid.empty(),
-        [p, setup](twostep::Start start, int64_t) mutable {
+        [p, setup, txid](twostep::Start start, int64_t) mutable {
             return ngx_http_twostep_setup_again(p, setup,
                 [&](const twostep::Session &s, const twostep::User &u) {
                     return ngx_http_twostep_setup_started(p, s, u, setup,
-                                                          start);
+                                                          txid, start);
                 });
-        });
+        },
+        ngx_http_twostep_setup_slot(txid),
+        setup.txid.empty() ? 0 : ngx_http_twostep_setup_slot(setup.txid));
 }
 
 
 static ngx_int_t
 ngx_http_twostep_setup_started(ngx_http_twostep_page_t &p,
     const twostep::Session &session, const twostep::User &user,
-    twostep::PushSetup setup, twostep::Start start)
+    twostep::PushSetup setup, const std::string &txid, twostep::Start start)
 {
     time_t now = ngx_time();
 
@@ -264,14 +286,14 @@ ngx_http_twostep_setup_started(ngx_http_twostep_page_t &p,
     }
 
     time_t expires = ngx_min(now + NGX_HTTP_TWOSTEP_OOB_TTL, setup.expires);
-    std::string txid = twostep::new_transaction_id();
 
     return ngx_http_twostep_open_approval(p.r, txid, expires,
         [p, setup, txid, expires](bool opened) mutable {
             return ngx_http_twostep_setup_again(p, setup,
                 [&](const twostep::Session &s, const twostep::User &u) {
                     if (!opened) {
-                        ngx_http_twostep_end_out_of_band(p.r, u.name);
+                        ngx_http_twostep_end_out_of_band(p.r, u.name,
+                            ngx_http_twostep_setup_slot(txid));
                         return ngx_http_twostep_unavailable(p.r);
                     }
 
@@ -349,7 +371,8 @@ ngx_http_twostep_setup_publish(ngx_http_twostep_page_t &p,
         ngx_log_error(NGX_LOG_ERR, p.r->connection->log, 0,
                       "twostep: could not start a request to ntfy");
         ngx_http_twostep_close_approval(p.r, txid, expires);
-        ngx_http_twostep_end_out_of_band(p.r, user.name);
+        ngx_http_twostep_end_out_of_band(p.r, user.name,
+                                         ngx_http_twostep_setup_slot(txid));
         setup.txid.clear();
         return ngx_http_twostep_setup_page(p, session, setup,
                                            NGX_HTTP_SERVICE_UNAVAILABLE,
@@ -391,7 +414,8 @@ ngx_http_twostep_setup_published(ngx_http_twostep_push_setup_call_t &call,
 
         // It may have gone out all the same: its approval saves nothing.
         ngx_http_twostep_close_approval(p.r, setup.txid, setup.expires);
-        ngx_http_twostep_end_out_of_band(p.r, setup.user);
+        ngx_http_twostep_end_out_of_band(p.r, setup.user,
+            ngx_http_twostep_setup_slot(setup.txid));
         setup.txid.clear();
 
         return ngx_http_twostep_setup_page(p, *session, setup,
@@ -557,7 +581,9 @@ ngx_http_twostep_setup_answered(ngx_http_twostep_page_t &p,
                                            "");
     }
 
-    ngx_http_twostep_end_out_of_band(p.r, user.name);
+    // Answered, or gone: its slot, if it still holds it, is free.
+    ngx_http_twostep_end_out_of_band(p.r, user.name,
+                                     ngx_http_twostep_setup_slot(setup.txid));
 
     if (a == twostep::Approval::approved) {
         // A new way to sign in is saved only within the freshness window,

@@ -1588,7 +1588,8 @@ ngx_http_twostep_read_approval(ngx_http_request_t *r, std::string_view txid,
 ngx_int_t
 ngx_http_twostep_start_out_of_band(ngx_http_request_t *r,
     std::string_view user, bool replace,
-    std::function<ngx_int_t(twostep::Start, int64_t)> then)
+    std::function<ngx_int_t(twostep::Start, int64_t)> then,
+    int64_t owner, int64_t replacing)
 {
     time_t                 now = ngx_time();
     twostep::OutOfBandRule rule;
@@ -1596,12 +1597,13 @@ ngx_http_twostep_start_out_of_band(ngx_http_request_t *r,
 
     ngx_http_twostep_zone_state state(r);
 
-    if (replace) {
+    if (replace && replacing == 0) {
         twostep::end_out_of_band(state, user, now);
     }
 
     twostep::Start start = twostep::start_out_of_band(state, rule, user,
-                                                      now);
+                                                      now, owner,
+                                                      replacing);
 
     if (start != twostep::Start::ok || !ngx_http_twostep_redis_on()) {
         return then(start, start == twostep::Start::too_many
@@ -1614,7 +1616,7 @@ ngx_http_twostep_start_out_of_band(ngx_http_request_t *r,
         twostep::redis::start_out_of_band(ngx_http_twostep_redis_conf->prefix,
                                           user, rule.max_starts, rule.window,
                                           rule.pending_for, replace),
-        [r, then, name, rule](std::optional<int64_t> shared) {
+        [r, then, name, rule, owner](std::optional<int64_t> shared) {
             if (shared && *shared == 0) {
                 return then(twostep::Start::ok, 0);
             }
@@ -1623,7 +1625,7 @@ ngx_http_twostep_start_out_of_band(ngx_http_request_t *r,
             // waiting (its count stays, the stricter).
             time_t now = ngx_time();
             ngx_http_twostep_zone_state here(r);
-            twostep::end_out_of_band(here, name, now);
+            twostep::end_out_of_band(here, name, now, owner);
 
             if (!shared || *shared < -1) {
                 return then(twostep::Start::unavailable, 0);
@@ -1643,10 +1645,10 @@ ngx_http_twostep_start_out_of_band(ngx_http_request_t *r,
 
 void
 ngx_http_twostep_end_out_of_band(ngx_http_request_t *r,
-    std::string_view user)
+    std::string_view user, int64_t owner)
 {
     ngx_http_twostep_zone_state state(r);
-    twostep::end_out_of_band(state, user, ngx_time());
+    twostep::end_out_of_band(state, user, ngx_time(), owner);
 
     if (ngx_http_twostep_redis_on()) {
         ngx_http_twostep_redis_send(twostep::redis::end_out_of_band(

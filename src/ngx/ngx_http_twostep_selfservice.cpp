@@ -96,22 +96,160 @@ ngx_http_twostep_app_url(ngx_http_twostep_page_t &p)
 }
 
 
+// What the provider that must be asked (Duo: its preauth) confirmed this
+// user has now. `failed`: it gave no usable answer (an error, a timeout,
+// anything malformed), so none of its methods count (fail closed).
+struct ngx_http_twostep_confirmed_t {
+    twostep::MethodSet  methods = 0;
+    bool                failed = false;
+};
+
+
 // What this user can sign in with here now: their app, keys and recovery
 // codes, text and call where Twilio can reach their phone, push where ntfy
-// can, what Duo serves; and of those only what some location accepts. The
-// page lists these, and a default must be one of them.
+// can, what Duo confirmed at preauth; and of those only what some location
+// accepts. The page lists these, and a default must be one of them: the
+// next sign-in offers only what preauth confirms, so a default Duo cannot
+// serve would be no default.
 static twostep::MethodSet
 ngx_http_twostep_usable_methods(ngx_http_twostep_srv_conf_t *scf,
-    const twostep::User &user)
+    const twostep::User &user, const ngx_http_twostep_confirmed_t &confirmed)
 {
     twostep::MethodSet set = user.methods()
                              | ngx_http_twostep_self_hosted_methods(scf,
-                                                                    user);
-    if (scf->provider) {
-        set |= scf->provider->methods();
-    }
+                                                                    user)
+                             | confirmed.methods;
 
     return set & scf->accepted;
+}
+
+
+// A preauth in flight for security info, with what its answer needs.
+typedef std::function<ngx_int_t(ngx_http_twostep_page_t &,
+                                const ngx_http_twostep_confirmed_t &)>
+    ngx_http_twostep_confirmed_pt;
+
+struct ngx_http_twostep_offer_call_t {
+    ngx_http_twostep_page_t        page;
+    std::string                    user;
+    ngx_http_twostep_confirmed_pt  then;
+};
+
+
+static void ngx_http_twostep_offer_done(ngx_http_request_t *r,
+    ngx_http_twostep_fetch_t *fetch, long status, const std::string &body)
+    noexcept;
+
+
+// Asks Duo which of its methods `user` has now (preauth, the call the
+// second-step page makes), then `then` with the answer. Through the event
+// loop (the libcurl bridge): the request waits parked. Without Duo, or
+// when no location takes its methods, `then` runs at once with none.
+static ngx_int_t
+ngx_http_twostep_ask_provider(ngx_http_twostep_page_t &p,
+    const twostep::User &user, ngx_http_twostep_confirmed_pt then)
+{
+    const twostep::OutOfBandProvider *provider = p.scf->provider;
+
+    if (provider == NULL || provider->self_hosted()
+        || (provider->methods() & p.scf->accepted) == 0)
+    {
+        return then(p, {});
+    }
+
+    auto call = ngx_http_twostep_pool_new<ngx_http_twostep_offer_call_t>(
+                    p.r->pool);
+    if (call == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    call->page = p;
+    call->page.form.clear();
+    call->user = user.name;
+    call->then = std::move(then);
+
+    twostep::ProviderRequest req = provider->offer(user, ngx_time());
+
+    ngx_http_twostep_fetch_req_t fetch;
+    fetch.url = req.url;
+    fetch.post = req.post;
+    fetch.body = req.body;
+    fetch.headers = req.headers;
+    fetch.provider = twostep::metrics::Provider::duo;
+    fetch.timeout_ms = p.scf->duo_timeout;
+
+    if (ngx_http_twostep_fetch(p.r, fetch, ngx_http_twostep_offer_done)
+        != NGX_OK)
+    {
+        ngx_log_error(NGX_LOG_ERR, p.r->connection->log, 0,
+                      "twostep: could not start a request to the "
+                      "verification service");
+        ngx_http_twostep_confirmed_t none;
+        none.failed = true;
+        return call->then(p, none);
+    }
+
+    ngx_http_twostep_get_ctx(p.r)->offer_call = call;
+
+    // A visitor who leaves ends the request, and with it the transfer.
+    p.r->read_event_handler = ngx_http_test_reading;
+    p.r->write_event_handler = ngx_http_request_empty_handler;
+
+    return NGX_DONE;
+}
+
+
+// Duo answered the preauth (status 0: no answer). Only "auth" confirms
+// methods, and only those Duo lists for the user's devices; "allow" (a
+// bypass), "deny" and "enroll" confirm none.
+static ngx_int_t
+ngx_http_twostep_offer_answered(ngx_http_twostep_offer_call_t &call,
+    long status, const std::string &body)
+{
+    ngx_http_twostep_page_t &p = call.page;
+    ngx_http_twostep_confirmed_t confirmed;
+
+    twostep::ProviderOffer res = p.scf->provider->read_offer(status, body);
+
+    if (res.failure != twostep::ProviderFailure::none) {
+        ngx_log_error(NGX_LOG_ERR, p.r->connection->log, 0,
+                      "twostep: verification service: preauth for security "
+                      "info failed: %s%s%s",
+                      twostep::failure_name(res.failure),
+                      res.message.empty() ? "" : ": ", res.message.c_str());
+        ngx_http_twostep_audit(p.r, NGX_HTTP_TWOSTEP_PROVIDER_ERROR,
+                               call.user, "", NGX_HTTP_TWOSTEP_ERROR);
+        confirmed.failed = true;
+
+    } else if (res.result == "auth") {
+        confirmed.methods = res.methods & p.scf->provider->methods();
+    }
+
+    return call.then(p, confirmed);
+}
+
+
+static void
+ngx_http_twostep_offer_done(ngx_http_request_t *r,
+    ngx_http_twostep_fetch_t *fetch, long status, const std::string &body)
+    noexcept
+{
+    r->read_event_handler = ngx_http_block_reading;
+
+    auto ctx = static_cast<ngx_http_twostep_ctx_t *>(
+                   ngx_http_get_module_ctx(r->main, ngx_http_twostep_module));
+
+    if (ctx == NULL || ctx->offer_call == NULL) {
+        ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
+        return;
+    }
+
+    ngx_http_twostep_offer_call_t *call = ctx->offer_call;
+    ctx->offer_call = NULL;
+
+    ngx_http_twostep_resume(r, "security info", [&] {
+        return ngx_http_twostep_offer_answered(*call, status, body);
+    });
 }
 
 
@@ -332,11 +470,6 @@ ngx_http_twostep_manage_token(ngx_http_twostep_page_t &p,
 }
 
 
-static ngx_int_t ngx_http_twostep_kept_change(ngx_http_twostep_page_t &p,
-    const twostep::Session &session, const twostep::User &user,
-    twostep::SecurityInfoPage &page);
-
-
 // A refused phone number: what was typed, kept in the field, and why.
 struct ngx_http_twostep_phone_refusal_t {
     std::string  typed;
@@ -344,27 +477,49 @@ struct ngx_http_twostep_phone_refusal_t {
 };
 
 
-static ngx_int_t
-ngx_http_twostep_manage_page(ngx_http_twostep_page_t &p,
+// What a security-info page shows besides the user's methods.
+struct ngx_http_twostep_manage_view_t {
+    ngx_uint_t                        status = NGX_HTTP_OK;
+    std::string                       notice;
+    std::string                       error;
+    std::vector<std::string>          codes;          // new recovery codes
+    ngx_http_twostep_phone_refusal_t  phone;
+    std::string                       default_error;  // beside the choice
+    bool                              kept_change = false;
+};
+
+
+static ngx_int_t ngx_http_twostep_kept_change(ngx_http_twostep_page_t &p,
     const twostep::Session &session, const twostep::User &user,
-    ngx_uint_t status, std::string_view notice, std::string_view error,
-    std::vector<std::string> codes = {},
-    const ngx_http_twostep_phone_refusal_t &phone = {},
-    bool kept_change = false)
+    twostep::SecurityInfoPage &page);
+
+
+// Why `method` cannot be the default, beside the choice: Duo did not
+// answer (`unchecked`: push, call and text cannot be confirmed now), or it
+// is not one this user has here.
+static const char *
+ngx_http_twostep_default_refusal(bool unchecked, twostep::Method method)
+{
+    return unchecked
+           && twostep::method_info(method).kind
+              == twostep::MethodKind::out_of_band
+           ? "info.default.unchecked" : "info.error.default_unusable";
+}
+
+
+static ngx_int_t
+ngx_http_twostep_manage_render(ngx_http_twostep_page_t &p,
+    const twostep::Session &session, const twostep::User &user,
+    ngx_http_twostep_manage_view_t &view,
+    const ngx_http_twostep_confirmed_t &confirmed)
 {
     twostep::SecurityInfoPage page;
-
-    if (kept_change
-        && ngx_http_twostep_kept_change(p, session, user, page) != NGX_OK)
-    {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
-    }
 
     page.paths = ngx_http_twostep_paths(p.scf);
     page.manage = ngx_http_twostep_manage_url(p);
     page.app = p.return_to;
-    page.phone_typed = phone.typed;
-    page.phone_error = phone.error;
+    page.phone_typed = view.phone.typed;
+    page.phone_error = view.phone.error;
     page.enroll = std::string(ngx_http_twostep_sv(p.scf->portal_uri))
                   + "enroll";
     page.user = user.name;
@@ -372,8 +527,10 @@ ngx_http_twostep_manage_page(ngx_http_twostep_page_t &p,
     page.phone_masked = user.phone.empty() ? ""
                                            : twostep::mask_phone(user.phone);
     // A phone is a way to sign in only once Twilio (or Duo) can reach it.
-    page.available = ngx_http_twostep_usable_methods(p.scf, user);
+    page.available = ngx_http_twostep_usable_methods(p.scf, user, confirmed);
     page.phone_usable = p.scf->provider != NULL || p.scf->twilio != NULL;
+    page.provider_unchecked = confirmed.failed;
+    page.default_error = view.default_error;
 
     // Push through ntfy is set up here (ngx_http_twostep_pushsetup.cpp).
     if (p.scf->ntfy != NULL
@@ -388,20 +545,28 @@ ngx_http_twostep_manage_page(ngx_http_twostep_page_t &p,
 
     // "Download as a text file" works for this session, for as long as a
     // change would without a new second step, and is never offered again.
-    if (!codes.empty()) {
+    if (!view.codes.empty()) {
         page.codes_token = twostep::recovery_codes_token(*p.scf->keys,
                                session.sid,
-                               ngx_time() + NGX_HTTP_TWOSTEP_FRESH, codes);
+                               ngx_time() + NGX_HTTP_TWOSTEP_FRESH,
+                               view.codes);
     }
 
-    page.new_recovery_codes = std::move(codes);
+    page.new_recovery_codes = std::move(view.codes);
     page.form_token = ngx_http_twostep_manage_token(p, session);
     page.devices = p.scf->remember > 0;
-    page.notice = std::string(notice);
-    page.error = std::string(error);
+    page.notice = view.notice;
+    page.error = view.error;
 
     for (const twostep::WebauthnKey &key : user.keys) {
         page.keys.push_back({key.credential.id, key.name, key.created});
+    }
+
+    // After page.available: a kept default is confirmed only if usable.
+    if (view.kept_change
+        && ngx_http_twostep_kept_change(p, session, user, page) != NGX_OK)
+    {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
     // Keys are offered where some location takes them (§5.4: the user
@@ -426,9 +591,86 @@ ngx_http_twostep_manage_page(ngx_http_twostep_page_t &p,
             ngx_http_twostep_key_ids(user));
     }
 
-    return ngx_http_twostep_send_page(p.r, status,
+    return ngx_http_twostep_send_page(p.r, view.status,
                twostep::render_security_info(ngx_http_twostep_page_ctx(p.r),
                                              page));
+}
+
+
+// What Duo confirms `user` has now (ngx_http_twostep_ask_provider), then
+// `then` with this session and user, looked up again after the wait: the
+// store may have been reloaded, the session must still be this one.
+typedef std::function<ngx_int_t(ngx_http_twostep_page_t &,
+                                const twostep::Session &,
+                                const twostep::User &,
+                                const ngx_http_twostep_confirmed_t &)>
+    ngx_http_twostep_manage_pt;
+
+static ngx_int_t
+ngx_http_twostep_with_confirmed(ngx_http_twostep_page_t &p,
+    const twostep::Session &session, const twostep::User &user,
+    ngx_http_twostep_manage_pt then)
+{
+    std::string sid = session.sid;
+
+    return ngx_http_twostep_ask_provider(p, user,
+        [sid, then](ngx_http_twostep_page_t &page,
+                    const ngx_http_twostep_confirmed_t &confirmed)
+            -> ngx_int_t
+        {
+            const twostep::Session *session =
+                ngx_http_twostep_session(page.r);
+            if (session == nullptr || session->sid != sid) {
+                return NGX_HTTP_FORBIDDEN;
+            }
+
+            const twostep::User *user =
+                page.scf->store->users->find(session->user);
+            if (user == nullptr) {
+                return NGX_HTTP_FORBIDDEN;
+            }
+
+            return then(page, *session, *user, confirmed);
+        });
+}
+
+
+// Security info for this session: with Duo, once its preauth says which
+// of push, call and text the user has now.
+static ngx_int_t
+ngx_http_twostep_manage_show(ngx_http_twostep_page_t &p,
+    const twostep::Session &session, const twostep::User &user,
+    ngx_http_twostep_manage_view_t view)
+{
+    return ngx_http_twostep_with_confirmed(p, session, user,
+        [view](ngx_http_twostep_page_t &page,
+               const twostep::Session &session, const twostep::User &user,
+               const ngx_http_twostep_confirmed_t &confirmed) mutable
+        {
+            return ngx_http_twostep_manage_render(page, session, user, view,
+                                                  confirmed);
+        });
+}
+
+
+static ngx_int_t
+ngx_http_twostep_manage_page(ngx_http_twostep_page_t &p,
+    const twostep::Session &session, const twostep::User &user,
+    ngx_uint_t status, std::string_view notice, std::string_view error,
+    std::vector<std::string> codes = {},
+    const ngx_http_twostep_phone_refusal_t &phone = {},
+    bool kept_change = false)
+{
+    ngx_http_twostep_manage_view_t view;
+
+    view.status = status;
+    view.notice = std::string(notice);
+    view.error = std::string(error);
+    view.codes = std::move(codes);
+    view.phone = phone;
+    view.kept_change = kept_change;
+
+    return ngx_http_twostep_manage_show(p, session, user, std::move(view));
 }
 
 
@@ -605,6 +847,17 @@ ngx_http_twostep_kept_change(ngx_http_twostep_page_t &p,
         if (!method) {
             return NGX_OK;
         }
+
+        // Offered again only if it works now (Duo's preauth said so for
+        // push, call, text); else the choice says why not.
+        if (!twostep::has_method(twostep::default_choices(page.available),
+                                 *method))
+        {
+            page.default_error = ngx_http_twostep_default_refusal(
+                                     page.provider_unchecked, *method);
+            return NGX_OK;
+        }
+
         key = "info.confirm.default";
         args.text("label",
                   ctx.text(twostep::method_info(*method).label_key));
@@ -647,6 +900,25 @@ ngx_http_twostep_kept_change(ngx_http_twostep_page_t &p,
 
     return NGX_OK;
 }
+
+
+// A change to save: the action and what it needs.
+struct ngx_http_twostep_change_t {
+    std::string           action;
+    std::string           phone;     // E.164, or empty to remove
+    twostep::Method       chosen = twostep::Method::totp;  // "default"
+    std::string           key_id;
+    std::string           key_name;
+    twostep::WebauthnKey  new_key;
+};
+
+
+static ngx_int_t ngx_http_twostep_manage_save(ngx_http_twostep_page_t &p,
+    const twostep::Session &session, const twostep::User &user,
+    ngx_http_twostep_change_t change);
+static ngx_int_t ngx_http_twostep_set_default(ngx_http_twostep_page_t &p,
+    const twostep::Session &session, const twostep::User &user,
+    std::optional<twostep::Method> method);
 
 
 ngx_int_t
@@ -810,7 +1082,10 @@ ngx_http_twostep_security_info(ngx_http_twostep_page_t &p)
 
     if (action == "add-key") {
         rc = ngx_http_twostep_new_key(p, *session, *user, new_key);
-        if (rc != NGX_OK) {
+
+        // A refusal has sent its page, and sending returns NGX_OK too:
+        // only a verified key goes on (else a second page, and a write).
+        if (rc != NGX_OK || new_key.credential.id.empty()) {
             return rc;
         }
 
@@ -831,20 +1106,8 @@ ngx_http_twostep_security_info(ngx_http_twostep_page_t &p)
     std::string phone(twostep::field(p.form, "phone"));
     auto method = twostep::method_from_name(twostep::field(p.form, "method"));
 
-    if (action == "default" && !method) {
-        return ngx_http_twostep_manage_page(p, *session, *user,
-                   NGX_HTTP_BAD_REQUEST, "", "info.error.choose_method");
-    }
-
-    // A default the next sign-in could not offer would be no default.
-    if (action == "default"
-        && !twostep::has_method(twostep::default_choices(
-                                    ngx_http_twostep_usable_methods(p.scf,
-                                                                    *user)),
-                                *method))
-    {
-        return ngx_http_twostep_manage_page(p, *session, *user,
-                   NGX_HTTP_BAD_REQUEST, "", "info.error.default_unusable");
+    if (action == "default") {
+        return ngx_http_twostep_set_default(p, *session, *user, method);
     }
 
     // What people type ("+1 (555) 000-1111", "0031 6 ...") is saved as
@@ -867,13 +1130,30 @@ ngx_http_twostep_security_info(ngx_http_twostep_page_t &p)
         phone = *twostep::normalize_phone(phone);
     }
 
-    if (action != "remove-totp" && action != "phone" && action != "default"
+    if (action != "remove-totp" && action != "phone"
         && action != "recovery" && !forget && !key_action)
     {
         return ngx_http_twostep_send_message(p.r, NGX_HTTP_BAD_REQUEST,
                    "msg.bad_request.title", "msg.bad_request.change");
     }
 
+    ngx_http_twostep_change_t change;
+    change.action = action;
+    change.phone = std::move(phone);
+    change.key_id = std::move(key_id);
+    change.key_name = std::move(key_name);
+    change.new_key = std::move(new_key);
+
+    return ngx_http_twostep_manage_save(p, *session, *user,
+                                        std::move(change));
+}
+// Saves a change to the user's entry in the thread pool (StoreFile:
+// locked, atomic), then shows what changed, or why nothing did.
+static ngx_int_t
+ngx_http_twostep_manage_save(ngx_http_twostep_page_t &p,
+    const twostep::Session &session, const twostep::User &user,
+    ngx_http_twostep_change_t change)
+{
     struct outcome {
         bool                      saved = false;
         bool                      refused = false;  // not I/O: the change
@@ -883,8 +1163,14 @@ ngx_http_twostep_security_info(ngx_http_twostep_page_t &p)
 
     auto result = std::make_shared<outcome>();
     std::string path = p.scf->store->path;
-    std::string name = user->name;
-    twostep::Method chosen = method ? *method : twostep::Method::totp;
+    std::string name = user.name;
+    std::string sid = session.sid;
+    std::string action = change.action;
+    std::string phone = change.phone;
+    twostep::Method chosen = change.chosen;
+    std::string key_id = change.key_id;
+    std::string key_name = change.key_name;
+    twostep::WebauthnKey new_key = change.new_key;
     int64_t now = ngx_time();
 
     ngx_http_twostep_page_t page = p;
@@ -1005,5 +1291,54 @@ ngx_http_twostep_security_info(ngx_http_twostep_page_t &p)
 
             return ngx_http_twostep_redirect(page.r,
                        ngx_http_twostep_manage_url(page, done));
+        });
+}
+
+
+// "Set default": only a method this user can sign in with here now; for
+// push, call and text that is what Duo's preauth confirms (asked here, as
+// the second-step page asks it). If Duo does not answer, none of them
+// (fail closed). A refusal is a 400 with the reason beside the choice.
+static ngx_int_t
+ngx_http_twostep_set_default(ngx_http_twostep_page_t &p,
+    const twostep::Session &session, const twostep::User &user,
+    std::optional<twostep::Method> method)
+{
+    ngx_http_twostep_manage_view_t view;
+    view.status = NGX_HTTP_BAD_REQUEST;
+
+    if (!method) {
+        view.default_error = "info.error.choose_method";
+        return ngx_http_twostep_manage_show(p, session, user,
+                                            std::move(view));
+    }
+
+    twostep::Method chosen = *method;
+
+    return ngx_http_twostep_with_confirmed(p, session, user,
+        [chosen, view](ngx_http_twostep_page_t &page,
+                       const twostep::Session &session,
+                       const twostep::User &user,
+                       const ngx_http_twostep_confirmed_t &confirmed)
+            mutable -> ngx_int_t
+        {
+            // A default the next sign-in could not offer is no default.
+            if (!twostep::has_method(twostep::default_choices(
+                        ngx_http_twostep_usable_methods(page.scf, user,
+                                                        confirmed)),
+                                     chosen))
+            {
+                view.default_error = ngx_http_twostep_default_refusal(
+                                         confirmed.failed, chosen);
+                return ngx_http_twostep_manage_render(page, session, user,
+                                                      view, confirmed);
+            }
+
+            ngx_http_twostep_change_t change;
+            change.action = "default";
+            change.chosen = chosen;
+
+            return ngx_http_twostep_manage_save(page, session, user,
+                                                std::move(change));
         });
 }

@@ -444,6 +444,7 @@ DUO_KINDS = {
     "notp": 16,        # push, call and sms; no TOTP secret
     "tout": 3,         # pushes and calls time out after DUO_TX_TIMEOUT s
     "pushonly": 2,     # a device that can only take pushes
+    "nopush": 2,       # a device that takes calls and texts, no pushes
 }
 DUO_TX_TIMEOUT = 1.5
 DUO_LONG_POLL = 2.0    # the simulator's auth_status long-poll, seconds
@@ -469,6 +470,7 @@ class DuoPool:
                 n += 1
                 name = "duo-%s-%02d" % (kind, i)
                 caps = ["push"] if kind == "pushonly" \
+                    else ["phone", "sms"] if kind == "nopush" \
                     else ["push", "phone", "sms"]
                 entry = {"status": "auth", "devices": [harness.duo_phone(
                     "DP%018d" % n, caps, "+1 555-%04d" % n)]}

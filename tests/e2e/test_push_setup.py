@@ -28,10 +28,11 @@ import pytest
 import requests
 
 from conftest import MODULE, check_log
-from harness import (PORTAL, Browser, Nginx, Page, User, free_port, location,
-                     main_conf, offered_methods, password_step, proxy_to,
-                     refresh_url, remember_sensitive, set_cookies, snippet,
-                     start_push, wait_status_url, write_key, write_users)
+from harness import (PORTAL, Browser, Nginx, Page, User, choose_method,
+                     free_port, location, main_conf, offered_methods,
+                     password_step, press_send, proxy_to, refresh_url,
+                     remember_sensitive, set_cookies, snippet, start_push,
+                     wait_status_url, write_key, write_users)
 
 # The stand-ins and their credentials, as test_selfhosted.py runs them
 # (module-scoped fixtures: this module gets processes of its own).
@@ -41,7 +42,7 @@ from test_selfhosted import (ACCOUNT, FROM, NTFY_TOKEN, SITE,  # noqa: F401
 
 SECURITY = PORTAL + "security-info"
 SETUP = PORTAL + "push-setup"
-NAMES = ["setup-%d" % i for i in range(24)]
+NAMES = ["setup-%d" % i for i in range(24)] + ["setup-busy"]
 TOPIC = re.compile(r'<code class="key">([A-Za-z0-9_-]{24})</code>')
 
 
@@ -57,11 +58,13 @@ class Store:
         self.path = self.dir / "users.json"
         self.users = {n: User(n, "pw " + secrets.token_hex(6))
                       for n in NAMES}
-        self.taken = set()
+        self.taken = {"setup-busy"}  # has push: taken by name only
         # Two users have push already (one with nothing else), one a
         # phone: the rest start with their authenticator app alone.
         self.extra = {"setup-0": {"ntfy_topic": secrets.token_urlsafe(18)},
-                      "setup-1": {"ntfy_topic": secrets.token_urlsafe(18)}}
+                      "setup-1": {"ntfy_topic": secrets.token_urlsafe(18)},
+                      "setup-busy": {
+                          "ntfy_topic": secrets.token_urlsafe(18)}}
         write_users(self.path, list(self.users.values()), mode=0o660)
         doc = json.loads(self.path.read_text())
         for name, members in self.extra.items():
@@ -533,6 +536,71 @@ def sign(site, kind, payload):
                                            hashlib.sha256).digest())
     remember_sensitive("cookie", value)
     return value
+
+
+def test_a_test_push_that_is_not_out_frees_no_sign_in_push(site, ntfy):
+    """One push waiting per user: a sign-in's push holds the slot, and a
+    set-up whose test push never started (a transaction nobody opened, or
+    a set-up cookie kept from before its test was answered) must not free
+    it, by asking for its test's answer or by sending a new test."""
+    user = site.store.users["setup-busy"]
+    phone_topic = site.store.extra["setup-busy"]["ntfy_topic"]
+    remember_sensitive("secret", phone_topic)
+    b = signed_in(site, user)
+    page, topic = start_setup(b)
+    remember_sensitive("secret", topic)
+
+    # A test answered (denied) and its answer seen: the set-up cookie from
+    # before that names a test that is over.
+    wait, _ = waiting_page(b, page)
+    kept = b.cookie("twostep_setup")
+    assert tap(ntfy, pushes(ntfy, topic)[0], "Deny")["status"] == 200
+    assert check(b, wait).status_code == 403
+
+    # A sign-in elsewhere sends a push to the phone: it holds the slot.
+    signin = Browser(site.base)
+    waiting = start_push(signin, "/app/", user)
+    assert Page(waiting).heading == \
+        "Approve the sign-in request on your phone", snippet(waiting)
+    assert len(pushes(ntfy, phone_topic)) == 1
+
+    sid = base64.urlsafe_b64decode(b.cookie("twostep_session").split(".")[1]
+                                   + "==").decode().split("|")[1]
+    never = sign(site, "u", "1|%s|%s|%s|%s|%d" % (
+        sid, user.name, topic, b64url(os.urandom(16)), int(time.time()) + 300))
+    for cookie in (kept, never):
+        b.set_cookie("twostep_setup", cookie)
+        assert b.get(SETUP + "?status=1").json() == {"state": "done"}
+        r = b.get(SETUP + "?check=1")
+        assert r.status_code == 403, snippet(r)
+
+        # Still one at a time: another sign-in's push is refused...
+        other = Browser(site.base)
+        r = press_send(other, choose_method(
+            other, password_step(other, "/app/", user), "push"))
+        assert r.status_code == 429, snippet(r)
+        assert "A request is already waiting on your phone" in \
+            Page(r).text, snippet(r, 3000)
+        assert len(pushes(ntfy, phone_topic)) == 1
+
+        # ... and so is a new test in place of the one that is not out.
+        b.set_cookie("twostep_setup", cookie)
+        r = send_test(b, b.get(SETUP))
+        assert r.status_code == 429, snippet(r)
+        assert "A test notification is already waiting" in Page(r).text
+    assert len(pushes(ntfy, topic)) == 1
+
+    # The sign-in's push still signs in.
+    msg = pushes(ntfy, phone_topic)[0]
+    url = tap(ntfy, msg, "Approve")["url"]
+    phone = requests.Session()
+    form = dict(Page(phone.get(url, timeout=10)).forms[0].fields)
+    form["number"] = re.search(r'class="number">(\d\d)<',
+                               waiting.text).group(1)
+    assert phone.post(url.split("?")[0], data=form,
+                      timeout=10).status_code == 200
+    assert check(signin, waiting).status_code == 303
+    assert signin.app_view("/app/")["headers"]["X-Remote-User"] == user.name
 
 
 def test_stale_second_step_must_be_renewed_first(site):

@@ -507,6 +507,41 @@ def test_fraud_reported_on_one_host_pauses_pushes_on_the_other(
     assert offered_methods(again) == {"totp", "sms"}, snippet(again, 3000)
 
 
+def test_fraud_pause_redis_cannot_keep_ends_the_signin(
+        workdir, app, duo_sim, duo_pool, duo_normal, nginx_factory, redis):
+    """guard.h: a pause that cannot be kept fails closed. Redis hangs when
+    the phone reports the push as fraud: the pause would hold on this host
+    only, so this sign-in ends there (refused, the app code no longer
+    offered, no pending sign-in left) and the error log says why."""
+    from harness import VERIFY, offered_methods, refresh_url, start_push
+    a, port = duo_hosts("rfraudkeep", workdir, app, duo_sim, duo_pool,
+                        nginx_factory, redis)
+    user = duo_pool.take("auth")
+
+    b = a.browser()
+    wait = start_push(b, "/app/", user)
+    duo_sim.respond(user.name, "fraud")
+    mark = a.nginx.log_size()
+    redis.pause()
+    try:
+        r = b.get(refresh_url(wait))
+    finally:
+        redis.resume()
+
+    page = Page(r)
+    assert r.status_code == 403, snippet(r)
+    assert page.heading == "Sign-in refused", snippet(r, 3000)
+    assert "This sign-in was refused" in page.text
+    assert offered_methods(r) == set(), snippet(r, 3000)
+    assert not b.cookie("twostep_pending") and \
+        not b.cookie("twostep_session")
+    assert "redis did not take it" in a.nginx.log_text(mark)
+    # The app code does not finish it either: the sign-in is gone.
+    again = b.get(VERIFY)
+    assert again.status_code == 303 and \
+        location(again).path.endswith("/signin"), snippet(again)
+
+
 # ------------------------------------------------- rediss:// (TLS)
 
 def openssl(*args):

@@ -20,8 +20,10 @@ import re
 import time
 from urllib.parse import quote, urlsplit
 
-from harness import (Page, location, page_links, query, remember_sensitive,
-                     snippet)
+import pytest
+
+from harness import (VERIFY, Page, location, page_links, query,
+                     remember_sensitive, snippet)
 from test_selfservice import (ENROLL, SECURITY, SelfServiceSite,
                               assert_enroll_page, change, manage_token,
                               new_user, password_to_verify, path_and_query,
@@ -29,6 +31,8 @@ from test_selfservice import (ENROLL, SECURITY, SelfServiceSite,
 
 DEFAULT_UNUSABLE = ("That method can't be your default: it isn't set up for "
                     "your account, or this site can't use it.")
+UNCHECKED = ("Push, call and text can't be checked right now, so they "
+             "can't be chosen as your default. Try again later.")
 
 
 def options(r):
@@ -103,6 +107,125 @@ def test_a_default_that_cannot_be_used_is_not_what_sign_in_opens_on(
     # Listed as it is: not usable, so not offered, and not shown chosen.
     assert options(r) == ["", "totp"], options(r)
     assert '<option value="" selected>' in r.text
+
+
+def method_select(r):
+    """The default choice's <select>, its attributes as the browser reads
+    them, and the text of the error tied to it (aria-describedby)."""
+    m = re.search(r'<select [^>]*id="method"[^>]*>', r.text)
+    assert m, snippet(r, 6000)
+    attrs = {k: html.unescape(v) for k, v in
+             re.findall(r'([a-z-]+)="([^"]*)"', m.group(0))}
+    said = ""
+    if "aria-describedby" in attrs:
+        e = re.search(r'<p [^>]*id="%s"[^>]*>([^<]*)</p>'
+                      % attrs["aria-describedby"], r.text)
+        said = html.unescape(e.group(1)) if e else ""
+    return attrs, said
+
+
+def duo_info_site(nginx_factory, workdir, app, duo_sim, name, users):
+    """Security info on a site whose push, call and text are Duo's (the
+    simulator the e2e suite runs)."""
+    return SelfServiceSite(nginx_factory, workdir, app, name, users,
+                           server_extra=duo_sim.nginx_conf("2s"))
+
+
+def test_duo_default_is_what_preauth_confirms(
+        nginx_factory, workdir, app, duo_sim, duo_pool, duo_normal):
+    """Duo's preauth says which of push, call and text the user's devices
+    take: only those are offered as the default, or accepted; sign-in
+    opens on the one chosen."""
+    nopush, full = duo_pool.take("nopush"), duo_pool.take("auth")
+    site = duo_info_site(nginx_factory, workdir, app, duo_sim, "defduo",
+                         [nopush, full])
+
+    b = signed_in(site, full)
+    assert options(security_page(b)) == ["", "totp", "push", "call", "sms"]
+
+    b = signed_in(site, nopush)
+    r = security_page(b)
+    assert options(r) == ["", "totp", "call", "sms"], options(r)
+    assert "Push notification" not in Page(r).text, snippet(r, 6000)
+    before = site.store_bytes()
+    r = change(b, manage_token(r), action="default", method="push")
+    assert r.status_code == 400, snippet(r)
+    attrs, said = method_select(r)
+    assert attrs.get("aria-invalid") == "true" and said == DEFAULT_UNUSABLE, \
+        (attrs, snippet(r, 6000))
+    assert site.store_bytes() == before
+
+    r = change(b, manage_token(r), action="default", method="call")
+    assert r.status_code == 303, snippet(r)
+    assert site.user_entry(nopush.name)["default"] == "call"
+    r = b.follow(r)
+    assert '<option value="call" selected>' in r.text, snippet(r, 6000)
+
+    # Sign-in honours it.
+    other = site.browser()
+    r = other.follow(password_to_verify(other, "/app/", nopush.name))
+    assert r.status_code == 200, snippet(r)
+    assert Page(r).form(VERIFY).fields["method"] == "call", snippet(r, 4000)
+
+
+@pytest.mark.parametrize("fault", ["http500", "slow"])
+def test_duo_default_fails_closed_when_preauth_fails(
+        nginx_factory, workdir, app, duo_sim, duo_pool, duo_normal, fault):
+    """Duo answering an error, or too late (twostep_duo_timeout): none of
+    its methods is offered or accepted as the default, and the page says
+    why; the app code still is."""
+    user = duo_pool.take("auth")
+    site = duo_info_site(nginx_factory, workdir, app, duo_sim,
+                         "defduo" + fault, [user])
+    b = signed_in(site, user)
+    token = manage_token(security_page(b))
+    mark = site.nginx.log_size()
+
+    duo_sim.set_mode(fault)
+    r = security_page(b)
+    assert options(r) == ["", "totp"], options(r)
+    assert UNCHECKED in Page(r).text, snippet(r, 6000)
+    before = site.store_bytes()
+    r = change(b, token, action="default", method="push")
+    assert r.status_code == 400, snippet(r)
+    attrs, said = method_select(r)
+    assert attrs.get("aria-invalid") == "true" and said == UNCHECKED, \
+        (attrs, snippet(r, 6000))
+    assert site.store_bytes() == before
+    assert "preauth for security info failed" in site.nginx.log_text(mark)
+
+    r = change(b, token, action="default", method="totp")
+    assert r.status_code == 303, snippet(r)
+    assert site.user_entry(user.name)["default"] == "totp"
+
+    # Duo back: push can be chosen again.
+    duo_sim.set_mode("normal")
+    r = security_page(b)
+    assert "push" in options(r) and UNCHECKED not in Page(r).text
+    r = change(b, token, action="default", method="push")
+    assert r.status_code == 303, snippet(r)
+    assert site.user_entry(user.name)["default"] == "push"
+
+
+def test_a_key_the_browser_did_not_make_is_refused_once(
+        nginx_factory, workdir, app):
+    """"Add a security key" posted without what the authenticator makes
+    (no script, or a forged form): one 400 page that says so, nothing
+    written, and no second answer ("header already sent") after it."""
+    user = new_user("key-unverified")
+    site = SelfServiceSite(nginx_factory, workdir, app, "keyunverified",
+                           [user])
+    b = signed_in(site, user)
+    before = site.store_bytes()
+    mark = site.nginx.log_size()
+    r = change(b, manage_token(security_page(b)), action="add-key",
+               name="Laptop")
+    assert r.status_code == 400, snippet(r)
+    assert Page(r).heading == "Security info"
+    time.sleep(0.5)
+    log = site.nginx.log_text(mark)
+    assert "header already sent" not in log and "refused" not in log, log
+    assert site.store_bytes() == before
 
 
 # ------------------------------------------- back to the application

@@ -675,6 +675,41 @@ START_TEST(out_of_band_one_at_a_time)
 }
 END_TEST
 
+// A push set-up's test push holds the slot as its owner: only it frees
+// the slot, and a new test takes the slot over only when it may start.
+START_TEST(out_of_band_owned_slot)
+{
+    MemState state;
+    const OutOfBandRule oob{3, 600, 60};
+    // A sign-in's push waits (no owner): a test that never started, or
+    // whose turn ended, frees nothing, and cannot take its place.
+    ck_assert(start_out_of_band(state, oob, "alice", now) == Start::ok);
+    end_out_of_band(state, "alice", now + 1, 7);
+    ck_assert(start_out_of_band(state, oob, "alice", now + 2) == Start::busy);
+    ck_assert(start_out_of_band(state, oob, "alice", now + 2, 8, 7)
+              == Start::busy);
+    end_out_of_band(state, "alice", now + 3);
+
+    // A test (owner 7) replaced by the next (8), and that by the next (9):
+    // an owner no longer waiting frees nothing.
+    ck_assert(start_out_of_band(state, oob, "bob", now, 7) == Start::ok);
+    ck_assert(start_out_of_band(state, oob, "bob", now + 1) == Start::busy);
+    ck_assert(start_out_of_band(state, oob, "bob", now + 1, 8, 7)
+              == Start::ok);
+    end_out_of_band(state, "bob", now + 2, 7);
+    ck_assert(start_out_of_band(state, oob, "bob", now + 3) == Start::busy);
+    ck_assert(start_out_of_band(state, oob, "bob", now + 3, 9, 8)
+              == Start::ok);
+    // Over the limit: the waiting test keeps its slot.
+    ck_assert(start_out_of_band(state, oob, "bob", now + 4, 10, 9)
+              == Start::too_many);
+    ck_assert(start_out_of_band(state, oob, "bob", now + 4) == Start::busy);
+    end_out_of_band(state, "bob", now + 5, 9);
+    ck_assert(start_out_of_band(state, oob, "bob", now + 6)
+              == Start::too_many);
+}
+END_TEST
+
 START_TEST(out_of_band_full_store)
 {
     MemState pinned(2);
@@ -1143,6 +1178,7 @@ int main()
 
     TCase *oob = tcase_create("out_of_band");
     tcase_add_test(oob, out_of_band_one_at_a_time);
+    tcase_add_test(oob, out_of_band_owned_slot);
     tcase_add_test(oob, out_of_band_full_store);
     tcase_add_test(oob, out_of_band_retry_after);
     tcase_add_test(oob, fraud_pause);

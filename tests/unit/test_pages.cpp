@@ -962,6 +962,36 @@ START_TEST(push_setup_page)
 }
 END_TEST
 
+// A refused default says why beside the choice; Duo not answering is said
+// in the section, whether or not anything else can be chosen.
+START_TEST(security_info_default_refused)
+{
+    SecurityInfoPage page = info_page();
+    page.available = bit(Method::totp);
+    std::string html = render_security_info(PageContext(), page);
+    expect_lacks(html, "aria-invalid");
+    expect_lacks(html, "id=\"default-unchecked\"");
+
+    page.default_error = "info.error.default_unusable";
+    page.provider_unchecked = true;
+    html = render_security_info(PageContext(), page);
+    check_page(html);
+    expect_has(html, "<p class=\"alert\" id=\"method-error\" role=\"alert\">"
+                     "That method can");
+    expect_has(html, "id=\"method\" name=\"method\" autofocus "
+                     "aria-invalid=\"true\" aria-describedby=\"method-error\">");
+    expect_has(html, "<p class=\"state\" id=\"default-unchecked\">Push, "
+                     "call and text can");
+
+    // Nothing to choose from: the error and the reason still show.
+    page.available = 0;
+    html = render_security_info(PageContext(), page);
+    check_page(html);
+    expect_has(html, "id=\"method-error\" role=\"alert\">");
+    expect_has(html, "id=\"default-unchecked\"");
+}
+END_TEST
+
 START_TEST(security_info_default_select)
 {
     using Values = std::vector<std::string>;
@@ -1153,6 +1183,7 @@ int main()
     tcase_add_test(tc, security_info_phone);
     tcase_add_test(tc, security_info_available_methods);
     tcase_add_test(tc, security_info_default_select);
+    tcase_add_test(tc, security_info_default_refused);
     tcase_add_test(tc, security_info_push_row);
     tcase_add_test(tc, push_setup_page);
     tcase_add_test(tc, security_info_recovery_codes);
