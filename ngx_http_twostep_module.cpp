@@ -508,8 +508,10 @@ ngx_http_twostep_access_handler(ngx_http_request_t *r) noexcept
             pending.expires = ngx_time() + NGX_HTTP_TWOSTEP_PENDING_TTL;
             pending.methods = lcf->methods;
 
-            if (ngx_http_twostep_set_cookie(r, true,
-                    twostep::encode_pending(*scf->keys, pending)) != NGX_OK)
+            if (ngx_http_twostep_cookie_header(r,
+                    NGX_HTTP_TWOSTEP_COOKIE_PENDING,
+                    twostep::encode_pending(*scf->keys, pending),
+                    NGX_HTTP_TWOSTEP_PENDING_TTL) != NGX_OK)
             {
                 return NGX_HTTP_INTERNAL_SERVER_ERROR;
             }
@@ -521,7 +523,8 @@ ngx_http_twostep_access_handler(ngx_http_request_t *r) noexcept
             // The methods this location accepts, signed, for the portal;
             // a sign-in already under way (another tab, the favicon the
             // browser asks for) is left alone.
-            std::string_view current = ngx_http_twostep_get_cookie(r, true);
+            std::string_view current = ngx_http_twostep_find_cookie(r,
+                                           NGX_HTTP_TWOSTEP_COOKIE_PENDING);
 
             if (current.empty()
                 || !twostep::decode_pending(*scf->keys, current, ngx_time()))
@@ -531,9 +534,10 @@ ngx_http_twostep_access_handler(ngx_http_request_t *r) noexcept
                 pending.expires = ngx_time() + NGX_HTTP_TWOSTEP_PENDING_TTL;
                 pending.methods = lcf->methods;
 
-                if (ngx_http_twostep_set_cookie(r, true,
-                        twostep::encode_pending(*scf->keys, pending))
-                    != NGX_OK)
+                if (ngx_http_twostep_cookie_header(r,
+                        NGX_HTTP_TWOSTEP_COOKIE_PENDING,
+                        twostep::encode_pending(*scf->keys, pending),
+                        NGX_HTTP_TWOSTEP_PENDING_TTL) != NGX_OK)
                 {
                     return NGX_HTTP_INTERNAL_SERVER_ERROR;
                 }
