@@ -69,8 +69,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "e2e"))
 from harness import (ALERT_RE, Browser, DuoSimulator, Nginx,  # noqa: E402
                      Page, RedisServer, User, child_pids, duo_phone,
                      free_port, main_conf, make_workdir,
-                     password_hash, start_push, tally, wait_status_url,
-                     write_key, write_users)
+                     password_hash, proc_stat, start_push, tally,
+                     wait_status_url, write_key, write_users)
 
 ROUNDS = int(os.environ.get("BENCH_ROUNDS", "5"))
 DURATION = int(os.environ.get("BENCH_DURATION", "6"))
@@ -282,9 +282,7 @@ def to_ms(text):
 
 def cpu_seconds(pid):
     """utime + stime of process `pid`, in seconds."""
-    with open("/proc/%d/stat" % pid) as f:
-        stat = f.read()
-    fields = stat[stat.rfind(")") + 2:].split()
+    fields = proc_stat(pid)
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 

@@ -286,29 +286,22 @@ std::optional<std::vector<std::string>> read_recovery_codes_token(
     const KeyRing &keys, std::string_view token, std::string_view sid,
     std::int64_t now)
 {
-    std::optional<std::string> payload = keys.verify(codes_kind, token);
-    if (!payload || sid.empty()) {
+    // sid|expires|code..., no version: at least one code.
+    auto fields = fields_of(keys, codes_kind, token, {}, 3,
+                            2 + max_recovery_codes);
+    if (!fields || sid.empty()) {
         return std::nullopt;
     }
-    std::vector<std::string> parts;
-    std::string_view rest = *payload;
-    for (;;) {
-        std::size_t bar = rest.find('|');
-        parts.emplace_back(rest.substr(0, bar));
-        if (bar == std::string_view::npos) {
-            break;
-        }
-        rest.remove_prefix(bar + 1);
-    }
-    if (parts.size() < 3 || parts.size() > 2 + max_recovery_codes
-        || parts[0] != sid) {
-        return std::nullopt;
-    }
+    const TokenFields &parts = *fields;
     auto expires = parse_time(parts[1]);
-    if (!expires || *expires < now) {
+    if (parts[0] != sid || !expires || *expires < now) {
         return std::nullopt;
     }
-    return std::vector<std::string>(parts.begin() + 2, parts.end());
+    std::vector<std::string> codes;
+    for (std::size_t i = 2; i < parts.size(); i++) {
+        codes.emplace_back(parts[i]);
+    }
+    return codes;
 }
 
 std::string recovery_codes_file(std::string_view heading,
@@ -346,23 +339,12 @@ std::optional<PendingChange> decode_change(const KeyRing &keys,
                                            std::string_view token,
                                            std::int64_t now)
 {
-    std::optional<std::string> payload = keys.verify(change_kind, token);
-    if (!payload) {
+    // No version; the text fields are base64url.
+    auto fields = fields_of(keys, change_kind, token, {}, 7);
+    if (!fields) {
         return std::nullopt;
     }
-    std::vector<std::string_view> parts;
-    std::string_view rest = *payload;
-    while (parts.size() < 8) {
-        std::size_t bar = rest.find('|');
-        parts.push_back(rest.substr(0, bar));
-        if (bar == std::string_view::npos) {
-            break;
-        }
-        rest.remove_prefix(bar + 1);
-    }
-    if (parts.size() != 7) {
-        return std::nullopt;
-    }
+    const TokenFields &parts = *fields;
     auto user = base64url_decode(parts[0]);
     auto issued = parse_time(parts[1]);
     auto asked = parse_time(parts[2]);

@@ -97,18 +97,6 @@ bool valid_code_record(std::string_view record)
     return valid_id(record.substr(dot + 1));
 }
 
-std::vector<std::string_view> split(std::string_view text)
-{
-    std::vector<std::string_view> fields;
-    for (;;) {
-        std::size_t bar = text.find('|');
-        fields.push_back(text.substr(0, bar));
-        if (bar == std::string_view::npos)
-            return fields;
-        text.remove_prefix(bar + 1);
-    }
-}
-
 // Fields never contain '|', so the payload splits back unambiguously.
 void append(std::string &payload, std::string_view field)
 {
@@ -157,6 +145,36 @@ std::optional<std::int64_t> parse_time(std::string_view text)
     return value;
 }
 
+TokenFields::TokenFields(std::string payload) : payload_(std::move(payload))
+{
+    std::size_t at = 0;
+    for (;;) {
+        std::size_t bar = payload_.find('|', at);
+        if (bar == std::string::npos) {
+            fields_.emplace_back(at, payload_.size() - at);
+            return;
+        }
+        fields_.emplace_back(at, bar - at);
+        at = bar + 1;
+    }
+}
+
+std::optional<TokenFields> fields_of(const KeyRing &keys,
+                                     std::string_view kind,
+                                     std::string_view token,
+                                     std::string_view version,
+                                     std::size_t least, std::size_t most)
+{
+    auto payload = keys.verify(kind, token);
+    if (!payload)
+        return std::nullopt;
+    TokenFields f(std::move(*payload));
+    if (f.size() < least || f.size() > most
+        || (!version.empty() && f[0] != version))
+        return std::nullopt;
+    return f;
+}
+
 // A session was opened by a password or by a verified identity; a step-up
 // keeps what the session it replaces had.
 bool session_first_factor(FirstFactor f)
@@ -188,12 +206,10 @@ std::optional<Session> decode_session(const KeyRing &keys,
                                       std::string_view token,
                                       std::int64_t now)
 {
-    auto payload = keys.verify(session_kind, token);
-    if (!payload)
+    auto fields = fields_of(keys, session_kind, token, session_version, 9);
+    if (!fields)
         return std::nullopt;
-    auto f = split(*payload);
-    if (f.size() != 9 || f[0] != session_version)
-        return std::nullopt;
+    const TokenFields &f = *fields;
     auto method = method_from_name(f[3]);
     auto auth_time = parse_time(f[4]);
     auto expires = parse_time(f[5]);
@@ -254,12 +270,13 @@ std::optional<PendingSignin> decode_pending(const KeyRing &keys,
                                             std::string_view token,
                                             std::int64_t now)
 {
-    auto payload = keys.verify(pending_kind, token);
-    if (!payload)
+    // The texted code's record is the optional 11th field.
+    auto fields = fields_of(keys, pending_kind, token, payload_version, 10,
+                            11);
+    if (!fields)
         return std::nullopt;
-    auto f = split(*payload);
-    if ((f.size() != 10 && f.size() != 11) || f[0] != payload_version
-        || (f[9] != "0" && f[9] != "1"))
+    const TokenFields &f = *fields;
+    if (f[9] != "0" && f[9] != "1")
         return std::nullopt;
     auto methods = methods_from_list(f[7]);
     auto confirmed = parse_time(f[8]);
@@ -319,12 +336,10 @@ std::optional<RememberedDevice> decode_device(const KeyRing &keys,
                                               std::string_view token,
                                               std::int64_t now)
 {
-    auto payload = keys.verify(device_kind, token);
-    if (!payload)
+    auto fields = fields_of(keys, device_kind, token, device_version, 5);
+    if (!fields)
         return std::nullopt;
-    auto f = split(*payload);
-    if (f.size() != 5 || f[0] != device_version)
-        return std::nullopt;
+    const TokenFields &f = *fields;
     auto issued = parse_time(f[3]);
     auto expires = parse_time(f[4]);
     if (!valid_user_name(f[1]) || !valid_id(f[2]) || !issued || !expires
@@ -368,11 +383,12 @@ std::optional<Capability> read_capability(const KeyRing &keys,
                                           std::string_view token,
                                           std::int64_t now)
 {
-    auto payload = keys.verify(capability_kind, token);
-    if (!payload)
+    // No version; a test push's links have a 6th field.
+    auto fields = fields_of(keys, capability_kind, token, {}, 5, 6);
+    if (!fields)
         return std::nullopt;
-    auto f = split(*payload);
-    if (f.size() != 5 && (f.size() != 6 || f[5] != test_push))
+    const TokenFields &f = *fields;
+    if (f.size() == 6 && f[5] != test_push)
         return std::nullopt;
     auto method = method_from_name(f[2]);
     auto expires = parse_time(f[3]);
@@ -410,12 +426,11 @@ std::optional<PushSetup> decode_push_setup(const KeyRing &keys,
                                            std::string_view token,
                                            std::int64_t now)
 {
-    auto payload = keys.verify(push_setup_kind, token);
-    if (!payload)
+    auto fields = fields_of(keys, push_setup_kind, token, push_setup_version,
+                            6);
+    if (!fields)
         return std::nullopt;
-    auto f = split(*payload);
-    if (f.size() != 6 || f[0] != push_setup_version)
-        return std::nullopt;
+    const TokenFields &f = *fields;
     auto expires = parse_time(f[5]);
     if (!valid_id(f[1]) || !valid_user_name(f[2])
         || !ntfy::valid_topic(f[3]) || (!f[4].empty() && !valid_id(f[4]))

@@ -7,6 +7,8 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <utility>
+#include <vector>
 
 #include "keyring.h"
 #include "methods.h"
@@ -52,6 +54,43 @@ bool session_within(const Session &s, std::int64_t ttl, std::int64_t now);
 bool valid_id(std::string_view id);
 // A time as the cookies write it: plain decimal, no sign, no leading zero.
 std::optional<std::int64_t> parse_time(std::string_view text);
+
+// A signed token's payload split at its '|' (no field holds one), the
+// version first for the kinds that have one. Safe to copy: the fields are
+// positions in its own copy of the payload.
+class TokenFields {
+public:
+    explicit TokenFields(std::string payload);
+
+    std::size_t size() const { return fields_.size(); }
+    std::string_view operator[](std::size_t i) const
+    {
+        return std::string_view(payload_).substr(fields_[i].first,
+                                                 fields_[i].second);
+    }
+
+private:
+    std::string payload_;
+    std::vector<std::pair<std::size_t, std::size_t>> fields_;  // at, length
+};
+
+// What every decoder checks first: `token` signed for `kind` by a key of
+// `keys`, `version` as its first field (none when empty), and from `least`
+// to `most` fields in all, the version included. nullopt otherwise.
+std::optional<TokenFields> fields_of(const KeyRing &keys,
+                                     std::string_view kind,
+                                     std::string_view token,
+                                     std::string_view version,
+                                     std::size_t least, std::size_t most);
+
+inline std::optional<TokenFields> fields_of(const KeyRing &keys,
+                                            std::string_view kind,
+                                            std::string_view token,
+                                            std::string_view version,
+                                            std::size_t count)
+{
+    return fields_of(keys, kind, token, version, count, count);
+}
 
 std::optional<Session> decode_session(const KeyRing &keys,
                                       std::string_view token,

@@ -226,6 +226,23 @@ void ngx_http_twostep_check_store_access(ngx_conf_t *cf,
 
 
 // src/ngx/ngx_http_twostep_http.cpp: requests and responses.
+// Our cookies, each with its own name (__Host- prefixed on https).
+enum ngx_http_twostep_cookie_e {
+    NGX_HTTP_TWOSTEP_COOKIE_SESSION = 0,
+    NGX_HTTP_TWOSTEP_COOKIE_PENDING,  // a sign-in under way
+    NGX_HTTP_TWOSTEP_COOKIE_DEVICE,   // "Don't ask again on this device"
+    NGX_HTTP_TWOSTEP_COOKIE_SETUP,    // "Set up push notifications"
+    NGX_HTTP_TWOSTEP_COOKIE_CHANGE,   // a change waiting for its step-up
+    NGX_HTTP_TWOSTEP_COOKIES
+};
+
+// The cookie's value, or empty when it is absent or sent twice (fail
+// closed: which copy is ours cannot be told).
+std::string_view ngx_http_twostep_find_cookie(ngx_http_request_t *r,
+    ngx_http_twostep_cookie_e which);
+// Set-Cookie for it: max_age < 0 a browser-session cookie, 0 clears it.
+ngx_int_t ngx_http_twostep_cookie_header(ngx_http_request_t *r,
+    ngx_http_twostep_cookie_e which, std::string_view value, time_t max_age);
 std::string_view ngx_http_twostep_get_cookie(ngx_http_request_t *r,
     bool pending);
 ngx_int_t ngx_http_twostep_set_cookie(ngx_http_request_t *r, bool pending,

@@ -6,18 +6,9 @@
 #include "core/pages.h"
 
 
-// On https the names carry the __Host- prefix: Secure, Path=/ and no
-// Domain are then enforced by the browser, so a sibling subdomain cannot
-// plant one (OWASP ASVS 3.4.4).
-enum ngx_http_twostep_cookie_e {
-    NGX_HTTP_TWOSTEP_COOKIE_SESSION = 0,
-    NGX_HTTP_TWOSTEP_COOKIE_PENDING,
-    NGX_HTTP_TWOSTEP_COOKIE_DEVICE,   // "Don't ask again on this device"
-    NGX_HTTP_TWOSTEP_COOKIE_SETUP,    // "Set up push notifications"
-    NGX_HTTP_TWOSTEP_COOKIE_CHANGE,   // a change waiting for its step-up
-    NGX_HTTP_TWOSTEP_COOKIES
-};
-
+// One name per ngx_http_twostep_cookie_e. On https the names carry the
+// __Host- prefix: Secure, Path=/ and no Domain are then enforced by the
+// browser, so a sibling subdomain cannot plant one (OWASP ASVS 3.4.4).
 static ngx_str_t  ngx_http_twostep_cookie_names[] = {
     ngx_string("twostep_session"),
     ngx_string("twostep_pending"),
@@ -60,7 +51,7 @@ ngx_http_twostep_which(bool pending)
 // ignore case, so "__HOST-twostep_session" would pass for ours. Two
 // cookies of the name (one may be planted, and which one is ours cannot be
 // told) count as none: the request fails closed.
-static std::string_view
+std::string_view
 ngx_http_twostep_find_cookie(ngx_http_request_t *r,
     ngx_http_twostep_cookie_e which)
 {
@@ -140,7 +131,7 @@ ngx_http_twostep_add_header(ngx_http_request_t *r, std::string_view key,
 // HttpOnly keeps scripts away from the tokens, SameSite=Lax keeps other
 // sites' forms from carrying them (OWASP ASVS 3.4.2, 3.4.3). max_age < 0:
 // a browser-session cookie; 0 clears it.
-static ngx_int_t
+ngx_int_t
 ngx_http_twostep_cookie_header(ngx_http_request_t *r,
     ngx_http_twostep_cookie_e which, std::string_view value, time_t max_age)
 {
@@ -480,7 +471,8 @@ ngx_http_twostep_cookie_session(ngx_http_request_t *r)
     scf = static_cast<ngx_http_twostep_srv_conf_t *>(
               ngx_http_get_module_srv_conf(r, ngx_http_twostep_module));
 
-    std::string_view cookie = ngx_http_twostep_get_cookie(r, false);
+    std::string_view cookie = ngx_http_twostep_find_cookie(r,
+                                  NGX_HTTP_TWOSTEP_COOKIE_SESSION);
 
     if (scf->keys == NULL || cookie.empty()) {
         return none;

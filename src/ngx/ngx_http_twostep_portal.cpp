@@ -433,8 +433,11 @@ ngx_http_twostep_logout(ngx_http_twostep_page_t &p)
                                session->method, NGX_HTTP_TWOSTEP_PASSED);
     }
 
-    if (ngx_http_twostep_clear_cookie(p.r, false) != NGX_OK
-        || ngx_http_twostep_clear_cookie(p.r, true) != NGX_OK)
+    if (ngx_http_twostep_cookie_header(p.r, NGX_HTTP_TWOSTEP_COOKIE_SESSION,
+                                       {}, 0) != NGX_OK
+        || ngx_http_twostep_cookie_header(p.r,
+                                          NGX_HTTP_TWOSTEP_COOKIE_PENDING,
+                                          {}, 0) != NGX_OK)
     {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }

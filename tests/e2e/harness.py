@@ -186,18 +186,25 @@ def make_workdir(prefix="twostep-e2e-"):
     return path
 
 
+def proc_stat(pid):
+    """The fields of /proc/PID/stat after "pid (comm)": [0] the state,
+    [1] the parent's pid, [11] and [12] utime and stime in clock ticks.
+    OSError when the process is gone."""
+    with open("/proc/%s/stat" % pid) as f:
+        stat = f.read()
+    # pid (comm) state ppid ...; comm may contain spaces and parens.
+    return stat[stat.rfind(")") + 2:].split()
+
+
 def child_pids(ppid):
     pids = []
     for entry in os.listdir("/proc"):
         if not entry.isdigit():
             continue
         try:
-            with open("/proc/%s/stat" % entry) as f:
-                stat = f.read()
+            fields = proc_stat(entry)
         except OSError:
             continue
-        # pid (comm) state ppid ...; comm may contain spaces and parens.
-        fields = stat[stat.rfind(")") + 2:].split()
         if len(fields) > 1 and int(fields[1]) == ppid:
             pids.append(int(entry))
     return set(pids)

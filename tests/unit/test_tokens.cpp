@@ -675,6 +675,35 @@ START_TEST(form_tokens)
 }
 END_TEST
 
+// What every decoder checks first: the kind's MAC, the version, how many
+// fields; the fields themselves, empty ones included, in order.
+START_TEST(token_fields)
+{
+    KeyRing keys = ring({key_a});
+    std::string token = keys.sign("t", "2|a||ccc");
+    auto f = fields_of(keys, "t", token, "2", 4);
+    ck_assert(f.has_value());
+    ck_assert_uint_eq(f->size(), 4);
+    ck_assert((*f)[0] == "2" && (*f)[1] == "a" && (*f)[2].empty()
+              && (*f)[3] == "ccc");
+    // A copy reads its own payload, the original's gone.
+    TokenFields copy = *f;
+    f.reset();
+    ck_assert(copy[3] == "ccc");
+
+    ck_assert(fields_of(keys, "t", token, "2", 3, 4));
+    ck_assert(fields_of(keys, "t", token, "", 4));      // no version
+    ck_assert(!fields_of(keys, "t", token, "1", 4));    // another version
+    ck_assert(!fields_of(keys, "t", token, "2", 3));    // too many
+    ck_assert(!fields_of(keys, "t", token, "2", 5, 6)); // too few
+    ck_assert(!fields_of(keys, "u", token, "2", 4));    // another kind
+    ck_assert(!fields_of(ring({key_b}), "t", token, "2", 4));
+    ck_assert(!fields_of(keys, "t", token + "x", "2", 4));
+    auto one = fields_of(keys, "t", keys.sign("t", ""), "", 1);
+    ck_assert(one && one->size() == 1 && (*one)[0].empty());
+}
+END_TEST
+
 int main()
 {
     Suite *suite = suite_create("tokens");
@@ -697,6 +726,7 @@ int main()
     suite_add_tcase(suite, kr);
 
     TCase *cookies = tcase_create("cookies");
+    tcase_add_test(cookies, token_fields);
     tcase_add_test(cookies, session_round_trip);
     tcase_add_test(cookies, session_expiry);
     tcase_add_test(cookies, session_lifetime_is_the_current_ttl);
