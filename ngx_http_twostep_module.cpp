@@ -448,7 +448,17 @@ ngx_http_twostep_access_handler(ngx_http_request_t *r) noexcept
     }
 
     try {
-        const twostep::Session *session = ngx_http_twostep_session_now(r);
+        auto mcf = static_cast<ngx_http_twostep_main_conf_t *>(
+                       ngx_http_get_module_main_conf(r,
+                                                     ngx_http_twostep_module));
+
+        // The session the $twostep_* variables name later in the request
+        // (proxy_set_header, the access log) must be the one allowed here,
+        // even if it is revoked or expires meanwhile: kept in the request's
+        // context when the configuration uses them, else not even counted.
+        const twostep::Session *session =
+            mcf->variables ? ngx_http_twostep_session(r)
+                           : ngx_http_twostep_session_now(r);
         std::string_view name;
 
         if (lcf->identity) {
@@ -1444,6 +1454,21 @@ try {
     auto mcf = static_cast<ngx_http_twostep_main_conf_t *>(
                    ngx_http_conf_get_module_main_conf(cf,
                                                       ngx_http_twostep_module));
+
+    // Every variable a directive named is indexed by now (nginx resolves
+    // them after the postconfiguration handlers): does one of ours appear?
+    // A variable only looked up at run time by name (SSI's echo, njs) is
+    // not indexed; it checks the cookie again when it is read.
+    auto v = static_cast<ngx_http_variable_t *>(cmcf->variables.elts);
+
+    for (ngx_uint_t i = 0; i < cmcf->variables.nelts; i++) {
+        if (v[i].name.len > sizeof("twostep_") - 1
+            && ngx_strncmp(v[i].name.data, "twostep_",
+                           sizeof("twostep_") - 1) == 0)
+        {
+            mcf->variables = 1;
+        }
+    }
 
     // The built-in pages are parsed here, once, in the master: workers
     // inherit them, and a broken build fails "nginx -t".

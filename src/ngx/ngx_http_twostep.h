@@ -54,6 +54,8 @@ struct ngx_http_twostep_main_conf_t {
     ngx_shm_zone_t              *metrics_zone;
     ngx_flag_t                   metrics;   // a location serves them
     ngx_http_twostep_redis_conf_t *redis;   // twostep_redis, or NULL
+    ngx_flag_t                   variables; // the configuration names a
+                                            // $twostep_* variable
 };
 
 

@@ -3,6 +3,8 @@ someone else (another client, another worker) opens nothing afterwards. A
 step-up re-verification (twostep_max_age) replaces the session, and the
 replaced cookie stops working too."""
 
+import json
+import socket
 import time
 
 from harness import (LOGOUT, SIGNIN, Page, cookie_cleared, location,
@@ -88,3 +90,43 @@ def test_stepup_revokes_the_replaced_session(guarded):
     # The cookie the step-up replaced opens nothing any more, not even
     # where no freshness is asked for.
     on_both_workers(lambda: site.get_with_session(old), sent_to_signin)
+
+
+def test_a_request_let_in_names_its_user_even_if_signed_out_meanwhile(
+        guarded):
+    """$twostep_user names the session the access check allowed: a sign-out
+    while the request's body is still arriving does not make the request
+    it let through reach the app as anonymous (the session is kept in the
+    request's context when the configuration names a $twostep_* variable,
+    here proxy_set_header X-Remote-User)."""
+    site = guarded("midrequest")
+    user = site.users[0]
+    b = site.browser()
+    b.sign_in("/app/", user)
+    value = b.cookie("twostep_session")
+
+    body = b"field=1"
+    conn = socket.create_connection(("127.0.0.1", site.port), timeout=10)
+    conn.sendall(("POST /app/late?format=json HTTP/1.1\r\n"
+                  "Host: localhost\r\n"
+                  "Cookie: twostep_session=%s\r\nContent-Length: %d\r\n"
+                  "Content-Type: application/x-www-form-urlencoded\r\n"
+                  "Connection: close\r\n\r\n" % (value, len(body))).encode())
+    time.sleep(0.5)    # nginx has let it in and waits for the body
+
+    form = Page(b.get(LOGOUT)).form(LOGOUT)
+    r = b.post(LOGOUT, dict(form.fields))
+    assert Page(r).heading == "You have signed out", snippet(r)
+    on_both_workers(lambda: site.get_with_session(value), sent_to_signin)
+
+    conn.sendall(body)
+    answer = b""
+    while True:
+        chunk = conn.recv(65536)
+        if not chunk:
+            break
+        answer += chunk
+    conn.close()
+    head, _, payload = answer.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 200"), head
+    assert json.loads(payload)["headers"]["X-Remote-User"] == user.name
