@@ -1,7 +1,7 @@
 // What the nginx hosts of one site share through Redis (twostep_redis):
 // the address syntax, the keys, the scripts that make each guard step one
-// atomic command, and the revocation messages. Pure: the connection is
-// src/ngx/ngx_http_twostep_redis.cpp.
+// atomic command, and the revocation messages. Pure: what sends them is
+// src/ngx/ngx_http_twostep_redis.cpp, over ngx_http_twostep_redis_conn.cpp.
 #pragma once
 
 #include <cstdint>

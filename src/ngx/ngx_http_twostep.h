@@ -337,7 +337,8 @@ void ngx_http_twostep_zone_stats(ngx_http_twostep_main_conf_t *mcf,
 
 // src/ngx/ngx_http_twostep_redis.cpp: state shared by several hosts.
 // Without twostep_redis the zone alone holds it and every call below
-// answers at once as the zone-only flow expects.
+// answers at once as the zone-only flow expects. The directives, _check,
+// _exit and _on are the connections' (ngx_http_twostep_redis_conn.cpp).
 char *ngx_http_twostep_redis(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 ngx_int_t ngx_http_twostep_redis_check(ngx_conf_t *cf,
