@@ -75,12 +75,14 @@ constexpr std::string_view decide_lua =
     "redis.call('EXPIREAT', KEYS[1], ARGV[2]) "
     "return 1";
 
-// KEYS: the transaction. Its value as a number (a reply hiredis hands us
-// as an integer); -1 for anything we did not write.
+// KEYS: the transaction. 0 (absent) and 1 (waiting) as integers; a
+// decided record as it is, for the reader to verify its MAC (never here:
+// whoever can write to Redis can change a script's verdict too).
 constexpr std::string_view approval_lua =
     "local v = redis.call('GET', KEYS[1]) "
     "if not v then return 0 end "
-    "return tonumber(v) or -1";
+    "if v == '1' then return 1 end "
+    "return v";
 
 // KEYS: the user's waiting request, the user's count in the window; ARGV:
 // maximum, window, how long one request blocks the next, replace (1).
@@ -303,10 +305,10 @@ Argv open_approval(std::string_view prefix, std::string_view txid,
 }
 
 Argv decide_approval(std::string_view prefix, std::string_view txid,
-                     std::int64_t to, std::int64_t expires)
+                     std::string_view record, std::int64_t expires)
 {
     return {"EVAL", std::string(decide_lua), "1",
-            join(prefix, "x:") + std::string(txid), std::to_string(to),
+            join(prefix, "x:") + std::string(txid), std::string(record),
             std::to_string(expires)};
 }
 

@@ -1075,3 +1075,42 @@ def test_push_set_up_test_approved_on_the_other_host_saves(selfhosted):
     assert location(r).path == SECURITY and location(r).query == "done=push"
     assert json.loads(users.read_text())["users"][user.name][
         "ntfy_topic"] == topic
+
+
+def test_approval_written_into_redis_signs_nobody_in(selfhosted, redis):
+    """Whoever can write to Redis and knows a password starts a push and
+    sets its answer to "approved" (a bare 2, or with a made-up MAC): the
+    answer carries no MAC by the server's key, so the browser is refused
+    (503) and the forgery logged; a phone's real approval signs in."""
+    from harness import Browser, wait_status_url
+    from test_selfhosted import (assert_not_signed_in, assert_signed_in,
+                                 check, shown_number)
+    h = selfhosted("rforge")
+    h.a.allow_log("this server did not write")
+    user, honest = h.pool.take("push"), h.pool.take("push")
+    prefix = "t%d:" % redis.port
+    on_a = Browser(h.a.base)
+    r = start_push(on_a, user)
+    keys = redis.cli("KEYS", prefix + "x:*").split()
+    assert len(keys) == 1 and redis.cli("GET", keys[0]) == "1"
+
+    for forged in ("2", "2.AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"):
+        assert redis.cli("SET", keys[0], forged, "KEEPTTL") == "OK"
+        polled = on_a.get(wait_status_url(r))
+        assert polled.status_code == 503, snippet(polled)
+        checked = check(on_a, r)
+        assert checked.status_code == 503, snippet(checked)
+        assert UNAVAILABLE in Page(checked).text
+        assert_not_signed_in(on_a)
+    assert "this server did not write" in h.a.log_text()
+
+    on_b = Browser(h.b.base)
+    r = start_push(on_b, honest)
+    phone, url, form = approval_page(h, h.a, honest)
+    form["number"] = shown_number(r)
+    done = phone.post(url.split("?")[0], data=form, timeout=10)
+    assert done.status_code == 200, snippet(done)
+    stored = [k for k in redis.cli("KEYS", prefix + "x:*").split()
+              if k != keys[0]]
+    assert redis.cli("GET", stored[0]).startswith("2.")
+    assert_signed_in(on_b, check(on_b, r), "push", honest)

@@ -129,9 +129,9 @@ START_TEST(approval_and_limit_keys)
     ck_assert(open[1].find("'NX'") != std::string::npos);
     ck_assert_string_eq(open_approval("site:", "TX_1", 0)[5], "1");
 
-    Argv decide = decide_approval("site:", "TX_1", 4, 1700000120);
+    Argv decide = decide_approval("site:", "TX_1", "4.MAC", 1700000120);
     ck_assert_string_eq(decide[3], "site:x:TX_1");
-    ck_assert_string_eq(decide[4], "4");
+    ck_assert_string_eq(decide[4], "4.MAC");
     ck_assert_string_eq(decide[5], "1700000120");
     ck_assert_string_eq(approval_state("site:", "TX_1")[3], "site:x:TX_1");
 
