@@ -1049,9 +1049,12 @@ ngx_http_twostep_fraud_reported(ngx_http_twostep_page_t &p,
             });
     };
 
-    // A call's key 0 was logged, counted and paused by its call-back.
+    // A self-hosted report was logged and counted where the phone's
+    // answer arrived, and paused there unless Redis timed out after
+    // keeping it: paused here too (a pause in force runs its course), so
+    // a report in Redis always pauses.
     if (provider != nullptr && provider->self_hosted()) {
-        return refused();
+        return ngx_http_twostep_pause_phone(p.r, p.scf, user, refused);
     }
 
     ngx_http_twostep_log(p.r, NGX_LOG_WARN, "sign-in reported as fraud",

@@ -797,6 +797,8 @@ class SelfHostedHosts:
             self.hosts.append(nginx)
         self.a, self.b = self.hosts
         self.users = Path(users)
+        self.key_file = key
+        self.audience = "audience:" + name
 
     def on(self, host, url):
         """`url` (a link to host A) sent to `host` instead."""
@@ -1022,8 +1024,8 @@ def test_redis_down_fails_push_and_answers_closed(selfhosted, redis):
     form["number"] = shown_number(r)
     done = phone.post(url.split("?")[0], data=form, timeout=10)
     assert done.status_code == 503, snippet(done)
-    assert Page(done).heading == "Your answer was not recorded"
-    assert "nobody was signed in" in Page(done).text
+    assert Page(done).heading == "Your answer may not have been recorded"
+    assert "may not count" in Page(done).text
 
     polled = on_a.get(wait_status_url(r))
     assert polled.status_code == 503, snippet(polled)
@@ -1114,3 +1116,80 @@ def test_approval_written_into_redis_signs_nobody_in(selfhosted, redis):
               if k != keys[0]]
     assert redis.cli("GET", stored[0]).startswith("2.")
     assert_signed_in(on_b, check(on_b, r), "push", honest)
+
+
+def approval_record(h, txid, value):
+    """A decided answer as a host stores it (approval.cpp: "<value>.<MAC>",
+    the MAC by the site's cookie key over the transaction and answer)."""
+    import base64
+    import hashlib
+    import hmac
+    raw = Path(h.key_file).read_bytes()
+    key = hmac.new(raw, b"nginx-twostep token key v1",
+                   hashlib.sha256).digest()
+    key = hmac.new(key, b"audience|" + h.audience.encode(),
+                   hashlib.sha256).digest()
+    mac = hmac.new(key, b"mac|approval|%s|%d" % (txid.encode(), value),
+                   hashlib.sha256).digest()
+    return "%d.%s" % (value, base64.urlsafe_b64encode(mac).decode()
+                      .rstrip("="))
+
+
+def test_fraud_in_redis_pauses_on_the_browsers_host(selfhosted, redis):
+    """"I didn't try to sign in" kept in Redis while the phone's host
+    timed out (so it never paused): the browser's host reads the report,
+    refuses the sign-in and pauses pushes and calls for the user itself,
+    on every host."""
+    from harness import Browser, choose_method, password_step, press_send
+    from test_selfhosted import assert_not_signed_in, check, pushes
+    h = selfhosted("rfraud2")
+    user = h.pool.take("push")
+    prefix = "t%d:" % redis.port
+    on_a = Browser(h.a.base)
+    r = start_push(on_a, user)
+    keys = redis.cli("KEYS", prefix + "x:*").split()
+    assert len(keys) == 1
+    txid = keys[0][len(prefix) + 2:]
+    assert redis.cli("SET", keys[0], approval_record(h, txid, 4),
+                     "KEEPTTL") == "OK"
+
+    refused = check(on_a, r)
+    assert refused.status_code == 403, snippet(refused)
+    assert "This sign-in was refused" in Page(refused).text
+    assert_not_signed_in(on_a)
+
+    b = Browser(h.b.base)
+    page = choose_method(b, password_step(b, "/app/", user), "push")
+    held = press_send(b, page)
+    assert held.status_code == 429, snippet(held)
+    assert "Requests to your phone are paused for now" in Page(held).text
+    assert len(pushes(h.nt, user)) == 1
+
+
+def test_fraud_reported_while_redis_is_down_still_pauses(selfhosted, redis):
+    """"I didn't try to sign in" while Redis does not answer (it may have
+    kept the report all the same): the phone is told its answer may not
+    have been recorded, and the report is logged and pauses pushes and
+    calls for the user on the host it reached."""
+    from harness import Browser, offered_methods
+    h = selfhosted("rfraud3")
+    user = h.pool.take("push")
+    on_a = Browser(h.a.base)
+    start_push(on_a, user)
+    phone, url, _ = approval_page(h, h.b, user)
+    report = [f for f in Page(phone.get(url, timeout=10)).forms
+              if f.fields.get("action") == "fraud"]
+    assert len(report) == 1
+
+    redis.kill()
+    done = phone.post(url.split("?")[0], data=dict(report[0].fields),
+                      timeout=10)
+    assert done.status_code == 503, snippet(done)
+    assert Page(done).heading == "Your answer may not have been recorded"
+    assert 'sign-in reported as fraud on the approval page, user: "%s"' \
+        % user.name in h.b.log_text()
+
+    # Redis back (empty): host B kept the pause in its zone.
+    redis.start()
+    b, r = password_step_once_back(Browser(h.b.base), user)
+    assert "push" not in offered_methods(b.follow(r))
