@@ -102,6 +102,18 @@ constexpr std::string_view start_oob_lua =
     "redis.call('SET', KEYS[1], '1', 'EX', ARGV[3]) "
     "return 0";
 
+// KEYS: the user's waiting request; ARGV: its transaction id. Kept as
+// long as it was (PTTL: Redis 5 has no KEEPTTL).
+constexpr std::string_view bind_oob_lua =
+    "local t = redis.call('PTTL', KEYS[1]) "
+    "if t > 0 then redis.call('SET', KEYS[1], ARGV[1], 'PX', t) "
+    "return 1 end return 0";
+
+// KEYS: the user's waiting request; ARGV: the transaction that finished.
+constexpr std::string_view end_oob_lua =
+    "if redis.call('GET', KEYS[1]) == ARGV[1] then "
+    "return redis.call('DEL', KEYS[1]) end return 0";
+
 // KEYS: the revocations; ARGV: member, expiry, now, channel, message.
 constexpr std::string_view revoke_lua =
     "redis.call('ZADD', KEYS[1], ARGV[2], ARGV[1]) "
@@ -329,9 +341,21 @@ Argv start_out_of_band(std::string_view prefix, std::string_view user,
             std::to_string(pending_for), replace ? "1" : "0"};
 }
 
-Argv end_out_of_band(std::string_view prefix, std::string_view user)
+Argv bind_out_of_band(std::string_view prefix, std::string_view user,
+                      std::string_view txid)
 {
-    return {"DEL", join(prefix, "o:") + std::string(user)};
+    return {"EVAL", std::string(bind_oob_lua), "1",
+            join(prefix, "o:") + std::string(user), std::string(txid)};
+}
+
+Argv end_out_of_band(std::string_view prefix, std::string_view user,
+                     std::string_view txid)
+{
+    if (txid.empty()) {
+        return {"DEL", join(prefix, "o:") + std::string(user)};
+    }
+    return {"EVAL", std::string(end_oob_lua), "1",
+            join(prefix, "o:") + std::string(user), std::string(txid)};
 }
 
 std::string revocations_key(std::string_view prefix)

@@ -96,8 +96,16 @@ Argv approval_state(std::string_view prefix, std::string_view txid);
 Argv start_out_of_band(std::string_view prefix, std::string_view user,
                        std::int64_t max_starts, std::int64_t window,
                        std::int64_t pending_for, bool replace);
-// DEL: the request was answered; the next may go out.
-Argv end_out_of_band(std::string_view prefix, std::string_view user);
+// EVAL: the waiting request is transaction `txid` (once the provider or
+// this host named it), for the rest of its time; nothing if none waits.
+Argv bind_out_of_band(std::string_view prefix, std::string_view user,
+                      std::string_view txid);
+// The request was answered; the next may go out. With `txid`, an EVAL
+// that ends the waiting request only if it is that transaction: reading a
+// finished one (an old pending cookie) frees no other push's place. Else
+// DEL (a request that failed as it was sent).
+Argv end_out_of_band(std::string_view prefix, std::string_view user,
+                     std::string_view txid = {});
 
 // A sign-out as every host learns it: the session id, when the session
 // would have expired, and when it was signed in. Or "sign out everywhere":

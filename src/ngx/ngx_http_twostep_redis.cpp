@@ -1705,14 +1705,25 @@ ngx_http_twostep_start_out_of_band(ngx_http_request_t *r,
 
 void
 ngx_http_twostep_end_out_of_band(ngx_http_request_t *r,
-    std::string_view user)
+    std::string_view user, std::string_view txid)
 {
     ngx_http_twostep_zone_state state(r);
     twostep::end_out_of_band(state, user, ngx_time());
 
     if (ngx_http_twostep_redis_on()) {
         ngx_http_twostep_redis_send(twostep::redis::end_out_of_band(
-            ngx_http_twostep_redis_conf->prefix, user));
+            ngx_http_twostep_redis_conf->prefix, user, txid));
+    }
+}
+
+
+void
+ngx_http_twostep_bind_out_of_band(std::string_view user,
+    std::string_view txid)
+{
+    if (ngx_http_twostep_redis_on()) {
+        ngx_http_twostep_redis_send(twostep::redis::bind_out_of_band(
+            ngx_http_twostep_redis_conf->prefix, user, txid));
     }
 }
 

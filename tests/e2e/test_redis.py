@@ -1193,3 +1193,37 @@ def test_fraud_reported_while_redis_is_down_still_pauses(selfhosted, redis):
     redis.start()
     b, r = password_step_once_back(Browser(h.b.base), user)
     assert "push" not in offered_methods(b.follow(r))
+
+
+def test_old_pending_cookie_frees_no_other_push(selfhosted, redis):
+    """A copy of a pending sign-in whose push was answered, polled again
+    while another push for the user waits, does not free that push's
+    place: one push at a time still holds on every host."""
+    from harness import (Browser, choose_method, password_step,
+                         press_send)
+    from test_selfhosted import check, pushes, tap
+    h = selfhosted("rstale")
+    user = h.pool.take("push")
+    first = Browser(h.a.base)
+    r = start_push(first, user)
+    old = first.cookie("twostep_pending")
+    assert tap(h.nt, pushes(h.nt, user)[0], "Deny")["status"] == 200
+    assert check(first, r).status_code == 403
+
+    second = Browser(h.b.base)
+    start_push(second, user)
+    assert len(pushes(h.nt, user)) == 2
+    prefix = "t%d:" % redis.port
+    assert redis.cli("GET", prefix + "o:" + user.name) != ""
+
+    stale = Browser(h.a.base)
+    stale.set_cookie("twostep_pending", old)
+    assert check(stale, r).status_code == 403
+    assert redis.cli("GET", prefix + "o:" + user.name) != ""
+
+    third = Browser(h.a.base)
+    page = choose_method(third, password_step(third, "/app/", user), "push")
+    held = press_send(third, page)
+    assert held.status_code == 429, snippet(held)
+    assert "already waiting" in Page(held).text, snippet(held, 3000)
+    assert len(pushes(h.nt, user)) == 2

@@ -154,6 +154,15 @@ START_TEST(approval_and_limit_keys)
     Argv end = end_out_of_band("site:", "alice");
     ck_assert_string_eq(end[0], "DEL");
     ck_assert_string_eq(end[1], "site:o:alice");
+    // A finished transaction ends only its own place (compare, delete).
+    Argv bound = bind_out_of_band("site:", "alice", "TX_1");
+    ck_assert_string_eq(bound[3], "site:o:alice");
+    ck_assert_string_eq(bound[4], "TX_1");
+    Argv mine = end_out_of_band("site:", "alice", "TX_1");
+    ck_assert_string_eq(mine[0], "EVAL");
+    ck_assert(mine[1].find("== ARGV[1]") != std::string::npos);
+    ck_assert_string_eq(mine[3], "site:o:alice");
+    ck_assert_string_eq(mine[4], "TX_1");
 }
 END_TEST
 
