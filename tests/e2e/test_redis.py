@@ -978,11 +978,23 @@ def test_push_limits_count_across_hosts(selfhosted):
     assert len(pushes(h.nt, user)) == 3
 
 
+def push_is_held(h, b, user, sent):
+    """A push for `user` from browser `b` is held while another waits
+    (`sent` pushes went out): the page to send it from."""
+    from harness import choose_method, password_step, press_send
+    from test_selfhosted import pushes
+    page = choose_method(b, password_step(b, "/app/", user), "push")
+    held = press_send(b, page)
+    assert held.status_code == 429, snippet(held)
+    assert "already waiting" in Page(held).text, snippet(held, 3000)
+    assert len(pushes(h.nt, user)) == sent
+    return page
+
+
 def test_one_push_at_a_time_across_hosts(selfhosted):
     """A push waiting (started on host A) holds the next one on host B
     until it is answered."""
-    from harness import (Browser, choose_method, password_step,
-                         press_send)
+    from harness import Browser, press_send
     from test_selfhosted import check, pushes, tap
     h = selfhosted("rbusy")
     user = h.pool.take("push")
@@ -990,11 +1002,7 @@ def test_one_push_at_a_time_across_hosts(selfhosted):
     r = start_push(on_a, user)
 
     b = Browser(h.b.base)
-    page = choose_method(b, password_step(b, "/app/", user), "push")
-    held = press_send(b, page)
-    assert held.status_code == 429, snippet(held)
-    assert "already waiting" in Page(held).text, snippet(held, 3000)
-    assert len(pushes(h.nt, user)) == 1
+    page = push_is_held(h, b, user, sent=1)
 
     # Answered and seen on A: B may send one now.
     assert tap(h.nt, pushes(h.nt, user)[0], "Deny")["status"] == 200
@@ -1004,13 +1012,25 @@ def test_one_push_at_a_time_across_hosts(selfhosted):
     assert len(pushes(h.nt, user)) == 2
 
 
+def waiting_fails_closed(b, r):
+    """The waiting page of `r`, polled and checked: 503, nobody in."""
+    from harness import wait_status_url
+    from test_selfhosted import assert_not_signed_in, check
+    polled = b.get(wait_status_url(r))
+    assert polled.status_code == 503, snippet(polled)
+    checked = check(b, r)
+    assert checked.status_code == 503, snippet(checked)
+    assert UNAVAILABLE in Page(checked).text
+    assert_not_signed_in(b)
+
+
 def test_redis_down_fails_push_and_answers_closed(selfhosted, redis):
     """Redis away: the phone's answer is not recorded (the approval page
     says so), the waiting page is a clear 503, a new push is refused with
     503, and nobody signs in."""
     from harness import (Browser, choose_method, password_step,
-                         press_send, wait_status_url)
-    from test_selfhosted import (assert_not_signed_in, check, pushes,
+                         press_send)
+    from test_selfhosted import (assert_not_signed_in, pushes,
                                  shown_number)
     h = selfhosted("rdown")
     user, other = h.pool.take("push"), h.pool.take("push")
@@ -1027,12 +1047,7 @@ def test_redis_down_fails_push_and_answers_closed(selfhosted, redis):
     assert Page(done).heading == "Your answer may not have been recorded"
     assert "may not count" in Page(done).text
 
-    polled = on_a.get(wait_status_url(r))
-    assert polled.status_code == 503, snippet(polled)
-    checked = check(on_a, r)
-    assert checked.status_code == 503, snippet(checked)
-    assert UNAVAILABLE in Page(checked).text
-    assert_not_signed_in(on_a)
+    waiting_fails_closed(on_a, r)
 
     sent = press_send(later, page)
     assert sent.status_code == 503, snippet(sent)
@@ -1084,9 +1099,8 @@ def test_approval_written_into_redis_signs_nobody_in(selfhosted, redis):
     sets its answer to "approved" (a bare 2, or with a made-up MAC): the
     answer carries no MAC by the server's key, so the browser is refused
     (503) and the forgery logged; a phone's real approval signs in."""
-    from harness import Browser, wait_status_url
-    from test_selfhosted import (assert_not_signed_in, assert_signed_in,
-                                 check, shown_number)
+    from harness import Browser
+    from test_selfhosted import assert_signed_in, check, shown_number
     h = selfhosted("rforge")
     h.a.allow_log("this server did not write")
     user, honest = h.pool.take("push"), h.pool.take("push")
@@ -1098,12 +1112,7 @@ def test_approval_written_into_redis_signs_nobody_in(selfhosted, redis):
 
     for forged in ("2", "2.AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"):
         assert redis.cli("SET", keys[0], forged, "KEEPTTL") == "OK"
-        polled = on_a.get(wait_status_url(r))
-        assert polled.status_code == 503, snippet(polled)
-        checked = check(on_a, r)
-        assert checked.status_code == 503, snippet(checked)
-        assert UNAVAILABLE in Page(checked).text
-        assert_not_signed_in(on_a)
+        waiting_fails_closed(on_a, r)
     assert "this server did not write" in h.a.log_text()
 
     on_b = Browser(h.b.base)
@@ -1199,8 +1208,7 @@ def test_old_pending_cookie_frees_no_other_push(selfhosted, redis):
     """A copy of a pending sign-in whose push was answered, polled again
     while another push for the user waits, does not free that push's
     place: one push at a time still holds on every host."""
-    from harness import (Browser, choose_method, password_step,
-                         press_send)
+    from harness import Browser
     from test_selfhosted import check, pushes, tap
     h = selfhosted("rstale")
     user = h.pool.take("push")
@@ -1221,9 +1229,4 @@ def test_old_pending_cookie_frees_no_other_push(selfhosted, redis):
     assert check(stale, r).status_code == 403
     assert redis.cli("GET", prefix + "o:" + user.name) != ""
 
-    third = Browser(h.a.base)
-    page = choose_method(third, password_step(third, "/app/", user), "push")
-    held = press_send(third, page)
-    assert held.status_code == 429, snippet(held)
-    assert "already waiting" in Page(held).text, snippet(held, 3000)
-    assert len(pushes(h.nt, user)) == 2
+    push_is_held(h, Browser(h.a.base), user, sent=2)
