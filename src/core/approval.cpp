@@ -47,6 +47,39 @@ std::optional<Approval> approval_of(std::int64_t value)
     return static_cast<Approval>(value);
 }
 
+namespace {
+
+std::string record_mac_input(std::string_view txid, char value)
+{
+    std::string data = "approval|";
+    data += txid;
+    data += '|';
+    data += value;
+    return data;
+}
+
+}  // namespace
+
+std::string approval_record(const KeyRing &keys, std::string_view txid,
+                            Approval a)
+{
+    char value = static_cast<char>('0' + static_cast<int>(a));
+    return std::string(1, value) + "."
+           + keys.mac(record_mac_input(txid, value));
+}
+
+std::optional<Approval> approval_from_record(const KeyRing &keys,
+                                             std::string_view txid,
+                                             std::string_view record)
+{
+    if (record.size() < 3 || record[1] != '.' || record[0] < '2'
+        || record[0] > '5' || !valid_txid(txid)
+        || !keys.mac_ok(record_mac_input(txid, record[0]),
+                        record.substr(2)))
+        return std::nullopt;
+    return static_cast<Approval>(record[0] - '0');
+}
+
 std::string new_transaction_id()
 {
     return random_token(16);

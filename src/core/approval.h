@@ -27,9 +27,24 @@ enum class Approval {
     wrong_number = 5,  // number matching failed: possible push fatigue
 };
 const char *approval_name(Approval a);
-// A stored value as an Approval; nullopt for anything this code did not
-// write (a networked store's answer is never trusted).
+// A stored value as an Approval; nullopt for a number out of range.
 std::optional<Approval> approval_of(std::int64_t value);
+
+// With twostep_redis a decided answer is kept as "<value>.<MAC>": the MAC
+// (the server's cookie keys, over "approval|<txid>|<value>") is made by
+// the host that decides and checked by the host that reads, so whoever
+// can write to Redis but has not the key cannot approve a sign-in (a bare
+// or forged value is no answer: the sign-in fails closed; OWASP ASVS 4.0.3
+// V3.5.3, a second factor nobody outside the server can mint). It binds
+// the answer to its transaction: an approval cannot be copied to another.
+// A waiting transaction is "1", unauthenticated: it opens nothing.
+std::string approval_record(const KeyRing &keys, std::string_view txid,
+                            Approval a);
+// The decided answer in `record` if its MAC verifies under any key
+// (constant time) for `txid`; nullopt for anything else, waiting included.
+std::optional<Approval> approval_from_record(const KeyRing &keys,
+                                             std::string_view txid,
+                                             std::string_view record);
 
 // A fresh transaction id: 128 random bits, base64url.
 std::string new_transaction_id();

@@ -75,12 +75,14 @@ constexpr std::string_view decide_lua =
     "redis.call('EXPIREAT', KEYS[1], ARGV[2]) "
     "return 1";
 
-// KEYS: the transaction. Its value as a number (a reply hiredis hands us
-// as an integer); -1 for anything we did not write.
+// KEYS: the transaction. 0 (absent) and 1 (waiting) as integers; a
+// decided record as it is, for the reader to verify its MAC (never here:
+// whoever can write to Redis can change a script's verdict too).
 constexpr std::string_view approval_lua =
     "local v = redis.call('GET', KEYS[1]) "
     "if not v then return 0 end "
-    "return tonumber(v) or -1";
+    "if v == '1' then return 1 end "
+    "return v";
 
 // KEYS: the user's waiting request, the user's count in the window; ARGV:
 // maximum, window, how long one request blocks the next, replace (1).
@@ -99,6 +101,18 @@ constexpr std::string_view start_oob_lua =
     "redis.call('EXPIRE', KEYS[2], ARGV[2]) end "
     "redis.call('SET', KEYS[1], '1', 'EX', ARGV[3]) "
     "return 0";
+
+// KEYS: the user's waiting request; ARGV: its transaction id. Kept as
+// long as it was (PTTL: Redis 5 has no KEEPTTL).
+constexpr std::string_view bind_oob_lua =
+    "local t = redis.call('PTTL', KEYS[1]) "
+    "if t > 0 then redis.call('SET', KEYS[1], ARGV[1], 'PX', t) "
+    "return 1 end return 0";
+
+// KEYS: the user's waiting request; ARGV: the transaction that finished.
+constexpr std::string_view end_oob_lua =
+    "if redis.call('GET', KEYS[1]) == ARGV[1] then "
+    "return redis.call('DEL', KEYS[1]) end return 0";
 
 // KEYS: the revocations; ARGV: member, expiry, now, channel, message.
 constexpr std::string_view revoke_lua =
@@ -303,10 +317,10 @@ Argv open_approval(std::string_view prefix, std::string_view txid,
 }
 
 Argv decide_approval(std::string_view prefix, std::string_view txid,
-                     std::int64_t to, std::int64_t expires)
+                     std::string_view record, std::int64_t expires)
 {
     return {"EVAL", std::string(decide_lua), "1",
-            join(prefix, "x:") + std::string(txid), std::to_string(to),
+            join(prefix, "x:") + std::string(txid), std::string(record),
             std::to_string(expires)};
 }
 
@@ -327,9 +341,21 @@ Argv start_out_of_band(std::string_view prefix, std::string_view user,
             std::to_string(pending_for), replace ? "1" : "0"};
 }
 
-Argv end_out_of_band(std::string_view prefix, std::string_view user)
+Argv bind_out_of_band(std::string_view prefix, std::string_view user,
+                      std::string_view txid)
 {
-    return {"DEL", join(prefix, "o:") + std::string(user)};
+    return {"EVAL", std::string(bind_oob_lua), "1",
+            join(prefix, "o:") + std::string(user), std::string(txid)};
+}
+
+Argv end_out_of_band(std::string_view prefix, std::string_view user,
+                     std::string_view txid)
+{
+    if (txid.empty()) {
+        return {"DEL", join(prefix, "o:") + std::string(user)};
+    }
+    return {"EVAL", std::string(end_oob_lua), "1",
+            join(prefix, "o:") + std::string(user), std::string(txid)};
 }
 
 std::string revocations_key(std::string_view prefix)

@@ -73,17 +73,19 @@ Argv claim_transaction(std::string_view prefix, std::string_view txid,
 
 // A self-hosted push's or call's transaction (approval.h), kept in Redis
 // alone so that the host the phone's answer reaches decides it and the
-// host the browser polls reads it. The value is the twostep::Approval.
+// host the browser polls reads it. The value is "1" (waiting) or the
+// decided answer with its MAC (approval_record() in approval.h).
 //
 // EVAL: 1 when `txid` is opened as waiting (for `ttl` seconds), 0 when it
 // was opened already.
 Argv open_approval(std::string_view prefix, std::string_view txid,
                    std::int64_t ttl);
-// EVAL: waiting -> `to` once, kept until `expires` (unix time): 1 decided,
-// 0 unknown or expired, 2 decided already (a replayed answer).
+// EVAL: waiting -> `record` once, kept until `expires` (unix time): 1
+// decided, 0 unknown or expired, 2 decided already (a replayed answer).
 Argv decide_approval(std::string_view prefix, std::string_view txid,
-                     std::int64_t to, std::int64_t expires);
-// EVAL: the transaction's Approval value, 0 when unknown or expired.
+                     std::string_view record, std::int64_t expires);
+// EVAL: 0 when unknown or expired, 1 waiting, else the stored record (a
+// string, for approval_from_record()).
 Argv approval_state(std::string_view prefix, std::string_view txid);
 
 // Push, call and text limits across hosts (guard.h, OutOfBandRule): one
@@ -94,8 +96,16 @@ Argv approval_state(std::string_view prefix, std::string_view txid);
 Argv start_out_of_band(std::string_view prefix, std::string_view user,
                        std::int64_t max_starts, std::int64_t window,
                        std::int64_t pending_for, bool replace);
-// DEL: the request was answered; the next may go out.
-Argv end_out_of_band(std::string_view prefix, std::string_view user);
+// EVAL: the waiting request is transaction `txid` (once the provider or
+// this host named it), for the rest of its time; nothing if none waits.
+Argv bind_out_of_band(std::string_view prefix, std::string_view user,
+                      std::string_view txid);
+// The request was answered; the next may go out. With `txid`, an EVAL
+// that ends the waiting request only if it is that transaction: reading a
+// finished one (an old pending cookie) frees no other push's place. Else
+// DEL (a request that failed as it was sent).
+Argv end_out_of_band(std::string_view prefix, std::string_view user,
+                     std::string_view txid = {});
 
 // A sign-out as every host learns it: the session id, when the session
 // would have expired, and when it was signed in. Or "sign out everywhere":

@@ -407,9 +407,15 @@ ngx_int_t ngx_http_twostep_start_out_of_band(ngx_http_request_t *r,
     int64_t owner = 0, int64_t replacing = 0);
 // The request was answered or failed, here and on every host (not waited
 // for: Redis's mark expires with twostep::OutOfBandRule::pending_for).
-// With an `owner`, this host's slot only if that one holds it.
+// With `txid` Redis's mark ends only if it is that transaction's (bound
+// by ngx_http_twostep_bind_out_of_band()); with an `owner`, this host's
+// slot only if that one holds it.
 void ngx_http_twostep_end_out_of_band(ngx_http_request_t *r,
-    std::string_view user, int64_t owner = 0);
+    std::string_view user, std::string_view txid = {}, int64_t owner = 0);
+// The user's waiting request is transaction `txid` (with twostep_redis;
+// not waited for).
+void ngx_http_twostep_bind_out_of_band(std::string_view user,
+    std::string_view txid);
 // Ends `session` on this host at once and, with twostep_redis, on every
 // host (published; kept and sent again while Redis is unavailable). The
 // one place a session is revoked: "sign out everywhere" builds on it.

@@ -86,13 +86,29 @@ ngx_http_twostep_approve_page(ngx_http_twostep_page_t &p,
 }
 
 
-// The phone's answer could not be kept (twostep_redis unavailable):
-// nobody signs in, and the phone is told so, not that it worked.
+static ngx_int_t ngx_http_twostep_phone_fraud(ngx_http_twostep_page_t &p,
+    const twostep::Capability &cap, std::function<ngx_int_t()> then);
+
+
+// The phone's answer may not have been kept (twostep_redis did not
+// answer, or timed out after it was written): the phone is told so, not
+// that it worked. A report of fraud is logged and paused all the same, on
+// this host (and in Redis if it takes it): never lost to a slow Redis.
 static ngx_int_t
-ngx_http_twostep_not_recorded(ngx_http_request_t *r)
+ngx_http_twostep_not_recorded(ngx_http_twostep_page_t &p,
+    const twostep::Capability &cap)
 {
-    return ngx_http_twostep_send_message(r, NGX_HTTP_SERVICE_UNAVAILABLE,
-               "msg.not_recorded.title", "msg.not_recorded.text");
+    ngx_http_request_t *r = p.r;
+    auto told = [r]() {
+        return ngx_http_twostep_send_message(r, NGX_HTTP_SERVICE_UNAVAILABLE,
+                   "msg.not_recorded.title", "msg.not_recorded.text");
+    };
+
+    if (cap.test || twostep::field(p.form, "action") != "fraud") {
+        return told();
+    }
+
+    return ngx_http_twostep_phone_fraud(p, cap, told);
 }
 
 
@@ -143,8 +159,11 @@ ngx_http_twostep_approve(ngx_http_twostep_page_t &p)
     return ngx_http_twostep_read_approval(p.r, cap->txid,
         [p, cap, token, post](std::optional<twostep::Approval> a) mutable {
             if (!a) {
-                return post ? ngx_http_twostep_not_recorded(p.r)
-                            : ngx_http_twostep_unavailable(p.r);
+                if (!post) {
+                    return ngx_http_twostep_unavailable(p.r);
+                }
+
+                return ngx_http_twostep_not_recorded(p, *cap);
             }
 
             if (*a != twostep::Approval::waiting) {
@@ -216,7 +235,7 @@ ngx_http_twostep_approve_answer(ngx_http_twostep_page_t &p,
             }
 
             if (decided != twostep::Decided::ok) {
-                return ngx_http_twostep_not_recorded(p.r);
+                return ngx_http_twostep_not_recorded(p, cap);
             }
 
             ngx_http_request_t *r = p.r;
@@ -361,7 +380,17 @@ ngx_http_twostep_call_answered(ngx_http_twostep_page_t &p)
             }
 
             if (decided == twostep::Decided::unavailable) {
-                return static_cast<ngx_int_t>(NGX_HTTP_SERVICE_UNAVAILABLE);
+                if (to != twostep::Approval::fraud) {
+                    return static_cast<ngx_int_t>(
+                               NGX_HTTP_SERVICE_UNAVAILABLE);
+                }
+
+                // Key 0 is paused and logged even so (Redis may have kept
+                // it: a time-out after the write).
+                return ngx_http_twostep_phone_fraud(p, *cap, []() {
+                    return static_cast<ngx_int_t>(
+                               NGX_HTTP_SERVICE_UNAVAILABLE);
+                });
             }
 
             if (decided != twostep::Decided::ok) {

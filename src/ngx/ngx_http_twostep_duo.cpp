@@ -526,6 +526,8 @@ ngx_http_twostep_self_hosted_send(ngx_http_twostep_page_t &p,
                         return ngx_http_twostep_unavailable(p.r);
                     }
 
+                    ngx_http_twostep_bind_out_of_band(u.name, txid);
+
                     return ngx_http_twostep_self_hosted_ring(p, next, u,
                                method, *provider, txid, expires);
                 });
@@ -1055,9 +1057,12 @@ ngx_http_twostep_fraud_reported(ngx_http_twostep_page_t &p,
         return refuse(twostep::all_methods);
     };
 
-    // A call's key 0 was logged, counted and paused by its call-back.
+    // A self-hosted report was logged and counted where the phone's
+    // answer arrived, and paused there unless Redis timed out after
+    // keeping it: paused here too (a pause in force runs its course), so
+    // a report in Redis always pauses.
     if (provider != nullptr && provider->self_hosted()) {
-        return refused();
+        return ngx_http_twostep_pause_phone(p.r, p.scf, user, refused);
     }
 
     ngx_http_twostep_log(p.r, NGX_LOG_WARN, "sign-in reported as fraud",
@@ -1090,7 +1095,9 @@ ngx_http_twostep_duo_answered(ngx_http_twostep_page_t &p,
         return ngx_http_twostep_wait_page(p, pending, user);
     }
 
-    ngx_http_twostep_end_out_of_band(p.r, user.name);
+    // Only this transaction's place: the pending cookie read may be an old
+    // copy while another push waits.
+    ngx_http_twostep_end_out_of_band(p.r, user.name, pending.txid);
 
     if (res.result == "allow") {
         // A transaction finishes one sign-in, whoever holds a copy of
@@ -1238,7 +1245,9 @@ ngx_http_twostep_duo_finish(ngx_http_twostep_duo_call_t &call, long status,
         if (call.step == NGX_HTTP_TWOSTEP_DUO_AUTH
             || call.step == NGX_HTTP_TWOSTEP_DUO_SMS || polled)
         {
-            ngx_http_twostep_end_out_of_band(p.r, user->name);
+            ngx_http_twostep_end_out_of_band(p.r, user->name,
+                polled ? std::string_view(call.pending.txid)
+                       : std::string_view());
         }
 
         // A push or call that may have gone out all the same opens
@@ -1261,6 +1270,7 @@ ngx_http_twostep_duo_finish(ngx_http_twostep_duo_call_t &call, long status,
             if (!provider.self_hosted()) {
                 pending.txid = res.txid;
                 pending.txid_method = call.method;
+                ngx_http_twostep_bind_out_of_band(user->name, res.txid);
             }
 
             if (ngx_http_twostep_save_pending(p, pending) != NGX_OK) {

@@ -292,7 +292,7 @@ ngx_http_twostep_setup_started(ngx_http_twostep_page_t &p,
             return ngx_http_twostep_setup_again(p, setup,
                 [&](const twostep::Session &s, const twostep::User &u) {
                     if (!opened) {
-                        ngx_http_twostep_end_out_of_band(p.r, u.name,
+                        ngx_http_twostep_end_out_of_band(p.r, u.name, {},
                             ngx_http_twostep_setup_slot(txid));
                         return ngx_http_twostep_unavailable(p.r);
                     }
@@ -371,7 +371,7 @@ ngx_http_twostep_setup_publish(ngx_http_twostep_page_t &p,
         ngx_log_error(NGX_LOG_ERR, p.r->connection->log, 0,
                       "twostep: could not start a request to ntfy");
         ngx_http_twostep_close_approval(p.r, txid, expires);
-        ngx_http_twostep_end_out_of_band(p.r, user.name,
+        ngx_http_twostep_end_out_of_band(p.r, user.name, {},
                                          ngx_http_twostep_setup_slot(txid));
         setup.txid.clear();
         return ngx_http_twostep_setup_page(p, session, setup,
@@ -414,7 +414,7 @@ ngx_http_twostep_setup_published(ngx_http_twostep_push_setup_call_t &call,
 
         // It may have gone out all the same: its approval saves nothing.
         ngx_http_twostep_close_approval(p.r, setup.txid, setup.expires);
-        ngx_http_twostep_end_out_of_band(p.r, setup.user,
+        ngx_http_twostep_end_out_of_band(p.r, setup.user, {},
             ngx_http_twostep_setup_slot(setup.txid));
         setup.txid.clear();
 
@@ -582,7 +582,7 @@ ngx_http_twostep_setup_answered(ngx_http_twostep_page_t &p,
     }
 
     // Answered, or gone: its slot, if it still holds it, is free.
-    ngx_http_twostep_end_out_of_band(p.r, user.name,
+    ngx_http_twostep_end_out_of_band(p.r, user.name, {},
                                      ngx_http_twostep_setup_slot(setup.txid));
 
     if (a == twostep::Approval::approved) {

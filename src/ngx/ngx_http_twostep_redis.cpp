@@ -24,6 +24,9 @@
 struct ngx_http_twostep_redis_waiter_t {
     ngx_http_request_t                               *r = nullptr;
     std::function<ngx_int_t(std::optional<int64_t>)>  finish;
+    // Set when a string answer is expected too (a decided approval and
+    // its MAC): runs instead of `finish` for one.
+    std::function<ngx_int_t(std::string_view)>        text;
 };
 
 struct ngx_http_twostep_redis_hold_t {
@@ -227,8 +230,12 @@ ngx_http_twostep_redis_answer(ngx_http_twostep_redis_waiter_t &waiter,
     ngx_int_t rc;
 
     std::optional<int64_t> value;
+    bool text = false;
     if (reply && reply->type == REDIS_REPLY_INTEGER) {
         value = reply->integer;
+
+    } else if (reply && reply->type == REDIS_REPLY_STRING && waiter.text) {
+        text = true;
 
     } else if (reply) {
         ngx_http_twostep_redis_conn_error("answered something unexpected",
@@ -236,10 +243,12 @@ ngx_http_twostep_redis_answer(ngx_http_twostep_redis_waiter_t &waiter,
     }
 
     auto finish = std::move(waiter.finish);
+    auto finish_text = std::move(waiter.text);
     waiter.r = nullptr;
 
     try {
-        rc = finish(value);
+        rc = text ? finish_text(std::string_view(reply->str, reply->len))
+                  : finish(value);
 
     } catch (...) {
         ngx_log_error(NGX_LOG_ERR, c->log, 0,
@@ -256,12 +265,14 @@ ngx_http_twostep_redis_answer(ngx_http_twostep_redis_waiter_t &waiter,
 
 
 // Sends `argv` for request `r` and parks it; `finish` runs with the
-// integer Redis answered (nullopt: failed, timed out or not an integer)
-// and its result finalizes the request.
+// integer Redis answered (nullopt: failed, timed out or not an integer),
+// or `text` (if given) with a string it answered, and its result
+// finalizes the request.
 static ngx_int_t
 ngx_http_twostep_redis_call(ngx_http_request_t *r,
     const twostep::redis::Argv &argv,
-    std::function<ngx_int_t(std::optional<int64_t>)> finish)
+    std::function<ngx_int_t(std::optional<int64_t>)> finish,
+    std::function<ngx_int_t(std::string_view)> text = nullptr)
 {
     if (!ngx_http_twostep_redis_conn_open()) {
         // Between reconnects: the unavailable page now, not a wait.
@@ -278,6 +289,7 @@ ngx_http_twostep_redis_call(ngx_http_request_t *r,
     hold->waiter = std::make_shared<ngx_http_twostep_redis_waiter_t>();
     hold->waiter->r = r;
     hold->waiter->finish = std::move(finish);
+    hold->waiter->text = std::move(text);
 
     auto on_reply = [waiter = hold->waiter](const redisReply *reply) {
         ngx_http_twostep_redis_answer(*waiter, reply);
@@ -435,6 +447,37 @@ ngx_http_twostep_shared_success(ngx_http_twostep_srv_conf_t *scf,
 // the ntfy Deny button, Twilio's call-back) may reach any host and the
 // browser may poll any other, so no host's zone can tell. The limits are
 // counted in both; the stricter wins, as for the lockout.
+//
+// A decided answer carries a MAC by the server's cookie keys
+// (twostep::approval_record()): Redis write access alone approves nothing.
+
+static const twostep::KeyRing &
+ngx_http_twostep_redis_keys(ngx_http_request_t *r)
+{
+    auto scf = static_cast<ngx_http_twostep_srv_conf_t *>(
+                   ngx_http_get_module_srv_conf(r, ngx_http_twostep_module));
+
+    return *scf->keys;
+}
+
+
+// An answer in Redis this server did not write (a bare number, a wrong
+// MAC): no answer at all, logged once per transaction (the browser polls).
+static void
+ngx_http_twostep_redis_forged(ngx_http_request_t *r, const std::string &txid)
+{
+    static std::string  last;
+
+    if (last == txid) {
+        return;
+    }
+
+    last = txid;
+    ngx_log_error(NGX_LOG_ALERT, r->connection->log, 0,
+                  "twostep: redis holds an answer to a push or call that "
+                  "this server did not write (no valid MAC); refused: "
+                  "who else can write to redis?");
+}
 
 ngx_int_t
 ngx_http_twostep_open_approval(ngx_http_request_t *r, std::string_view txid,
@@ -480,8 +523,9 @@ ngx_http_twostep_decide_approval(ngx_http_request_t *r,
 
     return ngx_http_twostep_redis_call(r,
         twostep::redis::decide_approval(ngx_http_twostep_redis_prefix,
-                                        txid, static_cast<int64_t>(to),
-                                        expires),
+            txid, twostep::approval_record(ngx_http_twostep_redis_keys(r),
+                                           txid, to),
+            expires),
         [then](std::optional<int64_t> decided) {
             if (!decided || *decided < 0 || *decided > 2) {
                 return then(twostep::Decided::unavailable);
@@ -509,7 +553,9 @@ ngx_http_twostep_close_approval(ngx_http_request_t *r, std::string_view txid,
     if (expires > now) {
         ngx_http_twostep_redis_send(twostep::redis::decide_approval(
             ngx_http_twostep_redis_prefix, txid,
-            static_cast<int64_t>(twostep::Approval::denied), expires));
+            twostep::approval_record(ngx_http_twostep_redis_keys(r), txid,
+                                     twostep::Approval::denied),
+            expires));
     }
 }
 
@@ -523,11 +569,24 @@ ngx_http_twostep_read_approval(ngx_http_request_t *r, std::string_view txid,
         return then(twostep::approval_state(state, txid, ngx_time()));
     }
 
+    std::string id(txid);
+
     return ngx_http_twostep_redis_call(r,
         twostep::redis::approval_state(ngx_http_twostep_redis_prefix,
                                        txid),
         [then](std::optional<int64_t> value) {
-            return then(value ? twostep::approval_of(*value) : std::nullopt);
+            if (!value || *value < 0 || *value > 1) {
+                return then(std::nullopt);
+            }
+            return then(twostep::approval_of(*value));
+        },
+        [r, then, id](std::string_view record) {
+            auto a = twostep::approval_from_record(
+                         ngx_http_twostep_redis_keys(r), id, record);
+            if (!a) {
+                ngx_http_twostep_redis_forged(r, id);
+            }
+            return then(a);
         });
 }
 
@@ -592,14 +651,25 @@ ngx_http_twostep_start_out_of_band(ngx_http_request_t *r,
 
 void
 ngx_http_twostep_end_out_of_band(ngx_http_request_t *r,
-    std::string_view user, int64_t owner)
+    std::string_view user, std::string_view txid, int64_t owner)
 {
     ngx_http_twostep_zone_state state(r);
     twostep::end_out_of_band(state, user, ngx_time(), owner);
 
     if (ngx_http_twostep_redis_on()) {
         ngx_http_twostep_redis_send(twostep::redis::end_out_of_band(
-            ngx_http_twostep_redis_prefix, user));
+            ngx_http_twostep_redis_prefix, user, txid));
+    }
+}
+
+
+void
+ngx_http_twostep_bind_out_of_band(std::string_view user,
+    std::string_view txid)
+{
+    if (ngx_http_twostep_redis_on()) {
+        ngx_http_twostep_redis_send(twostep::redis::bind_out_of_band(
+            ngx_http_twostep_redis_prefix, user, txid));
     }
 }
 

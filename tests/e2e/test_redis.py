@@ -832,6 +832,8 @@ class SelfHostedHosts:
             self.hosts.append(nginx)
         self.a, self.b = self.hosts
         self.users = Path(users)
+        self.key_file = key
+        self.audience = "audience:" + name
 
     def on(self, host, url):
         """`url` (a link to host A) sent to `host` instead."""
@@ -1011,11 +1013,23 @@ def test_push_limits_count_across_hosts(selfhosted):
     assert len(pushes(h.nt, user)) == 3
 
 
+def push_is_held(h, b, user, sent):
+    """A push for `user` from browser `b` is held while another waits
+    (`sent` pushes went out): the page to send it from."""
+    from harness import choose_method, password_step, press_send
+    from test_selfhosted import pushes
+    page = choose_method(b, password_step(b, "/app/", user), "push")
+    held = press_send(b, page)
+    assert held.status_code == 429, snippet(held)
+    assert "already waiting" in Page(held).text, snippet(held, 3000)
+    assert len(pushes(h.nt, user)) == sent
+    return page
+
+
 def test_one_push_at_a_time_across_hosts(selfhosted):
     """A push waiting (started on host A) holds the next one on host B
     until it is answered."""
-    from harness import (Browser, choose_method, password_step,
-                         press_send)
+    from harness import Browser, press_send
     from test_selfhosted import check, pushes, tap
     h = selfhosted("rbusy")
     user = h.pool.take("push")
@@ -1023,11 +1037,7 @@ def test_one_push_at_a_time_across_hosts(selfhosted):
     r = start_push(on_a, user)
 
     b = Browser(h.b.base)
-    page = choose_method(b, password_step(b, "/app/", user), "push")
-    held = press_send(b, page)
-    assert held.status_code == 429, snippet(held)
-    assert "already waiting" in Page(held).text, snippet(held, 3000)
-    assert len(pushes(h.nt, user)) == 1
+    page = push_is_held(h, b, user, sent=1)
 
     # Answered and seen on A: B may send one now.
     assert tap(h.nt, pushes(h.nt, user)[0], "Deny")["status"] == 200
@@ -1037,13 +1047,25 @@ def test_one_push_at_a_time_across_hosts(selfhosted):
     assert len(pushes(h.nt, user)) == 2
 
 
+def waiting_fails_closed(b, r):
+    """The waiting page of `r`, polled and checked: 503, nobody in."""
+    from harness import wait_status_url
+    from test_selfhosted import assert_not_signed_in, check
+    polled = b.get(wait_status_url(r))
+    assert polled.status_code == 503, snippet(polled)
+    checked = check(b, r)
+    assert checked.status_code == 503, snippet(checked)
+    assert UNAVAILABLE in Page(checked).text
+    assert_not_signed_in(b)
+
+
 def test_redis_down_fails_push_and_answers_closed(selfhosted, redis):
     """Redis away: the phone's answer is not recorded (the approval page
     says so), the waiting page is a clear 503, a new push is refused with
     503, and nobody signs in."""
     from harness import (Browser, choose_method, password_step,
-                         press_send, wait_status_url)
-    from test_selfhosted import (assert_not_signed_in, check, pushes,
+                         press_send)
+    from test_selfhosted import (assert_not_signed_in, pushes,
                                  shown_number)
     h = selfhosted("rdown")
     user, other = h.pool.take("push"), h.pool.take("push")
@@ -1057,15 +1079,10 @@ def test_redis_down_fails_push_and_answers_closed(selfhosted, redis):
     form["number"] = shown_number(r)
     done = phone.post(url.split("?")[0], data=form, timeout=10)
     assert done.status_code == 503, snippet(done)
-    assert Page(done).heading == "Your answer was not recorded"
-    assert "nobody was signed in" in Page(done).text
+    assert Page(done).heading == "Your answer may not have been recorded"
+    assert "may not count" in Page(done).text
 
-    polled = on_a.get(wait_status_url(r))
-    assert polled.status_code == 503, snippet(polled)
-    checked = check(on_a, r)
-    assert checked.status_code == 503, snippet(checked)
-    assert UNAVAILABLE in Page(checked).text
-    assert_not_signed_in(on_a)
+    waiting_fails_closed(on_a, r)
 
     sent = press_send(later, page)
     assert sent.status_code == 503, snippet(sent)
@@ -1110,3 +1127,141 @@ def test_push_set_up_test_approved_on_the_other_host_saves(selfhosted):
     assert location(r).path == SECURITY and location(r).query == "done=push"
     assert json.loads(users.read_text())["users"][user.name][
         "ntfy_topic"] == topic
+
+
+def test_approval_written_into_redis_signs_nobody_in(selfhosted, redis):
+    """Whoever can write to Redis and knows a password starts a push and
+    sets its answer to "approved" (a bare 2, or with a made-up MAC): the
+    answer carries no MAC by the server's key, so the browser is refused
+    (503) and the forgery logged; a phone's real approval signs in."""
+    from harness import Browser
+    from test_selfhosted import assert_signed_in, check, shown_number
+    h = selfhosted("rforge")
+    h.a.allow_log("this server did not write")
+    user, honest = h.pool.take("push"), h.pool.take("push")
+    prefix = "t%d:" % redis.port
+    on_a = Browser(h.a.base)
+    r = start_push(on_a, user)
+    keys = redis.cli("KEYS", prefix + "x:*").split()
+    assert len(keys) == 1 and redis.cli("GET", keys[0]) == "1"
+
+    for forged in ("2", "2.AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"):
+        assert redis.cli("SET", keys[0], forged, "KEEPTTL") == "OK"
+        waiting_fails_closed(on_a, r)
+    assert "this server did not write" in h.a.log_text()
+
+    on_b = Browser(h.b.base)
+    r = start_push(on_b, honest)
+    phone, url, form = approval_page(h, h.a, honest)
+    form["number"] = shown_number(r)
+    done = phone.post(url.split("?")[0], data=form, timeout=10)
+    assert done.status_code == 200, snippet(done)
+    stored = [k for k in redis.cli("KEYS", prefix + "x:*").split()
+              if k != keys[0]]
+    assert redis.cli("GET", stored[0]).startswith("2.")
+    assert_signed_in(on_b, check(on_b, r), "push", honest)
+
+
+def approval_record(h, txid, value):
+    """A decided answer as a host stores it (approval.cpp: "<value>.<MAC>",
+    the MAC by the site's cookie key over the transaction and answer)."""
+    import base64
+    import hashlib
+    import hmac
+    raw = Path(h.key_file).read_bytes()
+    key = hmac.new(raw, b"nginx-twostep token key v1",
+                   hashlib.sha256).digest()
+    key = hmac.new(key, b"audience|" + h.audience.encode(),
+                   hashlib.sha256).digest()
+    mac = hmac.new(key, b"mac|approval|%s|%d" % (txid.encode(), value),
+                   hashlib.sha256).digest()
+    return "%d.%s" % (value, base64.urlsafe_b64encode(mac).decode()
+                      .rstrip("="))
+
+
+def test_fraud_in_redis_pauses_on_the_browsers_host(selfhosted, redis):
+    """"I didn't try to sign in" kept in Redis while the phone's host
+    timed out (so it never paused): the browser's host reads the report,
+    refuses the sign-in and pauses pushes and calls for the user itself,
+    on every host."""
+    from harness import Browser, choose_method, password_step, press_send
+    from test_selfhosted import assert_not_signed_in, check, pushes
+    h = selfhosted("rfraud2")
+    user = h.pool.take("push")
+    prefix = "t%d:" % redis.port
+    on_a = Browser(h.a.base)
+    r = start_push(on_a, user)
+    keys = redis.cli("KEYS", prefix + "x:*").split()
+    assert len(keys) == 1
+    txid = keys[0][len(prefix) + 2:]
+    assert redis.cli("SET", keys[0], approval_record(h, txid, 4),
+                     "KEEPTTL") == "OK"
+
+    refused = check(on_a, r)
+    assert refused.status_code == 403, snippet(refused)
+    assert "This sign-in was refused" in Page(refused).text
+    assert_not_signed_in(on_a)
+
+    b = Browser(h.b.base)
+    page = choose_method(b, password_step(b, "/app/", user), "push")
+    held = press_send(b, page)
+    assert held.status_code == 429, snippet(held)
+    assert "Requests to your phone are paused for now" in Page(held).text
+    assert len(pushes(h.nt, user)) == 1
+
+
+def test_fraud_reported_while_redis_is_down_still_pauses(selfhosted, redis):
+    """"I didn't try to sign in" while Redis does not answer (it may have
+    kept the report all the same): the phone is told its answer may not
+    have been recorded, and the report is logged and pauses pushes and
+    calls for the user on the host it reached."""
+    from harness import Browser, offered_methods
+    h = selfhosted("rfraud3")
+    user = h.pool.take("push")
+    on_a = Browser(h.a.base)
+    start_push(on_a, user)
+    phone, url, _ = approval_page(h, h.b, user)
+    report = [f for f in Page(phone.get(url, timeout=10)).forms
+              if f.fields.get("action") == "fraud"]
+    assert len(report) == 1
+
+    redis.kill()
+    done = phone.post(url.split("?")[0], data=dict(report[0].fields),
+                      timeout=10)
+    assert done.status_code == 503, snippet(done)
+    assert Page(done).heading == "Your answer may not have been recorded"
+    assert 'sign-in reported as fraud on the approval page, user: "%s"' \
+        % user.name in h.b.log_text()
+
+    # Redis back (empty): host B kept the pause in its zone.
+    redis.start()
+    b, r = password_step_once_back(Browser(h.b.base), user)
+    assert "push" not in offered_methods(b.follow(r))
+
+
+def test_old_pending_cookie_frees_no_other_push(selfhosted, redis):
+    """A copy of a pending sign-in whose push was answered, polled again
+    while another push for the user waits, does not free that push's
+    place: one push at a time still holds on every host."""
+    from harness import Browser
+    from test_selfhosted import check, pushes, tap
+    h = selfhosted("rstale")
+    user = h.pool.take("push")
+    first = Browser(h.a.base)
+    r = start_push(first, user)
+    old = first.cookie("twostep_pending")
+    assert tap(h.nt, pushes(h.nt, user)[0], "Deny")["status"] == 200
+    assert check(first, r).status_code == 403
+
+    second = Browser(h.b.base)
+    start_push(second, user)
+    assert len(pushes(h.nt, user)) == 2
+    prefix = "t%d:" % redis.port
+    assert redis.cli("GET", prefix + "o:" + user.name) != ""
+
+    stale = Browser(h.a.base)
+    stale.set_cookie("twostep_pending", old)
+    assert check(stale, r).status_code == 403
+    assert redis.cli("GET", prefix + "o:" + user.name) != ""
+
+    push_is_held(h, Browser(h.a.base), user, sent=2)

@@ -983,6 +983,39 @@ START_TEST(approval_decided_once)
 }
 END_TEST
 
+// With twostep_redis (approval.h): a decided answer counts only with the
+// server's MAC, for its own transaction; Redis write access alone (a bare
+// "2", another key's MAC, another transaction's record) approves nothing.
+START_TEST(approval_records_need_the_server_mac)
+{
+    KeyRing keys, other, rotated;
+    ck_assert(keys.add(std::string(32, 'k')));
+    ck_assert(other.add(std::string(32, 'o')));
+    ck_assert(rotated.add(std::string(32, 'n')));
+    ck_assert(rotated.add(std::string(32, 'k')));
+    std::string txid = new_transaction_id();
+    std::string tx2 = new_transaction_id();
+
+    for (Approval a : {Approval::approved, Approval::denied, Approval::fraud,
+                       Approval::wrong_number}) {
+        std::string rec = approval_record(keys, txid, a);
+        ck_assert(approval_from_record(keys, txid, rec) == a);
+        ck_assert(approval_from_record(rotated, txid, rec) == a);
+        ck_assert(!approval_from_record(other, txid, rec));
+        ck_assert(!approval_from_record(keys, tx2, rec));
+    }
+    std::string denied = approval_record(keys, txid, Approval::denied);
+    std::string forged = denied;
+    forged[0] = '2';  // the denial's MAC on an approval
+    ck_assert(!approval_from_record(keys, txid, forged));
+    for (const char *bare : {"2", "2.", "1", "0", "", "2.x", "9.abc"})
+        ck_assert(!approval_from_record(keys, txid, bare));
+    ck_assert(!approval_from_record(keys, "bad|id",
+                                    approval_record(keys, "bad|id",
+                                                    Approval::approved)));
+}
+END_TEST
+
 START_TEST(approval_capabilities)
 {
     KeyRing keys, other;
@@ -1184,6 +1217,7 @@ int main()
     tcase_add_test(oob, fraud_pause);
     tcase_add_test(oob, transactions_finish_once);
     tcase_add_test(oob, approval_decided_once);
+    tcase_add_test(oob, approval_records_need_the_server_mac);
     tcase_add_test(oob, approval_capabilities);
     tcase_add_test(oob, approval_test_capabilities);
     tcase_add_test(oob, push_setup_tokens);

@@ -129,9 +129,9 @@ START_TEST(approval_and_limit_keys)
     ck_assert(open[1].find("'NX'") != std::string::npos);
     ck_assert_string_eq(open_approval("site:", "TX_1", 0)[5], "1");
 
-    Argv decide = decide_approval("site:", "TX_1", 4, 1700000120);
+    Argv decide = decide_approval("site:", "TX_1", "4.MAC", 1700000120);
     ck_assert_string_eq(decide[3], "site:x:TX_1");
-    ck_assert_string_eq(decide[4], "4");
+    ck_assert_string_eq(decide[4], "4.MAC");
     ck_assert_string_eq(decide[5], "1700000120");
     ck_assert_string_eq(approval_state("site:", "TX_1")[3], "site:x:TX_1");
 
@@ -154,6 +154,15 @@ START_TEST(approval_and_limit_keys)
     Argv end = end_out_of_band("site:", "alice");
     ck_assert_string_eq(end[0], "DEL");
     ck_assert_string_eq(end[1], "site:o:alice");
+    // A finished transaction ends only its own place (compare, delete).
+    Argv bound = bind_out_of_band("site:", "alice", "TX_1");
+    ck_assert_string_eq(bound[3], "site:o:alice");
+    ck_assert_string_eq(bound[4], "TX_1");
+    Argv mine = end_out_of_band("site:", "alice", "TX_1");
+    ck_assert_string_eq(mine[0], "EVAL");
+    ck_assert(mine[1].find("== ARGV[1]") != std::string::npos);
+    ck_assert_string_eq(mine[3], "site:o:alice");
+    ck_assert_string_eq(mine[4], "TX_1");
 }
 END_TEST
 
