@@ -155,7 +155,7 @@ twilio_pid=
 ntfy_pid=
 nginx_pid=
 cleanup() {
-    trap - EXIT INT TERM HUP
+    trap - EXIT INT TERM
     # Background jobs of a script ignore SIGINT, so Ctrl-C does not reach
     # them: stop them here, by pid, and wait for them.
     for pid in $nginx_pid $duo_pid $twilio_pid $ntfy_pid $app_pid; do
@@ -169,7 +169,6 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
-trap 'exit 129' HUP
 
 wait_port() {  # pid port what [log]
     for _ in $(seq 100); do
@@ -208,11 +207,7 @@ ntfy_log=$prefix/ntfy-standin.log
 ntfy_pid=$!
 wait_port "$ntfy_pid" "$ntfy_port" "the ntfy stand-in" "$ntfy_log"
 
-# In a session of its own: nginx sets its own SIGINT handler (a fast
-# shutdown), so Ctrl-C, sent to the whole foreground group, would stop it
-# before cleanup() does and the wait below would report it as if it had
-# died. cleanup() stops it with TERM like the others.
-setsid "${nginx_cmd[@]}" -g 'daemon off;' </dev/null &
+"${nginx_cmd[@]}" -g 'daemon off;' </dev/null &
 nginx_pid=$!
 wait_port "$nginx_pid" "$port" "nginx"
 
