@@ -270,6 +270,11 @@ EOF
 set +e
 wait -n "$app_pid" "$duo_pid" "$twilio_pid" "$ntfy_pid" "$nginx_pid"
 status=$?
+# Ctrl-C reaches every process of the group at once, and nginx, which
+# sets its own SIGINT handler (a fast shutdown), may end before this shell
+# has run its INT trap: give the trap that moment, so that stopping the
+# demo is not reported as nginx having died.
+sleep 0.5
 kill -0 "$nginx_pid" 2>/dev/null || echo "demo: nginx has stopped" >&2
 kill -0 "$app_pid" 2>/dev/null || echo "demo: the app has stopped" >&2
 kill -0 "$duo_pid" 2>/dev/null ||
