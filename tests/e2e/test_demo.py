@@ -68,7 +68,12 @@ def test_demo_signs_in_manages_security_info_and_stops_quietly():
                **{k: str(v) for k, v in ports.items()})
     proc = subprocess.Popen(["bash", str(DEMO)], env=env, text=True,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                            start_new_session=True)
+                            start_new_session=True,
+                            # As from a terminal: a shell started in the
+                            # background (CI) ignores SIGINT, and bash
+                            # cannot trap a signal ignored on entry.
+                            preexec_fn=lambda: signal.signal(
+                                signal.SIGINT, signal.SIG_DFL))
     try:
         banner = read_until(proc, "Ctrl-C stops")
         password = re.search(r"Password\s+(\S+)", banner).group(1)
