@@ -59,8 +59,8 @@ enum class Decided { ok, already, missing, unavailable };
 // waiting -> `to`, once, kept until `expires` (the transaction's, from
 // its capability): a second decision (a replayed callback, a reused link)
 // is `already` and changes nothing; an unknown or expired transaction is
-// `missing`. (`unavailable`: a networked store could not answer, see
-// ngx_http_twostep_decide_approval().)
+// `missing`. (`unavailable`: a networked store, Redis, could not answer;
+// the shared zone never does.)
 Decided decide_approval(SharedState &state, std::string_view txid,
                         Approval to, std::int64_t now,
                         std::int64_t expires);
