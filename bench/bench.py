@@ -28,11 +28,14 @@ session cookie for that nginx:
                    either, since revocations reach the worker by pub/sub.
 
 Each protected location is compared with the unprotected one of the same
-nginx process, run right before or after it (the pair's order alternates)
-in the same round: a ratio per round, the median over rounds. Besides
-wrk's req/s, the worker's CPU time per request (utime + stime from
-/proc, over the requests wrk counted) is compared the same way; it is
-less sensitive to what else the shared machine runs than throughput.
+nginx process in one wrk run that alternates the two paths in blocks of
+BLOCK requests (bench/alternate.lua): a few milliseconds each, so both
+paths see the same machine. On this shared VM a CPU's speed drifts by
+20 % from one second to the next, and separate runs of each path (what
+this bench did before) differed by more than the module costs. Each block
+is timed by the wall clock (req/s) and by the nginx worker's own CPU time
+(/proc/PID/schedstat): a ratio of each per run, the median over ROUNDS
+runs, with the range of the req/s ratios beside it.
 
 Then sign-in latency without and with Redis: SIGNINS users each sign in
 (password, then an oathtool code) on the plain nginx and on the Redis one;
@@ -48,7 +51,8 @@ unprotected file again; its p50/p99 are printed next to an idle run made
 just before. A worker that waited for Duo would stall for seconds.
 
 Environment: TWOSTEP_MODULE (required), BENCH_ROUNDS (5), BENCH_DURATION
-(6, seconds per run; the two long-poll runs take BENCH_POLL_DURATION, 6),
+(8, seconds per run; the two long-poll runs take BENCH_POLL_DURATION, 6),
+BENCH_BLOCK (2000 requests),
 BENCH_CONNECTIONS (32), BENCH_PIN=1 (nginx on CPU 0, wrk on CPU 1),
 BENCH_KEEP=1 keeps the files, BENCH_FILL_ZONE (512k), BENCH_FILL_NAMES (3000),
 BENCH_SIGNINS (40).
@@ -69,11 +73,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "e2e"))
 from harness import (ALERT_RE, Browser, DuoSimulator, Nginx,  # noqa: E402
                      Page, RedisServer, User, child_pids, duo_phone,
                      free_port, main_conf, make_workdir,
-                     password_hash, proc_stat, start_push, tally,
+                     password_hash, start_push, tally,
                      wait_status_url, write_key, write_users)
 
 ROUNDS = int(os.environ.get("BENCH_ROUNDS", "5"))
-DURATION = int(os.environ.get("BENCH_DURATION", "6"))
+DURATION = int(os.environ.get("BENCH_DURATION", "8"))
+BLOCK = int(os.environ.get("BENCH_BLOCK", "2000"))
 CONNECTIONS = int(os.environ.get("BENCH_CONNECTIONS", "32"))
 POLL_DURATION = int(os.environ.get("BENCH_POLL_DURATION", "6"))
 FILL_ZONE = os.environ.get("BENCH_FILL_ZONE", "512k")
@@ -280,12 +285,6 @@ def to_ms(text):
     return float(m.group(1)) * UNITS[m.group(2)]
 
 
-def cpu_seconds(pid):
-    """utime + stime of process `pid`, in seconds."""
-    fields = proc_stat(pid)
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
 def worker_of(nginx):
     workers = child_pids(nginx.proc.pid)
     if len(workers) != 1:
@@ -293,10 +292,42 @@ def worker_of(nginx):
     return workers.pop()
 
 
-def run_wrk(url, cookie, pin, duration=DURATION, p50=False, worker=None):
-    """wrk's req/s and p99 (ms) and socket errors; with p50, the median
-    too; with `worker`, also its CPU microseconds per request."""
-    cpu = cpu_seconds(worker) if worker else None
+def run_pair(base, paths, cookie, worker, pin):
+    """One wrk run on `base` that alternates the two `paths` in blocks of
+    BLOCK requests (bench/alternate.lua). Returns [(req/s, worker CPU
+    microseconds per request)] for each path, and the share of the run
+    the worker spent on a CPU."""
+    cmd = ["wrk", "-t1", "-c%d" % CONNECTIONS, "-d%ds" % DURATION,
+           "-s", str(Path(__file__).resolve().parent / "alternate.lua"),
+           "-H", "Cookie: twostep_session=" + cookie, base,
+           "--", paths[0], paths[1], str(BLOCK), str(worker)]
+    if pin:
+        cmd = ["taskset", "-c", "1"] + cmd
+    out = subprocess.run(cmd, capture_output=True, text=True,
+                         timeout=DURATION + 30)
+    m = re.search(r"alternate blocks (\d+) (\d+) wall_ns (\S+) (\S+) "
+                  r"cpu_ns (\S+) (\S+) non200 (\d+)", out.stdout)
+    if out.returncode != 0 or not m:
+        die("wrk failed:\n" + out.stdout + out.stderr)
+    blocks = [int(m.group(1)), int(m.group(2))]
+    wall = [float(m.group(3)), float(m.group(4))]
+    cpu = [float(m.group(5)), float(m.group(6))]
+    if int(m.group(7)):
+        die("%s answered %s non-200 responses under load:\n%s"
+            % (base, m.group(7), out.stdout))
+    if min(blocks) < 10:
+        die("too few blocks of %d requests in %d s (%s): lower BENCH_BLOCK"
+            % (BLOCK, DURATION, blocks))
+    errors = re.search(r"Socket errors: (.*)", out.stdout)
+    if errors:
+        die("wrk had socket errors on %s: %s" % (base, errors.group(1)))
+    got = [(n * BLOCK / (w / 1e9), c / (n * BLOCK) / 1e3)
+           for n, w, c in zip(blocks, wall, cpu)]
+    return got, sum(cpu) / sum(wall)
+
+
+def run_wrk(url, cookie, pin, duration=POLL_DURATION):
+    """wrk's req/s, p50 and p99 (ms) and socket errors on one path."""
     cmd = ["wrk", "-t1", "-c%d" % CONNECTIONS, "-d%ds" % duration,
            "--latency", "-H", "Cookie: twostep_session=" + cookie, url]
     if pin:
@@ -305,31 +336,18 @@ def run_wrk(url, cookie, pin, duration=DURATION, p50=False, worker=None):
                          timeout=duration + 30)
     if out.returncode != 0:
         die("wrk failed:\n" + out.stdout + out.stderr)
-    if worker:
-        cpu = cpu_seconds(worker) - cpu
     text = out.stdout
     rps = re.search(r"Requests/sec:\s+([\d.]+)", text)
+    p50 = re.search(r"^\s+50%\s+(\S+)", text, re.M)
     p99 = re.search(r"^\s+99%\s+(\S+)", text, re.M)
-    if not rps or not p99:
+    if not rps or not p50 or not p99:
         die("cannot read wrk's output:\n" + text)
     bad = re.search(r"Non-2xx or 3xx responses: (\d+)", text)
     errors = re.search(r"Socket errors: (.*)", text)
     if bad:
         die("%s answered %s non-2xx responses under load:\n%s"
             % (url, bad.group(1), text))
-    if p50:
-        median = re.search(r"^\s+50%\s+(\S+)", text, re.M)
-        if not median:
-            die("cannot read wrk's output:\n" + text)
-        return float(rps.group(1)), to_ms(median.group(1)), \
-            to_ms(p99.group(1)), errors.group(1) if errors else ""
-    if worker:
-        count = re.search(r"(\d+) requests in", text)
-        if not count or int(count.group(1)) == 0:
-            die("cannot read wrk's request count:\n" + text)
-        return float(rps.group(1)), to_ms(p99.group(1)), \
-            cpu / int(count.group(1)) * 1e6, errors.group(1) if errors else ""
-    return float(rps.group(1)), to_ms(p99.group(1)), \
+    return float(rps.group(1)), to_ms(p50.group(1)), to_ms(p99.group(1)), \
         errors.group(1) if errors else ""
 
 
@@ -467,29 +485,29 @@ def bench(d, module):
             if r.status_code != 200 or r.text != PAGE:
                 die("%s (%s) answered %d" % (name, path, r.status_code))
 
-        print("nginx-twostep bench: 1 nginx worker%s; wrk -t1 -c%d -d%ds "
-              "per run; %d round(s), interleaved pairs; %d-byte static file"
+        print("nginx-twostep bench: 1 nginx worker%s; per pair one wrk -t1 "
+              "-c%d -d%ds run\nalternating the two paths in blocks of %d "
+              "requests; %d round(s); %d-byte static file"
               % (" (CPU 0, wrk on CPU 1)" if pin else "", CONNECTIONS,
-                 DURATION, ROUNDS, len(PAGE)))
+                 DURATION, BLOCK, ROUNDS, len(PAGE)))
         results = {name: [] for name, _, _, _ in VARIANTS}
         paired = {other: [] for _, other in PAIRS}   # (open run, its run)
+        busy = {other: [] for _, other in PAIRS}
         for rnd in range(ROUNDS):
             k = rnd % len(PAIRS)
             for pair in PAIRS[k:] + PAIRS[:k]:
-                got = {}
-                for name in (pair if rnd % 2 == 0 else pair[::-1]):
-                    b_url, path, worker = runs[name]
-                    rps, p99, cpu, errors = run_wrk(b_url + path,
-                                                    cookies[b_url], pin,
-                                                    worker=worker)
-                    got[name] = (rps, p99, cpu)
+                order = pair if rnd % 2 == 0 else pair[::-1]
+                b_url, _, worker = runs[pair[0]]
+                got, share = run_pair(b_url, [runs[n][1] for n in order],
+                                      cookies[b_url], worker, pin)
+                got = dict(zip(order, got))
+                for name in order:
                     results[name].append(got[name])
-                    print("  round %d  %-17s %10.0f req/s  p99 %7.2f ms  "
-                          "%6.1f us CPU/req%s"
-                          % (rnd + 1, name, rps, p99, cpu,
-                             "  socket errors: " + errors if errors else ""),
+                    print("  round %d  %-17s %10.0f req/s  %6.2f us CPU/req"
+                          % (rnd + 1, name, got[name][0], got[name][1]),
                           flush=True)
                 paired[pair[1]].append((got[pair[0]], got[pair[1]]))
+                busy[pair[1]].append(share)
 
         latency = {"plain": signin_latency(base, signers["plain"]),
                    "redis": signin_latency(redis_base, signers["redis"])}
@@ -510,30 +528,36 @@ def bench(d, module):
     print("Each row against the unprotected file on the same nginx, "
           "paired within each round\n(median over %d rounds of the "
           "per-round ratios):" % ROUNDS)
-    print("%-32s %10s %9s %10s %11s %12s"
-          % ("", "req/s", "p99", "CPU/req", "req/s", "CPU/req"))
-    print("%-32s %10s %9s %10s %11s %12s"
-          % ("", "", "", "", "vs open", "open vs it"))
+    print("%-32s %10s %10s %9s %10s %13s %6s"
+          % ("", "req/s", "CPU/req", "req/s", "CPU/req", "req/s range",
+             "busy"))
+    print("%-32s %10s %10s %9s %10s %13s %6s"
+          % ("", "", "", "vs open", "open vs it", "over rounds", ""))
     ratios = {}
     for name, _, _, versus in VARIANTS:
         if versus is None:
             continue
         mine = results[name]
-        rps = statistics.median(m[0] / o[0] for o, m in paired[name])
-        cpu = statistics.median(o[2] / m[2] for o, m in paired[name])
+        per_round = [m[0] / o[0] for o, m in paired[name]]
+        rps = statistics.median(per_round)
+        cpu = statistics.median(o[1] / m[1] for o, m in paired[name])
         ratios[name] = (rps, cpu)
-        print("%-32s %10.0f %6.2f ms %7.1f us %11.3f %12.3f"
+        print("%-32s %10.0f %7.2f us %9.3f %10.3f %6.3f-%.3f %5.0f%%"
               % (LABELS[name], statistics.median(m[0] for m in mine),
-                 statistics.median(m[1] for m in mine),
-                 statistics.median(m[2] for m in mine), rps, cpu))
+                 statistics.median(m[1] for m in mine), rps, cpu,
+                 min(per_round), max(per_round),
+                 statistics.median(busy[name]) * 100))
     for name in ("unprotected", "unprotected-full", "unprotected-redis"):
         runs_ = results[name]
-        print("%-32s %10.0f %6.2f ms %7.1f us"
+        print("%-32s %10.0f %7.2f us"
               % ("unprotected (%s nginx)" % (name.split("-")[1]
                                              if "-" in name else "main"),
                  statistics.median(m[0] for m in runs_),
-                 statistics.median(m[1] for m in runs_),
-                 statistics.median(m[2] for m in runs_)))
+                 statistics.median(m[1] for m in runs_)))
+    print("(busy: the share of the run the nginx worker spent on a CPU; "
+          "below about 90 %\nwrk, not nginx, set the pace part of the time "
+          "and the req/s ratio is nearer 1\nthan the cost; the CPU/req "
+          "ratio is not affected)")
     print()
     for name, label in (("twostep", ""), ("twostep-full", " (zone full)"),
                         ("twostep-redis", " (twostep_redis)"),
@@ -574,7 +598,7 @@ def long_poll_runs(base, duo_base, pollers, cookie, pin):
     sit on /.twostep/status with a push waiting (each poll parked in the
     module for the simulator's LONG_POLL seconds)."""
     url = base + OPEN
-    idle = run_wrk(url, cookie, pin, POLL_DURATION, p50=True)
+    idle = run_wrk(url, cookie, pin)
 
     browsers = []
     for u in pollers:
@@ -604,7 +628,7 @@ def long_poll_runs(base, duo_base, pollers, cookie, pin):
     for t in threads:
         t.start()
     time.sleep(0.3)
-    parked = run_wrk(url, cookie, pin, POLL_DURATION, p50=True)
+    parked = run_wrk(url, cookie, pin)
     stop.set()
     for t in threads:
         t.join(LONG_POLL * 3 + 15)
