@@ -83,9 +83,14 @@ bool SessionCache::holds(const Slot &slot, std::string_view token,
 
 const std::shared_ptr<const Session> &
 SessionCache::verified(const KeyRing &keys, SharedState &state,
-                       std::string_view token, std::int64_t now)
+                       const UserStore *users, std::string_view token,
+                       std::int64_t now)
 {
     static const std::shared_ptr<const Session> none;
+
+    if (users == nullptr) {
+        return none;
+    }
 
     // Read before the look-up: a revocation after this read moves the
     // epoch again, so the next request looks.
@@ -108,6 +113,15 @@ SessionCache::verified(const KeyRing &keys, SharedState &state,
         slot.epoch = epoch;
     }
 
+    if (slot.user_found != users->generation()) {
+        const User *user = users->find(slot.session->user);
+        if (user == nullptr
+            || user->credential_tag != slot.session->credentials) {
+            return none;
+        }
+        slot.user_found = users->generation();
+    }
+
     return slot.session;
 }
 
@@ -124,6 +138,7 @@ void SessionCache::put(std::string_view token, const Session &session)
     slot.token.assign(token.data(), token.size());
     slot.session = std::make_shared<const Session>(session);
     slot.checked = false;
+    slot.user_found = 0;
 }
 
 }  // namespace twostep

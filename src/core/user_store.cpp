@@ -8,6 +8,7 @@
 #include <jansson.h>
 
 #include <array>
+#include <atomic>
 #include <cstddef>
 #include <cstdint>
 #include <cstdio>
@@ -512,6 +513,12 @@ std::vector<const User *> UserStore::users() const
         out.push_back(&entry.second);
     }
     return out;
+}
+
+UserStore::UserStore()
+{
+    static std::atomic<std::uint64_t> made{0};
+    generation_ = ++made;
 }
 
 const User *UserStore::find(std::string_view name) const

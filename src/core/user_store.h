@@ -63,7 +63,17 @@ struct User {
 
 class UserStore {
 public:
+    UserStore();
+    // A store is made whole by parse() or load() and then only read: a copy
+    // would share its generation(), so there is none.
+    UserStore(const UserStore &) = delete;
+    UserStore &operator=(const UserStore &) = delete;
+
     const User *find(std::string_view name) const;
+    // A number no other store of this process had: what a cache of answers
+    // about one store compares (an address can be reused once a reloaded
+    // store is freed; this cannot).
+    std::uint64_t generation() const { return generation_; }
     std::size_t size() const { return users_.size(); }
     // Every user, ordered by name.
     std::vector<const User *> users() const;
@@ -91,6 +101,7 @@ public:
 private:
     void prepare_dummy_settings();
 
+    std::uint64_t generation_;
     std::map<std::string, User, std::less<>> users_;
     std::vector<std::string> dummy_settings_;  // one per user's password
     std::map<std::string, std::string, std::less<>> key_owners_;  // id: name

@@ -490,32 +490,26 @@ ngx_http_twostep_cookie_session(ngx_http_request_t *r)
 
     time_t now = ngx_time();
 
-    // No zone lock unless a session was revoked since this worker last
-    // looked, and no allocation: the hot path.
-    ngx_http_twostep_zone_state state(r);
-    const auto &session = scf->sessions->verified(*scf->keys, state, cookie,
-                                                  now);
-    if (!session) {
-        return none;
-    }
-
     // A cheap stat at most once a second notices a store another process
     // changed (ASVS 3.3.3), without a portal request.
     if (scf->store) {
         ngx_http_twostep_watch_store(scf->store, r->connection->log);
     }
 
-    const twostep::User *user =
-        scf->store && !scf->store->stale
-        ? scf->store->users->find(session->user) : nullptr;
+    // No zone lock unless a session was revoked since this worker last
+    // looked, no user look-up unless the store was reloaded since, and no
+    // allocation: the hot path. Removed from the store, or a new password
+    // or authenticator since: the cookie opens nothing (and so with a
+    // store that changed and does not load).
+    ngx_http_twostep_zone_state state(r);
+    const auto &session = scf->sessions->verified(
+        *scf->keys, state,
+        scf->store && !scf->store->stale ? scf->store->users.get() : nullptr,
+        cookie, now);
 
-    // Past the current twostep_session_ttl, removed from the store, or a new
-    // password or authenticator since: the cookie opens nothing. (Sign-outs
-    // elsewhere: verified().)
-    if (user != nullptr
-        && twostep::session_within(*session, scf->session_ttl, now)
-        && user->credential_tag == session->credentials)
-    {
+    // Past the current twostep_session_ttl: the cookie opens nothing
+    // either. (Sign-outs elsewhere: verified().)
+    if (session && twostep::session_within(*session, scf->session_ttl, now)) {
         return session;
     }
 

@@ -6,6 +6,7 @@
 
 #include "core/guard.h"
 #include "core/keyring.h"
+#include "core/user_store.h"
 #include "unit.h"
 
 using namespace twostep;
@@ -14,9 +15,31 @@ namespace {
 
 constexpr std::int64_t now = 1700000000;
 
+std::shared_ptr<const UserStore> parse(const std::string &json)
+{
+    std::string error;
+    auto store = UserStore::parse(json, error);
+    ck_assert_msg(store != nullptr, "%s", error.c_str());
+    return store;
+}
+
+// The users the sessions below name, each with an authenticator (parsed
+// in the first test that asks: Check cannot report a failure before).
+const UserStore *users()
+{
+    static const auto store = parse(R"({"users": {
+        "alice": {"totp": "JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP"},
+        "bob": {"totp": "JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXQ"},
+        "carol": {"totp": "JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXR"}}})");
+    return store.get();
+}
+
 Session session(const std::string &user, std::int64_t expires)
 {
     Session s;
+    if (const User *u = users()->find(user)) {
+        s.credentials = u->credential_tag;
+    }
     s.sid = "sid-" + user;
     s.user = user;
     s.method = Method::push;
@@ -62,35 +85,70 @@ START_TEST(verified_looks_up_only_after_a_revocation)
     Session bs = session("bob", now + 100);
     std::string b = encode_session(keys, bs);
 
-    auto s = cache.verified(keys, state, a, now);
+    auto s = cache.verified(keys, state, users(), a, now);
     ck_assert(s != nullptr);
     ck_assert_str_eq(s->user.c_str(), "alice");
     int first = state.lookups;
     ck_assert_int_gt(first, 0);
     for (int i = 0; i < 10; ++i)
-        ck_assert(cache.verified(keys, state, a, now) == s);
+        ck_assert(cache.verified(keys, state, users(), a, now) == s);
     ck_assert_int_eq(state.lookups, first);
 
     // Bob signs out: alice's cookie is looked up once more, then not.
-    ck_assert(cache.verified(keys, state, b, now) != nullptr);
+    ck_assert(cache.verified(keys, state, users(), b, now) != nullptr);
     ck_assert(revoke_session(state, bs, now));
-    ck_assert(cache.verified(keys, state, b, now) == nullptr);
+    ck_assert(cache.verified(keys, state, users(), b, now) == nullptr);
     int after = state.lookups;
-    ck_assert(cache.verified(keys, state, a, now) == s);
+    ck_assert(cache.verified(keys, state, users(), a, now) == s);
     ck_assert_int_gt(state.lookups, after);
     after = state.lookups;
-    ck_assert(cache.verified(keys, state, a, now) == s);
+    ck_assert(cache.verified(keys, state, users(), a, now) == s);
     ck_assert_int_eq(state.lookups, after);
-    ck_assert(cache.verified(keys, state, b, now) == nullptr);
+    ck_assert(cache.verified(keys, state, users(), b, now) == nullptr);
 
     // Forged or expired: nothing, and nothing cached.
-    ck_assert(cache.verified(keys, state, a + "x", now) == nullptr);
-    ck_assert(cache.verified(keys, state, a, now + 100) == nullptr);
+    ck_assert(cache.verified(keys, state, users(), a + "x", now)
+              == nullptr);
+    ck_assert(cache.verified(keys, state, users(), a, now + 100)
+              == nullptr);
     // What verified() handed out outlives the slot being reused.
     SessionCache one(1);
-    auto kept = one.verified(keys, state, a, now);
+    auto kept = one.verified(keys, state, users(), a, now);
     one.put("s.other.mac", session("carol", now + 100));
     ck_assert_str_eq(kept->user.c_str(), "alice");
+}
+END_TEST
+
+// The session's user must still be in the store with the password and
+// authenticator the session was made with (ASVS 3.3.3); a reloaded store
+// is asked again, the same store is not.
+START_TEST(verified_asks_each_store_for_the_user)
+{
+    KeyRing keys;
+    ck_assert(keys.add(std::string(32, 'k')));
+    CountingState state;
+    SessionCache cache(64);
+    std::string a = encode_session(keys, session("alice", now + 100));
+
+    ck_assert(cache.verified(keys, state, users(), a, now) != nullptr);
+    ck_assert(cache.verified(keys, state, users(), a, now) != nullptr);
+
+    // A new authenticator for alice: the same cookie opens nothing.
+    auto replaced = parse(R"({"users": {
+        "alice": {"totp": "JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXA"}}})");
+    ck_assert(cache.verified(keys, state, replaced.get(), a, now) == nullptr);
+    ck_assert(cache.verified(keys, state, replaced.get(), a, now) == nullptr);
+    // alice removed: nothing either.
+    auto removed = parse(R"({"users": {
+        "bob": {"totp": "JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXQ"}}})");
+    ck_assert(cache.verified(keys, state, removed.get(), a, now) == nullptr);
+    // The same store as at first, loaded anew: alice again.
+    auto again = parse(R"({"users": {
+        "alice": {"totp": "JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP"}}})");
+    ck_assert(again->generation() != users()->generation());
+    ck_assert(cache.verified(keys, state, again.get(), a, now) != nullptr);
+    // No store (it changed and does not load): nothing.
+    ck_assert(cache.verified(keys, state, nullptr, a, now) == nullptr);
 }
 END_TEST
 
@@ -153,11 +211,12 @@ START_TEST(a_changed_payload_with_the_cached_mac_is_refused)
     CountingState state;
     SessionCache cache(64);
     std::string a = encode_session(keys, session("alice", now + 100));
-    ck_assert(cache.verified(keys, state, a, now) != nullptr);
+    ck_assert(cache.verified(keys, state, users(), a, now) != nullptr);
     std::string forged = a;
     forged[3] = forged[3] == 'A' ? 'B' : 'A';
-    ck_assert(cache.verified(keys, state, forged, now) == nullptr);
-    ck_assert(cache.verified(keys, state, a, now) != nullptr);
+    ck_assert(cache.verified(keys, state, users(), forged, now)
+              == nullptr);
+    ck_assert(cache.verified(keys, state, users(), a, now) != nullptr);
 }
 END_TEST
 
@@ -193,6 +252,7 @@ int main()
     tcase_add_test(tc, expired_is_not_found);
     tcase_add_test(tc, a_slot_holds_one_token);
     tcase_add_test(tc, verified_looks_up_only_after_a_revocation);
+    tcase_add_test(tc, verified_asks_each_store_for_the_user);
     suite_add_tcase(suite, tc);
     return run_suite(suite);
 }
