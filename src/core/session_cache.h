@@ -41,6 +41,7 @@ public:
                                                    const UserStore *users,
                                                    std::string_view token,
                                                    std::int64_t now);
+
     // The session `token` decoded to when it was verified, if it is still
     // in the cache and not expired at `now`. The token is compared in
     // constant time. Says nothing about revocation.
