@@ -829,7 +829,9 @@ ngx_http_twostep_listen_of(ngx_conf_t *cf, ngx_http_core_srv_conf_t *cscf)
 // its audience: twostep_session_audience, else the server's first
 // server_name, else its first listen address. So a cookie from one server
 // opens no other, even with one key for all of them; servers that should
-// share sessions name the same audience.
+// share sessions name the same audience. "_" names no host (nginx's
+// catch-all convention), so such a server is known by its listen address:
+// a browser sends a host's cookies to every port of it.
 static twostep::KeyRing *
 ngx_http_twostep_bind_keys(ngx_conf_t *cf, ngx_http_twostep_srv_conf_t *conf)
 {
@@ -839,11 +841,13 @@ ngx_http_twostep_bind_keys(ngx_conf_t *cf, ngx_http_twostep_srv_conf_t *conf)
         auto cscf = static_cast<ngx_http_core_srv_conf_t *>(
                         ngx_http_conf_get_module_srv_conf(cf,
                                                       ngx_http_core_module));
-        audience = "name:";
-        audience += ngx_http_twostep_sv(cscf->server_name);
+        std::string_view name = ngx_http_twostep_sv(cscf->server_name);
 
-        if (cscf->server_name.len == 0) {
+        if (name.empty() || name == "_") {
             audience = "listen:" + ngx_http_twostep_listen_of(cf, cscf);
+
+        } else {
+            audience = "name:" + std::string(name);
         }
 
     } else {

@@ -177,20 +177,21 @@ def test_only_the_exact_cookie_name_once_opens(site, user):
 
 def test_a_session_opens_only_its_own_server(nginx_factory, workdir, app,
                                              pool):
-    """A session is bound to its server (its server_name, else its listen
-    address, or twostep_session_audience): with one key for the whole http
-    block, a cookie from A opens neither B nor a server with a shorter
-    twostep_session_ttl, while two servers naming the same audience share
-    sessions."""
+    """A session is bound to its server (its server_name, else - none or
+    "_" - its listen address, or twostep_session_audience): with one key
+    for the whole http block, a cookie from A opens neither B, nor E (also
+    "_"), nor a server with a shorter twostep_session_ttl, while two servers
+    naming the same audience share sessions."""
     user = pool.take()
     d = workdir / "audience"
     d.mkdir()
     d.chmod(0o755)
     ports = {n: free_port()
-             for n in ("a", "b", "c", "d")}
-    servers = {"a": "", "b": "twostep_session_ttl 5s;",
+             for n in ("a", "b", "c", "d", "e")}
+    servers = {"a": "server_name _;", "b": "twostep_session_ttl 5s;",
                "c": "twostep_session_audience shared;",
-               "d": "twostep_session_audience shared;"}
+               "d": "twostep_session_audience shared;",
+               "e": "server_name _;"}
     body = """
     twostep_users {users};
     twostep_cookie_key {key};
@@ -223,6 +224,8 @@ def test_a_session_opens_only_its_own_server(nginx_factory, workdir, app,
     assert_opens(get("a", from_a), user)
     assert_sent_to_signin(get("b", from_a))
     assert_sent_to_signin(get("c", from_a))
+    # "_" (nginx's catch-all) names no host: known by its listen address.
+    assert_sent_to_signin(get("e", from_a))
 
     c = Browser(url("c"))
     c.sign_in("/app/", user)
