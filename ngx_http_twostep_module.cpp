@@ -1127,6 +1127,19 @@ try {
         return static_cast<char *>(NGX_CONF_ERROR);
     }
 
+    // With "satisfy any" the first access module that allows a request ends
+    // the access phase, so an "allow" or a good auth_basic password skips
+    // our check: the second factor becomes optional there (NIST SP 800-63B
+    // 4.2, AAL2 needs both). A choice some make ("the office, or two-step"),
+    // so said rather than refused.
+    if (clcf->satisfy == NGX_HTTP_SATISFY_ANY) {
+        ngx_conf_log_error(NGX_LOG_WARN, cf, 0,
+                           "\"satisfy any\" in location \"%V\": a request "
+                           "that \"allow\", \"auth_basic\" or "
+                           "\"auth_request\" lets in skips \"twostep\"",
+                           &clcf->name);
+    }
+
 #if (NGX_THREADS)
     // Password hashing is slow by design and runs off the event loop; the
     // pool is made only for servers that protect something.

@@ -162,6 +162,44 @@ def test_limit_req_on_the_portal_location_applies(guarded):
     assert r.status_code == 302, snippet(r)
 
 
+SATISFY_ANY = """
+        location / {{
+            twostep on;
+            {proxy}
+        }}
+        location /office/ {{
+            satisfy any;
+            allow 192.0.2.0/24;
+            deny all;
+            twostep on;
+            {proxy}
+        }}
+        location /loopback/ {{
+            satisfy any;
+            allow 127.0.0.1;
+            deny all;
+            twostep on;
+            {proxy}
+        }}
+"""
+
+
+def test_satisfy_any_lets_an_allowed_address_skip_two_step(guarded):
+    """As nginx.conf says and nginx -t warns: with "satisfy any", an
+    address that "allow" lets in is not asked for two-step; one that is
+    denied still has to sign in (the README's caveat)."""
+    site = guarded("satisfyany", users=1, locations=SATISFY_ANY)
+    b = site.browser()
+    r = b.get("/loopback/s?format=json")
+    assert r.status_code == 200, snippet(r)
+    r = b.get("/office/")
+    assert r.status_code == 302, snippet(r)
+    assert location(r).path == SIGNIN
+    b.sign_in("/office/", site.users[0])
+    r = b.get("/office/s?format=json")
+    assert r.status_code == 200, snippet(r)
+
+
 def identity_site(guarded, workdir, name):
     """/sso/ takes $remote_user from auth_basic, whose realm a nested
     location turns "off" at run time; / wants the password."""

@@ -70,6 +70,19 @@ def refused(result, *must_mention):
     return out
 
 
+def test_satisfy_any_is_accepted_with_a_warning(case):
+    """"satisfy any" makes two-step optional for whoever another access
+    module lets in: nginx -t says so, naming the location, and accepts."""
+    rc, out = case.check(location_extra="satisfy any; allow 10.0.0.0/8; "
+                                        "deny all;")
+    assert rc == 0, out
+    assert re.search(r'\[warn\].*"satisfy any" in location "/": a request '
+                     r'that "allow", "auth_basic" or "auth_request" lets '
+                     r'in skips "twostep"', out), out
+    rc, out = case.check()
+    assert rc == 0 and "satisfy any" not in out, out
+
+
 def test_valid_config_is_accepted(case):
     rc, out = case.check()
     assert rc == 0, out
