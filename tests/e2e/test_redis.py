@@ -1265,3 +1265,40 @@ def test_old_pending_cookie_frees_no_other_push(selfhosted, redis):
     assert redis.cli("GET", prefix + "o:" + user.name) != ""
 
     push_is_held(h, Browser(h.a.base), user, sent=2)
+
+
+def test_stale_pending_cookie_replaces_no_push_across_hosts(selfhosted):
+    """"Send request" again from a copy of a pending sign-in whose push was
+    answered, while another browser's push (started on host B) waits:
+    refused on host A, no second push reaches the phone; the waiting
+    browser's own "send another" still replaces its push, from either
+    host."""
+    from harness import Browser, choose_method, password_step, press_send
+    from test_selfhosted import check, pushes, tap
+    h = selfhosted("rreplace")
+    user = h.pool.take("push")
+    first = Browser(h.a.base)
+    page = choose_method(first, password_step(first, "/app/", user), "push")
+    r = first.follow(press_send(first, page))
+    old = first.cookie("twostep_pending")
+    assert tap(h.nt, pushes(h.nt, user)[0], "Deny")["status"] == 200
+    assert check(first, r).status_code == 403
+
+    second = Browser(h.b.base)
+    again = choose_method(second, password_step(second, "/app/", user),
+                          "push")
+    assert press_send(second, again).status_code == 303
+    assert len(pushes(h.nt, user)) == 2
+
+    stale = Browser(h.a.base)
+    stale.set_cookie("twostep_pending", old)
+    held = press_send(stale, page)
+    assert held.status_code == 429, snippet(held)
+    assert "already waiting" in Page(held).text, snippet(held, 3000)
+    assert len(pushes(h.nt, user)) == 2
+
+    moved = Browser(h.a.base)
+    moved.set_cookie("twostep_pending", second.cookie("twostep_pending"))
+    mine = press_send(moved, again)
+    assert mine.status_code == 303, snippet(mine)
+    assert len(pushes(h.nt, user)) == 3
