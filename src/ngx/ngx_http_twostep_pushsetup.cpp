@@ -573,12 +573,16 @@ ngx_http_twostep_setup_answered(ngx_http_twostep_page_t &p,
             return ngx_http_twostep_setup_expired(p);
         }
 
+        // Saved once: on this host, then with twostep_redis on every host
+        // (SET NX in Redis, where the set-up cookie works as well), so two
+        // hosts never both accept one confirmation; Redis not answering
+        // saves nothing (503; NIST SP 800-63B 5.1.3.1, a device is bound
+        // once).
         switch (twostep::claim_transaction(state, setup.txid, now,
                                            setup.expires))
         {
         case twostep::Claim::fresh:
-            return ngx_http_twostep_setup_store(p, session, setup.topic,
-                                                "push");
+            break;
 
         case twostep::Claim::replayed:
             return ngx_http_twostep_setup_expired(p);
@@ -586,6 +590,25 @@ ngx_http_twostep_setup_answered(ngx_http_twostep_page_t &p,
         default:
             return ngx_http_twostep_unavailable(p.r);
         }
+
+        return ngx_http_twostep_shared_claim_transaction(p.r,
+                   "setup " + setup.txid, setup.expires,
+            [p, setup](twostep::Claim claim) mutable {
+                if (claim == twostep::Claim::replayed) {
+                    return ngx_http_twostep_setup_expired(p);
+                }
+
+                if (claim != twostep::Claim::fresh) {
+                    return ngx_http_twostep_unavailable(p.r);
+                }
+
+                return ngx_http_twostep_setup_again(p, setup,
+                    [&](const twostep::Session &s, const twostep::User &) {
+                        return ngx_http_twostep_setup_store(p, s,
+                                                            setup.topic,
+                                                            "push");
+                    });
+            });
     }
 
     const char *error = a == twostep::Approval::wrong_number

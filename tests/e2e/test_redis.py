@@ -1091,18 +1091,17 @@ def test_redis_down_fails_push_and_answers_closed(selfhosted, redis):
     assert_not_signed_in(later)
 
 
-def test_push_set_up_test_approved_on_the_other_host_saves(selfhosted):
-    """"Set up push notifications" on host A: its test push approved on
-    host B's approval page saves the topic on A (one store file)."""
+def approved_set_up(h):
+    """"Set up push notifications" on host A, its test push approved on
+    host B's approval page: the browser (the store writable by the
+    workers), its waiting page, the user and the topic."""
     import grp
-    import json
     import os
     import pwd
     import requests
-    from harness import Browser, location, refresh_url
-    from test_push_setup import SECURITY, pushes, start_setup, waiting_page
+    from harness import Browser
+    from test_push_setup import pushes, start_setup, waiting_page
     from test_selfhosted import tap
-    h = selfhosted("rsetup")
     # The workers (nobody) write the store, as the README asks.
     users = h.users
     nobody = pwd.getpwnam("nobody").pw_uid, grp.getgrnam("nogroup").gr_gid
@@ -1121,12 +1120,41 @@ def test_push_set_up_test_approved_on_the_other_host_saves(selfhosted):
     done = phone.post(h.on(h.b, url).split("?")[0], data=form, timeout=10)
     assert done.status_code == 200, snippet(done)
     assert Page(done).heading == "Test notification approved"
+    return b, wait, user, topic
+
+
+def test_push_set_up_test_approved_on_the_other_host_saves(selfhosted):
+    """"Set up push notifications" on host A: its test push approved on
+    host B's approval page saves the topic on A (one store file)."""
+    import json
+    from harness import location, refresh_url
+    from test_push_setup import SECURITY
+    h = selfhosted("rsetup")
+    b, wait, user, topic = approved_set_up(h)
 
     r = b.get(refresh_url(wait))
     assert r.status_code == 303, snippet(r)
     assert location(r).path == SECURITY and location(r).query == "done=push"
-    assert json.loads(users.read_text())["users"][user.name][
+    assert json.loads(h.users.read_text())["users"][user.name][
         "ntfy_topic"] == topic
+
+
+def test_push_set_up_saves_once_across_hosts(selfhosted):
+    """The approved test push saves on one host only: a copy of the
+    browser's cookies checking it on host B after host A saved it is
+    refused (the claim is in Redis), and B writes nothing."""
+    from harness import Browser, refresh_url
+    h = selfhosted("rsetuponce")
+    b, wait, user, _ = approved_set_up(h)
+    copy = Browser(h.b.base)
+    for c in b.http.cookies:
+        copy.set_cookie(c.name, c.value)
+
+    assert b.get(refresh_url(wait)).status_code == 303
+    mark = h.b.log_size()
+    r = copy.get(refresh_url(wait))
+    assert r.status_code == 403, snippet(r)
+    assert "security info changed" not in h.b.log_text(mark)
 
 
 def test_approval_written_into_redis_signs_nobody_in(selfhosted, redis):
