@@ -237,6 +237,16 @@ Claim claim_totp_step(SharedState &state, std::string_view user,
     return ok ? Claim::fresh : Claim::unavailable;
 }
 
+std::int64_t out_of_band_owner(std::string_view txid)
+{
+    std::uint64_t h = 14695981039346656037ULL;  // FNV-1a: every worker
+                                                // and host agrees
+    for (unsigned char c : txid) {
+        h = (h ^ c) * 1099511628211ULL;
+    }
+    return static_cast<std::int64_t>(h >> 1) | 1;
+}
+
 Start start_out_of_band(SharedState &state, const OutOfBandRule &rule,
                         std::string_view user, std::int64_t now,
                         std::int64_t owner, std::int64_t replacing)
@@ -302,6 +312,31 @@ Start start_out_of_band(SharedState &state, const OutOfBandRule &rule,
         return Start::busy;
     }
     return ok ? Start::ok : Start::unavailable;
+}
+
+bool bind_out_of_band(SharedState &state, std::string_view user,
+                      std::int64_t now, std::int64_t owner)
+{
+    std::string key = key_of("o:", user);
+    std::int64_t until = 0;
+    state.update(key, now, now + 1, [&](StateRecord &r) {
+        until = r.until;
+        return false;  // a read: the slot keeps its time
+    });
+    if (until <= now || owner == 0) {
+        return false;
+    }
+
+    bool bound = false;
+    state.update(key, now, until, [&](StateRecord &r) {
+        if (r.until != until || r.inflight != 0) {
+            return false;  // taken over or ended meanwhile
+        }
+        r.inflight = owner;
+        bound = true;
+        return true;
+    }, true);
+    return bound;
 }
 
 void end_out_of_band(SharedState &state, std::string_view user,

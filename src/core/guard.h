@@ -140,14 +140,28 @@ struct OutOfBandRule {
 
 enum class Start { ok, busy, too_many, unavailable };
 
-// `owner` (not 0) marks the waiting request as one that must release it
-// itself (a push set-up's test push): end_out_of_band() with another owner
-// leaves it, so a request that never took the slot, or whose turn ended,
-// cannot free the one a sign-in's push holds. A slot held by `replacing`
-// (not 0) counts as free and passes to `owner`, only if the start succeeds.
+// The owner of the slot a transaction holds (never 0): a 64-bit hash of
+// its id, so that only that transaction can release or replace it.
+std::int64_t out_of_band_owner(std::string_view txid);
+
+// `owner` (not 0) is the transaction the waiting request is (a push
+// set-up's test push knows it before it starts; a sign-in's push gets it
+// from bind_out_of_band() once the provider names it): end_out_of_band()
+// with another owner leaves it, so a request that never took the slot, or
+// whose turn ended, cannot free the one another push holds. A slot held
+// by `replacing` (not 0; "send another" from the browser whose request
+// waits) counts as free and passes to `owner`, only if the start
+// succeeds: a stale or copied pending sign-in names a transaction that no
+// longer holds the slot, and replaces nothing (one waiting at a time,
+// OWASP ASVS 2.8.x).
 Start start_out_of_band(SharedState &state, const OutOfBandRule &rule,
                         std::string_view user, std::int64_t now,
                         std::int64_t owner = 0, std::int64_t replacing = 0);
+
+// The waiting request of `user`, started without an owner, is `owner`'s
+// from now on; false if none waits, or it has an owner already.
+bool bind_out_of_band(SharedState &state, std::string_view user,
+                      std::int64_t now, std::int64_t owner);
 
 // The request was answered (or failed): the next one may go out. With an
 // `owner`, only if the waiting request is that one's.

@@ -84,13 +84,16 @@ constexpr std::string_view approval_lua =
     "if v == '1' then return 1 end "
     "return v";
 
-// KEYS: the user's waiting request, the user's count in the window; ARGV:
-// maximum, window, how long one request blocks the next, replace (1).
-// Mirrors guard.cpp's start_out_of_band(): busy before too many; the
-// window starts at its first request.
+// KEYS: the user's waiting request ("1" until bound to its transaction),
+// the user's count in the window; ARGV: maximum, window, how long one
+// request blocks the next, the transaction whose waiting request gives
+// way ("": none; only that one, OWASP ASVS 2.8.x), the transaction the
+// new one is ("1" when not known yet). Mirrors guard.cpp's
+// start_out_of_band(): busy before too many; the window starts at its
+// first request; a waiting request given way to stays if over the limit.
 constexpr std::string_view start_oob_lua =
-    "if ARGV[4] == '1' then redis.call('DEL', KEYS[1]) end "
-    "if redis.call('EXISTS', KEYS[1]) == 1 then return -1 end "
+    "local held = redis.call('GET', KEYS[1]) "
+    "if held and (held == '1' or held ~= ARGV[4]) then return -1 end "
     "local c = tonumber(redis.call('GET', KEYS[2]) or '0') "
     "if c >= tonumber(ARGV[1]) then "
     "local t = redis.call('TTL', KEYS[2]) "
@@ -99,14 +102,15 @@ constexpr std::string_view start_oob_lua =
     "return t end "
     "if redis.call('INCR', KEYS[2]) == 1 then "
     "redis.call('EXPIRE', KEYS[2], ARGV[2]) end "
-    "redis.call('SET', KEYS[1], '1', 'EX', ARGV[3]) "
+    "redis.call('SET', KEYS[1], ARGV[5], 'EX', ARGV[3]) "
     "return 0";
 
-// KEYS: the user's waiting request; ARGV: its transaction id. Kept as
-// long as it was (PTTL: Redis 5 has no KEEPTTL).
+// KEYS: the user's waiting request; ARGV: its transaction id. Only one
+// not bound yet, kept as long as it was (PTTL: Redis 5 has no KEEPTTL).
 constexpr std::string_view bind_oob_lua =
     "local t = redis.call('PTTL', KEYS[1]) "
-    "if t > 0 then redis.call('SET', KEYS[1], ARGV[1], 'PX', t) "
+    "if t > 0 and redis.call('GET', KEYS[1]) == '1' then "
+    "redis.call('SET', KEYS[1], ARGV[1], 'PX', t) "
     "return 1 end return 0";
 
 // KEYS: the user's waiting request; ARGV: the transaction that finished.
@@ -332,13 +336,15 @@ Argv approval_state(std::string_view prefix, std::string_view txid)
 
 Argv start_out_of_band(std::string_view prefix, std::string_view user,
                        std::int64_t max_starts, std::int64_t window,
-                       std::int64_t pending_for, bool replace)
+                       std::int64_t pending_for, std::string_view replacing,
+                       std::string_view txid)
 {
     return {"EVAL", std::string(start_oob_lua), "2",
             join(prefix, "o:") + std::string(user),
             join(prefix, "n:") + std::string(user),
             std::to_string(max_starts), std::to_string(window),
-            std::to_string(pending_for), replace ? "1" : "0"};
+            std::to_string(pending_for), std::string(replacing),
+            txid.empty() ? "1" : std::string(txid)};
 }
 
 Argv bind_out_of_band(std::string_view prefix, std::string_view user,

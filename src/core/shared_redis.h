@@ -90,14 +90,18 @@ Argv approval_state(std::string_view prefix, std::string_view txid);
 
 // Push, call and text limits across hosts (guard.h, OutOfBandRule): one
 // request waiting per user and so many per window, in one script. EVAL:
-// 0 the request may go out (it is counted and waits now), -1 another
-// waits, n > 0 the window is spent for n more seconds. With `replace` the
-// one waiting gives way first.
+// 0 the request may go out (it is counted and waits now, as transaction
+// `txid` if known), -1 another waits, n > 0 the window is spent for n
+// more seconds. A waiting request bound to transaction `replacing` (not
+// empty) gives way if the new one may go out; no other does.
 Argv start_out_of_band(std::string_view prefix, std::string_view user,
                        std::int64_t max_starts, std::int64_t window,
-                       std::int64_t pending_for, bool replace);
+                       std::int64_t pending_for,
+                       std::string_view replacing = {},
+                       std::string_view txid = {});
 // EVAL: the waiting request is transaction `txid` (once the provider or
-// this host named it), for the rest of its time; nothing if none waits.
+// this host named it), for the rest of its time; nothing if none waits or
+// it is bound already.
 Argv bind_out_of_band(std::string_view prefix, std::string_view user,
                       std::string_view txid);
 // The request was answered; the next may go out. With `txid`, an EVAL

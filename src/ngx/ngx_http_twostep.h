@@ -398,24 +398,28 @@ void ngx_http_twostep_close_approval(ngx_http_request_t *r,
 // Push, call and text limits (twostep::OutOfBandRule) here and, with
 // twostep_redis, on every host: `then` gets how the start went and, when
 // too many, the seconds to wait (the longer of this host's and Redis's).
-// With `replace` the user's waiting request gives way first (on this
-// host only the one `replacing` names, when not 0: guard.h's owners).
-// Redis failing is Start::unavailable.
+// The user's waiting request gives way only if it is transaction
+// `replacing` (the one this browser's pending sign-in or set-up waits
+// on), here and in Redis; the new one is transaction `txid` when known
+// before it starts (else bound later). Redis failing is
+// Start::unavailable.
 ngx_int_t ngx_http_twostep_start_out_of_band(ngx_http_request_t *r,
-    std::string_view user, bool replace,
+    std::string_view user, std::string_view replacing,
     std::function<ngx_int_t(twostep::Start, int64_t)> then,
-    int64_t owner = 0, int64_t replacing = 0);
+    std::string_view txid = {});
 // The request was answered or failed, here and on every host (not waited
 // for: Redis's mark expires with twostep::OutOfBandRule::pending_for).
-// With `txid` Redis's mark ends only if it is that transaction's (bound
-// by ngx_http_twostep_bind_out_of_band()); with an `owner`, this host's
-// slot only if that one holds it.
+// With `txid` the waiting request ends only if it is that transaction
+// (bound at the start or by ngx_http_twostep_bind_out_of_band()): an old
+// pending sign-in or set-up frees no other push's place. Without, the
+// one waiting ends (a request that failed before it had a transaction).
 void ngx_http_twostep_end_out_of_band(ngx_http_request_t *r,
-    std::string_view user, std::string_view txid = {}, int64_t owner = 0);
-// The user's waiting request is transaction `txid` (with twostep_redis;
-// not waited for).
-void ngx_http_twostep_bind_out_of_band(std::string_view user,
-    std::string_view txid);
+    std::string_view user, std::string_view txid = {});
+// The user's waiting request, started without a transaction, is `txid`
+// from now on, here and with twostep_redis on every host (not waited
+// for).
+void ngx_http_twostep_bind_out_of_band(ngx_http_request_t *r,
+    std::string_view user, std::string_view txid);
 // Ends `session` on this host at once and, with twostep_redis, on every
 // host (published; kept and sent again while Redis is unavailable). The
 // one place a session is revoked: "sign out everywhere" builds on it.

@@ -526,7 +526,7 @@ ngx_http_twostep_self_hosted_send(ngx_http_twostep_page_t &p,
                         return ngx_http_twostep_unavailable(p.r);
                     }
 
-                    ngx_http_twostep_bind_out_of_band(u.name, txid);
+                    ngx_http_twostep_bind_out_of_band(p.r, u.name, txid);
 
                     return ngx_http_twostep_self_hosted_ring(p, next, u,
                                method, *provider, txid, expires);
@@ -711,9 +711,10 @@ ngx_http_twostep_duo_reach(ngx_http_twostep_page_t &p,
     }
 
     // This browser's own request still waiting gives way to the new one
-    // ("Sign in another way" from the waiting page).
-    return ngx_http_twostep_start_out_of_band(p.r, user.name,
-                                              !pending.txid.empty(),
+    // ("Sign in another way" from the waiting page); only if it still
+    // holds the place: an old copy of the pending sign-in replaces no
+    // other browser's request (OWASP ASVS 2.8.x).
+    return ngx_http_twostep_start_out_of_band(p.r, user.name, pending.txid,
         [p, pending, method](twostep::Start start, int64_t retry) mutable {
             return ngx_http_twostep_with_provider(p, pending, method,
                 [&](const twostep::User &u,
@@ -1270,7 +1271,8 @@ ngx_http_twostep_duo_finish(ngx_http_twostep_duo_call_t &call, long status,
             if (!provider.self_hosted()) {
                 pending.txid = res.txid;
                 pending.txid_method = call.method;
-                ngx_http_twostep_bind_out_of_band(user->name, res.txid);
+                ngx_http_twostep_bind_out_of_band(p.r, user->name,
+                                                  res.txid);
             }
 
             if (ngx_http_twostep_save_pending(p, pending) != NGX_OK) {

@@ -162,23 +162,6 @@ static void ngx_http_twostep_setup_sent(ngx_http_request_t *r,
     noexcept;
 
 
-// The one-push-at-a-time slot a test push takes is its own (guard.h's
-// owner: a number from its transaction id, never 0): the set-up releases
-// only that, never the slot of a sign-in's push, whatever a stale or
-// replayed set-up cookie names (OWASP ASVS 2.8.x: one request waiting).
-static int64_t
-ngx_http_twostep_setup_slot(std::string_view txid)
-{
-    uint64_t  h = 14695981039346656037ULL;  // FNV-1a
-
-    for (unsigned char c : txid) {
-        h = (h ^ c) * 1099511628211ULL;
-    }
-
-    return static_cast<int64_t>(h >> 1) | 1;
-}
-
-
 // The link a phone opens or POSTs to, with the test push's capability.
 static std::string
 ngx_http_twostep_setup_link(ngx_http_twostep_page_t &p,
@@ -229,11 +212,13 @@ ngx_http_twostep_setup_send(ngx_http_twostep_page_t &p,
 {
     std::string txid = twostep::new_transaction_id();
 
-    // A test still out gives way to a new one (whose link then dies) by
-    // handing it its slot; if none may go out, it stays and can still be
-    // approved. Any other push waiting (a sign-in's) keeps the slot.
-    return ngx_http_twostep_start_out_of_band(p.r, user.name,
-                                              !setup.txid.empty(),
+    // The one-push-at-a-time slot a test push takes is its transaction's
+    // from the start: a test still out gives way to a new one (whose link
+    // then dies) by handing it its slot; if none may go out, it stays and
+    // can still be approved. Any other push waiting (a sign-in's) keeps
+    // the slot, whatever a stale or replayed set-up cookie names (OWASP
+    // ASVS 2.8.x: one request waiting).
+    return ngx_http_twostep_start_out_of_band(p.r, user.name, setup.txid,
         [p, setup, txid](twostep::Start start, int64_t) mutable {
             return ngx_http_twostep_setup_again(p, setup,
                 [&](const twostep::Session &s, const twostep::User &u) {
@@ -241,8 +226,7 @@ ngx_http_twostep_setup_send(ngx_http_twostep_page_t &p,
                                                           txid, start);
                 });
         },
-        ngx_http_twostep_setup_slot(txid),
-        setup.txid.empty() ? 0 : ngx_http_twostep_setup_slot(setup.txid));
+        txid);
 }
 
 
@@ -292,8 +276,7 @@ ngx_http_twostep_setup_started(ngx_http_twostep_page_t &p,
             return ngx_http_twostep_setup_again(p, setup,
                 [&](const twostep::Session &s, const twostep::User &u) {
                     if (!opened) {
-                        ngx_http_twostep_end_out_of_band(p.r, u.name, {},
-                            ngx_http_twostep_setup_slot(txid));
+                        ngx_http_twostep_end_out_of_band(p.r, u.name, txid);
                         return ngx_http_twostep_unavailable(p.r);
                     }
 
@@ -371,8 +354,7 @@ ngx_http_twostep_setup_publish(ngx_http_twostep_page_t &p,
         ngx_log_error(NGX_LOG_ERR, p.r->connection->log, 0,
                       "twostep: could not start a request to ntfy");
         ngx_http_twostep_close_approval(p.r, txid, expires);
-        ngx_http_twostep_end_out_of_band(p.r, user.name, {},
-                                         ngx_http_twostep_setup_slot(txid));
+        ngx_http_twostep_end_out_of_band(p.r, user.name, txid);
         setup.txid.clear();
         return ngx_http_twostep_setup_page(p, session, setup,
                                            NGX_HTTP_SERVICE_UNAVAILABLE,
@@ -414,8 +396,7 @@ ngx_http_twostep_setup_published(ngx_http_twostep_push_setup_call_t &call,
 
         // It may have gone out all the same: its approval saves nothing.
         ngx_http_twostep_close_approval(p.r, setup.txid, setup.expires);
-        ngx_http_twostep_end_out_of_band(p.r, setup.user, {},
-            ngx_http_twostep_setup_slot(setup.txid));
+        ngx_http_twostep_end_out_of_band(p.r, setup.user, setup.txid);
         setup.txid.clear();
 
         return ngx_http_twostep_setup_page(p, *session, setup,
@@ -582,8 +563,7 @@ ngx_http_twostep_setup_answered(ngx_http_twostep_page_t &p,
     }
 
     // Answered, or gone: its slot, if it still holds it, is free.
-    ngx_http_twostep_end_out_of_band(p.r, user.name, {},
-                                     ngx_http_twostep_setup_slot(setup.txid));
+    ngx_http_twostep_end_out_of_band(p.r, user.name, setup.txid);
 
     if (a == twostep::Approval::approved) {
         // A new way to sign in is saved only within the freshness window,
@@ -593,12 +573,16 @@ ngx_http_twostep_setup_answered(ngx_http_twostep_page_t &p,
             return ngx_http_twostep_setup_expired(p);
         }
 
+        // Saved once: on this host, then with twostep_redis on every host
+        // (SET NX in Redis, where the set-up cookie works as well), so two
+        // hosts never both accept one confirmation; Redis not answering
+        // saves nothing (503; NIST SP 800-63B 5.1.3.1, a device is bound
+        // once).
         switch (twostep::claim_transaction(state, setup.txid, now,
                                            setup.expires))
         {
         case twostep::Claim::fresh:
-            return ngx_http_twostep_setup_store(p, session, setup.topic,
-                                                "push");
+            break;
 
         case twostep::Claim::replayed:
             return ngx_http_twostep_setup_expired(p);
@@ -606,6 +590,25 @@ ngx_http_twostep_setup_answered(ngx_http_twostep_page_t &p,
         default:
             return ngx_http_twostep_unavailable(p.r);
         }
+
+        return ngx_http_twostep_shared_claim_transaction(p.r,
+                   "setup " + setup.txid, setup.expires,
+            [p, setup](twostep::Claim claim) mutable {
+                if (claim == twostep::Claim::replayed) {
+                    return ngx_http_twostep_setup_expired(p);
+                }
+
+                if (claim != twostep::Claim::fresh) {
+                    return ngx_http_twostep_unavailable(p.r);
+                }
+
+                return ngx_http_twostep_setup_again(p, setup,
+                    [&](const twostep::Session &s, const twostep::User &) {
+                        return ngx_http_twostep_setup_store(p, s,
+                                                            setup.topic,
+                                                            "push");
+                    });
+            });
     }
 
     const char *error = a == twostep::Approval::wrong_number

@@ -591,25 +591,32 @@ ngx_http_twostep_read_approval(ngx_http_request_t *r, std::string_view txid,
 }
 
 
+// A transaction's slot in the zone (guard.h), 0 for none.
+static int64_t
+ngx_http_twostep_slot_owner(std::string_view txid)
+{
+    return txid.empty() ? 0 : twostep::out_of_band_owner(txid);
+}
+
+
 ngx_int_t
 ngx_http_twostep_start_out_of_band(ngx_http_request_t *r,
-    std::string_view user, bool replace,
+    std::string_view user, std::string_view replacing,
     std::function<ngx_int_t(twostep::Start, int64_t)> then,
-    int64_t owner, int64_t replacing)
+    std::string_view txid)
 {
     time_t                 now = ngx_time();
     twostep::OutOfBandRule rule;
     std::string            name(user);
+    int64_t                owner = ngx_http_twostep_slot_owner(txid);
 
     ngx_http_twostep_zone_state state(r);
 
-    if (replace && replacing == 0) {
-        twostep::end_out_of_band(state, user, now);
-    }
-
+    // Only the transaction holding the slot gives way, never one a stale
+    // or copied cookie names (one waiting at a time, OWASP ASVS 2.8.x).
     twostep::Start start = twostep::start_out_of_band(state, rule, user,
-                                                      now, owner,
-                                                      replacing);
+                               now, owner,
+                               ngx_http_twostep_slot_owner(replacing));
 
     if (start != twostep::Start::ok || !ngx_http_twostep_redis_on()) {
         return then(start, start == twostep::Start::too_many
@@ -621,7 +628,8 @@ ngx_http_twostep_start_out_of_band(ngx_http_request_t *r,
     return ngx_http_twostep_redis_call(r,
         twostep::redis::start_out_of_band(ngx_http_twostep_redis_prefix,
                                           user, rule.max_starts, rule.window,
-                                          rule.pending_for, replace),
+                                          rule.pending_for, replacing,
+                                          txid),
         [r, then, name, rule, owner](std::optional<int64_t> shared) {
             if (shared && *shared == 0) {
                 return then(twostep::Start::ok, 0);
@@ -651,10 +659,11 @@ ngx_http_twostep_start_out_of_band(ngx_http_request_t *r,
 
 void
 ngx_http_twostep_end_out_of_band(ngx_http_request_t *r,
-    std::string_view user, std::string_view txid, int64_t owner)
+    std::string_view user, std::string_view txid)
 {
     ngx_http_twostep_zone_state state(r);
-    twostep::end_out_of_band(state, user, ngx_time(), owner);
+    twostep::end_out_of_band(state, user, ngx_time(),
+                             ngx_http_twostep_slot_owner(txid));
 
     if (ngx_http_twostep_redis_on()) {
         ngx_http_twostep_redis_send(twostep::redis::end_out_of_band(
@@ -664,9 +673,13 @@ ngx_http_twostep_end_out_of_band(ngx_http_request_t *r,
 
 
 void
-ngx_http_twostep_bind_out_of_band(std::string_view user,
-    std::string_view txid)
+ngx_http_twostep_bind_out_of_band(ngx_http_request_t *r,
+    std::string_view user, std::string_view txid)
 {
+    ngx_http_twostep_zone_state state(r);
+    twostep::bind_out_of_band(state, user, ngx_time(),
+                              ngx_http_twostep_slot_owner(txid));
+
     if (ngx_http_twostep_redis_on()) {
         ngx_http_twostep_redis_send(twostep::redis::bind_out_of_band(
             ngx_http_twostep_redis_prefix, user, txid));

@@ -1091,18 +1091,17 @@ def test_redis_down_fails_push_and_answers_closed(selfhosted, redis):
     assert_not_signed_in(later)
 
 
-def test_push_set_up_test_approved_on_the_other_host_saves(selfhosted):
-    """"Set up push notifications" on host A: its test push approved on
-    host B's approval page saves the topic on A (one store file)."""
+def approved_set_up(h):
+    """"Set up push notifications" on host A, its test push approved on
+    host B's approval page: the browser (the store writable by the
+    workers), its waiting page, the user and the topic."""
     import grp
-    import json
     import os
     import pwd
     import requests
-    from harness import Browser, location, refresh_url
-    from test_push_setup import SECURITY, pushes, start_setup, waiting_page
+    from harness import Browser
+    from test_push_setup import pushes, start_setup, waiting_page
     from test_selfhosted import tap
-    h = selfhosted("rsetup")
     # The workers (nobody) write the store, as the README asks.
     users = h.users
     nobody = pwd.getpwnam("nobody").pw_uid, grp.getgrnam("nogroup").gr_gid
@@ -1121,12 +1120,41 @@ def test_push_set_up_test_approved_on_the_other_host_saves(selfhosted):
     done = phone.post(h.on(h.b, url).split("?")[0], data=form, timeout=10)
     assert done.status_code == 200, snippet(done)
     assert Page(done).heading == "Test notification approved"
+    return b, wait, user, topic
+
+
+def test_push_set_up_test_approved_on_the_other_host_saves(selfhosted):
+    """"Set up push notifications" on host A: its test push approved on
+    host B's approval page saves the topic on A (one store file)."""
+    import json
+    from harness import location, refresh_url
+    from test_push_setup import SECURITY
+    h = selfhosted("rsetup")
+    b, wait, user, topic = approved_set_up(h)
 
     r = b.get(refresh_url(wait))
     assert r.status_code == 303, snippet(r)
     assert location(r).path == SECURITY and location(r).query == "done=push"
-    assert json.loads(users.read_text())["users"][user.name][
+    assert json.loads(h.users.read_text())["users"][user.name][
         "ntfy_topic"] == topic
+
+
+def test_push_set_up_saves_once_across_hosts(selfhosted):
+    """The approved test push saves on one host only: a copy of the
+    browser's cookies checking it on host B after host A saved it is
+    refused (the claim is in Redis), and B writes nothing."""
+    from harness import Browser, refresh_url
+    h = selfhosted("rsetuponce")
+    b, wait, user, _ = approved_set_up(h)
+    copy = Browser(h.b.base)
+    for c in b.http.cookies:
+        copy.set_cookie(c.name, c.value)
+
+    assert b.get(refresh_url(wait)).status_code == 303
+    mark = h.b.log_size()
+    r = copy.get(refresh_url(wait))
+    assert r.status_code == 403, snippet(r)
+    assert "security info changed" not in h.b.log_text(mark)
 
 
 def test_approval_written_into_redis_signs_nobody_in(selfhosted, redis):
@@ -1265,3 +1293,40 @@ def test_old_pending_cookie_frees_no_other_push(selfhosted, redis):
     assert redis.cli("GET", prefix + "o:" + user.name) != ""
 
     push_is_held(h, Browser(h.a.base), user, sent=2)
+
+
+def test_stale_pending_cookie_replaces_no_push_across_hosts(selfhosted):
+    """"Send request" again from a copy of a pending sign-in whose push was
+    answered, while another browser's push (started on host B) waits:
+    refused on host A, no second push reaches the phone; the waiting
+    browser's own "send another" still replaces its push, from either
+    host."""
+    from harness import Browser, choose_method, password_step, press_send
+    from test_selfhosted import check, pushes, tap
+    h = selfhosted("rreplace")
+    user = h.pool.take("push")
+    first = Browser(h.a.base)
+    page = choose_method(first, password_step(first, "/app/", user), "push")
+    r = first.follow(press_send(first, page))
+    old = first.cookie("twostep_pending")
+    assert tap(h.nt, pushes(h.nt, user)[0], "Deny")["status"] == 200
+    assert check(first, r).status_code == 403
+
+    second = Browser(h.b.base)
+    again = choose_method(second, password_step(second, "/app/", user),
+                          "push")
+    assert press_send(second, again).status_code == 303
+    assert len(pushes(h.nt, user)) == 2
+
+    stale = Browser(h.a.base)
+    stale.set_cookie("twostep_pending", old)
+    held = press_send(stale, page)
+    assert held.status_code == 429, snippet(held)
+    assert "already waiting" in Page(held).text, snippet(held, 3000)
+    assert len(pushes(h.nt, user)) == 2
+
+    moved = Browser(h.a.base)
+    moved.set_cookie("twostep_pending", second.cookie("twostep_pending"))
+    mine = press_send(moved, again)
+    assert mine.status_code == 303, snippet(mine)
+    assert len(pushes(h.nt, user)) == 3

@@ -507,6 +507,43 @@ def test_push_reported_on_the_approval_page_refuses_and_pauses(site, pool,
     assert_not_signed_in(b)
 
 
+def test_stale_pending_cookie_replaces_no_other_browsers_push(site, pool,
+                                                             ntfy):
+    """"Send request" again from a copy of a pending sign-in whose push was
+    answered (a second browser with the same password), while another
+    browser's push waits: refused, no second push reaches the phone (one
+    at a time, OWASP ASVS 2.8.x); the waiting browser's own "send another"
+    still replaces its push."""
+    user = pool.take("push")
+    first = browser(site)
+    page = choose_method(first, password_step(first, "/app/", user), "push")
+    r = first.follow(press_send(first, page))
+    old = first.cookie("twostep_pending")
+    assert tap(ntfy, pushes(ntfy, user)[0], "Deny")["status"] == 200
+    assert check(first, r).status_code == 403
+
+    second = browser(site)
+    again = choose_method(second, password_step(second, "/app/", user),
+                          "push")
+    waiting = second.follow(press_send(second, again))
+    assert waiting.status_code == 200, snippet(waiting)
+    assert len(pushes(ntfy, user)) == 2
+
+    stale = browser(site)
+    stale.set_cookie("twostep_pending", old)
+    held = press_send(stale, page)
+    assert held.status_code == 429, snippet(held)
+    assert "A request is already waiting on your phone" in Page(held).text, \
+        snippet(held, 3000)
+    assert len(pushes(ntfy, user)) == 2
+    assert second.get(wait_status_url(waiting)).json() == \
+        {"state": "waiting"}
+
+    mine = press_send(second, again)
+    assert mine.status_code == 303, snippet(mine)
+    assert len(pushes(ntfy, user)) == 3
+
+
 def test_forged_approval_links_are_refused(site, pool, ntfy):
     user = pool.take("push")
     b = browser(site)

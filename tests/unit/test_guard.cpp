@@ -710,6 +710,53 @@ START_TEST(out_of_band_owned_slot)
 }
 END_TEST
 
+// A sign-in's push gets its transaction once the provider names it: only
+// the browser waiting on that transaction may replace it ("send another"),
+// and only its end frees the slot; a stale or copied pending sign-in
+// naming an older transaction does neither.
+START_TEST(out_of_band_bound_slot)
+{
+    MemState state;
+    const OutOfBandRule oob{3, 600, 60};
+    const std::int64_t old_tx = out_of_band_owner("TX_old");
+    const std::int64_t tx = out_of_band_owner("TX_now");
+    ck_assert(tx != 0 && old_tx != 0 && tx != old_tx);
+    ck_assert_int_eq(out_of_band_owner("TX_now"), tx);
+
+    // Nothing waits: nothing to bind.
+    ck_assert(!bind_out_of_band(state, "alice", now, tx));
+    ck_assert(start_out_of_band(state, oob, "alice", now) == Start::ok);
+    ck_assert(bind_out_of_band(state, "alice", now, tx));
+    // Bound once: another transaction cannot take it over.
+    ck_assert(!bind_out_of_band(state, "alice", now, old_tx));
+
+    // The stale cookie replaces nothing, and its end frees nothing.
+    ck_assert(start_out_of_band(state, oob, "alice", now + 1, 0, old_tx)
+              == Start::busy);
+    end_out_of_band(state, "alice", now + 1, old_tx);
+    ck_assert(start_out_of_band(state, oob, "alice", now + 2) == Start::busy);
+
+    // The browser's own "send another": the slot passes to the new
+    // request (unbound until its provider answers), and the old
+    // transaction's end no longer frees it.
+    ck_assert(start_out_of_band(state, oob, "alice", now + 3, 0, tx)
+              == Start::ok);
+    end_out_of_band(state, "alice", now + 4, tx);
+    ck_assert(start_out_of_band(state, oob, "alice", now + 5, 0, tx)
+              == Start::busy);
+    const std::int64_t next = out_of_band_owner("TX_next");
+    ck_assert(bind_out_of_band(state, "alice", now + 5, next));
+    end_out_of_band(state, "alice", now + 6, next);
+    ck_assert(start_out_of_band(state, oob, "alice", now + 7) == Start::ok);
+
+    // The binding keeps the slot's time: it still ends after pending_for.
+    ck_assert(start_out_of_band(state, oob, "bob", now) == Start::ok);
+    ck_assert(bind_out_of_band(state, "bob", now + 30, tx));
+    ck_assert(start_out_of_band(state, oob, "bob", now + 59) == Start::busy);
+    ck_assert(start_out_of_band(state, oob, "bob", now + 60) == Start::ok);
+}
+END_TEST
+
 START_TEST(out_of_band_full_store)
 {
     MemState pinned(2);
@@ -1212,6 +1259,7 @@ int main()
     TCase *oob = tcase_create("out_of_band");
     tcase_add_test(oob, out_of_band_one_at_a_time);
     tcase_add_test(oob, out_of_band_owned_slot);
+    tcase_add_test(oob, out_of_band_bound_slot);
     tcase_add_test(oob, out_of_band_full_store);
     tcase_add_test(oob, out_of_band_retry_after);
     tcase_add_test(oob, fraud_pause);

@@ -141,16 +141,24 @@ START_TEST(approval_and_limit_keys)
     ck_assert_string_eq(claim[5], "60");
 
     // Push, call and text limits: the waiting request, then the count.
-    Argv start = start_out_of_band("site:", "alice", 3, 600, 60, true);
+    Argv start = start_out_of_band("site:", "alice", 3, 600, 60);
     ck_assert_string_eq(start[2], "2");
     ck_assert_string_eq(start[3], "site:o:alice");
     ck_assert_string_eq(start[4], "site:n:alice");
     ck_assert_string_eq(start[5], "3");
     ck_assert_string_eq(start[6], "600");
     ck_assert_string_eq(start[7], "60");
-    ck_assert_string_eq(start[8], "1");
-    ck_assert_string_eq(start_out_of_band("site:", "alice", 3, 600, 60,
-                                          false)[8], "0");
+    // Nothing to replace; held as "1" until bound to its transaction.
+    ck_assert_string_eq(start[8], "");
+    ck_assert_string_eq(start[9], "1");
+    // Only the transaction that holds the place gives way (the script
+    // compares, it never deletes blindly), to one known at the start.
+    Argv replace = start_out_of_band("site:", "alice", 3, 600, 60, "TX_0",
+                                     "TX_2");
+    ck_assert_string_eq(replace[8], "TX_0");
+    ck_assert_string_eq(replace[9], "TX_2");
+    ck_assert(replace[1].find("held ~= ARGV[4]") != std::string::npos);
+    ck_assert(replace[1].find("DEL") == std::string::npos);
     Argv end = end_out_of_band("site:", "alice");
     ck_assert_string_eq(end[0], "DEL");
     ck_assert_string_eq(end[1], "site:o:alice");
@@ -158,6 +166,7 @@ START_TEST(approval_and_limit_keys)
     Argv bound = bind_out_of_band("site:", "alice", "TX_1");
     ck_assert_string_eq(bound[3], "site:o:alice");
     ck_assert_string_eq(bound[4], "TX_1");
+    ck_assert(bound[1].find("== '1'") != std::string::npos);
     Argv mine = end_out_of_band("site:", "alice", "TX_1");
     ck_assert_string_eq(mine[0], "EVAL");
     ck_assert(mine[1].find("== ARGV[1]") != std::string::npos);
