@@ -299,12 +299,16 @@ const twostep::Session *ngx_http_twostep_session_now(ngx_http_request_t *r);
 // src/ngx/ngx_http_twostep_thread.cpp: `work` in the thread pool (no nginx
 // calls, no pool allocations there), then `finish` on the event loop, whose
 // result finalizes the request. Returns NGX_DONE while it runs.
+// `abandoned`, when given, answers instead of `finish` if the work never
+// ran to its end (the pool's queue full: thread_pool max_queue, no memory,
+// the work threw): right away, or on the event loop.
 #if !(NGX_THREADS)
 typedef void  ngx_thread_pool_t;
 #endif
 ngx_int_t ngx_http_twostep_offload(ngx_http_request_t *r,
     ngx_thread_pool_t *pool, std::function<void()> work,
-    std::function<ngx_int_t()> finish);
+    std::function<ngx_int_t()> finish,
+    std::function<ngx_int_t()> abandoned = nullptr);
 
 // src/ngx/ngx_http_twostep_zone.cpp: the state all workers share.
 struct ngx_http_twostep_zone_ctx_t;
