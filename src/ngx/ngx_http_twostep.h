@@ -344,7 +344,7 @@ void ngx_http_twostep_zone_stats(ngx_http_twostep_main_conf_t *mcf,
 // answers at once as the zone-only flow expects. The directives, _check,
 // _exit and _on are the connections' (ngx_http_twostep_redis_conn.cpp).
 char *ngx_http_twostep_redis(ngx_conf_t *cf, ngx_command_t *cmd,
-    void *conf);
+    void *conf) noexcept;
 ngx_int_t ngx_http_twostep_redis_check(ngx_conf_t *cf,
     ngx_http_twostep_main_conf_t *mcf);
 ngx_int_t ngx_http_twostep_redis_init(ngx_cycle_t *cycle,
@@ -439,7 +439,7 @@ bool ngx_http_twostep_revoke_user_sessions(ngx_http_request_t *r,
 ngx_int_t ngx_http_twostep_add_metrics_zone(ngx_conf_t *cf,
     ngx_http_twostep_main_conf_t *mcf);
 char *ngx_http_twostep_metrics(ngx_conf_t *cf, ngx_command_t *cmd,
-    void *conf);
+    void *conf) noexcept;
 // Adds one to counter `slot` (twostep::metrics layout); nothing without
 // the zone.
 void ngx_http_twostep_count(std::size_t slot);
