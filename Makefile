@@ -14,7 +14,11 @@ UNIT_DEPS  := oathtool whois python3
 # promtool (prometheus) checks what twostep_metrics serves.
 TEST_DEPS  := oathtool python3-pytest python3-requests whois prometheus openssl \
               redis-server
-DEMO_DEPS  := oathtool qrencode whois
+# examples/demo.sh: python3 runs the legacy app and the stand-ins, openssl
+# makes the keys and the password, mkpasswd (whois) hashes it, oathtool
+# and qrencode show the authenticator code; a fresh Debian 12 has neither
+# python3 nor openssl.
+DEMO_DEPS  := oathtool qrencode whois python3 openssl
 # The bench signs in through the e2e harness (requests, mkpasswd, oathtool);
 # perf counts the zone locks of a signed-in request.
 BENCH_DEPS := wrk linux-perf valgrind python3-requests oathtool whois redis-server
@@ -214,17 +218,24 @@ soak: module
 # nginx-dev's dh-sequence-nginx) in a copy of the source tree under
 # build/deb/, so the checkout itself stays clean; the .deb lands in build/.
 # `make deb-test` installs it with apt, checks it and purges it.
-.PHONY: deb deb-test
+.PHONY: deb deb-deps deb-test
 
 DEB_DEPS := dpkg-dev debhelper nginx-dev build-essential libssl-dev \
             libjansson-dev libcurl4-openssl-dev libcrypt-dev libqrencode-dev \
-            libhiredis-dev
+            libhiredis-dev libfido2-dev libcbor-dev
+# scripts/deb-test: openssl makes the cookie key, python3 picks a port and
+# sends the request.
+DEB_TEST_DEPS := openssl python3
 DEB_NAME := libnginx-mod-http-twostep
 DEB_FILE  = $(BUILD)/$(DEB_NAME)_$(shell dpkg-parsechangelog -S Version \
             -l debian/changelog)_$(shell dpkg-architecture -qDEB_HOST_ARCH).deb
 
-deb:
+# A prerequisite, not the recipe's first line: make expands every line of
+# a recipe (DEB_FILE calls dpkg-dev's tools) before it runs the first.
+deb-deps:
 	@scripts/ensure-deps $(DEB_DEPS)
+
+deb: deb-deps
 	rm -rf $(BUILD)/deb && mkdir -p $(BUILD)/deb/src
 	tar -c --exclude=./build --exclude=./.git --exclude='./tests/browser/node_modules' \
 	    -f - . | tar -x -C $(BUILD)/deb/src
@@ -235,6 +246,7 @@ deb:
 	@echo "built $(DEB_FILE)"
 
 deb-test: deb
+	@scripts/ensure-deps $(DEB_TEST_DEPS)
 	scripts/deb-test $(DEB_FILE)
 
 clean:

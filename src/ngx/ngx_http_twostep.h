@@ -299,12 +299,16 @@ const twostep::Session *ngx_http_twostep_session_now(ngx_http_request_t *r);
 // src/ngx/ngx_http_twostep_thread.cpp: `work` in the thread pool (no nginx
 // calls, no pool allocations there), then `finish` on the event loop, whose
 // result finalizes the request. Returns NGX_DONE while it runs.
+// `abandoned`, when given, answers instead of `finish` if the work never
+// ran to its end (the pool's queue full: thread_pool max_queue, no memory,
+// the work threw): right away, or on the event loop.
 #if !(NGX_THREADS)
 typedef void  ngx_thread_pool_t;
 #endif
 ngx_int_t ngx_http_twostep_offload(ngx_http_request_t *r,
     ngx_thread_pool_t *pool, std::function<void()> work,
-    std::function<ngx_int_t()> finish);
+    std::function<ngx_int_t()> finish,
+    std::function<ngx_int_t()> abandoned = nullptr);
 
 // src/ngx/ngx_http_twostep_zone.cpp: the state all workers share.
 struct ngx_http_twostep_zone_ctx_t;
@@ -340,7 +344,7 @@ void ngx_http_twostep_zone_stats(ngx_http_twostep_main_conf_t *mcf,
 // answers at once as the zone-only flow expects. The directives, _check,
 // _exit and _on are the connections' (ngx_http_twostep_redis_conn.cpp).
 char *ngx_http_twostep_redis(ngx_conf_t *cf, ngx_command_t *cmd,
-    void *conf);
+    void *conf) noexcept;
 ngx_int_t ngx_http_twostep_redis_check(ngx_conf_t *cf,
     ngx_http_twostep_main_conf_t *mcf);
 ngx_int_t ngx_http_twostep_redis_init(ngx_cycle_t *cycle,
@@ -439,7 +443,7 @@ bool ngx_http_twostep_revoke_user_sessions(ngx_http_request_t *r,
 ngx_int_t ngx_http_twostep_add_metrics_zone(ngx_conf_t *cf,
     ngx_http_twostep_main_conf_t *mcf);
 char *ngx_http_twostep_metrics(ngx_conf_t *cf, ngx_command_t *cmd,
-    void *conf);
+    void *conf) noexcept;
 // Adds one to counter `slot` (twostep::metrics layout); nothing without
 // the zone.
 void ngx_http_twostep_count(std::size_t slot);

@@ -3,6 +3,7 @@
 // (a file opened by ngx_conf_open_file is reopened on `nginx -s reopen`).
 
 #include "ngx_http_twostep_audit.h"
+#include "ngx_http_twostep_conf.h"
 
 #include "core/audit.h"
 
@@ -23,8 +24,9 @@ static ngx_int_t  ngx_http_twostep_request_id_index = NGX_ERROR;
 
 
 char *
-ngx_http_twostep_audit_log(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
-{
+ngx_http_twostep_audit_log(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf) noexcept
+try {
     auto field = reinterpret_cast<ngx_http_twostep_audit_log_t **>(
                      static_cast<char *>(conf) + cmd->offset);
     auto value = static_cast<ngx_str_t *>(cf->args->elts);
@@ -68,6 +70,8 @@ ngx_http_twostep_audit_log(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
     *field = log;
 
     return NGX_CONF_OK;
+} catch (...) {
+    return ngx_http_twostep_conf_failed(cf, cmd);
 }
 
 

@@ -28,7 +28,7 @@ enum ngx_http_twostep_event_e {
 
 // twostep_audit_log FILE | syslog:... | off (http, server).
 char *ngx_http_twostep_audit_log(ngx_conf_t *cf, ngx_command_t *cmd,
-    void *conf);
+    void *conf) noexcept;
 ngx_int_t ngx_http_twostep_audit_init(ngx_conf_t *cf);
 
 

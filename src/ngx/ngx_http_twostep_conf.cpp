@@ -30,10 +30,17 @@ ngx_http_twostep_what() noexcept
 // A configuration callback that threw fails nginx -t with the reason,
 // never unwinds through nginx's C frames.
 char *
-ngx_http_twostep_conf_failed(ngx_conf_t *cf) noexcept
+ngx_http_twostep_conf_failed(ngx_conf_t *cf, ngx_command_t *cmd) noexcept
 {
-    ngx_conf_log_error(NGX_LOG_EMERG, cf, 0, "twostep: %s",
-                       ngx_http_twostep_what());
+    if (cmd != NULL) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0, "twostep: \"%V\": %s",
+                           &cmd->name, ngx_http_twostep_what());
+
+    } else {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0, "twostep: %s",
+                           ngx_http_twostep_what());
+    }
+
     return static_cast<char *>(NGX_CONF_ERROR);
 }
 
@@ -44,7 +51,7 @@ ngx_http_twostep_conf_failed(ngx_conf_t *cf) noexcept
 char *
 ngx_http_twostep_webauthn_rp_id(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf) noexcept
-{
+try {
     char *rv = ngx_conf_set_str_slot(cf, cmd, conf);
     if (rv != NGX_CONF_OK) {
         return rv;
@@ -73,6 +80,8 @@ ngx_http_twostep_webauthn_rp_id(ngx_conf_t *cf, ngx_command_t *cmd,
     }
 
     return NGX_CONF_OK;
+} catch (...) {
+    return ngx_http_twostep_conf_failed(cf, cmd);
 }
 
 
@@ -82,7 +91,7 @@ ngx_http_twostep_webauthn_rp_id(ngx_conf_t *cf, ngx_command_t *cmd,
 char *
 ngx_http_twostep_templates(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf) noexcept
-{
+try {
     auto scf = static_cast<ngx_http_twostep_srv_conf_t *>(conf);
     auto value = static_cast<ngx_str_t *>(cf->args->elts);
 
@@ -113,6 +122,8 @@ ngx_http_twostep_templates(ngx_conf_t *cf, ngx_command_t *cmd,
 
     scf->theme = owner->get();
     return NGX_CONF_OK;
+} catch (...) {
+    return ngx_http_twostep_conf_failed(cf, cmd);
 }
 
 
@@ -164,7 +175,7 @@ try {
 
     return NGX_CONF_OK;
 } catch (...) {
-    return ngx_http_twostep_conf_failed(cf);
+    return ngx_http_twostep_conf_failed(cf, cmd);
 }
 
 
@@ -277,7 +288,7 @@ try {
 
     return NGX_CONF_OK;
 } catch (...) {
-    return ngx_http_twostep_conf_failed(cf);
+    return ngx_http_twostep_conf_failed(cf, cmd);
 }
 
 
@@ -320,7 +331,7 @@ try {
 
     return NGX_CONF_OK;
 } catch (...) {
-    return ngx_http_twostep_conf_failed(cf);
+    return ngx_http_twostep_conf_failed(cf, cmd);
 }
 
 
@@ -385,7 +396,7 @@ try {
 
     return NGX_CONF_OK;
 } catch (...) {
-    return ngx_http_twostep_conf_failed(cf);
+    return ngx_http_twostep_conf_failed(cf, cmd);
 }
 
 
@@ -415,7 +426,7 @@ try {
 
     return NGX_CONF_OK;
 } catch (...) {
-    return ngx_http_twostep_conf_failed(cf);
+    return ngx_http_twostep_conf_failed(cf, cmd);
 }
 
 
@@ -424,7 +435,7 @@ try {
 char *
 ngx_http_twostep_remember(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf) noexcept
-{
+try {
     time_t     *remember;
     ngx_str_t  *value;
 
@@ -454,6 +465,8 @@ ngx_http_twostep_remember(ngx_conf_t *cf, ngx_command_t *cmd,
     }
 
     return NGX_CONF_OK;
+} catch (...) {
+    return ngx_http_twostep_conf_failed(cf, cmd);
 }
 
 
@@ -526,7 +539,7 @@ try {
 
     return NGX_CONF_OK;
 } catch (...) {
-    return ngx_http_twostep_conf_failed(cf);
+    return ngx_http_twostep_conf_failed(cf, cmd);
 }
 
 
@@ -580,7 +593,7 @@ try {
 
     return NGX_CONF_OK;
 } catch (...) {
-    return ngx_http_twostep_conf_failed(cf);
+    return ngx_http_twostep_conf_failed(cf, cmd);
 }
 
 
@@ -647,7 +660,7 @@ try {
     return ngx_http_twostep_secret_slot(cf, cmd, conf, 20,
                                         "a Duo secret key");
 } catch (...) {
-    return ngx_http_twostep_conf_failed(cf);
+    return ngx_http_twostep_conf_failed(cf, cmd);
 }
 
 
@@ -658,7 +671,7 @@ ngx_http_twostep_token_file(ngx_conf_t *cf, ngx_command_t *cmd,
 try {
     return ngx_http_twostep_secret_slot(cf, cmd, conf, 8, "an access token");
 } catch (...) {
-    return ngx_http_twostep_conf_failed(cf);
+    return ngx_http_twostep_conf_failed(cf, cmd);
 }
 
 
@@ -689,5 +702,5 @@ try {
 
     return NGX_CONF_OK;
 } catch (...) {
-    return ngx_http_twostep_conf_failed(cf);
+    return ngx_http_twostep_conf_failed(cf, cmd);
 }

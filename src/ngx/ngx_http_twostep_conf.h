@@ -10,8 +10,10 @@
 
 // Inside a catch (...): what was thrown, for the log.
 const char *ngx_http_twostep_what() noexcept;
-// A configuration callback that threw fails nginx -t with the reason.
-char *ngx_http_twostep_conf_failed(ngx_conf_t *cf) noexcept;
+// A configuration callback that threw fails nginx -t with the reason (and
+// the directive's name, for a directive setter).
+char *ngx_http_twostep_conf_failed(ngx_conf_t *cf,
+    ngx_command_t *cmd = nullptr) noexcept;
 
 // twostep_methods, twostep_identity (location).
 char *ngx_http_twostep_methods(ngx_conf_t *cf, ngx_command_t *cmd,

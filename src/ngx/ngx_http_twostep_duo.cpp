@@ -132,10 +132,7 @@ ngx_http_twostep_duo_send(ngx_http_twostep_page_t &p,
                     r->pool);
     if (call == NULL) {
         if (step == NGX_HTTP_TWOSTEP_DUO_PASSCODE) {
-            ngx_http_twostep_zone_state state(r);
-            twostep::cancel_attempt(state, ngx_http_twostep_lockout(p.scf),
-                                    user.name, ngx_http_twostep_address(r),
-                                    ngx_time());
+            return ngx_http_twostep_release_attempt(r, p.scf, user.name);
         }
 
         return NGX_HTTP_INTERNAL_SERVER_ERROR;

@@ -117,6 +117,18 @@ ngx_http_twostep_unavailable(ngx_http_request_t *r)
 
 
 ngx_int_t
+ngx_http_twostep_release_attempt(ngx_http_request_t *r,
+    ngx_http_twostep_srv_conf_t *scf, std::string_view account)
+{
+    ngx_http_twostep_zone_state state(r);
+    twostep::cancel_attempt(state, ngx_http_twostep_lockout(scf), account,
+                            ngx_http_twostep_address(r), ngx_time());
+
+    return ngx_http_twostep_unavailable(r);
+}
+
+
+ngx_int_t
 ngx_http_twostep_signin_page(ngx_http_twostep_page_t &p,
     const twostep::PendingSignin &pending, ngx_uint_t status,
     std::string_view username, std::string_view error)

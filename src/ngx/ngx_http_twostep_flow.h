@@ -48,6 +48,13 @@ ngx_int_t ngx_http_twostep_expired(ngx_http_twostep_page_t &p);
 // 503 "sign-in is unavailable right now": the shared state (the zone, or
 // Redis) could not record what this step needs; nothing is granted.
 ngx_int_t ngx_http_twostep_unavailable(ngx_http_request_t *r);
+// The check an attempt was reserved for (twostep::begin_attempt) never ran
+// (the thread pool's queue full, no memory): no guess was made, so the
+// attempt is released uncounted (NIST SP 800-63B 5.2.2: the limit counts
+// failed guesses; kept, a busy server would lock its users out), and the
+// user gets the 503 "try again" page.
+ngx_int_t ngx_http_twostep_release_attempt(ngx_http_request_t *r,
+    ngx_http_twostep_srv_conf_t *scf, std::string_view account);
 // The token "Sign out" posts for `session` (OWASP ASVS 3.3.1: a sign-out
 // another site cannot trigger).
 std::string ngx_http_twostep_logout_token(ngx_http_twostep_srv_conf_t *scf,

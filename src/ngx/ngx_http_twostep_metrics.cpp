@@ -4,6 +4,7 @@
 // serves them like stub_status.
 
 #include "ngx_http_twostep.h"
+#include "ngx_http_twostep_conf.h"
 
 
 struct ngx_http_twostep_counters_t {
@@ -149,8 +150,9 @@ ngx_http_twostep_add_metrics_zone(ngx_conf_t *cf,
 
 
 char *
-ngx_http_twostep_metrics(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
-{
+ngx_http_twostep_metrics(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf) noexcept
+try {
     ngx_http_core_loc_conf_t      *clcf;
     ngx_http_twostep_main_conf_t  *mcf;
 
@@ -168,6 +170,8 @@ ngx_http_twostep_metrics(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
     mcf->metrics = 1;
 
     return NGX_CONF_OK;
+} catch (...) {
+    return ngx_http_twostep_conf_failed(cf, cmd);
 }
 
 

@@ -156,6 +156,10 @@ ngx_http_twostep_signin_post(ngx_http_twostep_page_t &p)
                [signin] { ngx_http_twostep_check_password(*signin); },
                [signin, page]() mutable {
                    return ngx_http_twostep_signin_answer(page, *signin);
+               },
+               [signin, r, scf = p.scf] {
+                   return ngx_http_twostep_release_attempt(r, scf,
+                                                           signin->account);
                });
 }
 

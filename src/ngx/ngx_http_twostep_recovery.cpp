@@ -153,6 +153,9 @@ ngx_http_twostep_recovery_verify(ngx_http_twostep_page_t &p,
                     return ngx_http_twostep_recovery_counted(page, signin,
                                                              name, locked);
                 });
+        },
+        [r = p.r, scf = p.scf, name] {
+            return ngx_http_twostep_release_attempt(r, scf, name);
         });
 }
 

@@ -7,6 +7,7 @@
 // what the replies mean is ngx_http_twostep_redis.cpp's business.
 
 #include "ngx_http_twostep_redis_conn.h"
+#include "ngx_http_twostep_conf.h"
 
 #include <openssl/crypto.h>
 
@@ -246,7 +247,8 @@ ngx_http_twostep_redis_file(ngx_conf_t *cf, ngx_str_t *field,
 // twostep_redis, twostep_redis_password_file, twostep_redis_timeout,
 // twostep_redis_prefix and the TLS files (http level).
 char *
-ngx_http_twostep_redis(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+ngx_http_twostep_redis(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf) noexcept
 try {
     auto mcf = static_cast<ngx_http_twostep_main_conf_t *>(conf);
     auto rc = ngx_http_twostep_redis_conf_of(cf, mcf);
@@ -305,7 +307,7 @@ try {
     return NGX_CONF_OK;
 
 } catch (...) {
-    return static_cast<char *>(NGX_CONF_ERROR);
+    return ngx_http_twostep_conf_failed(cf, cmd);
 }
 
 

@@ -8,6 +8,7 @@
 struct ngx_http_twostep_offload_t {
     std::function<void()>       work;     // in a pool thread: no nginx calls
     std::function<ngx_int_t()>  finish;   // back on the event loop
+    std::function<ngx_int_t()>  abandoned;  // instead, if `work` failed
     bool                        running = false;
     bool                        failed = false;
 };
@@ -47,7 +48,15 @@ ngx_http_twostep_offload_resume(ngx_http_request_t *r) noexcept
     r->write_event_handler = ngx_http_request_empty_handler;
 
     try {
-        rc = job->failed ? NGX_HTTP_INTERNAL_SERVER_ERROR : job->finish();
+        if (!job->failed) {
+            rc = job->finish();
+
+        } else if (job->abandoned) {
+            rc = job->abandoned();
+
+        } else {
+            rc = NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
 
     } catch (const std::exception &e) {
         ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
@@ -91,26 +100,18 @@ ngx_http_twostep_offload_event(ngx_event_t *ev) noexcept
     ngx_http_run_posted_requests(c);
 }
 
-#endif
 
-
-ngx_int_t
-ngx_http_twostep_offload(ngx_http_request_t *r, ngx_thread_pool_t *pool,
-    std::function<void()> work, std::function<ngx_int_t()> finish)
+// Queues `job`: NGX_DONE, or an error when nothing was queued. The post
+// comes last: whatever fails or throws before it leaves no queued job
+// behind for a request that is answered meanwhile.
+static ngx_int_t
+ngx_http_twostep_offload_post(ngx_http_request_t *r, ngx_thread_pool_t *pool,
+    ngx_http_twostep_offload_t *job)
 {
-#if (NGX_THREADS)
     ngx_thread_task_t  *task;
 
-    auto job = ngx_http_twostep_pool_new<ngx_http_twostep_offload_t>(
-                   r->pool);
-    if (job == NULL) {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
-    }
-
-    job->work = std::move(work);
-    job->finish = std::move(finish);
-
-    task = ngx_thread_task_alloc(r->pool, sizeof(ngx_http_twostep_offload_t *));
+    task = ngx_thread_task_alloc(r->pool,
+                                 sizeof(ngx_http_twostep_offload_t *));
     if (task == NULL) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
@@ -120,10 +121,10 @@ ngx_http_twostep_offload(ngx_http_request_t *r, ngx_thread_pool_t *pool,
     task->event.data = r;
     task->event.handler = ngx_http_twostep_offload_event;
 
-    // Everything that can fail (get_ctx throws when the pool is exhausted)
-    // comes before the post: a queued job must find its request waiting.
+    // get_ctx throws when the pool is exhausted.
     ngx_http_twostep_ctx_t *ctx = ngx_http_twostep_get_ctx(r);
 
+    // Fails when the queue is full (thread_pool max_queue); nginx logs it.
     if (ngx_thread_task_post(pool, task) != NGX_OK) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
@@ -137,7 +138,39 @@ ngx_http_twostep_offload(ngx_http_request_t *r, ngx_thread_pool_t *pool,
     r->write_event_handler = ngx_http_twostep_offload_resume;
 
     return NGX_DONE;
-#else
-    return NGX_HTTP_INTERNAL_SERVER_ERROR;
+}
+
 #endif
+
+
+ngx_int_t
+ngx_http_twostep_offload(ngx_http_request_t *r, ngx_thread_pool_t *pool,
+    std::function<void()> work, std::function<ngx_int_t()> finish,
+    std::function<ngx_int_t()> abandoned)
+{
+    ngx_int_t  rc = NGX_HTTP_INTERNAL_SERVER_ERROR;
+
+#if (NGX_THREADS)
+    auto job = ngx_http_twostep_pool_new<ngx_http_twostep_offload_t>(
+                   r->pool);
+
+    if (job != NULL) {
+        try {
+            job->work = std::move(work);
+            job->finish = std::move(finish);
+            job->abandoned = abandoned;
+            rc = ngx_http_twostep_offload_post(r, pool, job);
+
+        } catch (const std::bad_alloc &) {
+            rc = NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+    }
+#endif
+
+    // Nothing was queued: `finish` will never run.
+    if (rc != NGX_DONE && abandoned) {
+        return abandoned();
+    }
+
+    return rc;
 }

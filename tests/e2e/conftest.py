@@ -345,7 +345,8 @@ class GuardedSite:
     def __init__(self, factory, workdir, app, name, users=3,
                  lockout="3 3s address=1000", zone=None, locations=None,
                  http_extra="", server_extra="", extra_users=None,
-                 keys=("a",), workers=2, lockout_in="server"):
+                 keys=("a",), workers=2, lockout_in="server",
+                 main_extra=""):
         self.name = name
         self.app = app
         self.dir = Path(tempfile.mkdtemp(prefix=name + "-site-", dir=workdir))
@@ -364,7 +365,7 @@ class GuardedSite:
         self.http_extra = http_extra
         self.server_extra = server_extra
         self.nginx = factory(name, self.body(keys), [self.port],
-                             workers=workers)
+                             workers=workers, main_extra=main_extra)
 
     def key(self, name):
         if name not in self.key_files:

@@ -346,3 +346,38 @@ def test_concurrent_guesses_cannot_outrun_the_lock(guarded):
             % (failed_before, (min(answered) - out["sent"]) * 1000,
                failures))
     assert_locked(password_attempt(site, user)())
+
+
+def test_a_full_thread_pool_does_not_lock_the_owner_out(guarded):
+    """Password checks queue in the thread pool (thread_pool ...
+    max_queue=1 here: one check running, one waiting). Right passwords
+    sent at once beyond that are refused with 503 "try again", and the
+    attempt each reserved before the check is released uncounted (NIST SP
+    800-63B 5.2.2: only guesses count): a busy server must not lock its
+    users out. Kept, 3 refused posts would lock the account (twostep_lockout
+    3) and the right password afterwards would get 429."""
+    site = guarded("lock-queue", workers=1, lockout="3 60s address=1000",
+                   main_extra="thread_pool twostep threads=1 max_queue=1;",
+                   server_extra="twostep_thread_pool twostep;")
+    user = site.users[0]
+    browsers = [site.browser() for _ in range(16)]
+    pages = [(b, signin_page(b)) for b in browsers]
+
+    def send(i):
+        b, page = pages[i]
+        return b.submit_password(page, user.name, user.password)
+
+    results = hammer(send, len(pages))
+    for r in results:
+        assert not isinstance(r, BaseException), repr(r)
+        assert r.status_code in (303, 503), snippet(r)
+    refused = [r for r in results if r.status_code == 503]
+    assert refused, "no check overflowed the queue: nothing was tested"
+    page = Page(refused[0])
+    assert page.heading == "Sign-in is unavailable", snippet(refused[0])
+    assert "try again" in page.text.lower(), snippet(refused[0])
+    assert "queue overflow" in site.nginx.log_text()
+
+    r = password_attempt(site, user)()
+    assert r.status_code == 303, snippet(r)
+    assert location(r).path.endswith("/verify")

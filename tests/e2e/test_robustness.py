@@ -46,7 +46,9 @@ def test_failed_allocations_while_configuring_never_abort(workdir, app):
     """Every C++ allocation the module makes while nginx reads the
     configuration (directives, merging, the checks of nginx -t) fails in
     turn: `nginx -t` then fails with an [emerg] naming the problem, and
-    never dies of an exception thrown through nginx's C code."""
+    never dies of an exception thrown through nginx's C code. Every
+    directive with a setter of its own is there (Redis, the audit log,
+    metrics, ...), so each setter's failure is seen."""
     d = harness.make_workdir("twostep-faults-")
     shim = d / "fail_new.so"
     subprocess.run(["g++", "-shared", "-fPIC", "-O1", "-o", str(shim),
@@ -59,6 +61,12 @@ def test_failed_allocations_while_configuring_never_abort(workdir, app):
     twostep_cookie_key {key};
     twostep_enroll on;
     twostep_portal_uri /sign-in/;
+    twostep_redis redis://127.0.0.1:{redis_port}/0;
+    twostep_redis_timeout 2s;
+    twostep_redis_prefix faulty:;
+    twostep_audit_log {audit};
+    twostep_remember 30d;
+    twostep_webauthn_rp_id example.com;
     server {{
         listen 127.0.0.1:{port};
         location / {{
@@ -66,8 +74,12 @@ def test_failed_allocations_while_configuring_never_abort(workdir, app):
             twostep_methods totp;
             {proxy}
         }}
+        location = /metrics {{
+            twostep_metrics;
+        }}
     }}
 """.format(users=users, key=key, port=harness.free_port(),
+           redis_port=harness.free_port(), audit=d / "audit.log",
            proxy=proxy_to(app.port))
     conf = d / "nginx.conf"
     conf.write_text(main_conf(d, MODULE, body, workers=1))
