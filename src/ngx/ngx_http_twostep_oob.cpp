@@ -772,7 +772,9 @@ ngx_http_twostep_refused(ngx_http_twostep_page_t &p,
     twostep::MethodSet offered = ngx_http_twostep_offered(p, pending, user);
 
     if (offered == 0) {
-        if (ngx_http_twostep_clear_cookie(p.r, true) != NGX_OK) {
+        if (ngx_http_twostep_cookie_header(p.r,
+                NGX_HTTP_TWOSTEP_COOKIE_PENDING, {}, 0) != NGX_OK)
+        {
             return NGX_HTTP_INTERNAL_SERVER_ERROR;
         }
 

@@ -679,12 +679,15 @@ ngx_http_twostep_kept_change(ngx_http_twostep_page_t &p,
     const twostep::Session &session, const twostep::User &user,
     twostep::SecurityInfoPage &page)
 {
-    std::string_view token = ngx_http_twostep_get_change_cookie(p.r);
+    std::string_view token = ngx_http_twostep_find_cookie(p.r,
+                                 NGX_HTTP_TWOSTEP_COOKIE_CHANGE);
     if (token.empty()) {
         return NGX_OK;
     }
 
-    if (ngx_http_twostep_set_change_cookie(p.r, {}, 0) != NGX_OK) {
+    if (ngx_http_twostep_cookie_header(p.r, NGX_HTTP_TWOSTEP_COOKIE_CHANGE,
+                                       {}, 0) != NGX_OK)
+    {
         return NGX_ERROR;
     }
 
@@ -873,7 +876,8 @@ ngx_http_twostep_security_info(ngx_http_twostep_page_t &p)
                                : action == "phone" ? "phone" : "key"));
             change.name = std::string(twostep::field(p.form, "name"));
 
-            if (ngx_http_twostep_set_change_cookie(p.r,
+            if (ngx_http_twostep_cookie_header(p.r,
+                    NGX_HTTP_TWOSTEP_COOKIE_CHANGE,
                     twostep::encode_change(*p.scf->keys, change),
                     NGX_HTTP_TWOSTEP_PENDING_TTL)
                 != NGX_OK)
@@ -1133,7 +1137,8 @@ ngx_http_twostep_manage_save(ngx_http_twostep_page_t &p,
 
             // This browser's device cookie opens nothing any more: drop it.
             if (action == "forget-devices"
-                && ngx_http_twostep_clear_device_cookie(page.r) != NGX_OK)
+                && ngx_http_twostep_cookie_header(page.r,
+                       NGX_HTTP_TWOSTEP_COOKIE_DEVICE, {}, 0) != NGX_OK)
             {
                 return NGX_HTTP_INTERNAL_SERVER_ERROR;
             }
