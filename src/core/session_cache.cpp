@@ -18,12 +18,6 @@ std::size_t round_up(std::size_t n)
     return p;
 }
 
-}  // namespace
-
-SessionCache::SessionCache(std::size_t slots) : slots_(round_up(slots)) {}
-
-namespace {
-
 // The slot comes from the token's tail, its MAC (base64url): random to
 // anyone without the key, so its last eight characters, spread over the
 // bits by one multiplication (Fibonacci hashing: base64url leaves the
@@ -68,6 +62,8 @@ bool same_token(std::string_view a, std::string_view b)
 }
 
 }  // namespace
+
+SessionCache::SessionCache(std::size_t slots) : slots_(round_up(slots)) {}
 
 SessionCache::Slot &SessionCache::slot_of(std::string_view token)
 {

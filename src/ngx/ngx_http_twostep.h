@@ -231,10 +231,17 @@ void ngx_http_twostep_check_store_access(ngx_conf_t *cf,
 // Our cookies, each with its own name (__Host- prefixed on https).
 enum ngx_http_twostep_cookie_e {
     NGX_HTTP_TWOSTEP_COOKIE_SESSION = 0,
-    NGX_HTTP_TWOSTEP_COOKIE_PENDING,  // a sign-in under way
-    NGX_HTTP_TWOSTEP_COOKIE_DEVICE,   // "Don't ask again on this device"
-    NGX_HTTP_TWOSTEP_COOKIE_SETUP,    // "Set up push notifications"
-    NGX_HTTP_TWOSTEP_COOKIE_CHANGE,   // a change waiting for its step-up
+    // A sign-in under way (twostep::PendingSignin).
+    NGX_HTTP_TWOSTEP_COOKIE_PENDING,
+    // "Don't ask again on this device" (twostep_remember): outlives the
+    // browser session, for as long as the device is remembered.
+    NGX_HTTP_TWOSTEP_COOKIE_DEVICE,
+    // "Set up push notifications" in progress (twostep::PushSetup): a
+    // cookie of its own, so the topic never appears in a URL.
+    NGX_HTTP_TWOSTEP_COOKIE_SETUP,
+    // A security-info change asked with a stale second step, kept for
+    // after the step-up (twostep::PendingChange).
+    NGX_HTTP_TWOSTEP_COOKIE_CHANGE,
     NGX_HTTP_TWOSTEP_COOKIES
 };
 
@@ -245,29 +252,11 @@ std::string_view ngx_http_twostep_find_cookie(ngx_http_request_t *r,
 // Set-Cookie for it: max_age < 0 a browser-session cookie, 0 clears it.
 ngx_int_t ngx_http_twostep_cookie_header(ngx_http_request_t *r,
     ngx_http_twostep_cookie_e which, std::string_view value, time_t max_age);
-std::string_view ngx_http_twostep_get_cookie(ngx_http_request_t *r,
-    bool pending);
+// The pending sign-in's cookie for NGX_HTTP_TWOSTEP_PENDING_TTL, or the
+// session's for the browser session (its token carries its own expiry):
+// the one place either lifetime is chosen.
 ngx_int_t ngx_http_twostep_set_cookie(ngx_http_request_t *r, bool pending,
     std::string_view value);
-ngx_int_t ngx_http_twostep_clear_cookie(ngx_http_request_t *r,
-    bool pending);
-// "Don't ask again on this device" (twostep_remember): a cookie of its own
-// that outlives the browser session.
-std::string_view ngx_http_twostep_get_device_cookie(ngx_http_request_t *r);
-ngx_int_t ngx_http_twostep_set_device_cookie(ngx_http_request_t *r,
-    std::string_view value, time_t max_age);
-ngx_int_t ngx_http_twostep_clear_device_cookie(ngx_http_request_t *r);
-// "Set up push notifications" in progress (twostep::PushSetup): a cookie
-// of its own, so the topic never appears in a URL; max_age 0 clears it.
-std::string_view ngx_http_twostep_get_setup_cookie(ngx_http_request_t *r);
-ngx_int_t ngx_http_twostep_set_setup_cookie(ngx_http_request_t *r,
-    std::string_view value, time_t max_age);
-// A security-info change asked with a stale second step, kept for after
-// the step-up (twostep::PendingChange).
-// max_age 0 clears it.
-std::string_view ngx_http_twostep_get_change_cookie(ngx_http_request_t *r);
-ngx_int_t ngx_http_twostep_set_change_cookie(ngx_http_request_t *r,
-    std::string_view value, time_t max_age);
 ngx_int_t ngx_http_twostep_set_location(ngx_http_request_t *r,
     std::string_view location);
 // What this response's pages are rendered with: the server's theme and

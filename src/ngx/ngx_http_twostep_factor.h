@@ -1,7 +1,8 @@
 // A second-step factor on the nginx side: one file per factor
-// (ngx_http_twostep_totp.cpp, _recovery.cpp, _duo.cpp, _remember.cpp,
-// _webauthn.cpp), each serving rows of twostep::method_table. The portal reaches them only through
-// ngx_http_twostep_factor(); factors call the flow kit and nothing above it.
+// (ngx_http_twostep_totp.cpp, _recovery.cpp, _oob.cpp, _remember.cpp,
+// _webauthn.cpp), each serving rows of twostep::method_table. The portal
+// reaches them only through ngx_http_twostep_factor(); factors call the
+// flow kit and nothing above it.
 #pragma once
 
 #include "ngx_http_twostep_flow.h"
@@ -34,7 +35,7 @@ struct ngx_http_twostep_factor_t {
 
 extern const ngx_http_twostep_factor_t  ngx_http_twostep_totp_factor;
 extern const ngx_http_twostep_factor_t  ngx_http_twostep_recovery_factor;
-extern const ngx_http_twostep_factor_t  ngx_http_twostep_duo_factor;
+extern const ngx_http_twostep_factor_t  ngx_http_twostep_oob_factor;
 extern const ngx_http_twostep_factor_t  ngx_http_twostep_remember_factor;
 extern const ngx_http_twostep_factor_t  ngx_http_twostep_webauthn_factor;
 

@@ -7,7 +7,7 @@
 static const ngx_http_twostep_factor_t  *ngx_http_twostep_factors[] = {
     &ngx_http_twostep_totp_factor,
     &ngx_http_twostep_recovery_factor,
-    &ngx_http_twostep_duo_factor,
+    &ngx_http_twostep_oob_factor,
     &ngx_http_twostep_remember_factor,
     &ngx_http_twostep_webauthn_factor,
 };

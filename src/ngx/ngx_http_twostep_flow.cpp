@@ -215,7 +215,8 @@ ngx_http_twostep_locked(ngx_http_request_t *r, std::string_view user,
 std::optional<twostep::PendingSignin>
 ngx_http_twostep_pending(ngx_http_twostep_page_t &p)
 {
-    std::string_view token = ngx_http_twostep_get_cookie(p.r, true);
+    std::string_view token = ngx_http_twostep_find_cookie(p.r,
+                                 NGX_HTTP_TWOSTEP_COOKIE_PENDING);
 
     if (token.empty()) {
         return std::nullopt;
@@ -610,7 +611,8 @@ ngx_http_twostep_remembered(ngx_http_twostep_page_t &p,
         return std::nullopt;
     }
 
-    std::string_view token = ngx_http_twostep_get_device_cookie(p.r);
+    std::string_view token = ngx_http_twostep_find_cookie(p.r,
+                                 NGX_HTTP_TWOSTEP_COOKIE_DEVICE);
     if (token.empty()) {
         return std::nullopt;
     }
@@ -755,7 +757,8 @@ ngx_http_twostep_finish_signin(ngx_http_twostep_page_t &p,
         device.issued = now;
         device.expires = now + p.scf->remember;
 
-        if (ngx_http_twostep_set_device_cookie(p.r,
+        if (ngx_http_twostep_cookie_header(p.r,
+                NGX_HTTP_TWOSTEP_COOKIE_DEVICE,
                 twostep::encode_device(*p.scf->keys, device),
                 p.scf->remember) != NGX_OK)
         {
@@ -769,7 +772,8 @@ ngx_http_twostep_finish_signin(ngx_http_twostep_page_t &p,
     // A new session id at every sign-in (OWASP ASVS 3.2.1).
     if (ngx_http_twostep_set_cookie(p.r, false,
             twostep::encode_session(*p.scf->keys, session)) != NGX_OK
-        || ngx_http_twostep_clear_cookie(p.r, true) != NGX_OK)
+        || ngx_http_twostep_cookie_header(p.r,
+               NGX_HTTP_TWOSTEP_COOKIE_PENDING, {}, 0) != NGX_OK)
     {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
@@ -797,8 +801,10 @@ ngx_http_twostep_sign_out_everywhere(ngx_http_twostep_page_t &p,
     ngx_http_twostep_audit(p.r, NGX_HTTP_TWOSTEP_SIGNOUT, session.user,
                            "everywhere", NGX_HTTP_TWOSTEP_PASSED);
 
-    if (ngx_http_twostep_clear_cookie(p.r, false) != NGX_OK
-        || ngx_http_twostep_clear_cookie(p.r, true) != NGX_OK)
+    if (ngx_http_twostep_cookie_header(p.r,
+            NGX_HTTP_TWOSTEP_COOKIE_SESSION, {}, 0) != NGX_OK
+        || ngx_http_twostep_cookie_header(p.r,
+               NGX_HTTP_TWOSTEP_COOKIE_PENDING, {}, 0) != NGX_OK)
     {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }

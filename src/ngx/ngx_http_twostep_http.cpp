@@ -39,14 +39,6 @@ ngx_http_twostep_cookie_slot(ngx_http_request_t *r,
 }
 
 
-static ngx_http_twostep_cookie_e
-ngx_http_twostep_which(bool pending)
-{
-    return pending ? NGX_HTTP_TWOSTEP_COOKIE_PENDING
-                   : NGX_HTTP_TWOSTEP_COOKIE_SESSION;
-}
-
-
 // Read from the Cookie headers with the exact name: nginx's $cookie_*
 // ignore case, so "__HOST-twostep_session" would pass for ours. Two
 // cookies of the name (one may be planted, and which one is ours cannot be
@@ -77,20 +69,6 @@ ngx_http_twostep_find_cookie(ngx_http_request_t *r,
 #endif
 
     return found == 1 ? value : std::string_view();
-}
-
-
-std::string_view
-ngx_http_twostep_get_cookie(ngx_http_request_t *r, bool pending)
-{
-    return ngx_http_twostep_find_cookie(r, ngx_http_twostep_which(pending));
-}
-
-
-std::string_view
-ngx_http_twostep_get_device_cookie(ngx_http_request_t *r)
-{
-    return ngx_http_twostep_find_cookie(r, NGX_HTTP_TWOSTEP_COOKIE_DEVICE);
 }
 
 
@@ -160,66 +138,14 @@ ngx_int_t
 ngx_http_twostep_set_cookie(ngx_http_request_t *r, bool pending,
     std::string_view value)
 {
-    return ngx_http_twostep_cookie_header(r, ngx_http_twostep_which(pending),
-               value, pending ? NGX_HTTP_TWOSTEP_PENDING_TTL : -1);
-}
+    if (pending) {
+        return ngx_http_twostep_cookie_header(r,
+                   NGX_HTTP_TWOSTEP_COOKIE_PENDING, value,
+                   NGX_HTTP_TWOSTEP_PENDING_TTL);
+    }
 
-
-ngx_int_t
-ngx_http_twostep_clear_cookie(ngx_http_request_t *r, bool pending)
-{
-    return ngx_http_twostep_cookie_header(r, ngx_http_twostep_which(pending),
-                                          {}, 0);
-}
-
-
-// Kept across browser restarts, for as long as the device is remembered.
-ngx_int_t
-ngx_http_twostep_set_device_cookie(ngx_http_request_t *r,
-    std::string_view value, time_t max_age)
-{
-    return ngx_http_twostep_cookie_header(r, NGX_HTTP_TWOSTEP_COOKIE_DEVICE,
-                                          value, max_age);
-}
-
-
-ngx_int_t
-ngx_http_twostep_clear_device_cookie(ngx_http_request_t *r)
-{
-    return ngx_http_twostep_cookie_header(r, NGX_HTTP_TWOSTEP_COOKIE_DEVICE,
-                                          {}, 0);
-}
-
-
-std::string_view
-ngx_http_twostep_get_setup_cookie(ngx_http_request_t *r)
-{
-    return ngx_http_twostep_find_cookie(r, NGX_HTTP_TWOSTEP_COOKIE_SETUP);
-}
-
-
-ngx_int_t
-ngx_http_twostep_set_setup_cookie(ngx_http_request_t *r,
-    std::string_view value, time_t max_age)
-{
-    return ngx_http_twostep_cookie_header(r, NGX_HTTP_TWOSTEP_COOKIE_SETUP,
-                                          value, max_age);
-}
-
-
-std::string_view
-ngx_http_twostep_get_change_cookie(ngx_http_request_t *r)
-{
-    return ngx_http_twostep_find_cookie(r, NGX_HTTP_TWOSTEP_COOKIE_CHANGE);
-}
-
-
-ngx_int_t
-ngx_http_twostep_set_change_cookie(ngx_http_request_t *r,
-    std::string_view value, time_t max_age)
-{
-    return ngx_http_twostep_cookie_header(r, NGX_HTTP_TWOSTEP_COOKIE_CHANGE,
-                                          value, max_age);
+    return ngx_http_twostep_cookie_header(r, NGX_HTTP_TWOSTEP_COOKIE_SESSION,
+                                          value, -1);
 }
 
 

@@ -60,7 +60,9 @@ ngx_http_twostep_current_setup(ngx_http_twostep_page_t &p,
     const twostep::Session &session)
 {
     auto setup = twostep::decode_push_setup(*p.scf->keys,
-                     ngx_http_twostep_get_setup_cookie(p.r), ngx_time());
+                     ngx_http_twostep_find_cookie(p.r,
+                         NGX_HTTP_TWOSTEP_COOKIE_SETUP),
+                     ngx_time());
 
     if (!setup || setup->sid != session.sid
         || setup->user != session.user)
@@ -76,7 +78,7 @@ static ngx_int_t
 ngx_http_twostep_save_setup(ngx_http_twostep_page_t &p,
     const twostep::PushSetup &setup)
 {
-    return ngx_http_twostep_set_setup_cookie(p.r,
+    return ngx_http_twostep_cookie_header(p.r, NGX_HTTP_TWOSTEP_COOKIE_SETUP,
                twostep::encode_push_setup(*p.scf->keys, setup),
                setup.expires - ngx_time());
 }
@@ -494,7 +496,9 @@ ngx_http_twostep_setup_store(ngx_http_twostep_page_t &p,
                                    name, done, NGX_HTTP_TWOSTEP_PASSED);
 
             // The set-up is over, whatever it was.
-            if (ngx_http_twostep_set_setup_cookie(page.r, {}, 0) != NGX_OK) {
+            if (ngx_http_twostep_cookie_header(page.r,
+                    NGX_HTTP_TWOSTEP_COOKIE_SETUP, {}, 0) != NGX_OK)
+            {
                 return NGX_HTTP_INTERNAL_SERVER_ERROR;
             }
 

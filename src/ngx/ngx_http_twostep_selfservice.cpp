@@ -9,7 +9,7 @@
 // All of it needs twostep_enroll on. Writes go through StoreFile (locked,
 // atomic) in the thread pool; every worker reloads the changed file.
 
-#include "ngx_http_twostep_flow.h"
+#include "ngx_http_twostep_duo.h"
 
 #include "core/base32.h"
 #include "core/keyring.h"
@@ -96,15 +96,6 @@ ngx_http_twostep_app_url(ngx_http_twostep_page_t &p)
 }
 
 
-// What the provider that must be asked (Duo: its preauth) confirmed this
-// user has now. `failed`: it gave no usable answer (an error, a timeout,
-// anything malformed), so none of its methods count (fail closed).
-struct ngx_http_twostep_confirmed_t {
-    twostep::MethodSet  methods = 0;
-    bool                failed = false;
-};
-
-
 // What this user can sign in with here now: their app, keys and recovery
 // codes, text and call where Twilio can reach their phone, push where ntfy
 // can, what Duo confirmed at preauth; and of those only what some location
@@ -121,135 +112,6 @@ ngx_http_twostep_usable_methods(ngx_http_twostep_srv_conf_t *scf,
                              | confirmed.methods;
 
     return set & scf->accepted;
-}
-
-
-// A preauth in flight for security info, with what its answer needs.
-typedef std::function<ngx_int_t(ngx_http_twostep_page_t &,
-                                const ngx_http_twostep_confirmed_t &)>
-    ngx_http_twostep_confirmed_pt;
-
-struct ngx_http_twostep_offer_call_t {
-    ngx_http_twostep_page_t        page;
-    std::string                    user;
-    ngx_http_twostep_confirmed_pt  then;
-};
-
-
-static void ngx_http_twostep_offer_done(ngx_http_request_t *r,
-    ngx_http_twostep_fetch_t *fetch, long status, const std::string &body)
-    noexcept;
-
-
-// Asks Duo which of its methods `user` has now (preauth, the call the
-// second-step page makes), then `then` with the answer. Through the event
-// loop (the libcurl bridge): the request waits parked. Without Duo, or
-// when no location takes its methods, `then` runs at once with none.
-static ngx_int_t
-ngx_http_twostep_ask_provider(ngx_http_twostep_page_t &p,
-    const twostep::User &user, ngx_http_twostep_confirmed_pt then)
-{
-    const twostep::OutOfBandProvider *provider = p.scf->provider;
-
-    if (provider == NULL || provider->self_hosted()
-        || (provider->methods() & p.scf->accepted) == 0)
-    {
-        return then(p, {});
-    }
-
-    auto call = ngx_http_twostep_pool_new<ngx_http_twostep_offer_call_t>(
-                    p.r->pool);
-    if (call == NULL) {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
-    }
-
-    call->page = p;
-    call->page.form.clear();
-    call->user = user.name;
-    call->then = std::move(then);
-
-    twostep::ProviderRequest req = provider->offer(user, ngx_time());
-
-    ngx_http_twostep_fetch_req_t fetch;
-    fetch.url = req.url;
-    fetch.post = req.post;
-    fetch.body = req.body;
-    fetch.headers = req.headers;
-    fetch.provider = twostep::metrics::Provider::duo;
-    fetch.timeout_ms = p.scf->duo_timeout;
-
-    if (ngx_http_twostep_fetch(p.r, fetch, ngx_http_twostep_offer_done)
-        != NGX_OK)
-    {
-        ngx_log_error(NGX_LOG_ERR, p.r->connection->log, 0,
-                      "twostep: could not start a request to the "
-                      "verification service");
-        ngx_http_twostep_confirmed_t none;
-        none.failed = true;
-        return call->then(p, none);
-    }
-
-    ngx_http_twostep_get_ctx(p.r)->offer_call = call;
-
-    // A visitor who leaves ends the request, and with it the transfer.
-    p.r->read_event_handler = ngx_http_test_reading;
-    p.r->write_event_handler = ngx_http_request_empty_handler;
-
-    return NGX_DONE;
-}
-
-
-// Duo answered the preauth (status 0: no answer). Only "auth" confirms
-// methods, and only those Duo lists for the user's devices; "allow" (a
-// bypass), "deny" and "enroll" confirm none.
-static ngx_int_t
-ngx_http_twostep_offer_answered(ngx_http_twostep_offer_call_t &call,
-    long status, const std::string &body)
-{
-    ngx_http_twostep_page_t &p = call.page;
-    ngx_http_twostep_confirmed_t confirmed;
-
-    twostep::ProviderOffer res = p.scf->provider->read_offer(status, body);
-
-    if (res.failure != twostep::ProviderFailure::none) {
-        ngx_log_error(NGX_LOG_ERR, p.r->connection->log, 0,
-                      "twostep: verification service: preauth for security "
-                      "info failed: %s%s%s",
-                      twostep::failure_name(res.failure),
-                      res.message.empty() ? "" : ": ", res.message.c_str());
-        ngx_http_twostep_audit(p.r, NGX_HTTP_TWOSTEP_PROVIDER_ERROR,
-                               call.user, "", NGX_HTTP_TWOSTEP_ERROR);
-        confirmed.failed = true;
-
-    } else if (res.result == "auth") {
-        confirmed.methods = res.methods & p.scf->provider->methods();
-    }
-
-    return call.then(p, confirmed);
-}
-
-
-static void
-ngx_http_twostep_offer_done(ngx_http_request_t *r,
-    ngx_http_twostep_fetch_t *fetch, long status, const std::string &body)
-    noexcept
-{
-    r->read_event_handler = ngx_http_block_reading;
-
-    auto ctx = static_cast<ngx_http_twostep_ctx_t *>(
-                   ngx_http_get_module_ctx(r->main, ngx_http_twostep_module));
-
-    if (ctx == NULL || ctx->offer_call == NULL) {
-        ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
-        return;
-    }
-
-    ngx_http_twostep_offer_call_t *call = ctx->offer_call;
-    ctx->offer_call = NULL;
-
-    ngx_http_twostep_resume(r, "security info", [&] {
-        return ngx_http_twostep_offer_answered(*call, status, body);
-    });
 }
 
 
@@ -597,7 +459,7 @@ ngx_http_twostep_manage_render(ngx_http_twostep_page_t &p,
 }
 
 
-// What Duo confirms `user` has now (ngx_http_twostep_ask_provider), then
+// What Duo confirms `user` has now (ngx_http_twostep_duo_preauth), then
 // `then` with this session and user, looked up again after the wait: the
 // store may have been reloaded, the session must still be this one.
 typedef std::function<ngx_int_t(ngx_http_twostep_page_t &,
@@ -613,7 +475,7 @@ ngx_http_twostep_with_confirmed(ngx_http_twostep_page_t &p,
 {
     std::string sid = session.sid;
 
-    return ngx_http_twostep_ask_provider(p, user,
+    return ngx_http_twostep_duo_preauth(p, user,
         [sid, then](ngx_http_twostep_page_t &page,
                     const ngx_http_twostep_confirmed_t &confirmed)
             -> ngx_int_t
@@ -817,12 +679,15 @@ ngx_http_twostep_kept_change(ngx_http_twostep_page_t &p,
     const twostep::Session &session, const twostep::User &user,
     twostep::SecurityInfoPage &page)
 {
-    std::string_view token = ngx_http_twostep_get_change_cookie(p.r);
+    std::string_view token = ngx_http_twostep_find_cookie(p.r,
+                                 NGX_HTTP_TWOSTEP_COOKIE_CHANGE);
     if (token.empty()) {
         return NGX_OK;
     }
 
-    if (ngx_http_twostep_set_change_cookie(p.r, {}, 0) != NGX_OK) {
+    if (ngx_http_twostep_cookie_header(p.r, NGX_HTTP_TWOSTEP_COOKIE_CHANGE,
+                                       {}, 0) != NGX_OK)
+    {
         return NGX_ERROR;
     }
 
@@ -1011,7 +876,8 @@ ngx_http_twostep_security_info(ngx_http_twostep_page_t &p)
                                : action == "phone" ? "phone" : "key"));
             change.name = std::string(twostep::field(p.form, "name"));
 
-            if (ngx_http_twostep_set_change_cookie(p.r,
+            if (ngx_http_twostep_cookie_header(p.r,
+                    NGX_HTTP_TWOSTEP_COOKIE_CHANGE,
                     twostep::encode_change(*p.scf->keys, change),
                     NGX_HTTP_TWOSTEP_PENDING_TTL)
                 != NGX_OK)
@@ -1271,7 +1137,8 @@ ngx_http_twostep_manage_save(ngx_http_twostep_page_t &p,
 
             // This browser's device cookie opens nothing any more: drop it.
             if (action == "forget-devices"
-                && ngx_http_twostep_clear_device_cookie(page.r) != NGX_OK)
+                && ngx_http_twostep_cookie_header(page.r,
+                       NGX_HTTP_TWOSTEP_COOKIE_DEVICE, {}, 0) != NGX_OK)
             {
                 return NGX_HTTP_INTERNAL_SERVER_ERROR;
             }
