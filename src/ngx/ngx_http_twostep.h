@@ -151,7 +151,7 @@ struct ngx_http_twostep_loc_conf_t {
 
 
 struct ngx_http_twostep_offload_t;
-struct ngx_http_twostep_duo_call_t;
+struct ngx_http_twostep_provider_call_t;
 struct ngx_http_twostep_push_setup_call_t;
 struct ngx_http_twostep_offer_call_t;
 
@@ -161,7 +161,7 @@ struct ngx_http_twostep_ctx_t {
     std::shared_ptr<const twostep::Session>  session;  // valid, or null
     bool                         session_checked = false;
     ngx_http_twostep_offload_t  *offload = nullptr;
-    ngx_http_twostep_duo_call_t *duo_call = nullptr;
+    ngx_http_twostep_provider_call_t *provider_call = nullptr;
     ngx_http_twostep_push_setup_call_t *push_setup_call = nullptr;
     ngx_http_twostep_offer_call_t *offer_call = nullptr;
 };

@@ -19,12 +19,13 @@
 // This file is the flow: which method, the limits and pauses, the texted
 // codes and transactions the module keeps itself, the waiting page and
 // what an answer means. Sending a request to the provider and reading its
-// answer is ngx_http_twostep_duo.cpp's (ngx_http_twostep_duo_send(), and
-// the offer, ngx_http_twostep_duo_offer()); a push's or call's answer comes
-// back to ngx_http_twostep_oob_answered().
+// answer is ngx_http_twostep_provider_call.cpp's
+// (ngx_http_twostep_call_provider(), and the offer,
+// ngx_http_twostep_duo_offer()); a push's or call's answer comes back to
+// ngx_http_twostep_oob_answered().
 
 #include "ngx_http_twostep_factor.h"
-#include "ngx_http_twostep_duo.h"
+#include "ngx_http_twostep_provider_call.h"
 
 #include <algorithm>
 
@@ -48,17 +49,18 @@ static ngx_int_t ngx_http_twostep_oob_answered(ngx_http_twostep_page_t &p,
     const twostep::ProviderAnswer &res);
 
 
-// A request to the provider (ngx_http_twostep_duo.cpp) whose answer to a
-// push or call comes back to this flow.
+// A request to the provider (ngx_http_twostep_provider_call.cpp) whose
+// answer to a push or call comes back to this flow.
 static ngx_int_t
 ngx_http_twostep_oob_send(ngx_http_twostep_page_t &p,
-    ngx_http_twostep_duo_step_e step, const twostep::PendingSignin &pending,
+    ngx_http_twostep_call_step_e step, const twostep::PendingSignin &pending,
     const twostep::User &user, twostep::Method method,
     const twostep::OutOfBandProvider &provider,
     const twostep::ProviderRequest &req)
 {
-    return ngx_http_twostep_duo_send(p, step, pending, user, method, provider,
-                                     req, ngx_http_twostep_oob_answered);
+    return ngx_http_twostep_call_provider(p, step, pending, user, method,
+                                          provider, req,
+                                          ngx_http_twostep_oob_answered);
 }
 
 
@@ -282,7 +284,7 @@ ngx_http_twostep_self_hosted_send(ngx_http_twostep_page_t &p,
         OPENSSL_cleanse(code.code.data(), code.code.size());
         next.code = code.record;
 
-        return ngx_http_twostep_oob_send(p, NGX_HTTP_TWOSTEP_DUO_SMS, next,
+        return ngx_http_twostep_oob_send(p, NGX_HTTP_TWOSTEP_CALL_SMS, next,
                    user, method, provider,
                    provider.send_code(user, msg, now));
     }
@@ -352,7 +354,7 @@ ngx_http_twostep_self_hosted_ring(ngx_http_twostep_page_t &p,
     next.txid = txid;
     next.txid_method = method;
 
-    return ngx_http_twostep_oob_send(p, NGX_HTTP_TWOSTEP_DUO_AUTH, next,
+    return ngx_http_twostep_oob_send(p, NGX_HTTP_TWOSTEP_CALL_AUTH, next,
                user, method, provider,
                provider.start(user, method, ngx_http_twostep_address(p.r),
                               msg, ngx_time()));
@@ -573,7 +575,7 @@ ngx_http_twostep_oob_started(ngx_http_twostep_page_t &p,
 
     if (typed) {
         if (send) {
-            return ngx_http_twostep_oob_send(p, NGX_HTTP_TWOSTEP_DUO_SMS,
+            return ngx_http_twostep_oob_send(p, NGX_HTTP_TWOSTEP_CALL_SMS,
                        pending, user, method, provider,
                        provider.send_code(user, {}, now));
         }
@@ -622,12 +624,12 @@ ngx_http_twostep_oob_started(ngx_http_twostep_page_t &p,
             return ngx_http_twostep_locked(p.r, user.name, locked, "sms");
         }
 
-        return ngx_http_twostep_oob_send(p, NGX_HTTP_TWOSTEP_DUO_PASSCODE,
+        return ngx_http_twostep_oob_send(p, NGX_HTTP_TWOSTEP_CALL_PASSCODE,
                    pending, user, method, provider,
                    provider.check_code(user, *code, now));
     }
 
-    return ngx_http_twostep_oob_send(p, NGX_HTTP_TWOSTEP_DUO_AUTH, pending,
+    return ngx_http_twostep_oob_send(p, NGX_HTTP_TWOSTEP_CALL_AUTH, pending,
                user, method, provider,
                provider.start(user, method, ngx_http_twostep_address(p.r),
                               {}, now));
@@ -755,7 +757,7 @@ ngx_http_twostep_oob_wait(ngx_http_twostep_page_t &p,
     }
 
     return ngx_http_twostep_oob_send(p,
-               json ? NGX_HTTP_TWOSTEP_DUO_STATUS : NGX_HTTP_TWOSTEP_DUO_WAIT,
+               json ? NGX_HTTP_TWOSTEP_CALL_STATUS : NGX_HTTP_TWOSTEP_CALL_WAIT,
                pending, user, pending.txid_method, *provider,
                provider->status(pending.txid, ngx_time()));
 }

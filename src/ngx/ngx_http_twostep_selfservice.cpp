@@ -9,7 +9,7 @@
 // All of it needs twostep_enroll on. Writes go through StoreFile (locked,
 // atomic) in the thread pool; every worker reloads the changed file.
 
-#include "ngx_http_twostep_duo.h"
+#include "ngx_http_twostep_provider_call.h"
 
 #include "core/base32.h"
 #include "core/keyring.h"

@@ -1,19 +1,19 @@
-// Duo's call: one request to a provider over the libcurl bridge
-// (ngx_http_twostep_curl.cpp) and what its answer does to the page. Built
-// around Duo's sans-I/O client (src/core/duo.cpp), it carries the
-// self-hosted providers' requests too (Twilio's texts and calls, ntfy's
-// pushes): twostep::OutOfBandProvider makes each request and reads its
-// answer, this file moves them. The flow that decides what to ask is
-// ngx_http_twostep_oob.cpp: it calls ngx_http_twostep_duo_send() and gets
-// a push's or call's answer back through its callback; nothing here calls
-// the flow. Security info's preauth (ngx_http_twostep_duo_preauth()) is
+// A call to a provider: one request over the libcurl bridge
+// (ngx_http_twostep_curl.cpp) and what its answer does to the page, for
+// Duo (its sans-I/O client, src/core/duo.cpp) and the self-hosted
+// providers alike (Twilio's texts and calls, ntfy's pushes):
+// twostep::OutOfBandProvider makes each request and reads its answer, this
+// file moves them. The flow that decides what to ask is
+// ngx_http_twostep_oob.cpp: it calls ngx_http_twostep_call_provider() and
+// gets a push's or call's answer back through its callback; nothing here
+// calls the flow. Security info's preauth (ngx_http_twostep_duo_preauth()) is
 // here too, answering ngx_http_twostep_selfservice.cpp the same way.
 //
 // Every call goes out through the event loop (ngx_http_twostep_curl.cpp);
 // the request waits parked and is finished by the answer. Anything but a
 // well-formed answer is "the service is unavailable", never access.
 
-#include "ngx_http_twostep_duo.h"
+#include "ngx_http_twostep_provider_call.h"
 
 #include "core/guard.h"
 #include "core/phone.h"
@@ -22,27 +22,27 @@
 
 // A call to the provider (Duo, Twilio or ntfy) in flight, with what its
 // answer needs to finish the page.
-struct ngx_http_twostep_duo_call_t {
-    ngx_http_twostep_duo_step_e                step;
+struct ngx_http_twostep_provider_call_t {
+    ngx_http_twostep_call_step_e               step;
     ngx_http_twostep_page_t                    page;
     twostep::PendingSignin                     pending;
     std::shared_ptr<const twostep::UserStore>  users;
     std::string                                user;
     twostep::Method                            method;
     const twostep::OutOfBandProvider          *provider = nullptr;
-    ngx_http_twostep_duo_answered_pt           answered = nullptr;
+    ngx_http_twostep_call_answered_pt          answered = nullptr;
     bool                                       attempt_open = false;
 
-    ~ngx_http_twostep_duo_call_t();
+    ~ngx_http_twostep_provider_call_t();
 };
 
 
 // Runs when the request's pool is destroyed (r is still readable then).
 // A passcode check whose client left before Duo answered never reaches
-// ngx_http_twostep_duo_finish(): the attempt it reserved is released here,
+// ngx_http_twostep_call_finish(): the attempt it reserved is released here,
 // uncounted, since nobody saw the outcome; kept, five such posts would
 // lock the account.
-ngx_http_twostep_duo_call_t::~ngx_http_twostep_duo_call_t()
+ngx_http_twostep_provider_call_t::~ngx_http_twostep_provider_call_t()
 {
     if (!attempt_open) {
         return;
@@ -60,13 +60,13 @@ ngx_http_twostep_duo_call_t::~ngx_http_twostep_duo_call_t()
 }
 
 
-static void ngx_http_twostep_duo_done(ngx_http_request_t *r,
+static void ngx_http_twostep_call_done(ngx_http_request_t *r,
     ngx_http_twostep_fetch_t *fetch, long status, const std::string &body)
     noexcept;
 
 
 static ngx_int_t
-ngx_http_twostep_duo_unavailable(ngx_http_twostep_page_t &p,
+ngx_http_twostep_call_unavailable(ngx_http_twostep_page_t &p,
     const twostep::PendingSignin &pending, const twostep::User &user,
     twostep::Method method)
 {
@@ -83,7 +83,7 @@ ngx_http_twostep_duo_unavailable(ngx_http_twostep_page_t &p,
 
 
 static void
-ngx_http_twostep_duo_log_failure(ngx_http_request_t *r, const char *call,
+ngx_http_twostep_call_log_failure(ngx_http_request_t *r, const char *call,
     twostep::ProviderFailure failure, const std::string &message)
 {
     ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
@@ -94,19 +94,19 @@ ngx_http_twostep_duo_log_failure(ngx_http_request_t *r, const char *call,
 
 
 ngx_int_t
-ngx_http_twostep_duo_send(ngx_http_twostep_page_t &p,
-    ngx_http_twostep_duo_step_e step, const twostep::PendingSignin &pending,
+ngx_http_twostep_call_provider(ngx_http_twostep_page_t &p,
+    ngx_http_twostep_call_step_e step, const twostep::PendingSignin &pending,
     const twostep::User &user, twostep::Method method,
     const twostep::OutOfBandProvider &provider,
     const twostep::ProviderRequest &req,
-    ngx_http_twostep_duo_answered_pt answered)
+    ngx_http_twostep_call_answered_pt answered)
 {
     ngx_http_request_t  *r = p.r;
 
-    auto call = ngx_http_twostep_pool_new<ngx_http_twostep_duo_call_t>(
+    auto call = ngx_http_twostep_pool_new<ngx_http_twostep_provider_call_t>(
                     r->pool);
     if (call == NULL) {
-        if (step == NGX_HTTP_TWOSTEP_DUO_PASSCODE) {
+        if (step == NGX_HTTP_TWOSTEP_CALL_PASSCODE) {
             return ngx_http_twostep_release_attempt(r, p.scf, user.name);
         }
 
@@ -122,7 +122,7 @@ ngx_http_twostep_duo_send(ngx_http_twostep_page_t &p,
     call->provider = &provider;
     call->answered = answered;
     // From here on, however the request ends, the attempt is released.
-    call->attempt_open = step == NGX_HTTP_TWOSTEP_DUO_PASSCODE;
+    call->attempt_open = step == NGX_HTTP_TWOSTEP_CALL_PASSCODE;
 
     ngx_http_twostep_fetch_req_t fetch;
 
@@ -138,22 +138,22 @@ ngx_http_twostep_duo_send(ngx_http_twostep_page_t &p,
 
     // auth_status long-polls: give it its own time on top.
     fetch.timeout_ms = p.scf->duo_timeout;
-    if (step == NGX_HTTP_TWOSTEP_DUO_WAIT
-        || step == NGX_HTTP_TWOSTEP_DUO_STATUS)
+    if (step == NGX_HTTP_TWOSTEP_CALL_WAIT
+        || step == NGX_HTTP_TWOSTEP_CALL_STATUS)
     {
         fetch.timeout_ms += 30000;
     }
 
-    if (ngx_http_twostep_fetch(r, fetch, ngx_http_twostep_duo_done)
+    if (ngx_http_twostep_fetch(r, fetch, ngx_http_twostep_call_done)
         != NGX_OK)
     {
         ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
                       "twostep: could not start a request to the "
                       "verification service");
-        return ngx_http_twostep_duo_unavailable(p, pending, user, method);
+        return ngx_http_twostep_call_unavailable(p, pending, user, method);
     }
 
-    ngx_http_twostep_get_ctx(r)->duo_call = call;
+    ngx_http_twostep_get_ctx(r)->provider_call = call;
 
     // A visitor who leaves ends the request, and with it the transfer.
     r->read_event_handler = ngx_http_test_reading;
@@ -169,14 +169,14 @@ ngx_http_twostep_duo_offer(ngx_http_twostep_page_t &p,
 {
     auto req = p.scf->provider->offer(user, ngx_time());
 
-    return ngx_http_twostep_duo_send(p, NGX_HTTP_TWOSTEP_DUO_OFFER, pending,
-                                     user, twostep::Method::push,
-                                     *p.scf->provider, req, nullptr);
+    return ngx_http_twostep_call_provider(p, NGX_HTTP_TWOSTEP_CALL_OFFER,
+                                          pending, user, twostep::Method::push,
+                                          *p.scf->provider, req, nullptr);
 }
 
 
 static ngx_int_t
-ngx_http_twostep_duo_offered(ngx_http_twostep_duo_call_t &call,
+ngx_http_twostep_duo_offered(ngx_http_twostep_provider_call_t &call,
     const twostep::User &user, long status, const std::string &body)
 {
     ngx_http_twostep_page_t &p = call.page;
@@ -187,7 +187,7 @@ ngx_http_twostep_duo_offered(ngx_http_twostep_duo_call_t &call,
     std::string notice;
 
     if (res.failure != twostep::ProviderFailure::none) {
-        ngx_http_twostep_duo_log_failure(p.r, "preauth", res.failure,
+        ngx_http_twostep_call_log_failure(p.r, "preauth", res.failure,
                                          res.message);
         ngx_http_twostep_audit(p.r, NGX_HTTP_TWOSTEP_PROVIDER_ERROR, user.name,
                                "", NGX_HTTP_TWOSTEP_ERROR);
@@ -266,8 +266,8 @@ ngx_http_twostep_wait_url(ngx_http_twostep_page_t &p)
 
 
 static ngx_int_t
-ngx_http_twostep_duo_finish(ngx_http_twostep_duo_call_t &call, long status,
-    const std::string &body)
+ngx_http_twostep_call_finish(ngx_http_twostep_provider_call_t &call,
+    long status, const std::string &body)
 {
     ngx_http_twostep_page_t &p = call.page;
     time_t now = ngx_time();
@@ -277,23 +277,23 @@ ngx_http_twostep_duo_finish(ngx_http_twostep_duo_call_t &call, long status,
         return NGX_HTTP_FORBIDDEN;
     }
 
-    if (call.step == NGX_HTTP_TWOSTEP_DUO_OFFER) {
+    if (call.step == NGX_HTTP_TWOSTEP_CALL_OFFER) {
         return ngx_http_twostep_duo_offered(call, *user, status, body);
     }
 
-    bool polled = call.step == NGX_HTTP_TWOSTEP_DUO_WAIT
-                  || call.step == NGX_HTTP_TWOSTEP_DUO_STATUS;
+    bool polled = call.step == NGX_HTTP_TWOSTEP_CALL_WAIT
+                  || call.step == NGX_HTTP_TWOSTEP_CALL_STATUS;
 
     const twostep::OutOfBandProvider &provider = *call.provider;
 
     auto res = polled ? provider.read_status(status, body)
-        : call.step == NGX_HTTP_TWOSTEP_DUO_SMS
+        : call.step == NGX_HTTP_TWOSTEP_CALL_SMS
             ? provider.read_send_code(status, body)
-        : call.step == NGX_HTTP_TWOSTEP_DUO_PASSCODE
+        : call.step == NGX_HTTP_TWOSTEP_CALL_PASSCODE
             ? provider.read_check_code(status, body)
             : provider.read_start(status, body);
 
-    if (call.step == NGX_HTTP_TWOSTEP_DUO_STATUS) {
+    if (call.step == NGX_HTTP_TWOSTEP_CALL_STATUS) {
         // The script only learns whether to move on; the page decides.
         bool waiting = res.failure == twostep::ProviderFailure::none
                        && res.result == "waiting";
@@ -304,7 +304,7 @@ ngx_http_twostep_duo_finish(ngx_http_twostep_duo_call_t &call, long status,
 
     ngx_http_twostep_zone_state state(p.r);
 
-    if (call.step == NGX_HTTP_TWOSTEP_DUO_PASSCODE) {
+    if (call.step == NGX_HTTP_TWOSTEP_CALL_PASSCODE) {
         call.attempt_open = false;
 
         bool passed = res.failure == twostep::ProviderFailure::none
@@ -320,13 +320,13 @@ ngx_http_twostep_duo_finish(ngx_http_twostep_duo_call_t &call, long status,
     }
 
     if (res.failure != twostep::ProviderFailure::none) {
-        ngx_http_twostep_duo_log_failure(p.r,
+        ngx_http_twostep_call_log_failure(p.r,
             polled ? "auth_status" : "auth", res.failure, res.message);
         ngx_http_twostep_audit(p.r, NGX_HTTP_TWOSTEP_PROVIDER_ERROR, user->name,
                                call.method, NGX_HTTP_TWOSTEP_ERROR);
 
-        if (call.step == NGX_HTTP_TWOSTEP_DUO_AUTH
-            || call.step == NGX_HTTP_TWOSTEP_DUO_SMS || polled)
+        if (call.step == NGX_HTTP_TWOSTEP_CALL_AUTH
+            || call.step == NGX_HTTP_TWOSTEP_CALL_SMS || polled)
         {
             ngx_http_twostep_end_out_of_band(p.r, user->name,
                 polled ? std::string_view(call.pending.txid)
@@ -340,12 +340,12 @@ ngx_http_twostep_duo_finish(ngx_http_twostep_duo_call_t &call, long status,
                                             call.pending.expires);
         }
 
-        return ngx_http_twostep_duo_unavailable(p, call.pending, *user,
+        return ngx_http_twostep_call_unavailable(p, call.pending, *user,
                                                 call.method);
     }
 
-    if ((call.step == NGX_HTTP_TWOSTEP_DUO_AUTH
-         || call.step == NGX_HTTP_TWOSTEP_DUO_WAIT)
+    if ((call.step == NGX_HTTP_TWOSTEP_CALL_AUTH
+         || call.step == NGX_HTTP_TWOSTEP_CALL_WAIT)
         && call.answered == nullptr)
     {
         ngx_log_error(NGX_LOG_ALERT, p.r->connection->log, 0,
@@ -356,7 +356,7 @@ ngx_http_twostep_duo_finish(ngx_http_twostep_duo_call_t &call, long status,
 
     switch (call.step) {
 
-    case NGX_HTTP_TWOSTEP_DUO_AUTH:
+    case NGX_HTTP_TWOSTEP_CALL_AUTH:
         if (!res.txid.empty()) {
             // Self-hosted: the portal's own transaction, already set.
             twostep::PendingSignin pending = call.pending;
@@ -384,10 +384,10 @@ ngx_http_twostep_duo_finish(ngx_http_twostep_duo_call_t &call, long status,
             return call.answered(p, call.pending, *user, denied);
         }
 
-    case NGX_HTTP_TWOSTEP_DUO_WAIT:
+    case NGX_HTTP_TWOSTEP_CALL_WAIT:
         return call.answered(p, call.pending, *user, res);
 
-    case NGX_HTTP_TWOSTEP_DUO_SMS:
+    case NGX_HTTP_TWOSTEP_CALL_SMS:
         {
             ngx_http_twostep_end_out_of_band(p.r, user->name);
 
@@ -422,7 +422,7 @@ ngx_http_twostep_duo_finish(ngx_http_twostep_duo_call_t &call, long status,
                                             page));
         }
 
-    default: /* NGX_HTTP_TWOSTEP_DUO_PASSCODE */
+    default: /* NGX_HTTP_TWOSTEP_CALL_PASSCODE */
         if (res.result == "allow") {
             return ngx_http_twostep_finish_signin(p, call.pending, *user,
                                                   twostep::Method::sms);
@@ -448,7 +448,7 @@ ngx_http_twostep_duo_finish(ngx_http_twostep_duo_call_t &call, long status,
 
 
 static void
-ngx_http_twostep_duo_done(ngx_http_request_t *r,
+ngx_http_twostep_call_done(ngx_http_request_t *r,
     ngx_http_twostep_fetch_t *fetch, long status, const std::string &body)
     noexcept
 {
@@ -457,17 +457,17 @@ ngx_http_twostep_duo_done(ngx_http_request_t *r,
     auto ctx = static_cast<ngx_http_twostep_ctx_t *>(
                    ngx_http_get_module_ctx(r->main, ngx_http_twostep_module));
 
-    if (ctx == NULL || ctx->duo_call == NULL) {
+    if (ctx == NULL || ctx->provider_call == NULL) {
         ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
         return;
     }
 
-    ngx_http_twostep_duo_call_t *call = ctx->duo_call;
-    ctx->duo_call = NULL;
+    ngx_http_twostep_provider_call_t *call = ctx->provider_call;
+    ctx->provider_call = NULL;
 
     // NGX_DONE: a shared-state command took over and finalizes later.
     ngx_http_twostep_resume(r, "verification step", [&] {
-        return ngx_http_twostep_duo_finish(*call, status, body);
+        return ngx_http_twostep_call_finish(*call, status, body);
     });
 }
 
