@@ -195,6 +195,33 @@ ngx_http_twostep_resume(ngx_http_request_t *r, const char *what,
     }
 }
 
+// The answer to an outbound call whose state the request keeps in its
+// context (`slot`: one of ngx_http_twostep_ctx_t's call pointers): taken
+// out, so that a second answer finds none and fails closed (500), and
+// given to `answered(call)` through ngx_http_twostep_resume(). What each
+// fetch's done callback does.
+template <typename Call, typename Answered>
+void
+ngx_http_twostep_fetch_answered(ngx_http_request_t *r,
+    Call *ngx_http_twostep_ctx_t::*slot, const char *what,
+    Answered &&answered) noexcept
+{
+    r->read_event_handler = ngx_http_block_reading;
+
+    auto ctx = static_cast<ngx_http_twostep_ctx_t *>(
+                   ngx_http_get_module_ctx(r->main, ngx_http_twostep_module));
+
+    if (ctx == NULL || ctx->*slot == NULL) {
+        ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
+        return;
+    }
+
+    Call *call = ctx->*slot;
+    ctx->*slot = NULL;
+
+    ngx_http_twostep_resume(r, what, [&] { return answered(*call); });
+}
+
 // The phone reported fraud: pushes and calls for `user` pause for
 // twostep_fraud_pause (twostep::pause_key(), so a new password or second
 // step lifts it) on every worker and, with twostep_redis, on every host;

@@ -452,23 +452,11 @@ ngx_http_twostep_call_done(ngx_http_request_t *r,
     ngx_http_twostep_fetch_t *fetch, long status, const std::string &body)
     noexcept
 {
-    r->read_event_handler = ngx_http_block_reading;
-
-    auto ctx = static_cast<ngx_http_twostep_ctx_t *>(
-                   ngx_http_get_module_ctx(r->main, ngx_http_twostep_module));
-
-    if (ctx == NULL || ctx->provider_call == NULL) {
-        ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
-        return;
-    }
-
-    ngx_http_twostep_provider_call_t *call = ctx->provider_call;
-    ctx->provider_call = NULL;
-
     // NGX_DONE: a shared-state command took over and finalizes later.
-    ngx_http_twostep_resume(r, "verification step", [&] {
-        return ngx_http_twostep_call_finish(*call, status, body);
-    });
+    ngx_http_twostep_fetch_answered(r, &ngx_http_twostep_ctx_t::provider_call,
+        "verification step", [&](ngx_http_twostep_provider_call_t &call) {
+            return ngx_http_twostep_call_finish(call, status, body);
+        });
 }
 
 
@@ -578,20 +566,8 @@ ngx_http_twostep_offer_done(ngx_http_request_t *r,
     ngx_http_twostep_fetch_t *fetch, long status, const std::string &body)
     noexcept
 {
-    r->read_event_handler = ngx_http_block_reading;
-
-    auto ctx = static_cast<ngx_http_twostep_ctx_t *>(
-                   ngx_http_get_module_ctx(r->main, ngx_http_twostep_module));
-
-    if (ctx == NULL || ctx->offer_call == NULL) {
-        ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
-        return;
-    }
-
-    ngx_http_twostep_offer_call_t *call = ctx->offer_call;
-    ctx->offer_call = NULL;
-
-    ngx_http_twostep_resume(r, "security info", [&] {
-        return ngx_http_twostep_offer_answered(*call, status, body);
-    });
+    ngx_http_twostep_fetch_answered(r, &ngx_http_twostep_ctx_t::offer_call,
+        "security info", [&](ngx_http_twostep_offer_call_t &call) {
+            return ngx_http_twostep_offer_answered(call, status, body);
+        });
 }

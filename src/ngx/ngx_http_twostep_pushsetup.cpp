@@ -419,22 +419,11 @@ ngx_http_twostep_setup_sent(ngx_http_request_t *r,
     ngx_http_twostep_fetch_t *fetch, long status, const std::string &body)
     noexcept
 {
-    r->read_event_handler = ngx_http_block_reading;
-
-    auto ctx = static_cast<ngx_http_twostep_ctx_t *>(
-                   ngx_http_get_module_ctx(r->main, ngx_http_twostep_module));
-
-    if (ctx == NULL || ctx->push_setup_call == NULL) {
-        ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
-        return;
-    }
-
-    ngx_http_twostep_push_setup_call_t *call = ctx->push_setup_call;
-    ctx->push_setup_call = NULL;
-
-    ngx_http_twostep_resume(r, "test notification", [&] {
-        return ngx_http_twostep_setup_published(*call, status, body);
-    });
+    ngx_http_twostep_fetch_answered(r,
+        &ngx_http_twostep_ctx_t::push_setup_call, "test notification",
+        [&](ngx_http_twostep_push_setup_call_t &call) {
+            return ngx_http_twostep_setup_published(call, status, body);
+        });
 }
 
 
