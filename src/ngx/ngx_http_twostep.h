@@ -365,6 +365,14 @@ ngx_int_t ngx_http_twostep_shared_claim_step(ngx_http_request_t *r,
 ngx_int_t ngx_http_twostep_shared_claim_transaction(ngx_http_request_t *r,
     std::string_view txid, int64_t expires,
     std::function<ngx_int_t(twostep::Claim)> then);
+// Used once, whoever holds a copy of the cookie that names it (a
+// transaction, a texted code): claimed as `id` in this host's zone, then
+// with twostep_redis as `shared_id` in Redis, where a copy works as well.
+// `then` gets fresh only if both were; replayed or unavailable otherwise
+// (the callers fail closed).
+ngx_int_t ngx_http_twostep_claim_once(ngx_http_request_t *r,
+    std::string_view id, std::string_view shared_id, int64_t expires,
+    std::function<ngx_int_t(twostep::Claim)> then);
 // A passed second step clears the counts in Redis too (not waited for:
 // counts left behind only expire later).
 void ngx_http_twostep_shared_success(ngx_http_twostep_srv_conf_t *scf,

@@ -176,7 +176,6 @@ ngx_http_twostep_self_hosted_code(ngx_http_twostep_page_t &p,
     twostep::Method method)
 {
     time_t now = ngx_time();
-    ngx_http_twostep_zone_state state(p.r);
 
     twostep::OobCheck check = pending.code.empty()
         ? twostep::OobCheck::malformed
@@ -190,29 +189,11 @@ ngx_http_twostep_self_hosted_code(ngx_http_twostep_page_t &p,
                                                   check);
     }
 
-    // Single use, whoever holds a copy of the pending token: on this host,
-    // then (twostep_redis) on every host, since the pending token works on
-    // any of them.
+    // Single use, whoever holds a copy of the pending token.
     std::string_view record = pending.code;
     std::string id(record.substr(record.find('.') + 1));
 
-    switch (twostep::claim_transaction(state, id, now,
-                                       now + twostep::oob_code_lifetime))
-    {
-    case twostep::Claim::fresh:
-        break;
-
-    case twostep::Claim::replayed:
-        return ngx_http_twostep_self_hosted_wrong(p, pending, user, method,
-                                                  twostep::OobCheck::wrong);
-
-    default:
-        return ngx_http_twostep_send_message(p.r,
-                   NGX_HTTP_SERVICE_UNAVAILABLE,
-                   "msg.unavailable.title", "msg.unavailable.text");
-    }
-
-    return ngx_http_twostep_shared_claim_transaction(p.r, "text " + id,
+    return ngx_http_twostep_claim_once(p.r, id, "text " + id,
                now + twostep::oob_code_lifetime,
         [p, pending, method](twostep::Claim claim) mutable {
             ngx_int_t rc = NGX_OK;
@@ -859,9 +840,6 @@ ngx_http_twostep_oob_answered(ngx_http_twostep_page_t &p,
     const twostep::ProviderAnswer &res)
 {
     twostep::PendingSignin pending = answered;
-    time_t now = ngx_time();
-
-    ngx_http_twostep_zone_state state(p.r);
 
     if (res.result == "waiting") {
         return ngx_http_twostep_wait_page(p, pending, user);
@@ -873,23 +851,9 @@ ngx_http_twostep_oob_answered(ngx_http_twostep_page_t &p,
 
     if (res.result == "allow") {
         // A transaction finishes one sign-in, whoever holds a copy of
-        // this browser's pending token.
-        switch (twostep::claim_transaction(state, pending.txid, now,
-                                           pending.expires))
-        {
-        case twostep::Claim::fresh:
-            break;
-
-        case twostep::Claim::replayed:
-            return ngx_http_twostep_expired(p);
-
-        default:
-            return ngx_http_twostep_unavailable(p.r);
-        }
-
-        // And once on every host (twostep_redis): the push may have been
-        // started on another one.
-        return ngx_http_twostep_shared_claim_transaction(p.r, pending.txid,
+        // this browser's pending token, on any host: the push may have
+        // been started on another one.
+        return ngx_http_twostep_claim_once(p.r, pending.txid, pending.txid,
                    pending.expires,
             [p, pending](twostep::Claim claim) mutable {
                 if (claim == twostep::Claim::replayed) {

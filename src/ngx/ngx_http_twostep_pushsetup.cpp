@@ -536,9 +536,6 @@ ngx_http_twostep_setup_answered(ngx_http_twostep_page_t &p,
     const twostep::Session &session, const twostep::User &user,
     twostep::PushSetup setup, bool json, twostep::Approval a)
 {
-    time_t now = ngx_time();
-    ngx_http_twostep_zone_state state(p.r);
-
     if (json) {
         return ngx_http_twostep_send_json(p.r,
                    a == twostep::Approval::waiting
@@ -566,25 +563,11 @@ ngx_http_twostep_setup_answered(ngx_http_twostep_page_t &p,
             return ngx_http_twostep_setup_expired(p);
         }
 
-        // Saved once: on this host, then with twostep_redis on every host
-        // (SET NX in Redis, where the set-up cookie works as well), so two
-        // hosts never both accept one confirmation; Redis not answering
-        // saves nothing (503; NIST SP 800-63B 5.1.3.1, a device is bound
-        // once).
-        switch (twostep::claim_transaction(state, setup.txid, now,
-                                           setup.expires))
-        {
-        case twostep::Claim::fresh:
-            break;
-
-        case twostep::Claim::replayed:
-            return ngx_http_twostep_setup_expired(p);
-
-        default:
-            return ngx_http_twostep_unavailable(p.r);
-        }
-
-        return ngx_http_twostep_shared_claim_transaction(p.r,
+        // Saved once, on any host (the set-up cookie works on every
+        // one), so two hosts never both accept one confirmation; Redis not
+        // answering saves nothing (503; NIST SP 800-63B 5.1.3.1, a device
+        // is bound once).
+        return ngx_http_twostep_claim_once(p.r, setup.txid,
                    "setup " + setup.txid, setup.expires,
             [p, setup](twostep::Claim claim) mutable {
                 if (claim == twostep::Claim::replayed) {

@@ -394,6 +394,24 @@ ngx_http_twostep_shared_claim_transaction(ngx_http_request_t *r,
 
 
 ngx_int_t
+ngx_http_twostep_claim_once(ngx_http_request_t *r, std::string_view id,
+    std::string_view shared_id, int64_t expires,
+    std::function<ngx_int_t(twostep::Claim)> then)
+{
+    ngx_http_twostep_zone_state state(r);
+
+    twostep::Claim here = twostep::claim_transaction(state, id, ngx_time(),
+                                                     expires);
+    if (here != twostep::Claim::fresh) {
+        return then(here);
+    }
+
+    return ngx_http_twostep_shared_claim_transaction(r, shared_id, expires,
+                                                     std::move(then));
+}
+
+
+ngx_int_t
 ngx_http_twostep_shared_claim_step(ngx_http_request_t *r,
     std::string_view user, int64_t step, int64_t period,
     std::function<ngx_int_t(twostep::Claim)> then)
