@@ -565,8 +565,19 @@ async function axeCheck(page, where) {
 }
 
 // What a screen reader is told about the focused element: Chromium's own
-// accessibility tree (role, name, description, invalid).
+// accessibility tree (role, name, description, invalid). Right after a
+// navigation the tree may not show the autofocus yet (seen on a busy
+// machine): asked again for up to two seconds before answering null.
 async function focusedForScreenReader(page) {
+  for (let tries = 0; tries < 20; tries++) {
+    const f = await focusedNow(page);
+    if (f) return f;
+    await page.waitForTimeout(100);
+  }
+  return null;
+}
+
+async function focusedNow(page) {
   const cdp = await page.context().newCDPSession(page);
   try {
     const { nodes } = await cdp.send('Accessibility.getFullAXTree');
